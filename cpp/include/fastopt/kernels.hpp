@@ -1,0 +1,196 @@
+// fastopt update kernels: plain C++ over raw pointers and a length.
+//
+// One fused pass over memory per step, no temporaries.  The formulas are those of
+// ../../../shared/REFERENCE.md (PyTorch's torch.optim), written out in the docstrings of
+// python/fastopt/backends/numpy.py, which is the readable reference these loops must match.
+//
+// Conventions
+//   * Every hyperparameter arrives already converted to the array's type T.  Derived
+//     scalars (1 - beta, 1 - dampening, bias corrections, step sizes) are computed by the
+//     caller in double and cast to T once, as PyTorch does with its Python scalars.
+//   * Loop-invariant options (weight decay on/off, momentum, nesterov, amsgrad, ...) are
+//     template parameters, so that each loop the compiler vectorises has no branch.
+//   * `maximize` is a sign (+1 or -1) applied to the gradient; multiplying by +-1 is exact.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+
+#if defined(__GNUC__)
+#define FASTOPT_RESTRICT __restrict__
+#else
+#define FASTOPT_RESTRICT
+#endif
+
+namespace fastopt {
+namespace kernels {
+
+// ---------------------------------------------------------------- SGD
+template <class T, bool WD, bool MOM, bool NESTEROV, bool FIRST>
+inline void sgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
+                     T* FASTOPT_RESTRICT buf, std::size_t n, T lr, T momentum,
+                     T one_minus_damp, T wd, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (WD) gi = gi + wd * p[i];
+    if (MOM) {
+      T b;
+      if (FIRST) b = gi;  // the first step copies the gradient: no dampening
+      else b = momentum * buf[i] + one_minus_damp * gi;
+      buf[i] = b;
+      gi = NESTEROV ? gi + momentum * b : b;
+    }
+    p[i] = p[i] - lr * gi;
+  }
+}
+
+template <class T>
+void sgd(T* p, const T* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
+         bool nesterov, bool maximize, bool first) {
+  const T s = maximize ? T(-1) : T(1);
+  const bool wdon = wd != T(0);
+  if (momentum == T(0) || buf == nullptr) {
+    if (wdon) sgd_impl<T, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+    else sgd_impl<T, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+    return;
+  }
+#define FASTOPT_SGD(W, N, F) sgd_impl<T, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
+  if (wdon) {
+    if (nesterov) { if (first) FASTOPT_SGD(true, true, true); else FASTOPT_SGD(true, true, false); }
+    else { if (first) FASTOPT_SGD(true, false, true); else FASTOPT_SGD(true, false, false); }
+  } else {
+    if (nesterov) { if (first) FASTOPT_SGD(false, true, true); else FASTOPT_SGD(false, true, false); }
+    else { if (first) FASTOPT_SGD(false, false, true); else FASTOPT_SGD(false, false, false); }
+  }
+#undef FASTOPT_SGD
+}
+
+// ---------------------------------------------------------------- Adagrad
+// clr = lr / (1 + (t - 1) * lr_decay) is computed by the caller in double.
+template <class T, bool WD>
+inline void adagrad_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
+                         T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (WD) gi = gi + wd * p[i];
+    const T s = sum[i] + gi * gi;
+    sum[i] = s;
+    p[i] = p[i] - clr * gi / (std::sqrt(s) + eps);
+  }
+}
+
+template <class T>
+void adagrad(T* p, const T* g, T* sum, std::size_t n, T clr, T wd, T eps, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  if (wd != T(0)) adagrad_impl<T, true>(p, g, sum, n, clr, wd, eps, s);
+  else adagrad_impl<T, false>(p, g, sum, n, clr, wd, eps, s);
+}
+
+// ---------------------------------------------------------------- RMSprop
+template <class T, bool WD, bool CENTERED, bool MOM>
+inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
+                         T* FASTOPT_RESTRICT sq, T* FASTOPT_RESTRICT ga,
+                         T* FASTOPT_RESTRICT buf, std::size_t n, T lr, T alpha,
+                         T one_minus_alpha, T eps, T wd, T momentum, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (WD) gi = gi + wd * p[i];
+    const T s = alpha * sq[i] + one_minus_alpha * gi * gi;
+    sq[i] = s;
+    T avg;
+    if (CENTERED) {
+      const T a = ga[i] + one_minus_alpha * (gi - ga[i]);
+      ga[i] = a;
+      avg = std::sqrt(s - a * a) + eps;
+    } else {
+      avg = std::sqrt(s) + eps;
+    }
+    if (MOM) {
+      const T b = momentum * buf[i] + gi / avg;
+      buf[i] = b;
+      p[i] = p[i] - lr * b;
+    } else {
+      p[i] = p[i] - lr * gi / avg;
+    }
+  }
+}
+
+template <class T>
+void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha,
+             T one_minus_alpha, T eps, T wd, T momentum, bool centered, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  const bool wdon = wd != T(0);
+  const bool mom = momentum > T(0) && buf != nullptr;
+  const bool cen = centered && ga != nullptr;
+#define FASTOPT_RMS(W, C, M) rmsprop_impl<T, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, s)
+  if (wdon) {
+    if (cen) { if (mom) FASTOPT_RMS(true, true, true); else FASTOPT_RMS(true, true, false); }
+    else { if (mom) FASTOPT_RMS(true, false, true); else FASTOPT_RMS(true, false, false); }
+  } else {
+    if (cen) { if (mom) FASTOPT_RMS(false, true, true); else FASTOPT_RMS(false, true, false); }
+    else { if (mom) FASTOPT_RMS(false, false, true); else FASTOPT_RMS(false, false, false); }
+  }
+#undef FASTOPT_RMS
+}
+
+// ---------------------------------------------------------------- Adam / AdamW
+// step_size = lr / (1 - beta1**t) and bc2_sqrt = sqrt(1 - beta2**t) are computed by the
+// caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
+template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
+inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
+                      T* FASTOPT_RESTRICT m, T* FASTOPT_RESTRICT v,
+                      T* FASTOPT_RESTRICT vmax, std::size_t n, T one_minus_beta1, T beta2,
+                      T one_minus_beta2, T eps, T wd, T decay, T step_size, T bc2_sqrt,
+                      T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    T pi = p[i];
+    if (WD) {
+      if (DECOUPLED) pi = pi * decay;
+      else gi = gi + wd * pi;
+    }
+    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
+    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    T vv = vi;
+    if (AMSGRAD) {
+      vv = vmax[i] > vi ? vmax[i] : vi;
+      vmax[i] = vv;
+    }
+    const T denom = std::sqrt(vv) / bc2_sqrt + eps;
+    p[i] = pi - step_size * mi / denom;
+  }
+}
+
+template <class T>
+void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
+          T one_minus_beta2, T eps, T wd, T decay, T step_size, T bc2_sqrt, bool decoupled, bool amsgrad,
+          bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  const bool wdon = wd != T(0);
+  const bool ams = amsgrad && vmax != nullptr;
+#define FASTOPT_ADAM(W, D, A) adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size, bc2_sqrt, s)
+  if (wdon) {
+    if (decoupled) { if (ams) FASTOPT_ADAM(true, true, true); else FASTOPT_ADAM(true, true, false); }
+    else { if (ams) FASTOPT_ADAM(true, false, true); else FASTOPT_ADAM(true, false, false); }
+  } else {
+    if (ams) FASTOPT_ADAM(false, false, true); else FASTOPT_ADAM(false, false, false);
+  }
+#undef FASTOPT_ADAM
+}
+
+// ---------------------------------------------------------------- bandwidth probe
+// Moves the same bytes as an optimizer step (reads `nread` arrays, writes `nwrite` of
+// them back) with no arithmetic beyond one add: the memory roofline of a step.
+template <class T>
+void probe(T* const* arrays, std::size_t narrays, std::size_t nwrite, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T acc = T(0);
+    for (std::size_t a = 0; a < narrays; ++a) acc += arrays[a][i];
+    for (std::size_t a = 0; a < nwrite; ++a) arrays[a][i] = acc;
+  }
+}
+
+}  // namespace kernels
+}  // namespace fastopt

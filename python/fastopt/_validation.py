@@ -1,0 +1,66 @@
+"""Checks of scalar hyperparameters: each error names the argument, the value and the fix."""
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """Return ``float(value)`` after checking that it is a finite real in the given range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(f"{name} must be a number, got NaN; pass a finite value")
+    if math.isinf(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        op = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {op} {low}, got {value!r}")
+    if high is not None and (v > high or (high_open and v == high)):
+        rng = f"[{low if low is not None else '-inf'}, {high})" if high_open else f"<= {high}"
+        raise ValueError(f"{name} must be {'in ' + rng if high_open else rng}, got {value!r}")
+    return v
+
+
+def check_beta(name, value):
+    v = check_real(name, value)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return v
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_step(step):
+    """The 1-based update number t of the functional kernels."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an integer >= 1 (the number of this update, 1 for the "
+                        f"first), got {step!r}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (1 for the first update), got {step}")
+    return int(step)
+
+
+# The rules of each hyperparameter, by name; used by the optimizers for constant values at
+# construction and for scheduled values at every step, and by the functional kernels.
+RULES = {
+    "lr": lambda n, v: check_real(n, v, low=0.0),
+    "momentum": lambda n, v: check_real(n, v, low=0.0),
+    "dampening": lambda n, v: check_real(n, v),
+    "weight_decay": lambda n, v: check_real(n, v, low=0.0),
+    "eps": lambda n, v: check_real(n, v, low=0.0),
+    "lr_decay": lambda n, v: check_real(n, v, low=0.0),
+    "initial_accumulator_value": lambda n, v: check_real(n, v, low=0.0),
+    "alpha": lambda n, v: check_real(n, v, low=0.0),
+    "beta1": check_beta,
+    "beta2": check_beta,
+}
+
+
+def check_hyper(name, value):
+    return RULES[name](name, value)

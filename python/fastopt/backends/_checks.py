@@ -1,0 +1,117 @@
+"""Argument checks shared by the pure-Python backends.
+
+The compiled backend does the same checks in C++ (cpp/src/bindings.cpp, ``collect``)
+with the same exception types and messages; tests hold every backend to them.  Every
+array of every row is checked before any is written.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _key(names, i):
+    return repr(names[i]) if names is not None else str(i)
+
+
+def collect(slots, names=None):
+    """Check a multi-tensor call and return its rows.
+
+    ``slots`` is a list of ``(role, seq_or_None, writable)``; slot 0 is the parameters.
+    Returns a list of rows, each a list with one array (or None) per slot.  Non-contiguous
+    read-only inputs (gradients) are replaced by contiguous copies.
+    """
+    seqs = []
+    nrows = None
+    for s, (role, seq, _w) in enumerate(slots):
+        if seq is None:
+            seqs.append(None)
+            continue
+        if isinstance(seq, (np.ndarray, str, bytes, dict)) or not hasattr(seq, "__len__"):
+            raise TypeError(f"{role} must be a list of numpy arrays, got {type(seq)}")
+        seq = list(seq)
+        if nrows is None:
+            nrows = len(seq)
+        elif len(seq) != nrows:
+            raise ValueError(
+                f"{role} has {len(seq)} arrays but params has {nrows}; "
+                "pass exactly one per parameter, in the same order"
+            )
+        seqs.append(seq)
+    rows = []
+    intervals = []
+    for i in range(nrows or 0):
+        row = []
+        p0 = None
+        for s, (role, _seq, writable) in enumerate(slots):
+            if seqs[s] is None:
+                row.append(None)
+                continue
+            a = seqs[s][i]
+            label = f"{role}[{_key(names, i)}]"
+            if not isinstance(a, np.ndarray):
+                raise TypeError(
+                    f"{label} must be a numpy array, got {type(a)}; convert it with np.asarray(...)"
+                )
+            if s == 0:
+                if a.dtype not in _FLOATS:
+                    raise TypeError(
+                        f"{label} has dtype {a.dtype}; fastopt updates float32 or float64 arrays "
+                        "in place: create the parameter with dtype=np.float32 or np.float64"
+                    )
+                p0 = a
+            else:
+                if a.dtype != p0.dtype:
+                    raise TypeError(
+                        f"{label} has dtype {a.dtype} but its parameter has {p0.dtype}; pass an "
+                        f"array of dtype {p0.dtype} (for example g.astype(np.{p0.dtype}))"
+                    )
+                if a.shape != p0.shape:
+                    raise ValueError(
+                        f"{label} has shape {a.shape} but its parameter has {p0.shape}; "
+                        "pass an array of the parameter's shape"
+                    )
+            if writable:
+                if not a.flags.c_contiguous:
+                    raise ValueError(
+                        f"{label} is not C-contiguous; fastopt updates arrays in place and will "
+                        "not update a copy: use np.ascontiguousarray(...) once when you create "
+                        "it and keep that array"
+                    )
+                if not a.flags.writeable:
+                    raise ValueError(
+                        f"{label} is read-only; fastopt updates it in place: pass a writeable "
+                        "array (a.setflags(write=True) or a.copy())"
+                    )
+            elif not a.flags.c_contiguous:
+                a = np.ascontiguousarray(a)
+            row.append(a)
+            if a.size:
+                lo = a.__array_interface__["data"][0]
+                intervals.append((lo, lo + a.nbytes, writable, label))
+        rows.append(row)
+    check_no_overlap(intervals)
+    return rows
+
+
+def check_no_overlap(intervals):
+    """Raise if an interval that is written overlaps any other interval."""
+    intervals.sort(key=lambda t: t[0])
+    end_all = end_w = 0
+    last_all = last_w = None
+    for lo, hi, writable, label in intervals:
+        clash = None
+        if writable and last_all is not None and lo < end_all:
+            clash = last_all
+        elif not writable and last_w is not None and lo < end_w:
+            clash = last_w
+        if clash is not None:
+            raise ValueError(
+                f"{label} shares memory with {clash}; every parameter, gradient and state array "
+                "must be a separate array (pass grad.copy() if the gradient is a view of a parameter)"
+            )
+        if hi > end_all:
+            end_all, last_all = hi, label
+        if writable and hi > end_w:
+            end_w, last_w = hi, label

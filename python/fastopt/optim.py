@@ -1,0 +1,547 @@
+"""Optimizer objects over NumPy arrays: SGD, Adagrad, RMSprop, Adam and AdamW.
+
+Arguments, defaults and update rules are PyTorch's (``torch.optim``); see the docstrings
+of ``fastopt.backends.numpy`` for the formulas.  Differences from PyTorch:
+
+* ``step(grads)`` takes the gradients explicitly, in the structure of ``params`` (a list
+  in order, or a dict by name); every parameter needs a gradient at every step.
+* Any scalar hyperparameter (``lr``, ``momentum``, ``betas[0]``, ``weight_decay``, ...)
+  may be a number or a callable ``step -> value`` (such as a ``fastopt.schedules``
+  schedule); the optimizer evaluates it at its step counter (0 for the first update) and
+  passes the numbers to the kernels.  Nothing is written back into the groups.
+* ``state_dict()`` returns copies (a snapshot), not references.
+"""
+from __future__ import annotations
+
+import itertools
+import numbers
+
+import numpy as np
+
+from ._validation import check_bool, check_hyper
+from .backends import _checks, resolve
+from .kernels import adam_scalars
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+
+_SCHEDULE_MARK = "<schedule>"
+
+
+class _Hook:
+    _ids = itertools.count()
+
+    def __init__(self, table):
+        self._table = table
+        self.id = next(self._ids)
+
+    def remove(self):
+        self._table.pop(self.id, None)
+
+
+def _parse_params(params):
+    """Normalise ``params`` into a list of group dicts with 'params' and 'names' lists."""
+    if isinstance(params, np.ndarray):
+        raise TypeError("params must be a list of arrays, a dict of name -> array or a list of "
+                        "parameter-group dicts, got a single ndarray; wrap it: [array]")
+    if isinstance(params, dict):
+        if "params" in params and not isinstance(params["params"], np.ndarray):
+            raise TypeError("params looks like one parameter group; pass a list of groups: [group]")
+        return [{"params": params}]
+    try:
+        items = list(params)
+    except TypeError:
+        raise TypeError(f"params must be a list of arrays, a dict of name -> array or a list of "
+                        f"parameter-group dicts, got {type(params).__name__}") from None
+    if not items:
+        raise ValueError("params is empty: the optimizer got no parameters to update")
+    if all(isinstance(x, dict) for x in items):
+        return [dict(g) for g in items]
+    if any(isinstance(x, dict) for x in items):
+        raise TypeError("params mixes arrays and parameter-group dicts; pass either a list of "
+                        "arrays or a list of groups {'params': [...], ...}")
+    return [{"params": items}]
+
+
+class Optimizer:
+    """Base class: parameter groups, scheduled hyperparameters, state, hooks, save/resume.
+
+    Subclasses set ``_defaults`` (PyTorch's), ``_scalars`` (the schedulable scalar options),
+    ``_flags`` (boolean options) and implement ``_state_names(group)`` and ``_apply``.
+    """
+
+    _defaults: dict = {}
+    _scalars: tuple = ()
+    _flags: tuple = ()
+
+    def __init__(self, params, backend="auto", **options):
+        self.backend, self._be = resolve(backend)
+        self.defaults = dict(self._defaults)
+        for key, value in options.items():
+            if key not in self.defaults:
+                raise TypeError(f"{type(self).__name__} got an unexpected option {key!r}; "
+                                f"valid options: {sorted(self.defaults)}")
+            self.defaults[key] = value
+        self.param_groups = []
+        self._buffers = []      # per group: {state name: [array per param]}
+        self._group_state = []  # per group: {"step": int, ...}
+        self._names = []        # every parameter's name, in order
+        self._string_names = True
+        self.step_count = 0
+        self._pre_hooks = {}
+        self._post_hooks = {}
+        for group in _parse_params(params):
+            self.add_param_group(group)
+        self.last_lr = [self._value(g, "lr", 0) for g in self.param_groups]
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, group):
+        """Add a group ``{"params": list or dict of arrays, <option>: value, ...}``."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError("a parameter group must be a dict with a 'params' entry")
+        group = dict(group)
+        raw = group.pop("params")
+        for key in group:
+            if key not in self.defaults:
+                raise ValueError(f"parameter group has an unknown option {key!r}; valid options "
+                                 f"for {type(self).__name__}: {sorted(self.defaults)}")
+        if isinstance(raw, np.ndarray):
+            raise TypeError("a group's 'params' must be a list or dict of arrays; wrap a single "
+                            "array in a list")
+        if isinstance(raw, dict):
+            names, arrays = list(raw.keys()), list(raw.values())
+            for nm in names:
+                if not isinstance(nm, str):
+                    raise TypeError(f"parameter names must be strings, got {nm!r}")
+        else:
+            arrays = list(raw)
+            names = list(range(len(self._names), len(self._names) + len(arrays)))
+            self._string_names = False
+        if not arrays:
+            raise ValueError("a parameter group has no parameters")
+        dup = set(names) & set(self._names)
+        if dup:
+            raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+        for nm, p in zip(names, arrays):
+            label = f"params[{nm!r}]"
+            if not isinstance(p, np.ndarray):
+                raise TypeError(f"{label} must be a numpy array, got {type(p).__name__}")
+            if p.dtype not in (np.float32, np.float64):
+                raise TypeError(f"{label} has dtype {p.dtype}; fastopt updates float32 or float64 "
+                                "arrays in place: create it with dtype=np.float32 or np.float64")
+            if not p.flags.c_contiguous:
+                raise ValueError(f"{label} is not C-contiguous; fastopt updates arrays in place and "
+                                 "will not update a copy: make it with np.ascontiguousarray(...) "
+                                 "and train that array")
+            if not p.flags.writeable:
+                raise ValueError(f"{label} is read-only; pass a writeable array")
+        everything = [p for g in self.param_groups for p in g["params"]] + arrays
+        every_name = self._names + names
+        _checks.check_no_overlap([
+            (p.__array_interface__["data"][0], p.__array_interface__["data"][0] + p.nbytes, True,
+             f"params[{nm!r}]") for nm, p in zip(every_name, everything) if p.size])
+        for key, default in self.defaults.items():
+            group.setdefault(key, default)
+        self._check_group(group)
+        group["params"] = arrays
+        group["names"] = names
+        self.param_groups.append(group)
+        self._names.extend(names)
+        self._buffers.append({name: [self._new_state(name, group, p) for p in arrays]
+                              for name in self._state_names(group)})
+        self._group_state.append({"step": 0, **self._extra_group_state()})
+
+    def _check_group(self, group):
+        for key in self._flags:
+            group[key] = check_bool(key, group[key])
+        for key in self._scalars:
+            if key == "betas":
+                b = group[key]
+                if not isinstance(b, (tuple, list)) or len(b) != 2:
+                    raise TypeError(f"betas must be a pair (beta1, beta2), got {b!r}")
+                for name, v in zip(("beta1", "beta2"), b):
+                    if not callable(v):
+                        check_hyper(name, v)
+                group[key] = tuple(b)
+            elif not callable(group[key]):
+                check_hyper(key, group[key])
+
+    def _value(self, group, key, k):
+        v = group[key]
+        if callable(v):
+            v = v(k)
+            if isinstance(v, np.ndarray) and v.ndim == 0:
+                v = v.item()
+        return check_hyper(key, v)
+
+    def _betas(self, group, k):
+        b1, b2 = group["betas"]
+        b1 = b1(k) if callable(b1) else b1
+        b2 = b2(k) if callable(b2) else b2
+        return check_hyper("beta1", b1), check_hyper("beta2", b2)
+
+    # ------------------------------------------------------------------ subclass API
+    def _state_names(self, group):
+        return ()
+
+    def _new_state(self, name, group, p):
+        return np.zeros_like(p)
+
+    def _extra_group_state(self):
+        return {}
+
+    def _plan(self, group, k):
+        """Evaluate and check this step's hyperparameters of one group (no array touched)."""
+        raise NotImplementedError
+
+    def _apply(self, group, gstate, buffers, grads, plan):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ stepping
+    def _split_grads(self, grads):
+        total = len(self._names)
+        if isinstance(grads, dict):
+            if not self._string_names:
+                raise TypeError("grads is a dict but the parameters were given as a list; pass "
+                                "the gradients as a list in the same order")
+            missing = [n for n in self._names if n not in grads]
+            extra = [n for n in grads if n not in set(self._names)]
+            if missing or extra:
+                msg = []
+                if missing:
+                    msg.append(f"missing gradients for {missing[:5]}")
+                if extra:
+                    msg.append(f"gradients for unknown parameters {extra[:5]}")
+                raise ValueError("grads does not match params: " + "; ".join(msg) +
+                                 "; pass exactly one gradient per parameter name")
+            flat = [grads[n] for n in self._names]
+        elif isinstance(grads, np.ndarray):
+            if total != 1:
+                raise TypeError(f"grads is one array but the optimizer has {total} parameters; "
+                                "pass a list (or dict) of gradients")
+            flat = [grads]
+        else:
+            try:
+                flat = list(grads)
+            except TypeError:
+                raise TypeError("grads must be a list of arrays in the order of params (or a dict "
+                                f"by name), got {type(grads).__name__}") from None
+            if len(flat) != total:
+                raise ValueError(f"grads has {len(flat)} arrays but the optimizer has {total} "
+                                 "parameters; pass exactly one gradient per parameter, in order")
+        for nm, g in zip(self._names, flat):
+            if g is None:
+                raise TypeError(f"grads[{nm!r}] is None; fastopt needs a gradient for every "
+                                "parameter at every step (put frozen parameters in no optimizer)")
+        out, i = [], 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            out.append(flat[i:i + n])
+            i += n
+        return out
+
+    def step(self, grads):
+        """Apply one update with ``grads`` (same structure as params) to every parameter.
+
+        Every gradient and every hyperparameter of every group is checked before any
+        array is written; on error nothing has changed.
+        """
+        for hook in list(self._pre_hooks.values()):
+            hook(self, grads)
+        per_group = self._split_grads(grads)
+        k = self.step_count
+        plans = [self._plan(g, k) for g in self.param_groups]
+        if len(self.param_groups) > 1:
+            # One backend call per group: check all groups first so that an error in a later
+            # group cannot leave an earlier one updated.
+            _checks.collect([("params", [p for g in self.param_groups for p in g["params"]], True),
+                             ("grads", [x for gs in per_group for x in gs], False)], self._names)
+        for group, gstate, buffers, grads_g, plan in zip(
+                self.param_groups, self._group_state, self._buffers, per_group, plans):
+            self._apply(group, gstate, buffers, grads_g, plan)
+            gstate["step"] += 1
+        self.step_count = k + 1
+        self.last_lr = [plan["lr"] for plan in plans]
+        for hook in list(self._post_hooks.values()):
+            hook(self, grads)
+
+    def register_step_pre_hook(self, hook):
+        """Call ``hook(optimizer, grads)`` before every step; returns a handle with ``remove()``."""
+        h = _Hook(self._pre_hooks)
+        self._pre_hooks[h.id] = hook
+        return h
+
+    def register_step_post_hook(self, hook):
+        """Call ``hook(optimizer, grads)`` after every step; returns a handle with ``remove()``."""
+        h = _Hook(self._post_hooks)
+        self._post_hooks[h.id] = hook
+        return h
+
+    @property
+    def state(self):
+        """Per-parameter state, ``{name: {state name: array}}`` (live arrays, not copies)."""
+        out = {}
+        for group, buffers in zip(self.param_groups, self._buffers):
+            for i, nm in enumerate(group["names"]):
+                out[nm] = {key: arrays[i] for key, arrays in buffers.items()}
+        return out
+
+    # ------------------------------------------------------------------ save / resume
+    def state_dict(self):
+        """A snapshot: step counter, group options, copies of every state array and the
+        state of stateful schedules (those with ``state_dict``), all plain Python/NumPy."""
+        groups, state, schedules = [], {}, {}
+        for gi, (group, gstate, buffers) in enumerate(
+                zip(self.param_groups, self._group_state, self._buffers)):
+            entry = {"names": list(group["names"]), "shapes": [p.shape for p in group["params"]],
+                     "dtypes": [p.dtype.str for p in group["params"]], **dict(gstate)}
+            for key in self.defaults:
+                v = group[key]
+                if key == "betas":
+                    entry[key] = tuple(_SCHEDULE_MARK if callable(b) else float(b) for b in v)
+                    for bi, b in enumerate(v):
+                        if hasattr(b, "state_dict"):
+                            schedules[f"{gi}.betas.{bi}"] = b.state_dict()
+                elif callable(v):
+                    entry[key] = _SCHEDULE_MARK
+                    if hasattr(v, "state_dict"):
+                        schedules[f"{gi}.{key}"] = v.state_dict()
+                else:
+                    entry[key] = v
+            groups.append(entry)
+            for i, nm in enumerate(group["names"]):
+                state[nm] = {key: arrays[i].copy() for key, arrays in buffers.items()}
+        return {"kind": type(self).__name__, "step_count": self.step_count,
+                "last_lr": list(self.last_lr), "param_groups": groups, "state": state,
+                "schedules": schedules}
+
+    def load_state_dict(self, state_dict):
+        """Restore a snapshot from ``state_dict()``.  Everything is checked first (optimizer
+        kind, group layout, names, shapes, dtypes); on a mismatch nothing is changed."""
+        sd = state_dict
+        kind = type(self).__name__
+        if sd.get("kind") != kind:
+            raise ValueError(f"state_dict is from a {sd.get('kind')} optimizer, not {kind}")
+        groups = sd["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(groups)} parameter groups, this optimizer has "
+                             f"{len(self.param_groups)}")
+        for gi, (entry, group, buffers) in enumerate(zip(groups, self.param_groups, self._buffers)):
+            names = list(entry["names"])
+            if [str(n) for n in names] != [str(n) for n in group["names"]]:
+                raise ValueError(f"group {gi}: state_dict has parameters {names[:5]}..., this "
+                                 f"optimizer has {group['names'][:5]}...")
+            for nm, p in zip(group["names"], group["params"]):
+                saved = sd["state"].get(nm, sd["state"].get(str(nm)))
+                if saved is None:
+                    raise ValueError(f"state_dict has no state for parameter {nm!r}")
+                for key in buffers:
+                    if key not in saved:
+                        raise ValueError(f"state_dict lacks {key!r} for parameter {nm!r} (was "
+                                         "it saved with other options?)")
+                    a = np.asarray(saved[key])
+                    if a.shape != p.shape or a.dtype != p.dtype:
+                        raise ValueError(f"state {key!r} of parameter {nm!r}: saved "
+                                         f"{a.dtype}{a.shape}, parameter is {p.dtype}{p.shape}")
+            for key in self.defaults:
+                if key not in entry:
+                    raise ValueError(f"group {gi} of the state_dict lacks option {key!r}")
+        for gi, (entry, group, gstate, buffers) in enumerate(
+                zip(groups, self.param_groups, self._group_state, self._buffers)):
+            for i, nm in enumerate(group["names"]):
+                saved = sd["state"].get(nm, sd["state"].get(str(nm)))
+                for key, arrays in buffers.items():
+                    np.copyto(arrays[i], saved[key])
+            for key in gstate:
+                if key in entry:
+                    gstate[key] = type(gstate[key])(entry[key])
+            for key in self.defaults:
+                v = entry[key]
+                if key == "betas":
+                    cur = list(group["betas"])
+                    for bi in range(2):
+                        if v[bi] != _SCHEDULE_MARK and not callable(cur[bi]):
+                            cur[bi] = float(v[bi])
+                    group["betas"] = tuple(cur)
+                elif isinstance(v, str) and v == _SCHEDULE_MARK:
+                    pass  # the schedule object is the constructor's; its state is restored below
+                elif not callable(group[key]):
+                    group[key] = type(group[key])(v) if isinstance(v, numbers.Number) else v
+        for tag, sched_state in sd.get("schedules", {}).items():
+            parts = str(tag).split(".")
+            group = self.param_groups[int(parts[0])]
+            target = group[parts[1]]
+            if parts[1] == "betas":
+                target = target[int(parts[2])]
+            if hasattr(target, "load_state_dict"):
+                target.load_state_dict(sched_state)
+        self.step_count = int(sd["step_count"])
+        self.last_lr = [float(x) for x in sd.get("last_lr", self.last_lr)]
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}(backend={self.backend!r}, step_count={self.step_count}"]
+        for gi, g in enumerate(self.param_groups):
+            opts = ", ".join(f"{k}={g[k]!r}" for k in self.defaults)
+            lines.append(f"  group {gi}: {len(g['params'])} arrays, {opts}")
+        return "\n".join(lines) + ")"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay,
+    as ``torch.optim.SGD`` (default ``lr=1e-3``)."""
+
+    _defaults = dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                     maximize=False)
+    _scalars = ("lr", "momentum", "dampening", "weight_decay")
+    _flags = ("nesterov", "maximize")
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False, backend="auto"):
+        super().__init__(params, backend, lr=lr, momentum=momentum, dampening=dampening,
+                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        m, d = group["momentum"], group["dampening"]
+        if group["nesterov"] and not callable(m) and not callable(d) and (m <= 0 or d != 0):
+            raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
+                             f"momentum={m}, dampening={d}")
+
+    def _state_names(self, group):
+        m = group["momentum"]
+        return ("momentum_buffer",) if callable(m) or m != 0 else ()
+
+    def _extra_group_state(self):
+        return {"momentum_ready": False}
+
+    def _plan(self, group, k):
+        plan = {key: self._value(group, key, k) for key in self._scalars}
+        if group["nesterov"] and (plan["momentum"] <= 0 or plan["dampening"] != 0):
+            raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
+                             f"momentum={plan['momentum']}, dampening={plan['dampening']} at "
+                             f"step {k}")
+        return plan
+
+    def _apply(self, group, gstate, buffers, grads, plan):
+        use_mom = plan["momentum"] != 0
+        self._be.sgd(group["params"], grads, buffers["momentum_buffer"] if use_mom else None,
+                     plan["lr"], plan["momentum"], plan["dampening"], plan["weight_decay"],
+                     group["nesterov"], group["maximize"],
+                     use_mom and not gstate["momentum_ready"], group["names"])
+        if use_mom:
+            gstate["momentum_ready"] = True
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as ``torch.optim.Adagrad`` (``lr=1e-2, lr_decay=0, eps=1e-10``)."""
+
+    _defaults = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                     eps=1e-10, maximize=False)
+    _scalars = ("lr", "lr_decay", "weight_decay", "eps")
+    _flags = ("maximize",)
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto"):
+        super().__init__(params, backend, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=initial_accumulator_value, eps=eps,
+                         maximize=maximize)
+
+    def _check_group(self, group):
+        super()._check_group(group)
+        check_hyper("initial_accumulator_value", group["initial_accumulator_value"])
+
+    def _state_names(self, group):
+        return ("sum",)
+
+    def _new_state(self, name, group, p):
+        return np.full_like(p, group["initial_accumulator_value"])
+
+    def _plan(self, group, k):
+        return {key: self._value(group, key, k) for key in self._scalars}
+
+    def _apply(self, group, gstate, buffers, grads, plan):
+        t = gstate["step"] + 1
+        clr = plan["lr"] / (1 + (t - 1) * plan["lr_decay"])
+        self._be.adagrad(group["params"], grads, buffers["sum"], clr, plan["weight_decay"],
+                         plan["eps"], group["maximize"], group["names"])
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop`` (``lr=1e-2, alpha=0.99, eps=1e-8``; eps outside
+    the square root, no bias correction)."""
+
+    _defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                     centered=False, maximize=False)
+    _scalars = ("lr", "alpha", "eps", "weight_decay", "momentum")
+    _flags = ("centered", "maximize")
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, *, maximize=False, backend="auto"):
+        super().__init__(params, backend, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered, maximize=maximize)
+
+    def _state_names(self, group):
+        names = ["square_avg"]
+        m = group["momentum"]
+        if callable(m) or m > 0:
+            names.append("momentum_buffer")
+        if group["centered"]:
+            names.append("grad_avg")
+        return tuple(names)
+
+    def _plan(self, group, k):
+        return {key: self._value(group, key, k) for key in self._scalars}
+
+    def _apply(self, group, gstate, buffers, grads, plan):
+        use_mom = plan["momentum"] > 0
+        self._be.rmsprop(group["params"], grads, buffers["square_avg"],
+                         buffers["grad_avg"] if group["centered"] else None,
+                         buffers["momentum_buffer"] if use_mom else None,
+                         plan["lr"], plan["alpha"], plan["eps"], plan["weight_decay"],
+                         plan["momentum"], group["centered"], group["maximize"], group["names"])
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (``lr=1e-3, betas=(0.9, 0.999), eps=1e-8``), with
+    amsgrad, maximize and (coupled, L2) weight decay."""
+
+    _defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                     maximize=False)
+    _scalars = ("lr", "betas", "eps", "weight_decay")
+    _flags = ("amsgrad", "maximize")
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False, backend="auto"):
+        super().__init__(params, backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize)
+
+    def _state_names(self, group):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+
+    def _plan(self, group, k):
+        plan = {key: self._value(group, key, k) for key in ("lr", "eps", "weight_decay")}
+        plan["beta1"], plan["beta2"] = self._betas(group, k)
+        return plan
+
+    def _apply(self, group, gstate, buffers, grads, plan):
+        t = gstate["step"] + 1
+        lr, wd = plan["lr"], plan["weight_decay"]
+        step_size, bc2_sqrt = adam_scalars(lr, plan["beta1"], plan["beta2"], t)
+        self._be.adam(group["params"], grads, buffers["exp_avg"], buffers["exp_avg_sq"],
+                      buffers["max_exp_avg_sq"] if group["amsgrad"] else None,
+                      plan["beta1"], plan["beta2"], plan["eps"], wd, 1.0 - lr * wd, step_size,
+                      bc2_sqrt, self._decoupled, group["amsgrad"], group["maximize"],
+                      group["names"])
+
+
+class AdamW(Adam):
+    """AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay
+    ``p *= 1 - lr * weight_decay`` (this step's lr), default ``weight_decay=1e-2``."""
+
+    _defaults = dict(Adam._defaults, weight_decay=1e-2)
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, backend="auto"):
+        Optimizer.__init__(self, params, backend, lr=lr, betas=betas, eps=eps,
+                           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
