@@ -21,7 +21,7 @@ $(VENV)/.installed: $(VPY) $(SOURCES)
 install: $(VENV)/.installed
 
 test: install
-	cd tests && ../$(VPY) -m pytest -q $(PYTEST_ARGS)
+	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
 	$(VPY) -m fastopt demo

@@ -15,9 +15,33 @@ __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer", "kernels",
            "available_backends", "__version__"]
 
 
+# Names served lazily from their modules, so that `import fastopt` stays light (plotting,
+# TensorBoard and progress bars are optional extras).
+_LAZY = {
+    "schedules": ("fastopt.schedules", None),
+    "lr_find": ("fastopt.lr_finder", "lr_find"),
+    "LRFinderResult": ("fastopt.lr_finder", "LRFinderResult"),
+    "History": ("fastopt.history", "History"),
+    "TensorBoardLogger": ("fastopt.history", "TensorBoardLogger"),
+    "plot_schedule": ("fastopt.plotting", "plot_schedule"),
+    "set_num_threads": ("fastopt.parallel", "set_num_threads"),
+    "get_num_threads": ("fastopt.parallel", "get_num_threads"),
+    "flatten": ("fastopt.parallel", "flatten"),
+    "save": ("fastopt.checkpoint", "save"),
+    "load": ("fastopt.checkpoint", "load"),
+    "clip_grad_norm": ("fastopt.clip", "clip_grad_norm"),
+    "clip_grad_value": ("fastopt.clip", "clip_grad_value"),
+}
+
+
 def __getattr__(name):
-    # Optional modules are imported lazily so that `import fastopt` stays light.
-    if name == "schedules":
+    if name in _LAZY:
         import importlib
-        return importlib.import_module("fastopt.schedules")
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
