@@ -6,10 +6,12 @@
 >>> opt.step([np.ones(3, np.float32)])
 """
 from . import kernels
-from .backends import available_backends
+from .backends import available_backends, check_native_at_import as _check_native
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __version__ = "0.1.0"
+
+_check_native()
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer", "kernels",
            "available_backends", "__version__"]

@@ -56,8 +56,19 @@ def _warn_fallback(chosen):
         "present: `pip install --force-reinstall --no-cache-dir fastopt` (or `make install` "
         "in a checkout).",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
+
+
+def check_native_at_import():
+    """Warn once, at ``import fastopt``, if the compiled kernels are missing and the user has
+    not chosen another backend explicitly with FASTOPT_BACKEND."""
+    env = os.environ.get("FASTOPT_BACKEND", "").strip().lower()
+    if env in ("numba", "numpy"):
+        return
+    if _load("native") is None:
+        fallback = next((n for n in _ORDER if _load(n) is not None), "numpy")
+        _warn_fallback(fallback)
 
 
 def resolve(backend="auto"):
