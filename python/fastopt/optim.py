@@ -10,11 +10,34 @@ of ``fastopt.backends.numpy`` for the formulas.  Differences from PyTorch:
   schedule); the optimizer evaluates it at its step counter (0 for the first update) and
   passes the numbers to the kernels.  Nothing is written back into the groups.
 * ``state_dict()`` returns copies (a snapshot), not references.
+
+Robustness options (keyword-only, on every optimizer; see ``Optimizer``):
+
+* ``nonfinite="raise"`` (default) | ``"skip"`` | ``"ignore"``: what ``step`` does when a
+  gradient holds a NaN or an infinity.  ``"raise"`` raises ``NonFiniteGradientError`` (a
+  ``ValueError``) naming the array and the first bad index, with nothing modified;
+  ``"skip"`` leaves parameters, state and step counters untouched and increments
+  ``skipped_steps``; ``"ignore"`` applies the update as PyTorch would (NaN propagates).
+  The default is ``"raise"`` because a silently skipped step can hide a bug for hours,
+  while an exception changes nothing and can be caught to skip explicitly; loss-scaling
+  (mixed precision) loops that expect overflow should use ``"skip"``.  The check costs
+  one read of each gradient (``np.isfinite(g.sum())``, exact fallback on overflow).
+* ``clip_value=None``: clamp each gradient element to ``[-clip_value, clip_value]``
+  (``torch.nn.utils.clip_grad_value_``), then ``max_grad_norm=None, norm_type=2.0,
+  clip_scope="all" | "group"``: scale the gradients so that their total norm (over all
+  parameters, or per group) is at most ``max_grad_norm`` (``clip_grad_norm_``'s formula
+  ``coef = max_norm / (norm + 1e-6)``, applied when ``coef < 1``).  The user's gradient
+  arrays are never modified: a clipped step uses scaled copies (allocated only on steps
+  that actually clip).
+* Thread safety: different optimizers may be stepped from different threads at once
+  (the kernels release the GIL).  Stepping (or loading) *one* optimizer from two threads
+  at once raises ``RuntimeError`` in the second thread, with nothing modified by it.
 """
 from __future__ import annotations
 
 import itertools
 import numbers
+import threading
 
 import numpy as np
 
@@ -22,9 +45,31 @@ from ._validation import check_bool, check_hyper
 from .backends import _checks, resolve
 from .kernels import adam_scalars
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NonFiniteGradientError"]
 
 _SCHEDULE_MARK = "<schedule>"
+_NONFINITE = ("raise", "skip", "ignore")
+
+
+class NonFiniteGradientError(ValueError):
+    """A gradient passed to ``step`` holds a NaN or an infinity (``nonfinite="raise"``)."""
+
+
+def _first_nonfinite(g):
+    """Index (tuple) of the first non-finite element of float array ``g``, or None.
+
+    One read of ``g`` and no temporary array in the common (finite) case; the sum of
+    finite values can overflow, so an infinite sum is confirmed with an exact check.
+    """
+    if g.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(g.sum()):
+            return None
+    bad = np.flatnonzero(~np.isfinite(g.ravel()))
+    if bad.size == 0:
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(bad[0]), g.shape))
 
 
 class _Hook:
@@ -73,8 +118,22 @@ class Optimizer:
     _scalars: tuple = ()
     _flags: tuple = ()
 
-    def __init__(self, params, backend="auto", **options):
+    def __init__(self, params, backend="auto", *, nonfinite="raise", max_grad_norm=None,
+                 norm_type=2.0, clip_value=None, clip_scope="all", **options):
         self.backend, self._be = resolve(backend)
+        if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
+            raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
+        from .clip import _check_max_norm, _check_norm_type, _check_clip_value
+        self.nonfinite = nonfinite
+        self.max_grad_norm = None if max_grad_norm is None else _check_max_norm(max_grad_norm)
+        self.norm_type = _check_norm_type(norm_type)
+        self.clip_value = None if clip_value is None else _check_clip_value(clip_value)
+        if clip_scope not in ("all", "group"):
+            raise ValueError(f"clip_scope must be 'all' or 'group', got {clip_scope!r}")
+        self.clip_scope = clip_scope
+        self.skipped_steps = 0
+        self.last_step_skipped = False
+        self._lock = threading.Lock()
         self.defaults = dict(self._defaults)
         for key, value in options.items():
             if key not in self.defaults:
@@ -239,22 +298,78 @@ class Optimizer:
             i += n
         return out
 
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d.pop("_lock", None)
+        return d
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
+
+    def _acquire(self, what):
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(
+                f"{type(self).__name__}.{what} called while another thread is using this "
+                "optimizer: one optimizer was stepped from two threads at once.  Step each "
+                "optimizer from one thread at a time (different optimizers may run in "
+                "parallel); nothing was modified by this call")
+
     def step(self, grads):
         """Apply one update with ``grads`` (same structure as params) to every parameter.
 
         Every gradient and every hyperparameter of every group is checked before any
-        array is written; on error nothing has changed.
+        array is written; on error nothing has changed.  Non-finite gradients are handled
+        per ``nonfinite`` (on a skipped step the post-hooks are not called and
+        ``last_step_skipped`` is True); clipping per ``clip_value``/``max_grad_norm``.
+        Raises RuntimeError if this optimizer is being stepped by another thread.
         """
+        self._acquire("step")
+        try:
+            self._step(grads)
+        finally:
+            self._lock.release()
+
+    def _check_all(self, per_group):
+        _checks.collect([("params", [p for g in self.param_groups for p in g["params"]], True),
+                         ("grads", [x for gs in per_group for x in gs], False)], self._names)
+
+    def _step(self, grads):
         for hook in list(self._pre_hooks.values()):
             hook(self, grads)
         per_group = self._split_grads(grads)
         k = self.step_count
         plans = [self._plan(g, k) for g in self.param_groups]
+        checked = False
         if len(self.param_groups) > 1:
             # One backend call per group: check all groups first so that an error in a later
             # group cannot leave an earlier one updated.
-            _checks.collect([("params", [p for g in self.param_groups for p in g["params"]], True),
-                             ("grads", [x for gs in per_group for x in gs], False)], self._names)
+            self._check_all(per_group)
+            checked = True
+        if self.nonfinite != "ignore":
+            for group, grads_g in zip(self.param_groups, per_group):
+                for nm, g in zip(group["names"], grads_g):
+                    if not (isinstance(g, np.ndarray) and g.dtype.kind in "fc"):
+                        continue  # not a valid gradient: the array checks report it
+                    idx = _first_nonfinite(g)
+                    if idx is None:
+                        continue
+                    if not checked:  # report a malformed argument before the bad value
+                        self._check_all(per_group)
+                    if self.nonfinite == "skip":
+                        self.skipped_steps += 1
+                        self.last_step_skipped = True
+                        return
+                    raise NonFiniteGradientError(
+                        f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
+                        f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
+                        "Fix the loss/gradient, or construct the optimizer with "
+                        "nonfinite='skip' to skip such steps (counted in skipped_steps)")
+        if self.clip_value is not None or self.max_grad_norm is not None:
+            if not checked:
+                self._check_all(per_group)
+            per_group = self._clip(per_group)
+        self.last_step_skipped = False
         for group, gstate, buffers, grads_g, plan in zip(
                 self.param_groups, self._group_state, self._buffers, per_group, plans):
             self._apply(group, gstate, buffers, grads_g, plan)
@@ -263,6 +378,23 @@ class Optimizer:
         self.last_lr = [plan["lr"] for plan in plans]
         for hook in list(self._post_hooks.values()):
             hook(self, grads)
+
+    def _clip(self, per_group):
+        """Clipped copies of the gradients (the caller's arrays are not modified)."""
+        from .clip import _clip_value_copy, _total_norm, _norm_coef
+        if self.clip_value is not None:
+            per_group = [[_clip_value_copy(g, self.clip_value) for g in gs] for gs in per_group]
+        if self.max_grad_norm is not None:
+            if self.clip_scope == "all":
+                sets = [[x for gs in per_group for x in gs]]
+            else:
+                sets = per_group
+            coefs = [_norm_coef(self.max_grad_norm, _total_norm(s, self.norm_type)) for s in sets]
+            if self.clip_scope == "all":
+                coefs = coefs * len(per_group)
+            per_group = [gs if c is None else [np.multiply(g, g.dtype.type(c)) for g in gs]
+                         for gs, c in zip(per_group, coefs)]
+        return per_group
 
     def register_step_pre_hook(self, hook):
         """Call ``hook(optimizer, grads)`` before every step; returns a handle with ``remove()``."""
@@ -311,12 +443,19 @@ class Optimizer:
             for i, nm in enumerate(group["names"]):
                 state[nm] = {key: arrays[i].copy() for key, arrays in buffers.items()}
         return {"kind": type(self).__name__, "step_count": self.step_count,
-                "last_lr": list(self.last_lr), "param_groups": groups, "state": state,
+                "skipped_steps": self.skipped_steps, "last_lr": list(self.last_lr), "param_groups": groups, "state": state,
                 "schedules": schedules}
 
     def load_state_dict(self, state_dict):
         """Restore a snapshot from ``state_dict()``.  Everything is checked first (optimizer
         kind, group layout, names, shapes, dtypes); on a mismatch nothing is changed."""
+        self._acquire("load_state_dict")
+        try:
+            self._load_state_dict(state_dict)
+        finally:
+            self._lock.release()
+
+    def _load_state_dict(self, state_dict):
         sd = state_dict
         kind = type(self).__name__
         if sd.get("kind") != kind:
@@ -375,6 +514,7 @@ class Optimizer:
             if hasattr(target, "load_state_dict"):
                 target.load_state_dict(sched_state)
         self.step_count = int(sd["step_count"])
+        self.skipped_steps = int(sd.get("skipped_steps", 0))
         self.last_lr = [float(x) for x in sd.get("last_lr", self.last_lr)]
 
     def __repr__(self):
@@ -395,8 +535,12 @@ class SGD(Optimizer):
     _flags = ("nesterov", "maximize")
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, backend="auto"):
-        super().__init__(params, backend, lr=lr, momentum=momentum, dampening=dampening,
+                 nesterov=False, *, maximize=False, backend="auto",
+                 nonfinite="raise", max_grad_norm=None,
+                 norm_type=2.0, clip_value=None, clip_scope="all"):
+        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
+                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
+                         lr=lr, momentum=momentum, dampening=dampening,
                          weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
 
     def _check_group(self, group):
@@ -440,8 +584,12 @@ class Adagrad(Optimizer):
     _flags = ("maximize",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto"):
-        super().__init__(params, backend, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto",
+                 nonfinite="raise", max_grad_norm=None,
+                 norm_type=2.0, clip_value=None, clip_scope="all"):
+        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
+                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
+                         lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps,
                          maximize=maximize)
 
@@ -475,8 +623,12 @@ class RMSprop(Optimizer):
     _flags = ("centered", "maximize")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False, backend="auto"):
-        super().__init__(params, backend, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                 centered=False, *, maximize=False, backend="auto",
+                 nonfinite="raise", max_grad_norm=None,
+                 norm_type=2.0, clip_value=None, clip_scope="all"):
+        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
+                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
+                         lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                          momentum=momentum, centered=centered, maximize=maximize)
 
     def _state_names(self, group):
@@ -511,8 +663,12 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, backend="auto"):
-        super().__init__(params, backend, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                 amsgrad=False, *, maximize=False, backend="auto",
+                 nonfinite="raise", max_grad_norm=None,
+                 norm_type=2.0, clip_value=None, clip_scope="all"):
+        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
+                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
+                         lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize)
 
     def _state_names(self, group):
@@ -542,6 +698,10 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, backend="auto"):
-        Optimizer.__init__(self, params, backend, lr=lr, betas=betas, eps=eps,
-                           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+                 amsgrad=False, *, maximize=False, backend="auto",
+                 nonfinite="raise", max_grad_norm=None,
+                 norm_type=2.0, clip_value=None, clip_scope="all"):
+        Optimizer.__init__(self, params, backend, nonfinite=nonfinite,
+                           max_grad_norm=max_grad_norm, norm_type=norm_type,
+                           clip_value=clip_value, clip_scope=clip_scope, lr=lr, betas=betas,
+                           eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
