@@ -685,3 +685,54 @@ def test_closed_form_cost_does_not_depend_on_step():
         s(10**15)
         s(3)
     assert time.perf_counter() - t < 1.0
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    failures, tried = doctest.testmod(S, verbose=False)[:2]
+    assert tried >= 3 and failures == 0
+
+
+def test_plateau_pickles_with_its_state():
+    s = S.ReduceOnPlateau(0.1, patience=0, cooldown=2)
+    for m in (1.0, 2.0, 3.0, 0.5):
+        s.observe(m)
+    t = pickle.loads(pickle.dumps(s))
+    assert t.state_dict() == s.state_dict() and t(0) == s(0) == pytest.approx(0.01)
+    for m in (0.6, 0.7, 0.8):
+        assert t.observe(m) == s.observe(m)
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+
+    @settings(max_examples=300, deadline=None)
+    @given(T0=st.integers(1, 60), mult=st.integers(1, 6), k=st.integers(0, 10**12))
+    def test_cosine_restarts_any_step(T0, mult, k):
+        # SGDR bookkeeping as PyTorch's step(): cycles of T_i = T0 * mult**i, walked one cycle at a time
+        start, Ti = 0, T0
+        while start + Ti <= k:
+            start, Ti = start + Ti, Ti * mult
+            if mult == 1:  # jump straight to the cycle (same arithmetic, exact integers)
+                start = (k // T0) * T0
+                break
+        want = 0.01 + (1.0 - 0.01) * (1 + math.cos(math.pi * (k - start) / Ti)) / 2
+        got = S.cosine_restarts(1.0, T0, mult, final=0.01)(k)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+    @settings(max_examples=200, deadline=None)
+    @given(ks=st.lists(st.integers(0, 10**9), min_size=1, max_size=20), w=st.integers(0, 50),
+           b=st.integers(1, 10**6), spe=st.integers(1, 1000))
+    def test_composites_array_equals_scalar(ks, w, b, spe):
+        s = S.join([S.warmup(S.cosine(0.1, 200), w, start=0.001), S.step_decay(0.05, 3).per_epoch(spe)], [b])
+        arr = s(np.asarray(ks))
+        np.testing.assert_allclose(arr, [s(k) for k in ks], rtol=1e-15, atol=1e-300)
+        for k, v in zip(ks, arr):
+            if k >= b:  # the second schedule sees k - b
+                assert v == pytest.approx(0.05 * 0.1 ** (((k - b) // spe) // 3), rel=1e-12, abs=1e-300)

@@ -3,6 +3,7 @@ r"""Closed-form schedules for learning rate, momentum, beta1 or weight decay.
 Every schedule is a small object that maps the update number ``k`` (0-based: the
 ``k``-th call to ``Optimizer.step`` uses ``schedule(k)``) to a value::
 
+    >>> import numpy as np
     >>> from fastopt import schedules as S
     >>> lr = S.warmup(S.cosine(0.1, total_steps=1000), warmup_steps=100)
     >>> lr(0), lr(100)
@@ -675,6 +676,9 @@ class Join(Schedule):
             )
 
     def _eval(self, k):
+        if k.ndim == 0:  # one step: evaluate only the schedule in charge
+            i = bisect_right(self.boundaries, int(k))
+            return self.schedules[i]._eval(k - (self.boundaries[i - 1] if i > 0 else 0))
         b = np.asarray(self.boundaries, dtype=np.int64)
         seg = np.searchsorted(b, k, side="right")
         out = np.empty(np.shape(k), dtype=np.float64)
@@ -744,6 +748,11 @@ class Warmup(Schedule):
         w = self.warmup_steps
         if w == 0:
             return self.schedule._eval(k)
+        if k.ndim == 0:  # one step: evaluate only the branch in use
+            if k >= w:
+                return self.schedule._eval(k - w)
+            peak = float(self.schedule._eval(np.asarray(0, dtype=np.int64)))
+            return np.asarray(self.start + (peak - self.start) * (k / w))
         out = np.empty(np.shape(k), dtype=np.float64)
         warm = k < w
         if np.any(warm):
