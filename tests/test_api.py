@@ -192,3 +192,29 @@ def test_repr_and_defaults():
     assert fastopt.Adagrad([np.ones(1)]).defaults["eps"] == 1e-10
     assert fastopt.RMSprop([np.ones(1)]).defaults["alpha"] == 0.99
     assert "AdamW(backend=" in repr(opt)
+
+
+def test_plateau_inside_join_is_saved_and_restored(backend):
+    from fastopt import schedules as S
+
+    def build():
+        plateau = S.ReduceOnPlateau(0.1, patience=1, factor=0.5)
+        return plateau, S.join([S.linear(0.0, 0.1, 5), plateau], [5])
+
+    pl, sched = build()
+    p = np.ones(3)
+    opt = fastopt.SGD([p], lr=sched, backend=backend)
+    for k in range(10):
+        opt.step([np.ones(3)])
+        pl.observe(1.0)  # a flat metric: the plateau halves the rate
+    sd = opt.state_dict()
+    pl2, sched2 = build()
+    opt2 = fastopt.SGD([p.copy()], lr=sched2, backend=backend)
+    assert pl2(0) == 0.1
+    opt2.load_state_dict(sd)
+    assert pl2(0) == pl(0) < 0.1
+    assert pl2.state_dict() == pl.state_dict()
+    # A run built without the plateau cannot silently drop its state.
+    opt3 = fastopt.SGD([p.copy()], lr=0.1, backend=backend)
+    with pytest.raises(ValueError, match="stateful schedule"):
+        opt3.load_state_dict(sd)

@@ -83,6 +83,30 @@ class _Hook:
         self._table.pop(self.id, None)
 
 
+def _stateful_parts(obj):
+    """Every object with ``state_dict``/``load_state_dict`` (such as ``ReduceOnPlateau``) inside
+    a hyperparameter's schedule, found depth-first through composed schedules (join, warmup,
+    arithmetic, per_epoch), in a deterministic order."""
+    found = []
+
+    def walk(x, depth):
+        if depth > 50:
+            return
+        if hasattr(x, "state_dict") and hasattr(x, "load_state_dict"):
+            found.append(x)
+            return
+        if isinstance(x, (list, tuple)):
+            for item in x:
+                walk(item, depth + 1)
+            return
+        if type(x).__module__ == "fastopt.schedules" and hasattr(x, "__dict__"):
+            for key in sorted(vars(x)):
+                walk(vars(x)[key], depth + 1)
+
+    walk(obj, 0)
+    return found
+
+
 def _parse_params(params):
     """Normalise ``params`` into a list of group dicts with 'params' and 'names' lists."""
     if isinstance(params, np.ndarray):
@@ -431,12 +455,14 @@ class Optimizer:
                 if key == "betas":
                     entry[key] = tuple(_SCHEDULE_MARK if callable(b) else float(b) for b in v)
                     for bi, b in enumerate(v):
-                        if hasattr(b, "state_dict"):
-                            schedules[f"{gi}.betas.{bi}"] = b.state_dict()
+                        parts = _stateful_parts(b)
+                        if parts:
+                            schedules[f"{gi}.betas.{bi}"] = [x.state_dict() for x in parts]
                 elif callable(v):
                     entry[key] = _SCHEDULE_MARK
-                    if hasattr(v, "state_dict"):
-                        schedules[f"{gi}.{key}"] = v.state_dict()
+                    parts = _stateful_parts(v)
+                    if parts:
+                        schedules[f"{gi}.{key}"] = [x.state_dict() for x in parts]
                 else:
                     entry[key] = v
             groups.append(entry)
@@ -484,6 +510,14 @@ class Optimizer:
             for key in self.defaults:
                 if key not in entry:
                     raise ValueError(f"group {gi} of the state_dict lacks option {key!r}")
+        for tag, saved_states in sd.get("schedules", {}).items():
+            parts = self._schedule_parts(tag)
+            if isinstance(saved_states, dict):
+                saved_states = [saved_states]
+            if len(parts) != len(saved_states):
+                raise ValueError(f"state_dict holds {len(saved_states)} stateful schedule(s) for "
+                                 f"{tag!r}, this optimizer has {len(parts)} there; construct "
+                                 "the optimizer with the same schedules as the saved run")
         for gi, (entry, group, gstate, buffers) in enumerate(
                 zip(groups, self.param_groups, self._group_state, self._buffers)):
             for i, nm in enumerate(group["names"]):
@@ -505,17 +539,27 @@ class Optimizer:
                     pass  # the schedule object is the constructor's; its state is restored below
                 elif not callable(group[key]):
                     group[key] = type(group[key])(v) if isinstance(v, numbers.Number) else v
-        for tag, sched_state in sd.get("schedules", {}).items():
-            parts = str(tag).split(".")
-            group = self.param_groups[int(parts[0])]
-            target = group[parts[1]]
-            if parts[1] == "betas":
-                target = target[int(parts[2])]
-            if hasattr(target, "load_state_dict"):
-                target.load_state_dict(sched_state)
+        for tag, saved_states in sd.get("schedules", {}).items():
+            if isinstance(saved_states, dict):
+                saved_states = [saved_states]
+            for part, saved in zip(self._schedule_parts(tag), saved_states):
+                part.load_state_dict(saved)
         self.step_count = int(sd["step_count"])
         self.skipped_steps = int(sd.get("skipped_steps", 0))
         self.last_lr = [float(x) for x in sd.get("last_lr", self.last_lr)]
+
+    def _schedule_parts(self, tag):
+        """The stateful schedules inside the hyperparameter named by a state_dict tag
+        ("<group>.<option>" or "<group>.betas.<i>")."""
+        pieces = str(tag).split(".")
+        try:
+            target = self.param_groups[int(pieces[0])][pieces[1]]
+            if pieces[1] == "betas":
+                target = target[int(pieces[2])]
+        except (IndexError, KeyError, ValueError):
+            raise ValueError(f"state_dict has schedule state for {tag!r}, which this optimizer "
+                             "does not have") from None
+        return _stateful_parts(target)
 
     def __repr__(self):
         lines = [f"{type(self).__name__}(backend={self.backend!r}, step_count={self.step_count}"]
