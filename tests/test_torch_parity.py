@@ -5,16 +5,22 @@ without it), which runs fresh cases (other seeds) against torch directly.
 
 Tolerances (measured worst errors are in the comments; see the generator for the cases):
 
-* float64: ``rtol=1e-10`` element-wise, plus an absolute floor of ``1e-12 * max|p|`` so an
-  element passing close to zero does not turn a 1e-16 rounding difference into a large
-  relative one.  Measured: worst element-wise relative error 2e-12 (Adagrad), worst error
-  relative to max|p| 5.4e-16.
-* float32: ``rtol=1e-5`` element-wise, plus an absolute floor of ``2e-6 * max|p|``.
-  Measured: worst error relative to max|p| 4.5e-7 (RMSprop centered + momentum on the
-  quadratic), i.e. a few float32 ulps after 125 steps (torch and fastopt round some
-  products in a different order, e.g. ``(lr * g) / d`` vs ``lr * (g / d)``, and the
-  param-dependent gradients feed that back); element-wise relative errors reach 8e-4 only
-  on elements that pass near zero.
+* float64: ``rtol=1e-10`` element-wise, plus an absolute floor of ``1e-12 * max|p|`` (max
+  over the snapshot) so that an element passing close to zero does not turn a 1e-16
+  rounding difference into a large relative one.  Measured over all cases and backends:
+  worst element-wise relative error 8.3e-12 (AdamW, native), worst error relative to
+  max|p| 1.5e-15.
+* float32: ``rtol=1e-5`` element-wise, plus an absolute floor of ``3e-6 * max|p|``.
+  Measured: worst error relative to max|p| 8.5e-7 (AdamW with weight decay, native
+  backend; 4.5e-7 for the numpy/numba backends, RMSprop centered + momentum on the
+  quadratic), i.e. float32 rounding differences random-walking over 125 steps (torch and
+  fastopt round some products in another order, e.g. ``(lr * g) / d`` vs ``lr * (g / d)``,
+  the native kernels may fuse multiply-adds, and the param-dependent gradients feed the
+  differences back).  Element-wise relative errors reach 8e-4, only on elements that pass
+  near zero, hence the floor.
+
+A deliberate 1e-7 relative change of lr, or a 0.1 % change of AdamW's decay factor, fails
+these tests (float64 cases).
 """
 from __future__ import annotations
 
@@ -46,7 +52,7 @@ FIXTURE = gen.FIXTURE
 BACKENDS = fastopt.available_backends()
 TOL = {  # dtype -> (rtol, atol as a fraction of max|p| of the snapshot)
     "float64": (1e-10, 1e-12),
-    "float32": (1e-5, 2e-6),
+    "float32": (1e-5, 3e-6),
 }
 
 
