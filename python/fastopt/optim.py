@@ -620,7 +620,11 @@ class SGD(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Adagrad, as ``torch.optim.Adagrad`` (``lr=1e-2, lr_decay=0, eps=1e-10``)."""
+    """Adagrad, as ``torch.optim.Adagrad`` (``lr=1e-2, lr_decay=0, eps=1e-10``).
+
+    Difference from PyTorch: an ``initial_accumulator_value`` given in a parameter group is
+    honoured for that group; PyTorch 2.13 ignores it and fills every group's sum from the
+    constructor argument."""
 
     _defaults = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                      eps=1e-10, maximize=False)
