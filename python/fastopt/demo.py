@@ -332,7 +332,7 @@ def run_demo(out="fastopt-demo-output", *, steps=None, quick=False, tensorboard=
         print(f"\nTotal {elapsed:.1f} s.  Plots and results.json written to "
               f"{os.path.abspath(out)}:")
         for p in plots.values():
-            print(f"  {p}")
+            print(f"  {os.path.abspath(p)}")
         if tensorboard:
             print(f"TensorBoard logs in {os.path.abspath(tensorboard)} "
                   f"(tensorboard --logdir {tensorboard})")

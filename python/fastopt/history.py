@@ -281,6 +281,7 @@ class History:
         for display (0 = raw).  ``log_loss``: log y-axis for the loss (default: when the
         loss spans more than a factor 20)."""
         from .plotting import new_axes
+        own = axes is None
         fig, axes = new_axes(axes, nrows=2, ncols=1, figsize=(7, 5), sharex=True)
         ax_loss, ax_lr = axes[0], axes[1]
         steps = self.steps
@@ -309,7 +310,8 @@ class History:
                     ax.legend(fontsize="small")
         if title:
             ax_loss.set_title(title)
-        fig.tight_layout()
+        if own:
+            fig.tight_layout()
         return fig
 
 

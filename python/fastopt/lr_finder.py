@@ -220,6 +220,7 @@ class LRFinderResult:
         ``None`` none.
         """
         from .plotting import new_axes
+        own = ax is None
         fig, ax = new_axes(ax, figsize=(6, 4))
         if show_raw:
             ax.plot(self.lrs, self.losses, color="0.7", lw=0.8, label="loss")
@@ -258,7 +259,8 @@ class LRFinderResult:
         ax.set_title(title or f"LR range test: suggestion {self.suggestion:.3g} ({self.method})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
-        fig.tight_layout()
+        if own:
+            fig.tight_layout()
         return fig
 
 

@@ -93,6 +93,7 @@ def plot_schedule(schedule, steps=100, *, ax=None, label=None, log=False, title=
         items = [(_short(repr(s)), s) for s in schedule]
     else:
         items = [(label, schedule)]
+    own = ax is None
     fig, ax = new_axes(ax, figsize=(6, 3.5))
     for name, sched in items:
         ax.plot(steps, evaluate(sched, steps), label=name)
@@ -105,5 +106,6 @@ def plot_schedule(schedule, steps=100, *, ax=None, label=None, log=False, title=
     if any(name for name, _ in items):
         ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
+    if own:
+        fig.tight_layout()
     return fig
