@@ -320,3 +320,21 @@ def test_plot_saves_png(tmp_path):
     d = res.to_dict()
     assert d["suggestion"] == res.suggestion and len(d["lrs"]) == 40
     assert "suggestion=" in repr(res)
+
+
+def test_missing_optional_dependencies_name_the_extra(monkeypatch):
+    import sys
+    params = logreg_params()
+    f = logreg_loss_and_grads(params)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.raises(ImportError, match=r"fastopt\[progress\]"):
+        lr_find(params, fastopt.SGD, f, num_steps=5, progress=True)
+    res = lr_find(params, fastopt.SGD, f, num_steps=5)      # default: no bar, no error
+    assert len(res.lrs) == 5
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"fastopt\[plot\]"):
+        res.plot()
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    with pytest.raises(ImportError, match=r"fastopt\[tensorboard\]"):
+        fastopt.TensorBoardLogger("unused")
