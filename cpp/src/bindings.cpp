@@ -7,31 +7,35 @@
 // been written.  Non-contiguous gradients are read through a contiguous copy (they are
 // inputs only); parameters and state must be C-contiguous and writeable, because
 // updating a copy would silently lose the update.
+//
+// Execution: the rows of one call are seen as one long sequence of elements.  Below a
+// size threshold (measured: see kParallelMinBytes) one thread walks it; above, it is cut
+// into cache-line-aligned chunks that the caller and the pool threads (threads.cpp) take
+// from an atomic counter, so 1000 small arrays are divided as well as one large one.  Each
+// chunk runs the kernels of the ISA chosen once at import (AVX-512, AVX2+FMA or generic;
+// FASTOPT_ISA=generic|avx2|avx512 or set_isa() override it).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "fastopt/kernels.hpp"
+#include "fastopt/dispatch.hpp"
+#include "threads.hpp"
 
 namespace py = pybind11;
-namespace fk = fastopt::kernels;
+using fastopt::DType;
+using fastopt::Job;
+using fastopt::Op;
+using fastopt::Row;
+using fastopt::kMaxSlots;
 
 namespace {
-
-enum class DType { f32, f64 };
-
-constexpr int kMaxSlots = 5;
-
-struct Row {
-  DType dtype;
-  std::size_t n;
-  void* ptr[kMaxSlots];  // slot 0: param, slot 1: grad, 2..: state (nullptr if absent)
-};
 
 struct Slot {
   const char* role;  // "params", "grads", "exp_avgs", ...
@@ -60,7 +64,8 @@ std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::
 struct Interval {
   std::uintptr_t lo, hi;
   bool writable;
-  std::string label;
+  std::uint32_t slot;
+  std::size_t row;  // the label "role[key]" is only built for an error message
 };
 
 // Check every slot of every row and collect raw pointers.  `keep` holds contiguous copies of
@@ -93,9 +98,9 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
       row.ptr[s] = nullptr;
       if (slots[s].seq.is_none()) continue;
       py::object obj = seqs[s][i];
-      const std::string label = std::string(slots[s].role) + "[" + key_of(names, i) + "]";
+      auto label_of = [&] { return std::string(slots[s].role) + "[" + key_of(names, i) + "]"; };
       if (!py::isinstance<py::array>(obj))
-        throw py::type_error(label + " must be a numpy array, got " +
+        throw py::type_error(label_of() + " must be a numpy array, got " +
                              py::str(py::type::of(obj)).cast<std::string>() +
                              "; convert it with np.asarray(...)");
       py::array a = obj.cast<py::array>();
@@ -105,31 +110,31 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
         else if (a.dtype().equal(py::dtype::of<float>())) row.dtype = DType::f32;
         else if (a.dtype().equal(py::dtype::of<double>())) row.dtype = DType::f64;
         else
-          throw py::type_error(label + " has dtype " + dtype_str(a) +
+          throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
                                "; fastopt updates float32 or float64 arrays in place: "
                                "create the parameter with dtype=np.float32 or np.float64");
         row.n = static_cast<std::size_t>(a.size());
         p0 = a;
       } else {
         if (!a.dtype().equal(p0.dtype()))
-          throw py::type_error(label + " has dtype " + dtype_str(a) + " but its parameter has " +
+          throw py::type_error(label_of() + " has dtype " + dtype_str(a) + " but its parameter has " +
                                dtype_str(p0) + "; pass an array of dtype " + dtype_str(p0) +
                                " (for example g.astype(np." + dtype_str(p0) + "))");
         bool same_shape = a.ndim() == p0.ndim();
         for (py::ssize_t d = 0; same_shape && d < a.ndim(); ++d)
           same_shape = a.shape(d) == p0.shape(d);
         if (!same_shape)
-          throw py::value_error(label + " has shape " + shape_str(a) + " but its parameter has " +
+          throw py::value_error(label_of() + " has shape " + shape_str(a) + " but its parameter has " +
                                 shape_str(p0) + "; pass an array of the parameter's shape");
       }
       const bool contiguous = (a.flags() & py::array::c_style) != 0;
       if (slots[s].writable) {
         if (!contiguous)
-          throw py::value_error(label + " is not C-contiguous; fastopt updates arrays in place "
+          throw py::value_error(label_of() + " is not C-contiguous; fastopt updates arrays in place "
                                 "and will not update a copy: use np.ascontiguousarray(...) "
                                 "once when you create it and keep that array");
         if (!a.writeable())
-          throw py::value_error(label + " is read-only; fastopt updates it in place: pass a "
+          throw py::value_error(label_of() + " is read-only; fastopt updates it in place: pass a "
                                 "writeable array (a.setflags(write=True) or a.copy())");
       } else if (!contiguous) {
         py::object c = py::module_::import("numpy").attr("ascontiguousarray")(a);
@@ -139,7 +144,7 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
       row.ptr[s] = const_cast<void*>(a.data());
       if (row.n > 0) {
         const auto lo = reinterpret_cast<std::uintptr_t>(a.data());
-        intervals.push_back({lo, lo + static_cast<std::uintptr_t>(a.nbytes()), slots[s].writable, label});
+        intervals.push_back({lo, lo + static_cast<std::uintptr_t>(a.nbytes()), slots[s].writable, static_cast<std::uint32_t>(s), i});
       }
     }
   }
@@ -154,7 +159,9 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
     if (iv.writable && last_all && iv.lo < end_all) clash = last_all;
     else if (!iv.writable && last_w && iv.lo < end_w) clash = last_w;
     if (clash)
-      throw py::value_error(iv.label + " shares memory with " + clash->label +
+      throw py::value_error(std::string(slots[iv.slot].role) + "[" + key_of(names, iv.row) + "]" +
+                            " shares memory with " + std::string(slots[clash->slot].role) + "[" +
+                            key_of(names, clash->row) + "]" +
                             "; every parameter, gradient and state array must be a separate "
                             "array (pass grad.copy() if the gradient is a view of a parameter)");
     if (iv.hi > end_all) { end_all = iv.hi; last_all = &iv; }
@@ -163,25 +170,180 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
   return rows;
 }
 
-template <class T>
-T* P(const Row& r, int s) { return static_cast<T*>(r.ptr[s]); }
+// ------------------------------------------------------------------ ISA dispatch
+struct Isa {
+  const char* name;
+  fastopt::RunFn fn;
+};
 
+bool cpu_supports(const std::string& name) {
+  if (name == "generic") return true;
+#if defined(FASTOPT_HAVE_X86_ISAS)
+  __builtin_cpu_init();
+  if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (name == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+           cpu_supports("avx2");
+#endif
+  return false;
+}
+
+std::vector<Isa> compiled_isas() {
+  std::vector<Isa> v{{"generic", &fastopt::run_generic}};
+#if defined(FASTOPT_HAVE_X86_ISAS)
+  v.push_back({"avx2", &fastopt::run_avx2});
+  v.push_back({"avx512", &fastopt::run_avx512});
+#endif
+  return v;
+}
+
+std::vector<std::string> supported_isas() {  // fastest last
+  std::vector<std::string> out;
+  for (const Isa& i : compiled_isas())
+    if (cpu_supports(i.name)) out.push_back(i.name);
+  return out;
+}
+
+std::atomic<fastopt::RunFn> g_run{&fastopt::run_generic};
+std::string g_isa = "generic";
+
+void set_isa(const std::string& name) {
+  const auto sup = supported_isas();
+  std::string want = name;
+  if (want == "auto" || want == "best") want = sup.back();
+  for (const Isa& i : compiled_isas()) {
+    if (want == i.name) {
+      if (!cpu_supports(want)) {
+        std::string s;
+        for (const auto& x : sup) s += (s.empty() ? "" : ", ") + x;
+        throw py::value_error("ISA " + want + " is not supported by this CPU; supported: " + s);
+      }
+      g_run.store(i.fn);
+      g_isa = want;
+      return;
+    }
+  }
+  throw py::value_error("unknown ISA " + py::repr(py::str(name)).cast<std::string>() +
+                        "; use one of 'generic', 'avx2', 'avx512' or 'auto'");
+}
+
+// ------------------------------------------------------------------ parallel execution
+// Below this many bytes moved per call, one thread is faster than waking the pool.
+// Measured on a 2-core EPYC (AVX-512): see benchmarks/threshold.py.
+std::size_t g_parallel_min_bytes = 256 * 1024;
+// Chunks are about this many bytes moved (several per thread, taken dynamically).
+constexpr std::size_t kChunkBytes = 512 * 1024;
+
+struct Exec {
+  const Job* job;
+  const Row* rows;
+  std::size_t nrows;
+  std::vector<std::size_t> prefix;  // prefix[r] = elements before row r
+  std::vector<std::size_t> bounds;  // chunk c = [bounds[c], bounds[c+1]) of the sequence
+  std::atomic<std::size_t> next{0};
+  fastopt::RunFn fn;
+
+  void run_range(std::size_t b0, std::size_t b1) const {
+    std::size_t r = static_cast<std::size_t>(
+        std::upper_bound(prefix.begin(), prefix.end(), b0) - prefix.begin() - 1);
+    for (; r < nrows && prefix[r] < b1; ++r) {
+      const std::size_t lo = b0 > prefix[r] ? b0 - prefix[r] : 0;
+      const std::size_t hi = std::min(rows[r].n, b1 - prefix[r]);
+      if (hi > lo) fn(*job, rows[r], lo, hi);
+    }
+  }
+
+  static void task(void* ctx, int) {
+    Exec* e = static_cast<Exec*>(ctx);
+    const std::size_t nchunks = e->bounds.size() - 1;
+    for (;;) {
+      const std::size_t c = e->next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= nchunks) return;
+      e->run_range(e->bounds[c], e->bounds[c + 1]);
+    }
+  }
+};
+
+std::size_t elem_size(const Row& r) { return r.dtype == DType::f32 ? 4 : 8; }
+
+// Boundary at global element g, moved down so that the parameter's element starts a cache line.
+std::size_t align_boundary(const Exec& e, std::size_t g) {
+  std::size_t r = static_cast<std::size_t>(
+      std::upper_bound(e.prefix.begin(), e.prefix.end(), g) - e.prefix.begin() - 1);
+  if (r >= e.nrows) return g;
+  const std::size_t o = g - e.prefix[r];
+  const std::size_t es = elem_size(e.rows[r]);
+  const auto base = reinterpret_cast<std::uintptr_t>(e.rows[r].ptr[0]);
+  std::size_t o2;
+  if (base % es == 0) {
+    const std::uintptr_t addr = (base + o * es) & ~std::uintptr_t(63);
+    o2 = addr <= base ? 0 : static_cast<std::size_t>((addr - base) / es);
+  } else {
+    o2 = o & ~std::size_t(64 / es - 1);
+  }
+  return e.prefix[r] + o2;
+}
+
+void execute(const Job& job, const std::vector<Row>& rows, int arrays_moved) {
+  const fastopt::RunFn fn = g_run.load();
+  std::size_t bytes = 0;
+  for (const Row& r : rows) bytes += r.n * elem_size(r) * static_cast<std::size_t>(arrays_moved);
+  const int nt = fastopt::threads::get_threads();
+  if (nt <= 1 || bytes < g_parallel_min_bytes) {
+    for (const Row& r : rows) fn(job, r, 0, r.n);
+    return;
+  }
+  Exec e;
+  e.job = &job;
+  e.rows = rows.data();
+  e.nrows = rows.size();
+  e.fn = fn;
+  e.prefix.resize(rows.size() + 1);
+  e.prefix[0] = 0;
+  for (std::size_t r = 0; r < rows.size(); ++r) e.prefix[r + 1] = e.prefix[r] + rows[r].n;
+  const std::size_t total = e.prefix.back();
+  std::size_t nchunks = std::max<std::size_t>(bytes / kChunkBytes, static_cast<std::size_t>(nt));
+  nchunks = std::min<std::size_t>(nchunks, static_cast<std::size_t>(nt) * 16);
+  nchunks = std::min<std::size_t>(nchunks, std::max<std::size_t>(total / 64, 1));
+  e.bounds.resize(nchunks + 1);
+  e.bounds[0] = 0;
+  for (std::size_t c = 1; c < nchunks; ++c)
+    e.bounds[c] = std::max(e.bounds[c - 1], align_boundary(e, static_cast<std::size_t>(
+                                                  static_cast<unsigned __int128>(total) * c / nchunks)));
+  e.bounds[nchunks] = total;
+  fastopt::threads::run(static_cast<int>(std::min<std::size_t>(nchunks, nt)), &Exec::task, &e);
+}
+
+// Arrays touched per element (reads + writes) for the threshold: every slot is read, every
+// slot but the gradient is written.
+int moved(const std::vector<Row>& rows) {
+  if (rows.empty()) return 0;
+  int k = 0;
+  for (int s = 0; s < kMaxSlots; ++s) k += rows[0].ptr[s] ? (s == 1 ? 1 : 2) : 0;
+  return k;
+}
+
+// ------------------------------------------------------------------ entry points
 void sgd(py::object params, py::object grads, py::object bufs, double lr, double momentum,
          double dampening, double wd, bool nesterov, bool maximize, bool first, py::object names) {
   std::vector<Slot> slots{{"params", params, true}, {"grads", grads, false},
                           {"momentum_buffers", bufs, true}};
   std::vector<py::object> keep;
   auto rows = collect(slots, names, keep);
+  Job j;
+  j.op = Op::sgd;
+  j.lr = lr;
+  j.momentum = momentum;
+  j.one_minus_damp = 1.0 - dampening;
+  j.wd = wd;
+  j.nesterov = nesterov;
+  j.maximize = maximize;
+  j.first = first;
+  if (momentum == 0.0)
+    for (Row& r : rows) r.ptr[2] = nullptr;  // the kernel ignores the buffer: do not count it
   py::gil_scoped_release nogil;
-  for (const Row& r : rows) {
-    if (r.dtype == DType::f32)
-      fk::sgd<float>(P<float>(r, 0), P<float>(r, 1), P<float>(r, 2), r.n, float(lr),
-                     float(momentum), float(1.0 - dampening), float(wd), nesterov, maximize,
-                     first);
-    else
-      fk::sgd<double>(P<double>(r, 0), P<double>(r, 1), P<double>(r, 2), r.n, lr, momentum,
-                      1.0 - dampening, wd, nesterov, maximize, first);
-  }
+  execute(j, rows, moved(rows));
 }
 
 void adagrad(py::object params, py::object grads, py::object sums, double clr, double wd,
@@ -190,15 +352,14 @@ void adagrad(py::object params, py::object grads, py::object sums, double clr, d
                           {"state_sums", sums, true}};
   std::vector<py::object> keep;
   auto rows = collect(slots, names, keep);
+  Job j;
+  j.op = Op::adagrad;
+  j.clr = clr;
+  j.wd = wd;
+  j.eps = eps;
+  j.maximize = maximize;
   py::gil_scoped_release nogil;
-  for (const Row& r : rows) {
-    if (r.dtype == DType::f32)
-      fk::adagrad<float>(P<float>(r, 0), P<float>(r, 1), P<float>(r, 2), r.n, float(clr),
-                         float(wd), float(eps), maximize);
-    else
-      fk::adagrad<double>(P<double>(r, 0), P<double>(r, 1), P<double>(r, 2), r.n, clr, wd, eps,
-                          maximize);
-  }
+  execute(j, rows, moved(rows));
 }
 
 void rmsprop(py::object params, py::object grads, py::object square_avgs, py::object grad_avgs,
@@ -209,17 +370,18 @@ void rmsprop(py::object params, py::object grads, py::object square_avgs, py::ob
                           {"momentum_buffers", bufs, true}};
   std::vector<py::object> keep;
   auto rows = collect(slots, names, keep);
+  Job j;
+  j.op = Op::rmsprop;
+  j.lr = lr;
+  j.alpha = alpha;
+  j.one_minus_alpha = 1.0 - alpha;
+  j.eps = eps;
+  j.wd = wd;
+  j.momentum = momentum;
+  j.centered = centered;
+  j.maximize = maximize;
   py::gil_scoped_release nogil;
-  for (const Row& r : rows) {
-    if (r.dtype == DType::f32)
-      fk::rmsprop<float>(P<float>(r, 0), P<float>(r, 1), P<float>(r, 2), P<float>(r, 3),
-                         P<float>(r, 4), r.n, float(lr), float(alpha), float(1.0 - alpha), float(eps), float(wd),
-                         float(momentum), centered, maximize);
-    else
-      fk::rmsprop<double>(P<double>(r, 0), P<double>(r, 1), P<double>(r, 2), P<double>(r, 3),
-                          P<double>(r, 4), r.n, lr, alpha, 1.0 - alpha, eps, wd, momentum, centered,
-                          maximize);
-  }
+  execute(j, rows, moved(rows));
 }
 
 void adam(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
@@ -231,42 +393,81 @@ void adam(py::object params, py::object grads, py::object exp_avgs, py::object e
                           {"max_exp_avg_sqs", max_exp_avg_sqs, true}};
   std::vector<py::object> keep;
   auto rows = collect(slots, names, keep);
+  Job j;
+  j.op = Op::adam;
+  j.one_minus_beta1 = 1.0 - beta1;
+  j.beta2 = beta2;
+  j.one_minus_beta2 = 1.0 - beta2;
+  j.eps = eps;
+  j.wd = wd;
+  j.decay = decay;
+  j.step_size = step_size;
+  j.bc2_sqrt = bc2_sqrt;
+  j.decoupled = decoupled;
+  j.amsgrad = amsgrad;
+  j.maximize = maximize;
   py::gil_scoped_release nogil;
-  for (const Row& r : rows) {
-    if (r.dtype == DType::f32)
-      fk::adam<float>(P<float>(r, 0), P<float>(r, 1), P<float>(r, 2), P<float>(r, 3),
-                      P<float>(r, 4), r.n, float(1.0 - beta1), float(beta2), float(1.0 - beta2),
-                      float(eps), float(wd),
-                      float(decay), float(step_size), float(bc2_sqrt), decoupled, amsgrad,
-                      maximize);
-    else
-      fk::adam<double>(P<double>(r, 0), P<double>(r, 1), P<double>(r, 2), P<double>(r, 3),
-                       P<double>(r, 4), r.n, 1.0 - beta1, beta2, 1.0 - beta2, eps, wd, decay, step_size,
-                       bc2_sqrt,
-                       decoupled, amsgrad, maximize);
-  }
+  execute(j, rows, moved(rows));
 }
 
-// Bandwidth probe: reads every array of the list and writes the first `nwrite` back.
-void probe(py::list arrays, std::size_t nwrite) {
-  std::vector<float*> ptrs;
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < arrays.size(); ++i) {
-    auto a = arrays[i].cast<py::array_t<float, py::array::c_style>>();
-    if (!a.writeable()) throw py::value_error("probe arrays must be writeable");
-    if (i == 0) n = static_cast<std::size_t>(a.size());
-    else if (static_cast<std::size_t>(a.size()) != n) throw py::value_error("probe arrays must have one size");
-    ptrs.push_back(a.mutable_data());
-  }
-  if (nwrite > ptrs.size()) throw py::value_error("nwrite > number of arrays");
+// Bandwidth probe over one set of same-size arrays: reads every array of the list and writes
+// the first `nwrite` back, with the same ISA, threads and chunking as the optimizers.
+void probe_rows(const std::vector<Row>& rows, int nread, int nwrite) {
+  Job j;
+  j.op = Op::probe;
+  j.nread = nread;
+  j.nwrite = nwrite;
   py::gil_scoped_release nogil;
-  fk::probe<float>(ptrs.data(), ptrs.size(), nwrite, n);
+  execute(j, rows, nread + nwrite);
+}
+
+void check_probe_counts(std::size_t nread, std::size_t nwrite) {
+  if (nread < 1 || nread > static_cast<std::size_t>(kMaxSlots))
+    throw py::value_error("probe takes 1 to 5 arrays per row, got " + std::to_string(nread));
+  if (nwrite > nread) throw py::value_error("nwrite > number of arrays");
+}
+
+void probe(py::list arrays, std::size_t nwrite) {
+  check_probe_counts(arrays.size(), nwrite);
+  Row row{};
+  std::vector<py::array> keep;
+  for (std::size_t i = 0; i < arrays.size(); ++i) {
+    py::array a = arrays[i].cast<py::array>();
+    const bool f32 = a.dtype().equal(py::dtype::of<float>());
+    if (!f32 && !a.dtype().equal(py::dtype::of<double>()))
+      throw py::type_error("probe arrays must be float32 or float64");
+    if (!(a.flags() & py::array::c_style) || !a.writeable())
+      throw py::value_error("probe arrays must be C-contiguous and writeable");
+    const DType dt = f32 ? DType::f32 : DType::f64;
+    if (i == 0) {
+      row.dtype = dt;
+      row.n = static_cast<std::size_t>(a.size());
+    } else if (static_cast<std::size_t>(a.size()) != row.n || dt != row.dtype) {
+      throw py::value_error("probe arrays must have one size and one dtype");
+    }
+    row.ptr[i] = a.mutable_data();
+    keep.push_back(a);
+  }
+  probe_rows({row}, static_cast<int>(arrays.size()), static_cast<int>(nwrite));
+}
+
+// Multi-tensor probe: `slots` is a list of lists (one list per role, one array per row, as
+// the optimizers take them); the first `nwrite` roles are written.
+void probe_many(py::list slot_lists, std::size_t nwrite) {
+  check_probe_counts(slot_lists.size(), nwrite);
+  static const char* roles[kMaxSlots] = {"a0", "a1", "a2", "a3", "a4"};
+  std::vector<Slot> slots;
+  for (std::size_t s = 0; s < slot_lists.size(); ++s)
+    slots.push_back({roles[s], slot_lists[s], s < nwrite});
+  std::vector<py::object> keep;
+  auto rows = collect(slots, py::none(), keep);
+  probe_rows(rows, static_cast<int>(slot_lists.size()), static_cast<int>(nwrite));
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
-  m.doc() = "fastopt compiled kernels (multi-tensor, in place, GIL released)";
+  m.doc() = "fastopt compiled kernels (multi-tensor, in place, GIL released, SIMD + threads)";
   using namespace pybind11::literals;
   m.def("sgd", &sgd, "params"_a, "grads"_a, "momentum_buffers"_a, "lr"_a, "momentum"_a,
         "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a, "first"_a,
@@ -280,6 +481,41 @@ PYBIND11_MODULE(_native, m) {
         "max_exp_avg_sqs"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a, "decay"_a,
         "step_size"_a, "bc2_sqrt"_a, "decoupled"_a, "amsgrad"_a, "maximize"_a,
         "names"_a = py::none());
-  m.def("probe", &probe, "arrays"_a, "nwrite"_a);
-  m.attr("isa") = "generic";
+  m.def("probe", &probe, "arrays"_a, "nwrite"_a,
+        "Bandwidth probe: read every array, write the first nwrite back (same threads/ISA).");
+  m.def("probe_many", &probe_many, "slots"_a, "nwrite"_a,
+        "Multi-tensor bandwidth probe: one list of arrays per role; the first nwrite roles are written.");
+  m.def("isa", [] { return g_isa; }, "The instruction set the kernels run with now.");
+  m.def("supported_isas", [] {
+    py::list out;
+    for (const auto& s : supported_isas()) out.append(py::str(s));
+    return out;
+  },
+        "Instruction sets compiled in and supported by this CPU, slowest first.");
+  m.def("set_isa", &set_isa, "name"_a,
+        "Force the kernels' instruction set: 'generic', 'avx2', 'avx512' or 'auto' (the best).");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
+    fastopt::threads::set_threads(n);
+  }, "n"_a);
+  m.def("get_num_threads", &fastopt::threads::get_threads);
+  m.def("default_num_threads", &fastopt::threads::default_threads);
+  m.def("_set_parallel_min_bytes", [](std::size_t b) { g_parallel_min_bytes = b; }, "bytes"_a);
+  m.def("_get_parallel_min_bytes", [] { return g_parallel_min_bytes; });
+
+  // The ISA: FASTOPT_ISA if set (a warning if it cannot be honoured), else the best supported.
+  set_isa("auto");
+  if (const char* env = std::getenv("FASTOPT_ISA")) {
+    std::string want(env);
+    if (!want.empty()) {
+      try {
+        set_isa(want);
+      } catch (py::error_already_set&) {
+        throw;
+      } catch (std::exception& ex) {
+        PyErr_WarnEx(PyExc_RuntimeWarning,
+                     ("FASTOPT_ISA=" + want + " ignored: " + ex.what()).c_str(), 1);
+      }
+    }
+  }
 }

@@ -11,10 +11,21 @@
 //   * Loop-invariant options (weight decay on/off, momentum, nesterov, amsgrad, ...) are
 //     template parameters, so that each loop the compiler vectorises has no branch.
 //   * `maximize` is a sign (+1 or -1) applied to the gradient; multiplying by +-1 is exact.
+//
+// ISA builds: this header is compiled once per instruction set (cpp/src/kernels_generic.cpp,
+// kernels_avx2.cpp, kernels_avx512.cpp, each with its own -m flags) and every copy lives in
+// its own namespace fastopt::<FASTOPT_ISA_NS>, so that the linker never merges an AVX-512
+// instantiation into the generic path.  For the same reason the header uses no standard
+// library templates: only builtins, which are always inlined.  The loops are written for
+// the auto-vectoriser (restrict pointers, no branches, -O3 -fno-math-errno so that sqrt and
+// division vectorise); GCC emits unaligned vector loads and a scalar remainder loop.
 #pragma once
 
-#include <cmath>
 #include <cstddef>
+
+#ifndef FASTOPT_ISA_NS
+#define FASTOPT_ISA_NS generic
+#endif
 
 #if defined(__GNUC__)
 #define FASTOPT_RESTRICT __restrict__
@@ -23,7 +34,11 @@
 #endif
 
 namespace fastopt {
+namespace FASTOPT_ISA_NS {
 namespace kernels {
+
+inline float fsqrt(float x) { return __builtin_sqrtf(x); }
+inline double fsqrt(double x) { return __builtin_sqrt(x); }
 
 // ---------------------------------------------------------------- SGD
 template <class T, bool WD, bool MOM, bool NESTEROV, bool FIRST>
@@ -75,7 +90,7 @@ inline void adagrad_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
     if (WD) gi = gi + wd * p[i];
     const T s = sum[i] + gi * gi;
     sum[i] = s;
-    p[i] = p[i] - clr * gi / (std::sqrt(s) + eps);
+    p[i] = p[i] - clr * gi / (fsqrt(s) + eps);
   }
 }
 
@@ -101,9 +116,9 @@ inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
     if (CENTERED) {
       const T a = ga[i] + one_minus_alpha * (gi - ga[i]);
       ga[i] = a;
-      avg = std::sqrt(s - a * a) + eps;
+      avg = fsqrt(s - a * a) + eps;
     } else {
-      avg = std::sqrt(s) + eps;
+      avg = fsqrt(s) + eps;
     }
     if (MOM) {
       const T b = momentum * buf[i] + gi / avg;
@@ -158,7 +173,7 @@ inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
       vv = vmax[i] > vi ? vmax[i] : vi;
       vmax[i] = vv;
     }
-    const T denom = std::sqrt(vv) / bc2_sqrt + eps;
+    const T denom = fsqrt(vv) / bc2_sqrt + eps;
     p[i] = pi - step_size * mi / denom;
   }
 }
@@ -181,16 +196,38 @@ void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta
 }
 
 // ---------------------------------------------------------------- bandwidth probe
-// Moves the same bytes as an optimizer step (reads `nread` arrays, writes `nwrite` of
-// them back) with no arithmetic beyond one add: the memory roofline of a step.
-template <class T>
-void probe(T* const* arrays, std::size_t narrays, std::size_t nwrite, std::size_t n) {
+// Moves the same bytes as an optimizer step (reads NR arrays, writes the first NW of them
+// back) with no arithmetic beyond one add per array: the memory roofline of a step.
+template <class T, int NR, int NW>
+inline void probe_impl(T* const* arrays, std::size_t n) {
+  T* a[NR];
+  for (int k = 0; k < NR; ++k) a[k] = arrays[k];
+#pragma GCC ivdep
   for (std::size_t i = 0; i < n; ++i) {
-    T acc = T(0);
-    for (std::size_t a = 0; a < narrays; ++a) acc += arrays[a][i];
-    for (std::size_t a = 0; a < nwrite; ++a) arrays[a][i] = acc;
+    T acc = a[0][i];
+    for (int k = 1; k < NR; ++k) acc += a[k][i];
+    for (int k = 0; k < NW; ++k) a[k][i] = acc;
+  }
+}
+
+template <class T>
+void probe(T* const* arrays, int nread, int nwrite, std::size_t n) {
+  switch (nread * 8 + nwrite) {
+    case 1 * 8 + 0: probe_impl<T, 1, 0>(arrays, n); return;
+    case 1 * 8 + 1: probe_impl<T, 1, 1>(arrays, n); return;
+    case 2 * 8 + 1: probe_impl<T, 2, 1>(arrays, n); return;
+    case 3 * 8 + 2: probe_impl<T, 3, 2>(arrays, n); return;
+    case 4 * 8 + 3: probe_impl<T, 4, 3>(arrays, n); return;
+    case 5 * 8 + 4: probe_impl<T, 5, 4>(arrays, n); return;
+    default:
+      for (std::size_t i = 0; i < n; ++i) {
+        T acc = T(0);
+        for (int k = 0; k < nread; ++k) acc += arrays[k][i];
+        for (int k = 0; k < nwrite; ++k) arrays[k][i] = acc;
+      }
   }
 }
 
 }  // namespace kernels
+}  // namespace FASTOPT_ISA_NS
 }  // namespace fastopt

@@ -2,6 +2,21 @@
 
 The C++ entry points check every array (same rules and messages as ``_checks.collect``)
 before writing any, then release the GIL and run the fused kernels of
-``cpp/include/fastopt/kernels.hpp``.
+``cpp/include/fastopt/kernels.hpp``: one pass over memory, SIMD for the best instruction
+set of the CPU (chosen at import; ``FASTOPT_ISA=generic|avx2|avx512`` or ``set_isa``
+override it) and the thread pool above a size threshold (``fastopt.set_num_threads``).
+Every array of a call (every parameter of a group) is updated by that one native call.
 """
-from .._native import adagrad, adam, rmsprop, sgd  # noqa: F401
+from .._native import (  # noqa: F401
+    adagrad,
+    adam,
+    get_num_threads,
+    isa,
+    probe,
+    probe_many,
+    rmsprop,
+    set_isa,
+    set_num_threads,
+    sgd,
+    supported_isas,
+)

@@ -1,0 +1,44 @@
+// The contract between the bindings (cpp/src/bindings.cpp: checks, threads) and the
+// per-ISA kernel builds (cpp/src/kernels_<isa>.cpp): one plain struct describing a step
+// (which optimizer, its hyperparameters in double) and one row per parameter (raw pointers).
+// Each ISA build exports `run_<isa>(job, row, lo, hi)`, which updates elements [lo, hi) of
+// every array of the row.  The kernels are elementwise, so any split of [0, n) gives the
+// same bits as one call over everything.
+#pragma once
+
+#include <cstddef>
+
+namespace fastopt {
+
+enum class DType { f32, f64 };
+enum class Op { sgd, adagrad, rmsprop, adam, probe };
+
+constexpr int kMaxSlots = 5;
+
+struct Row {
+  DType dtype;
+  std::size_t n;
+  void* ptr[kMaxSlots];  // slot 0: param, slot 1: grad, 2..: state (nullptr if absent)
+};
+
+// Hyperparameters arrive in double; each chunk casts them to the row's type once (the same
+// float(x) the original single-ISA bindings did, so the bits are unchanged).
+struct Job {
+  Op op;
+  double lr = 0, momentum = 0, one_minus_damp = 0, wd = 0, clr = 0, eps = 0, alpha = 0,
+         one_minus_alpha = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0, decay = 0,
+         step_size = 0, bc2_sqrt = 0;
+  bool nesterov = false, maximize = false, first = false, centered = false, decoupled = false,
+       amsgrad = false;
+  int nread = 0, nwrite = 0;  // probe only
+};
+
+using RunFn = void (*)(const Job&, const Row&, std::size_t lo, std::size_t hi);
+
+void run_generic(const Job&, const Row&, std::size_t, std::size_t);
+#if defined(FASTOPT_HAVE_X86_ISAS)
+void run_avx2(const Job&, const Row&, std::size_t, std::size_t);
+void run_avx512(const Job&, const Row&, std::size_t, std::size_t);
+#endif
+
+}  // namespace fastopt

@@ -1,0 +1,157 @@
+#include "threads.hpp"
+
+#include <sched.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define FASTOPT_PAUSE() _mm_pause()
+#else
+#define FASTOPT_PAUSE() std::this_thread::yield()
+#endif
+
+namespace fastopt {
+namespace threads {
+namespace {
+
+// How long an idle worker spins before sleeping (~ 50-100 us): long enough to bridge the
+// Python between two optimizer steps, short enough not to steal a core from others.
+constexpr int kSpinIdle = 20000;
+
+struct Pool {
+  std::vector<std::thread> workers;  // detached; the pool is never destroyed
+  std::atomic<std::uint64_t> epoch{0};
+  std::atomic<int> inflight{0};  // workers inside a job
+  std::atomic<bool> open{false};   // the current job still accepts workers
+  TaskFn fn = nullptr;
+  void* ctx = nullptr;
+  int active = 0;  // workers 1..active-1 may run fn
+  std::mutex mu;
+  std::condition_variable cv;
+  int sleepers = 0;
+  std::mutex run_mu;  // one caller at a time
+
+  void worker_loop(int id, std::uint64_t seen) {
+    for (;;) {
+      std::uint64_t e;
+      int spins = 0;
+      while ((e = epoch.load(std::memory_order_acquire)) == seen && spins < kSpinIdle) {
+        FASTOPT_PAUSE();
+        ++spins;
+      }
+      if (e == seen) {
+        std::unique_lock<std::mutex> lk(mu);
+        ++sleepers;
+        cv.wait(lk, [&] { return epoch.load(std::memory_order_acquire) != seen; });
+        --sleepers;
+        e = epoch.load(std::memory_order_acquire);
+      }
+      seen = e;
+      // Join the job only while it is open: once the caller has closed it (all chunks taken)
+      // it may return and reuse fn/ctx, so a late worker must not touch them.
+      inflight.fetch_add(1, std::memory_order_seq_cst);
+      if (open.load(std::memory_order_seq_cst) && id < active) fn(ctx, id);
+      inflight.fetch_sub(1, std::memory_order_seq_cst);
+    }
+  }
+
+  void grow(int nworkers) {
+    while (static_cast<int>(workers.size()) < nworkers) {
+      const int id = static_cast<int>(workers.size()) + 1;
+      const std::uint64_t now = epoch.load(std::memory_order_acquire);  // before the next bump
+      workers.emplace_back([this, id, now] { worker_loop(id, now); });
+      workers.back().detach();
+    }
+  }
+};
+
+Pool* g_pool = nullptr;
+std::atomic<int> g_threads{0};
+std::mutex g_create_mu;
+
+void after_fork_child() { g_pool = nullptr; }  // the parent's workers do not exist here
+
+Pool* pool() {
+  std::lock_guard<std::mutex> lk(g_create_mu);
+  static bool registered = false;
+  if (!registered) {
+    pthread_atfork(nullptr, nullptr, after_fork_child);
+    registered = true;
+  }
+  if (!g_pool) g_pool = new Pool();  // leaked on purpose: no join at interpreter exit
+  return g_pool;
+}
+
+}  // namespace
+
+int default_threads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  const unsigned h = std::thread::hardware_concurrency();
+  return h ? static_cast<int>(h) : 1;
+}
+
+int get_threads() {
+  int n = g_threads.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+  n = default_threads();
+  if (const char* env = std::getenv("FASTOPT_NUM_THREADS")) {
+    const int e = std::atoi(env);
+    if (e > 0) n = e;
+  }
+  g_threads.store(n, std::memory_order_relaxed);
+  return n;
+}
+
+void set_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+
+int run(int nt, TaskFn fn, void* ctx) {
+  const int limit = get_threads();
+  if (nt > limit) nt = limit;
+  if (nt <= 1) {
+    fn(ctx, 0);
+    return 1;
+  }
+  Pool* p = pool();
+  std::unique_lock<std::mutex> guard(p->run_mu, std::try_to_lock);
+  if (!guard.owns_lock()) {  // another thread is using the pool: do this one serially
+    fn(ctx, 0);
+    return 1;
+  }
+  p->grow(nt - 1);
+  p->fn = fn;
+  p->ctx = ctx;
+  p->active = nt;
+  p->open.store(true, std::memory_order_seq_cst);
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lk(p->mu);
+    p->epoch.fetch_add(1, std::memory_order_acq_rel);
+    wake = p->sleepers > 0;
+  }
+  if (wake) p->cv.notify_all();
+  fn(ctx, 0);  // returns when every chunk has been taken (by us or by a worker)
+  p->open.store(false, std::memory_order_seq_cst);
+  int spins = 0;
+  while (p->inflight.load(std::memory_order_seq_cst) != 0) {  // chunks still running
+    if (++spins < 4000) FASTOPT_PAUSE();
+    else std::this_thread::yield();
+  }
+  return nt;
+}
+
+}  // namespace threads
+}  // namespace fastopt

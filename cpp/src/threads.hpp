@@ -1,0 +1,24 @@
+// A small persistent thread pool for the kernels (no OpenMP: nothing to link, no second
+// OpenMP runtime next to PyTorch's, and full control of how idle workers wait).
+//
+// run(nt, fn, ctx) calls fn(ctx, worker) on the caller (worker 0) and on nt - 1 pool threads
+// and returns when all are done.  Work is handed out by the caller's function itself (an
+// atomic chunk counter), so a worker that wakes late simply takes fewer chunks.  Idle workers
+// spin briefly (back-to-back optimizer steps reuse them without a futex wake-up), then sleep
+// on a condition variable.  Concurrent callers (the GIL is released) do not share the pool:
+// a second caller runs serially.  After fork() the child starts a fresh pool.
+#pragma once
+
+namespace fastopt {
+namespace threads {
+
+using TaskFn = void (*)(void* ctx, int worker);
+
+int default_threads();            // CPUs available to this process (sched_getaffinity)
+int get_threads();                // current setting (FASTOPT_NUM_THREADS or default)
+void set_threads(int n);          // n >= 1
+// Runs fn on min(nt, get_threads()) threads; returns the number used.
+int run(int nt, TaskFn fn, void* ctx);
+
+}  // namespace threads
+}  // namespace fastopt
