@@ -325,10 +325,12 @@ class Optimizer:
     def __getstate__(self):
         d = dict(self.__dict__)
         d.pop("_lock", None)
+        d.pop("_be", None)  # a module; re-resolved from self.backend
         return d
 
     def __setstate__(self, d):
         self.__dict__.update(d)
+        self._be = resolve(self.backend)[1]
         self._lock = threading.Lock()
 
     def _acquire(self, what):
