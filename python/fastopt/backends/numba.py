@@ -4,16 +4,23 @@ Each kernel is the per-element loop of ``numpy.py`` fused into one pass.  Every
 hyperparameter is passed already converted to the array's dtype (``dt(x)``), and the
 loops contain no float literals, so float32 arrays are computed in float32 as in PyTorch
 and in the C++ kernels.  Argument checks are those of the reference (``_checks.collect``).
+
+Threads: arrays of at least ``PARALLEL_MIN_SIZE`` elements go through a ``parallel=True``
+twin that cuts the array into one contiguous chunk per Numba thread (``prange``) and runs
+the serial loop on each slice (views: nothing is allocated), so the arithmetic is written
+once.  Both versions are compiled with ``cache=True``: a new process loads them from
+Numba's cache (``__pycache__``) instead of compiling.  ``fastopt.set_num_threads`` sets
+``numba.set_num_threads`` too.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 
 from ._checks import collect
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _sgd(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nesterov, first):
     for i in range(p.size):
         gi = sign * g[i]
@@ -32,7 +39,7 @@ def _sgd(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nes
         p[i] = p[i] - lr * gi
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _adagrad(p, g, s, clr, wd, eps, sign, use_wd):
     for i in range(p.size):
         gi = sign * g[i]
@@ -43,7 +50,7 @@ def _adagrad(p, g, s, clr, wd, eps, sign, use_wd):
         p[i] = p[i] - clr * gi / (np.sqrt(si) + eps)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rmsprop(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, sign,
              use_wd, centered, use_mom):
     for i in range(p.size):
@@ -66,7 +73,7 @@ def _rmsprop(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, s
             p[i] = p[i] - lr * gi / avg
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _adam(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay,
           step_size, bc2_sqrt, sign, use_wd, decoupled, amsgrad):
     for i in range(p.size):
@@ -90,6 +97,68 @@ def _adam(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, de
         p[i] = pi - step_size * mi / denom
 
 
+# Below this many elements one thread is faster than Numba's thread pool.  Measured on a
+# shared 2-core EPYC: Numba's OpenMP layer uses a static schedule, so one busy core stalls
+# the whole step; below ~1e6 elements the serial loop wins on a loaded machine.
+PARALLEL_MIN_SIZE = 1 << 20
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _sgd_par(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nesterov,
+             first, nchunks):
+    n = p.size
+    for c in prange(nchunks):
+        lo = c * n // nchunks
+        hi = (c + 1) * n // nchunks
+        b = buf[lo:hi] if use_mom else buf
+        _sgd(p[lo:hi], g[lo:hi], b, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom,
+             nesterov, first)
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _adagrad_par(p, g, s, clr, wd, eps, sign, use_wd, nchunks):
+    n = p.size
+    for c in prange(nchunks):
+        lo = c * n // nchunks
+        hi = (c + 1) * n // nchunks
+        _adagrad(p[lo:hi], g[lo:hi], s[lo:hi], clr, wd, eps, sign, use_wd)
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _rmsprop_par(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, sign,
+                 use_wd, centered, use_mom, nchunks):
+    n = p.size
+    for c in prange(nchunks):
+        lo = c * n // nchunks
+        hi = (c + 1) * n // nchunks
+        a = ga[lo:hi] if centered else ga
+        b = buf[lo:hi] if use_mom else buf
+        _rmsprop(p[lo:hi], g[lo:hi], sq[lo:hi], a, b, lr, alpha, one_minus_alpha, eps, wd,
+                 momentum, sign, use_wd, centered, use_mom)
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _adam_par(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay,
+              step_size, bc2_sqrt, sign, use_wd, decoupled, amsgrad, nchunks):
+    n = p.size
+    for c in prange(nchunks):
+        lo = c * n // nchunks
+        hi = (c + 1) * n // nchunks
+        vm = vmax[lo:hi] if amsgrad else vmax
+        _adam(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], vm, one_minus_beta1, beta2,
+              one_minus_beta2, eps, wd, decay, step_size, bc2_sqrt, sign, use_wd, decoupled,
+              amsgrad)
+
+
+def _pick(serial, parallel, size):
+    """(kernel, extra args): the prange twin for large arrays when Numba has threads."""
+    if size >= PARALLEL_MIN_SIZE:
+        nt = get_num_threads()
+        if nt > 1:
+            return parallel, (nt,)
+    return serial, ()
+
+
 def _flat(a, like):
     """1-D view of a contiguous array, or an empty placeholder of the right dtype for None."""
     if a is None:
@@ -104,9 +173,10 @@ def sgd(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, 
     for p, g, buf in rows:
         dt = p.dtype.type
         use_mom = momentum != 0 and buf is not None
-        _sgd(p.reshape(-1), g.reshape(-1), _flat(buf, p), dt(lr), dt(momentum),
-             dt(1 - dampening), dt(weight_decay), dt(-1 if maximize else 1),
-             weight_decay != 0, use_mom, bool(nesterov), bool(first))
+        fn, extra = _pick(_sgd, _sgd_par, p.size)
+        fn(p.reshape(-1), g.reshape(-1), _flat(buf, p), dt(lr), dt(momentum),
+           dt(1 - dampening), dt(weight_decay), dt(-1 if maximize else 1),
+           weight_decay != 0, use_mom, bool(nesterov), bool(first), *extra)
 
 
 def adagrad(params, grads, state_sums, clr, weight_decay, eps, maximize, names=None):
@@ -114,8 +184,9 @@ def adagrad(params, grads, state_sums, clr, weight_decay, eps, maximize, names=N
                     ("state_sums", state_sums, True)], names)
     for p, g, s in rows:
         dt = p.dtype.type
-        _adagrad(p.reshape(-1), g.reshape(-1), s.reshape(-1), dt(clr), dt(weight_decay),
-                 dt(eps), dt(-1 if maximize else 1), weight_decay != 0)
+        fn, extra = _pick(_adagrad, _adagrad_par, p.size)
+        fn(p.reshape(-1), g.reshape(-1), s.reshape(-1), dt(clr), dt(weight_decay),
+           dt(eps), dt(-1 if maximize else 1), weight_decay != 0, *extra)
 
 
 def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
@@ -125,10 +196,11 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, 
                     ("momentum_buffers", momentum_buffers, True)], names)
     for p, g, sq, ga, buf in rows:
         dt = p.dtype.type
-        _rmsprop(p.reshape(-1), g.reshape(-1), sq.reshape(-1), _flat(ga, p), _flat(buf, p),
-                 dt(lr), dt(alpha), dt(1 - alpha), dt(eps), dt(weight_decay), dt(momentum),
-                 dt(-1 if maximize else 1), weight_decay != 0,
-                 bool(centered) and ga is not None, momentum > 0 and buf is not None)
+        fn, extra = _pick(_rmsprop, _rmsprop_par, p.size)
+        fn(p.reshape(-1), g.reshape(-1), sq.reshape(-1), _flat(ga, p), _flat(buf, p),
+           dt(lr), dt(alpha), dt(1 - alpha), dt(eps), dt(weight_decay), dt(momentum),
+           dt(-1 if maximize else 1), weight_decay != 0,
+           bool(centered) and ga is not None, momentum > 0 and buf is not None, *extra)
 
 
 def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, beta1, beta2, eps,
@@ -138,7 +210,8 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, beta1, beta2, ep
                     ("max_exp_avg_sqs", max_exp_avg_sqs, True)], names)
     for p, g, m, v, vmax in rows:
         dt = p.dtype.type
-        _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(vmax, p),
-              dt(1 - beta1), dt(beta2), dt(1 - beta2), dt(eps), dt(weight_decay), dt(decay),
-              dt(step_size), dt(bc2_sqrt), dt(-1 if maximize else 1), weight_decay != 0,
-              bool(decoupled), bool(amsgrad) and vmax is not None)
+        fn, extra = _pick(_adam, _adam_par, p.size)
+        fn(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(vmax, p),
+           dt(1 - beta1), dt(beta2), dt(1 - beta2), dt(eps), dt(weight_decay), dt(decay),
+           dt(step_size), dt(bc2_sqrt), dt(-1 if maximize else 1), weight_decay != 0,
+           bool(decoupled), bool(amsgrad) and vmax is not None, *extra)
