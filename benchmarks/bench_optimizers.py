@@ -1,0 +1,158 @@
+"""fastopt vs hand-written NumPy vs PyTorch's CPU optimizers, next to a bandwidth probe.
+
+One benchmark group per (optimizer, case); in each group one benchmark per implementation:
+
+  native       fastopt, compiled backend: one ``opt.step(grads)`` (one native call per group),
+               ``nonfinite="ignore"`` like PyTorch (which does not look for NaN/inf)
+  native-raise the same with fastopt's default ``nonfinite="raise"`` (an extra read of the
+               gradients in optim.py, single-threaded NumPy ``g.sum()``)
+  numba        fastopt, Numba backend, ``nonfinite="ignore"``
+  numpy        what a user writes without fastopt (NumPy expressions, temporaries)
+  torch        ``torch.optim`` for-loop implementation (``foreach=False``)
+  torch-foreach  ``foreach=True``
+  torch-fused  ``fused=True`` where PyTorch has it on CPU
+  probe        ``fastopt._native.probe_many``: reads and writes exactly the bytes of the
+               step (REFERENCE.md table) with no arithmetic, same ISA/threads/chunking
+
+Cases: float32, one array of 1e3, 1e5, 1e6, 1.6e7 elements; 1000 arrays of 1e3; 100 arrays
+with log-uniform sizes in [1e2, 2e5].  ``benchmarks/report.py`` turns the JSON into GB/s
+and ratios.  Run: ``make bench`` (or the pytest command in benchmarks/README.md).
+"""
+import numpy as np
+import pytest
+
+import fastopt
+
+try:
+    from fastopt import _native
+except ImportError:  # pragma: no cover
+    _native = None
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+# optimizer -> (fastopt class, kwargs, torch class name, torch kwargs, bytes/element, probe
+# (arrays written, arrays read only))
+OPTIMIZERS = {
+    "sgd_momentum": (fastopt.SGD, dict(lr=0.01, momentum=0.9), "SGD",
+                     dict(lr=0.01, momentum=0.9), 20, 2),
+    "adagrad": (fastopt.Adagrad, dict(lr=0.01), "Adagrad", dict(lr=0.01), 20, 2),
+    "rmsprop": (fastopt.RMSprop, dict(lr=0.01), "RMSprop", dict(lr=0.01), 20, 2),
+    "adam": (fastopt.Adam, dict(lr=1e-3), "Adam", dict(lr=1e-3), 28, 3),
+}
+
+
+def _sizes(case):
+    if case == "1000x1e3":
+        return [1000] * 1000
+    if case == "100xlog":
+        rng = np.random.default_rng(0)
+        return [int(x) for x in np.exp(rng.uniform(np.log(1e2), np.log(2e5), 100))]
+    return [int(float(case))]
+
+
+CASES = ["1e3", "1e5", "1e6", "1.6e7", "1000x1e3", "100xlog"]
+IMPLS = ["native", "native-raise", "numba", "numpy", "torch", "torch-foreach", "torch-fused", "probe"]
+
+
+def _numpy_step(name):
+    """The hand-written NumPy optimizer a user would write (state in a dict)."""
+    if name == "sgd_momentum":
+        def step(ps, gs, st, t):
+            bufs = st.setdefault("buf", [None] * len(ps))
+            for i, (p, g) in enumerate(zip(ps, gs)):
+                if bufs[i] is None:
+                    bufs[i] = g.copy()
+                else:
+                    bufs[i] = 0.9 * bufs[i] + g
+                p -= 0.01 * bufs[i]
+    elif name == "adagrad":
+        def step(ps, gs, st, t):
+            sums = st.setdefault("sum", [np.zeros_like(p) for p in ps])
+            for p, g, s in zip(ps, gs, sums):
+                s += g * g
+                p -= 0.01 * g / (np.sqrt(s) + 1e-10)
+    elif name == "rmsprop":
+        def step(ps, gs, st, t):
+            sqs = st.setdefault("sq", [np.zeros_like(p) for p in ps])
+            for p, g, sq in zip(ps, gs, sqs):
+                sq *= 0.99
+                sq += 0.01 * g * g
+                p -= 0.01 * g / (np.sqrt(sq) + 1e-8)
+    else:
+        def step(ps, gs, st, t):
+            ms = st.setdefault("m", [np.zeros_like(p) for p in ps])
+            vs = st.setdefault("v", [np.zeros_like(p) for p in ps])
+            for p, g, m, v in zip(ps, gs, ms, vs):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                mhat = m / (1 - 0.9 ** t)
+                vhat = v / (1 - 0.999 ** t)
+                p -= 1e-3 * mhat / (np.sqrt(vhat) + 1e-8)
+    return step
+
+
+def _make(impl, name, case):
+    """Return a zero-argument callable doing one optimizer step, or skip."""
+    cls, kw, tname, tkw, _bpe, nwrite = OPTIMIZERS[name]
+    sizes = _sizes(case)
+    rng = np.random.default_rng(1)
+    params = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    grads = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in sizes]
+
+    if impl in ("native", "numba", "native-raise"):
+        backend = impl.split("-")[0]
+        if backend not in fastopt.available_backends():
+            pytest.skip(f"{backend} backend not available")
+        extra = {} if impl == "native-raise" else {"nonfinite": "ignore"}
+        opt = cls(params, backend=backend, **kw, **extra)
+        opt.step(grads)  # state allocation and JIT warm-up outside the timing
+        return lambda: opt.step(grads)
+    if impl == "numpy":
+        step, st, t = _numpy_step(name), {}, [0]
+
+        def run():
+            t[0] += 1
+            step(params, grads, st, t[0])
+        run()
+        return run
+    if impl == "probe":
+        if _native is None:
+            pytest.skip("compiled extension not available")
+        states = [[np.zeros_like(p) for p in params] for _ in range(nwrite - 1)]
+        slots = [params] + states + [grads]
+        return lambda: _native.probe_many(slots, nwrite)
+    # PyTorch
+    if torch is None:
+        pytest.skip("PyTorch not installed")
+    tparams = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
+    for tp, g in zip(tparams, grads):
+        tp.grad = torch.from_numpy(g.copy())
+    flag = {"torch": dict(foreach=False), "torch-foreach": dict(foreach=True),
+            "torch-fused": dict(fused=True)}[impl]
+    try:
+        topt = getattr(torch.optim, tname)(tparams, **tkw, **flag)
+        topt.step()
+    except (RuntimeError, TypeError, ValueError) as exc:
+        pytest.skip(f"torch.optim.{tname}({flag}) unavailable on CPU: {exc}")
+    return topt.step
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_step(benchmark, name, case, impl):
+    fn = _make(impl, name, case)
+    sizes = _sizes(case)
+    benchmark.group = f"{name}-{case}"
+    benchmark.extra_info.update(
+        optimizer=name, case=case, impl=impl, arrays=len(sizes), elements=int(sum(sizes)),
+        bytes=int(sum(sizes)) * OPTIMIZERS[name][4],
+        threads=fastopt.get_num_threads(),
+        isa=_native.isa() if _native is not None else "none",
+        torch_threads=torch.get_num_threads() if torch is not None else 0)
+    benchmark(fn)
