@@ -33,3 +33,22 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build .benchmarks
+
+# AddressSanitizer + UndefinedBehaviorSanitizer: build the extension instrumented (its own
+# venv and build directory, so the normal install is untouched) and run the test suite
+# under it.  Python itself is not instrumented, so libasan is preloaded (with libstdc++, or
+# ASan cannot intercept C++ exceptions thrown by the extension); leak detection is
+# off (CPython keeps objects alive at exit by design); any UB report aborts the run.
+SAN_VENV  := .venv-sanitize
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
+
+.PHONY: sanitize
+sanitize:
+	test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
+	CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	    $(SAN_VENV)/bin/python -m pip install --quiet --no-cache-dir --force-reinstall \
+	    -Cbuild-dir=build/sanitize -Ccmake.build-type=Debug ".[test]"
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
+	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SAN_VENV)/bin/python -m pytest -q \
+	    -p no:cacheprovider -o addopts="-ra -p no:randomly" $(PYTEST_ARGS)
