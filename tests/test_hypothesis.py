@@ -41,11 +41,11 @@ def _report_counts(pytestconfig):
 
 
 def _unit(lo=0.0, hi=1.0):
-    """Floats in [lo, hi]; a range from 0 gives 0 or values >= 1e-6.  (Values below float32's
-    range, such as momentum=1e-46, round to 0 in float32 kernels: the native backend then
-    takes the no-momentum path while the NumPy reference does not; not a realistic input.)"""
+    """Floats in [lo, hi], including exact 0 and values so small that they round to 0 in
+    float32 (momentum=1e-46 must still take the momentum path on every backend)."""
     if lo == 0.0:
-        return st.one_of(st.just(0.0), st.floats(1e-6, hi, allow_nan=False, allow_infinity=False))
+        return st.one_of(st.just(0.0), st.just(1e-46),
+                         st.floats(0.0, hi, allow_nan=False, allow_infinity=False))
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 

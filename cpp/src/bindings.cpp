@@ -410,6 +410,47 @@ void adam(py::object params, py::object grads, py::object exp_avgs, py::object e
   execute(j, rows, moved(rows));
 }
 
+// Indices of the arrays that hold a non-finite value (inf or NaN), in one threaded, vectorised
+// read.  Anything that is not a C-contiguous float32/float64 ndarray is listed too, for the
+// caller to examine (and to report) with NumPy.
+py::list nonfinite_rows(py::sequence arrays) {
+  const std::size_t n = arrays.size();
+  std::vector<Row> rows;
+  std::vector<std::size_t> index;
+  std::vector<int> flags(n, 0);
+  py::list out;
+  rows.reserve(n);
+  index.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    py::object obj = arrays[i];
+    if (!py::isinstance<py::array>(obj)) { out.append(i); continue; }
+    py::array a = obj.cast<py::array>();
+    const bool f32 = a.dtype().equal(py::dtype::of<float>());
+    if ((!f32 && !a.dtype().equal(py::dtype::of<double>())) || !(a.flags() & py::array::c_style)) {
+      out.append(i);
+      continue;
+    }
+    if (a.size() == 0) continue;
+    Row r{};
+    r.dtype = f32 ? DType::f32 : DType::f64;
+    r.n = static_cast<std::size_t>(a.size());
+    r.ptr[0] = const_cast<void*>(a.data());
+    r.ptr[1] = &flags[i];
+    rows.push_back(r);
+    index.push_back(i);
+  }
+  Job j;
+  j.op = Op::check_finite;
+  {
+    py::gil_scoped_release nogil;
+    execute(j, rows, 1);
+  }
+  for (std::size_t k = 0; k < rows.size(); ++k)
+    if (flags[index[k]]) out.append(index[k]);
+  out.attr("sort")();
+  return out;
+}
+
 // Bandwidth probe over one set of same-size arrays: reads every array of the list and writes
 // the first `nwrite` back, with the same ISA, threads and chunking as the optimizers.
 void probe_rows(const std::vector<Row>& rows, int nread, int nwrite) {
@@ -481,6 +522,9 @@ PYBIND11_MODULE(_native, m) {
         "max_exp_avg_sqs"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a, "decay"_a,
         "step_size"_a, "bc2_sqrt"_a, "decoupled"_a, "amsgrad"_a, "maximize"_a,
         "names"_a = py::none());
+  m.def("nonfinite_rows", &nonfinite_rows, "arrays"_a,
+        "Indices of the arrays holding inf or NaN (and of any that are not C-contiguous "
+        "float32/float64 arrays, for the caller to check), in one threaded read.");
   m.def("probe", &probe, "arrays"_a, "nwrite"_a,
         "Bandwidth probe: read every array, write the first nwrite back (same threads/ISA).");
   m.def("probe_many", &probe_many, "slots"_a, "nwrite"_a,

@@ -7,7 +7,8 @@ import numbers
 
 def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False):
     """Return ``float(value)`` after checking that it is a finite real in the given range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, bool) or
+                                     not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     v = float(value)
     if math.isnan(v):

@@ -171,6 +171,7 @@ class Optimizer:
         self._string_names = True
         self.step_count = 0
         self._pre_hooks = {}
+        self._plans = {}  # group index -> (raw option values, checked plan); see _cached_plan
         self._post_hooks = {}
         for group in _parse_params(params):
             self.add_param_group(group)
@@ -272,6 +273,24 @@ class Optimizer:
     def _extra_group_state(self):
         return {}
 
+    def _cached_plan(self, gi, group, k):
+        """``_plan`` of a group, reused while its options are the same constants.
+
+        A group whose options are all plain numbers gives the same checked plan at every
+        step; it is computed again whenever an option changes (``group["lr"] = x``, a
+        ``load_state_dict``) and never cached when an option is a schedule."""
+        raw = tuple(group[key] for key in self._scalars)
+        hit = self._plans.get(gi)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        plan = self._plan(group, k)
+        flat = [x for v in raw for x in (v if isinstance(v, tuple) else (v,))]
+        if not any(callable(x) for x in flat):
+            self._plans[gi] = (raw, plan)
+        else:
+            self._plans.pop(gi, None)
+        return plan
+
     def _plan(self, group, k):
         """Evaluate and check this step's hyperparameters of one group (no array touched)."""
         raise NotImplementedError
@@ -365,7 +384,7 @@ class Optimizer:
             hook(self, grads)
         per_group = self._split_grads(grads)
         k = self.step_count
-        plans = [self._plan(g, k) for g in self.param_groups]
+        plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(self.param_groups)]
         checked = False
         if len(self.param_groups) > 1:
             # One backend call per group: check all groups first so that an error in a later
@@ -373,24 +392,30 @@ class Optimizer:
             self._check_all(per_group)
             checked = True
         if self.nonfinite != "ignore":
-            for group, grads_g in zip(self.param_groups, per_group):
-                for nm, g in zip(group["names"], grads_g):
-                    if not (isinstance(g, np.ndarray) and g.dtype.kind in "fc"):
-                        continue  # not a valid gradient: the array checks report it
-                    idx = _first_nonfinite(g)
-                    if idx is None:
-                        continue
-                    if not checked:  # report a malformed argument before the bad value
-                        self._check_all(per_group)
-                    if self.nonfinite == "skip":
-                        self.skipped_steps += 1
-                        self.last_step_skipped = True
-                        return
-                    raise NonFiniteGradientError(
-                        f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
-                        f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
-                        "Fix the loss/gradient, or construct the optimizer with "
-                        "nonfinite='skip' to skip such steps (counted in skipped_steps)")
+            flat = per_group[0] if len(per_group) == 1 else [x for gs in per_group for x in gs]
+            if self.backend == "native":
+                # One threaded, vectorised read of every gradient; only the arrays it flags
+                # (non-finite, or not plain float arrays) are examined below with NumPy.
+                named = [(self._names[i], flat[i]) for i in self._be.nonfinite_rows(flat)]
+            else:
+                named = zip(self._names, flat)
+            for nm, g in named:
+                if not (isinstance(g, np.ndarray) and g.dtype.kind in "fc"):
+                    continue  # not a valid gradient: the array checks report it
+                idx = _first_nonfinite(g)
+                if idx is None:
+                    continue
+                if not checked:  # report a malformed argument before the bad value
+                    self._check_all(per_group)
+                if self.nonfinite == "skip":
+                    self.skipped_steps += 1
+                    self.last_step_skipped = True
+                    return
+                raise NonFiniteGradientError(
+                    f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
+                    f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
+                    "Fix the loss/gradient, or construct the optimizer with "
+                    "nonfinite='skip' to skip such steps (counted in skipped_steps)")
         if self.clip_value is not None or self.max_grad_norm is not None:
             if not checked:
                 self._check_all(per_group)

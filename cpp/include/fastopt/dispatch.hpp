@@ -11,7 +11,7 @@
 namespace fastopt {
 
 enum class DType { f32, f64 };
-enum class Op { sgd, adagrad, rmsprop, adam, probe };
+enum class Op { sgd, adagrad, rmsprop, adam, probe, check_finite };
 
 constexpr int kMaxSlots = 5;
 

@@ -10,6 +10,8 @@
 //     caller in double and cast to T once, as PyTorch does with its Python scalars.
 //   * Loop-invariant options (weight decay on/off, momentum, nesterov, amsgrad, ...) are
 //     template parameters, so that each loop the compiler vectorises has no branch.
+//   * `use_wd` says whether weight decay applies, decided by the caller on the double value
+//     (`weight_decay != 0`, as PyTorch), not on its float32 rounding.
 //   * `maximize` is a sign (+1 or -1) applied to the gradient; multiplying by +-1 is exact.
 //
 // ISA builds: this header is compiled once per instruction set (cpp/src/kernels_generic.cpp,
@@ -22,6 +24,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 
 #ifndef FASTOPT_ISA_NS
 #define FASTOPT_ISA_NS generic
@@ -61,16 +65,17 @@ inline void sgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
 
 template <class T>
 void sgd(T* p, const T* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
-         bool nesterov, bool maximize, bool first) {
+         bool use_wd, bool nesterov, bool maximize, bool first) {
   const T s = maximize ? T(-1) : T(1);
-  const bool wdon = wd != T(0);
-  if (momentum == T(0) || buf == nullptr) {
-    if (wdon) sgd_impl<T, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+  // The caller passes no buffer when momentum == 0 (decided in double: a momentum that
+  // rounds to 0 in float32 still uses its buffer, as the NumPy reference does).
+  if (buf == nullptr) {
+    if (use_wd) sgd_impl<T, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
     else sgd_impl<T, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
     return;
   }
 #define FASTOPT_SGD(W, N, F) sgd_impl<T, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
-  if (wdon) {
+  if (use_wd) {
     if (nesterov) { if (first) FASTOPT_SGD(true, true, true); else FASTOPT_SGD(true, true, false); }
     else { if (first) FASTOPT_SGD(true, false, true); else FASTOPT_SGD(true, false, false); }
   } else {
@@ -95,9 +100,10 @@ inline void adagrad_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
 }
 
 template <class T>
-void adagrad(T* p, const T* g, T* sum, std::size_t n, T clr, T wd, T eps, bool maximize) {
+void adagrad(T* p, const T* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
+             bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-  if (wd != T(0)) adagrad_impl<T, true>(p, g, sum, n, clr, wd, eps, s);
+  if (use_wd) adagrad_impl<T, true>(p, g, sum, n, clr, wd, eps, s);
   else adagrad_impl<T, false>(p, g, sum, n, clr, wd, eps, s);
 }
 
@@ -132,13 +138,13 @@ inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
 
 template <class T>
 void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha,
-             T one_minus_alpha, T eps, T wd, T momentum, bool centered, bool maximize) {
+             T one_minus_alpha, T eps, T wd, bool use_wd, T momentum, bool centered,
+             bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-  const bool wdon = wd != T(0);
-  const bool mom = momentum > T(0) && buf != nullptr;
+  const bool mom = buf != nullptr;  // the caller passes a buffer iff momentum > 0 (in double)
   const bool cen = centered && ga != nullptr;
 #define FASTOPT_RMS(W, C, M) rmsprop_impl<T, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, s)
-  if (wdon) {
+  if (use_wd) {
     if (cen) { if (mom) FASTOPT_RMS(true, true, true); else FASTOPT_RMS(true, true, false); }
     else { if (mom) FASTOPT_RMS(true, false, true); else FASTOPT_RMS(true, false, false); }
   } else {
@@ -180,19 +186,37 @@ inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
 
 template <class T>
 void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
-          T one_minus_beta2, T eps, T wd, T decay, T step_size, T bc2_sqrt, bool decoupled, bool amsgrad,
-          bool maximize) {
+          T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, T bc2_sqrt,
+          bool decoupled, bool amsgrad, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-  const bool wdon = wd != T(0);
   const bool ams = amsgrad && vmax != nullptr;
 #define FASTOPT_ADAM(W, D, A) adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size, bc2_sqrt, s)
-  if (wdon) {
+  if (use_wd) {
     if (decoupled) { if (ams) FASTOPT_ADAM(true, true, true); else FASTOPT_ADAM(true, true, false); }
     else { if (ams) FASTOPT_ADAM(true, false, true); else FASTOPT_ADAM(true, false, false); }
   } else {
     if (ams) FASTOPT_ADAM(false, false, true); else FASTOPT_ADAM(false, false, false);
   }
 #undef FASTOPT_ADAM
+}
+
+// ---------------------------------------------------------------- finiteness check
+// True if every element is finite.  Compares the magnitude bits with the exponent mask
+// (inf and NaN have an all-ones exponent); a max-reduction over unsigned integers
+// vectorises without any floating-point reassociation.
+template <class T>
+bool all_finite(const T* FASTOPT_RESTRICT x, std::size_t n) {
+  using U = typename std::conditional<sizeof(T) == 4, std::uint32_t, std::uint64_t>::type;
+  const U abs_mask = sizeof(T) == 4 ? U(0x7fffffffu) : U(0x7fffffffffffffffull);
+  const U inf_bits = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U worst = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    U b;
+    __builtin_memcpy(&b, x + i, sizeof(T));
+    b &= abs_mask;
+    worst = b > worst ? b : worst;
+  }
+  return worst < inf_bits;
 }
 
 // ---------------------------------------------------------------- bandwidth probe

@@ -12,6 +12,7 @@ from .._native import (  # noqa: F401
     adam,
     get_num_threads,
     isa,
+    nonfinite_rows,
     probe,
     probe_many,
     rmsprop,
