@@ -99,6 +99,9 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
       if (slots[s].seq.is_none()) continue;
       py::object obj = seqs[s][i];
       auto label_of = [&] { return std::string(slots[s].role) + "[" + key_of(names, i) + "]"; };
+      if (obj.is_none())
+        throw py::type_error(label_of() + " is None; fastopt needs a gradient for every "
+                             "parameter at every step (put frozen parameters in no optimizer)");
       if (!py::isinstance<py::array>(obj))
         throw py::type_error(label_of() + " must be a numpy array, got " +
                              py::str(py::type::of(obj)).cast<std::string>() +

@@ -330,10 +330,9 @@ class Optimizer:
             if len(flat) != total:
                 raise ValueError(f"grads has {len(flat)} arrays but the optimizer has {total} "
                                  "parameters; pass exactly one gradient per parameter, in order")
-        for nm, g in zip(self._names, flat):
-            if g is None:
-                raise TypeError(f"grads[{nm!r}] is None; fastopt needs a gradient for every "
-                                "parameter at every step (put frozen parameters in no optimizer)")
+        # A None (or any non-array) gradient is reported by the array checks of the backend.
+        if len(self.param_groups) == 1:
+            return [flat]
         out, i = [], 0
         for group in self.param_groups:
             n = len(group["params"])
@@ -380,8 +379,9 @@ class Optimizer:
                          ("grads", [x for gs in per_group for x in gs], False)], self._names)
 
     def _step(self, grads):
-        for hook in list(self._pre_hooks.values()):
-            hook(self, grads)
+        if self._pre_hooks:
+            for hook in list(self._pre_hooks.values()):
+                hook(self, grads)
         per_group = self._split_grads(grads)
         k = self.step_count
         plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(self.param_groups)]
@@ -427,8 +427,9 @@ class Optimizer:
             gstate["step"] += 1
         self.step_count = k + 1
         self.last_lr = [plan["lr"] for plan in plans]
-        for hook in list(self._post_hooks.values()):
-            hook(self, grads)
+        if self._post_hooks:
+            for hook in list(self._post_hooks.values()):
+                hook(self, grads)
 
     def _clip(self, per_group):
         """Clipped copies of the gradients (the caller's arrays are not modified)."""

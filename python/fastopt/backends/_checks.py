@@ -50,6 +50,11 @@ def collect(slots, names=None):
                 continue
             a = seqs[s][i]
             label = f"{role}[{_key(names, i)}]"
+            if a is None:
+                raise TypeError(
+                    f"{label} is None; fastopt needs a gradient for every parameter at every "
+                    "step (put frozen parameters in no optimizer)"
+                )
             if not isinstance(a, np.ndarray):
                 raise TypeError(
                     f"{label} must be a numpy array, got {type(a)}; convert it with np.asarray(...)"
