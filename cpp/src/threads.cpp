@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -23,9 +24,14 @@ namespace fastopt {
 namespace threads {
 namespace {
 
-// How long an idle worker spins before sleeping (4000 pauses ~ 100 us on Zen 4): long enough to bridge the
-// Python between two optimizer steps, short enough not to steal a core from others.
-constexpr int kSpinIdle = 4000;
+// How long an idle worker spins before sleeping on the condition variable: 300 us.  Long
+// enough to bridge the Python between two back-to-back optimizer steps (a futex wake-up
+// costs tens of microseconds, and a worker that wakes late leaves the step to the caller
+// alone: measured 156 us median vs 80 us for SGD-momentum at 1e6 floats with a ~100 us
+// spin), short enough not to hold a core long after the last step (OpenMP runtimes spin
+// for 0.2 ms to 200 ms by default).  Time-based, so it does not depend on how long the
+// CPU's pause instruction takes.
+constexpr auto kSpinIdle = std::chrono::microseconds(300);
 
 struct Pool {
   std::vector<std::thread> workers;  // detached; the pool is never destroyed
@@ -43,10 +49,11 @@ struct Pool {
   void worker_loop(int id, std::uint64_t seen) {
     for (;;) {
       std::uint64_t e;
+      const auto until = std::chrono::steady_clock::now() + kSpinIdle;
       int spins = 0;
-      while ((e = epoch.load(std::memory_order_acquire)) == seen && spins < kSpinIdle) {
+      while ((e = epoch.load(std::memory_order_acquire)) == seen) {
         FASTOPT_PAUSE();
-        ++spins;
+        if ((++spins & 63) == 0 && std::chrono::steady_clock::now() > until) break;
       }
       if (e == seen) {
         std::unique_lock<std::mutex> lk(mu);

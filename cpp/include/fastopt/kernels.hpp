@@ -155,13 +155,13 @@ void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 }
 
 // ---------------------------------------------------------------- Adam / AdamW
-// step_size = lr / (1 - beta1**t) and bc2_sqrt = sqrt(1 - beta2**t) are computed by the
+// step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
 template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
 inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
                       T* FASTOPT_RESTRICT m, T* FASTOPT_RESTRICT v,
                       T* FASTOPT_RESTRICT vmax, std::size_t n, T one_minus_beta1, T beta2,
-                      T one_minus_beta2, T eps, T wd, T decay, T step_size, T bc2_sqrt,
+                      T one_minus_beta2, T eps, T wd, T decay, T step_size, T inv_bc2_sqrt,
                       T sign) {
   for (std::size_t i = 0; i < n; ++i) {
     T gi = sign * g[i];
@@ -179,18 +179,18 @@ inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
       vv = vmax[i] > vi ? vmax[i] : vi;
       vmax[i] = vv;
     }
-    const T denom = fsqrt(vv) / bc2_sqrt + eps;
+    const T denom = fsqrt(vv) * inv_bc2_sqrt + eps;
     p[i] = pi - step_size * mi / denom;
   }
 }
 
 template <class T>
 void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
-          T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, T bc2_sqrt,
+          T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, T inv_bc2_sqrt,
           bool decoupled, bool amsgrad, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   const bool ams = amsgrad && vmax != nullptr;
-#define FASTOPT_ADAM(W, D, A) adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size, bc2_sqrt, s)
+#define FASTOPT_ADAM(W, D, A) adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size, inv_bc2_sqrt, s)
   if (use_wd) {
     if (decoupled) { if (ams) FASTOPT_ADAM(true, true, true); else FASTOPT_ADAM(true, true, false); }
     else { if (ams) FASTOPT_ADAM(true, false, true); else FASTOPT_ADAM(true, false, false); }

@@ -75,7 +75,7 @@ def _rmsprop(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, s
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adam(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay,
-          step_size, bc2_sqrt, sign, use_wd, decoupled, amsgrad):
+          step_size, inv_bc2_sqrt, sign, use_wd, decoupled, amsgrad):
     for i in range(p.size):
         gi = sign * g[i]
         pi = p[i]
@@ -93,7 +93,7 @@ def _adam(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, de
             if vmax[i] > vi:
                 vv = vmax[i]
             vmax[i] = vv
-        denom = np.sqrt(vv) / bc2_sqrt + eps
+        denom = np.sqrt(vv) * inv_bc2_sqrt + eps
         p[i] = pi - step_size * mi / denom
 
 
@@ -139,14 +139,14 @@ def _rmsprop_par(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentu
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _adam_par(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay,
-              step_size, bc2_sqrt, sign, use_wd, decoupled, amsgrad, nchunks):
+              step_size, inv_bc2_sqrt, sign, use_wd, decoupled, amsgrad, nchunks):
     n = p.size
     for c in prange(nchunks):
         lo = c * n // nchunks
         hi = (c + 1) * n // nchunks
         vm = vmax[lo:hi] if amsgrad else vmax
         _adam(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], vm, one_minus_beta1, beta2,
-              one_minus_beta2, eps, wd, decay, step_size, bc2_sqrt, sign, use_wd, decoupled,
+              one_minus_beta2, eps, wd, decay, step_size, inv_bc2_sqrt, sign, use_wd, decoupled,
               amsgrad)
 
 
@@ -213,5 +213,5 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, beta1, beta2, ep
         fn, extra = _pick(_adam, _adam_par, p.size)
         fn(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(vmax, p),
            dt(1 - beta1), dt(beta2), dt(1 - beta2), dt(eps), dt(weight_decay), dt(decay),
-           dt(step_size), dt(bc2_sqrt), dt(-1 if maximize else 1), weight_decay != 0,
+           dt(step_size), dt(1.0 / bc2_sqrt), dt(-1 if maximize else 1), weight_decay != 0,
            bool(decoupled), bool(amsgrad) and vmax is not None, *extra)
