@@ -105,3 +105,18 @@ def test_float32_stays_float32(backend):
     assert p.dtype == np.float32 and opt.state[0]["exp_avg"].dtype == np.float32
     # Adam's first step moves every element by lr (m / sqrt(v) = sign(g) after correction).
     np.testing.assert_allclose(p, 1 - 0.1, rtol=1e-6)
+
+
+@pytest.mark.skipif("numba" not in fastopt.available_backends(), reason="numba not installed")
+@pytest.mark.parametrize("case", CASES[::3], ids=[case_id(c) for c in CASES[::3]])
+def test_numba_parallel_path_matches_reference(case, dtype, monkeypatch):
+    """Arrays above PARALLEL_MIN_SIZE take Numba's prange twin: it must agree too."""
+    import fastopt.backends.numba as nb
+
+    monkeypatch.setattr(nb, "PARALLEL_MIN_SIZE", 1000)
+    cls, kw = case
+    ref, _ = run(cls, kw, "numpy", dtype, steps=20)
+    got, _ = run(cls, kw, "numba", dtype, steps=20)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * np.max(np.abs(r)))
