@@ -36,6 +36,7 @@ Robustness options (keyword-only, on every optimizer; see ``Optimizer``):
 from __future__ import annotations
 
 import itertools
+import operator
 import numbers
 import threading
 
@@ -43,7 +44,6 @@ import numpy as np
 
 from ._validation import check_bool, check_hyper
 from .backends import _checks, resolve
-from .kernels import adam_scalars
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NonFiniteGradientError"]
 
@@ -172,6 +172,7 @@ class Optimizer:
         self.step_count = 0
         self._pre_hooks = {}
         self._plans = {}  # group index -> (raw option values, checked plan); see _cached_plan
+        self._raw_options = operator.itemgetter(*self._scalars)  # every optimizer has >= 2
         self._post_hooks = {}
         for group in _parse_params(params):
             self.add_param_group(group)
@@ -279,7 +280,7 @@ class Optimizer:
         A group whose options are all plain numbers gives the same checked plan at every
         step; it is computed again whenever an option changes (``group["lr"] = x``, a
         ``load_state_dict``) and never cached when an option is a schedule."""
-        raw = tuple(group[key] for key in self._scalars)
+        raw = self._raw_options(group)
         hit = self._plans.get(gi)
         if hit is not None and hit[0] == raw:
             return hit[1]
@@ -757,11 +758,12 @@ class Adam(Optimizer):
 
     def _apply(self, group, gstate, buffers, grads, plan):
         t = gstate["step"] + 1
-        lr, wd = plan["lr"], plan["weight_decay"]
-        step_size, bc2_sqrt = adam_scalars(lr, plan["beta1"], plan["beta2"], t)
+        lr, wd, beta1, beta2 = plan["lr"], plan["weight_decay"], plan["beta1"], plan["beta2"]
+        step_size = lr / (1.0 - beta1 ** t)         # as kernels.adam_scalars, inlined: this
+        bc2_sqrt = (1.0 - beta2 ** t) ** 0.5        # runs at every step of every group
         self._be.adam(group["params"], grads, buffers["exp_avg"], buffers["exp_avg_sq"],
                       buffers["max_exp_avg_sq"] if group["amsgrad"] else None,
-                      plan["beta1"], plan["beta2"], plan["eps"], wd, 1.0 - lr * wd, step_size,
+                      beta1, beta2, plan["eps"], wd, 1.0 - lr * wd, step_size,
                       bc2_sqrt, self._decoupled, group["amsgrad"], group["maximize"],
                       group["names"])
 
