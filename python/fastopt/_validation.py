@@ -5,15 +5,17 @@ import math
 import numbers
 
 
-def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False):
-    """Return ``float(value)`` after checking that it is a finite real in the given range."""
+def check_real(name, value, *, low=None, high=None, low_open=False, high_open=False,
+               allow_inf=False, hint="pass a finite value"):
+    """Return ``float(value)`` after checking that it is a real (finite unless ``allow_inf``)
+    in the given range; ``hint`` ends the NaN message."""
     if type(value) is not float and (isinstance(value, bool) or
                                      not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     v = float(value)
     if math.isnan(v):
-        raise ValueError(f"{name} must be a number, got NaN; pass a finite value")
-    if math.isinf(v):
+        raise ValueError(f"{name} must be a number, got NaN; {hint}")
+    if math.isinf(v) and not allow_inf:
         raise ValueError(f"{name} must be finite, got {v}")
     if low is not None and (v < low or (low_open and v == low)):
         op = ">" if low_open else ">="

@@ -18,10 +18,10 @@ separate compiled kernel because these loops are already memory-bound.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from ._validation import check_real
 from .backends import _checks
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
@@ -32,12 +32,8 @@ _EPS = 1e-6  # PyTorch's: clip_coef = max_norm / (total_norm + 1e-6)
 
 # --------------------------------------------------------------------------- checks
 def _real(name, value, hint):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    v = float(value)
-    if math.isnan(v):
-        raise ValueError(f"{name} must be a number, got NaN; {hint}")
-    return v
+    """A real number, infinity allowed (an infinite bound means no clipping)."""
+    return check_real(name, value, allow_inf=True, hint=hint)
 
 
 def _check_max_norm(value):

@@ -44,6 +44,7 @@ import numpy as np
 
 from ._validation import check_bool, check_hyper
 from .backends import _checks, resolve
+from .kernels import adam_scalars
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NonFiniteGradientError"]
 
@@ -206,24 +207,10 @@ class Optimizer:
         dup = set(names) & set(self._names)
         if dup:
             raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
-        for nm, p in zip(names, arrays):
-            label = f"params[{nm!r}]"
-            if not isinstance(p, np.ndarray):
-                raise TypeError(f"{label} must be a numpy array, got {type(p).__name__}")
-            if p.dtype not in (np.float32, np.float64):
-                raise TypeError(f"{label} has dtype {p.dtype}; fastopt updates float32 or float64 "
-                                "arrays in place: create it with dtype=np.float32 or np.float64")
-            if not p.flags.c_contiguous:
-                raise ValueError(f"{label} is not C-contiguous; fastopt updates arrays in place and "
-                                 "will not update a copy: make it with np.ascontiguousarray(...) "
-                                 "and train that array")
-            if not p.flags.writeable:
-                raise ValueError(f"{label} is read-only; pass a writeable array")
-        everything = [p for g in self.param_groups for p in g["params"]] + arrays
-        every_name = self._names + names
-        _checks.check_no_overlap([
-            (p.__array_interface__["data"][0], p.__array_interface__["data"][0] + p.nbytes, True,
-             f"params[{nm!r}]") for nm, p in zip(every_name, everything) if p.size])
+        # The same checks (and messages) as every backend's: arrays, float32/float64,
+        # C-contiguous, writeable, and no two parameters (of any group) sharing memory.
+        _checks.collect([("params", [p for g in self.param_groups for p in g["params"]] + arrays,
+                          True)], self._names + names)
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         self._check_group(group)
@@ -759,8 +746,7 @@ class Adam(Optimizer):
     def _apply(self, group, gstate, buffers, grads, plan):
         t = gstate["step"] + 1
         lr, wd, beta1, beta2 = plan["lr"], plan["weight_decay"], plan["beta1"], plan["beta2"]
-        step_size = lr / (1.0 - beta1 ** t)         # as kernels.adam_scalars, inlined: this
-        bc2_sqrt = (1.0 - beta2 ** t) ** 0.5        # runs at every step of every group
+        step_size, bc2_sqrt = adam_scalars(lr, beta1, beta2, t)
         self._be.adam(group["params"], grads, buffers["exp_avg"], buffers["exp_avg_sq"],
                       buffers["max_exp_avg_sq"] if group["amsgrad"] else None,
                       beta1, beta2, plan["eps"], wd, 1.0 - lr * wd, step_size,

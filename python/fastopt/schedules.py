@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from bisect import bisect_right
 
 import numpy as np
