@@ -624,20 +624,31 @@ class CosineRestarts(Schedule):
         self.decay = _real("decay", decay, lo=0.0)
 
     def _cycle(self, k):
-        """Return (i, T_cur, T_i) as int64 arrays."""
+        """Return (i, T_cur, T_i): cycle index and position (int64), cycle length.
+
+        With ``period_mult > 1`` there are at most 63 cycles before a start passes the
+        int64 range, so their starts are listed once with Python's exact integers and the
+        cycle of each step is found by binary search (no power can overflow)."""
         T0, m = self.period, self.period_mult
         if m == 1:
             return k // T0, k % T0, np.full(np.shape(k), T0, dtype=np.int64)
-        i = np.floor(np.log(k / T0 * (m - 1) + 1.0) / math.log(m)).astype(np.int64)
-        i = np.maximum(i, 0)
+        starts, lengths = self._starts()
+        i = np.searchsorted(starts, k, side="right") - 1
+        return i, k - starts[i], lengths[i]
 
-        def start(j):
-            return T0 * (np.power(np.int64(m), j) - 1) // (m - 1)
-
-        i = np.where(start(i) > k, i - 1, i)
-        i = np.where(start(i + 1) <= k, i + 1, i)
-        s = start(i)
-        return i, k - s, T0 * np.power(np.int64(m), i)
+    def _starts(self):
+        cached = self.__dict__.get("_starts_cache")
+        if cached is not None:
+            return cached
+        T0, m = self.period, self.period_mult
+        starts, lengths, s, t = [], [], 0, T0
+        while s <= np.iinfo(np.int64).max:
+            starts.append(s)
+            lengths.append(float(t))  # T_cur / T_i is a float64 division, as before
+            s, t = s + t, t * m
+        cached = (np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.float64))
+        self.__dict__["_starts_cache"] = cached
+        return cached
 
     def _eval(self, k):
         i, t_cur, t_i = self._cycle(k)

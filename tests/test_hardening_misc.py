@@ -1,0 +1,36 @@
+"""Regression tests for defects found by hostile testing (issue: hardening), one per defect."""
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import schedules
+
+
+def _restarts_reference(k, init, period, mult, decay, final=0.0):
+    """Cycle search with Python's unbounded integers: the definition, step by step."""
+    start, length, i = 0, period, 0
+    while start + length <= k:
+        start, length, i = start + length, length * mult, i + 1
+    return final + (init - final) * decay**i * (1 + np.cos(np.pi * (k - start) / length)) / 2
+
+
+@pytest.mark.parametrize("period, mult, k", [
+    (10, 10**6, 10_000_010),        # gave 0.125 (int64 overflow in the cycle search)
+    (1, 2**31, 2**31 + 1),          # gave NaN
+    (1, 2**31, 2**31 + 2**45),
+    (3, 2, 2**52 + 5),
+    (7, 3, 12345),
+])
+def test_cosine_restarts_does_not_overflow(period, mult, k):
+    s = schedules.cosine_restarts(1.0, period=period, period_mult=mult, decay=0.5)
+    want = _restarts_reference(k, 1.0, period, mult, 0.5)
+    assert s(k) == pytest.approx(want, rel=1e-12, abs=1e-300)
+    assert np.isfinite(s(np.array([k, k - 1, 0]))).all()
+
+
+def test_cosine_restarts_boundaries_match_the_definition():
+    s = schedules.cosine_restarts(2.0, period=3, period_mult=4, final=0.1, decay=0.7)
+    ks = np.arange(0, 2000)
+    got = s(ks)
+    want = np.array([_restarts_reference(int(k), 2.0, 3, 4, 0.7, 0.1) for k in ks])
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
