@@ -62,3 +62,25 @@ def test_lr_find_steepest_is_not_the_noisy_first_point(kind):
         # the loss has clearly fallen by then
         assert res.smoothed_losses[i] < np.median(res.losses[:10]) - 0.05 * (
             np.median(res.losses[:10]) - res.smoothed_losses.min())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--steps", "0"], "--steps: must be >= 1, got 0"),
+    (["demo", "--steps", "-5"], "--steps: must be >= 1, got -5"),
+    (["demo", "--steps", "x"], "expected a whole number"),
+    (["demo", "--out", "/proc/nope"], "cannot create the output folder (--out) '/proc/nope'"),
+    (["demo", "--optimizers", "Adam,Foo"], "unknown optimizer(s) ['Foo']"),
+    (["demo", "--backend", "gpu"], "invalid choice: 'gpu'"),
+    (["lr-find", "--num-steps", "0"], "--num-steps: must be >= 1"),
+    (["lr-find", "--start-lr", "-1"], "--start-lr: must be a finite number > 0"),
+    (["lr-find", "--end-lr", "1e-9"], "--end-lr (1e-09) must be larger than --start-lr"),
+    (["lr-find", "--out", "/proc/nope/x.png"], "cannot create the folder of --out"),
+])
+def test_cli_rejects_bad_arguments_with_a_clear_message(argv, message, capsys):
+    from fastopt.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
