@@ -294,6 +294,15 @@ def test_driver_bits_equal_kernels(builds, cases, tmp_path, mode, driver):
     assert not bad, f"{len(bad)} of {len(cases)} cases wrong:\n" + "\n".join(bad[:30])
 
 
+@pytest.mark.parametrize("mode,driver", DRIVERS[:2] + DRIVERS[4:],
+                         ids=[f"{m}-{d}" for m, d in DRIVERS[:2] + DRIVERS[4:]])
+def test_driver_self_check(builds, mode, driver):
+    """Overlapping arrays refused with nothing written, NULL options, torch's defaults."""
+    r = subprocess.run([str(builds[mode] / driver), "--self-check"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "ok\n", r.stdout + r.stderr
+
+
 def test_invalid_options_are_python_rules(cases):
     """The refused option values are refused by fastopt.kernels too (same rules)."""
     for name, opts, has, step, _ in INVALID:

@@ -1,9 +1,9 @@
 /* Minimise 0.5 * sum_i a_i (w_i - c_i)^2 with fastopt's SGD (Nesterov momentum), from C99.
  *
- *   cmake -S examples/c -B build/example-c -DFASTOPT_CHECKOUT=$PWD   # from a checkout
- *   cmake -S examples/c -B build/example-c \
- *         -Dfastopt_DIR=$(python -c "import fastopt; print(fastopt.get_cmake_dir())")
- *   cmake --build build/example-c && build/example-c/quadratic
+ * From a checkout:    cmake -S examples/c -B build/ex-c -DFASTOPT_CHECKOUT=$PWD
+ * From an install:    cmake -S examples/c -B build/ex-c -Dfastopt_DIR=DIR
+ *                     (DIR: python -c "import fastopt; print(fastopt.get_cmake_dir())")
+ * Then:               cmake --build build/ex-c && build/ex-c/quadratic
  */
 #include <fastopt/fastopt.h>
 

@@ -1,9 +1,9 @@
 // Fit y = 2x - 1 by least squares with fastopt's Adam, from C++.
 //
-//   cmake -S examples/cpp -B build/example-cpp -DFASTOPT_CHECKOUT=$PWD   # from a checkout
-//   cmake -S examples/cpp -B build/example-cpp \
-//         -Dfastopt_DIR=$(python -c "import fastopt; print(fastopt.get_cmake_dir())")
-//   cmake --build build/example-cpp && build/example-cpp/fit_line
+// From a checkout:    cmake -S examples/cpp -B build/ex-cpp -DFASTOPT_CHECKOUT=$PWD
+// From an install:    cmake -S examples/cpp -B build/ex-cpp -Dfastopt_DIR=DIR
+//                     (DIR: python -c "import fastopt; print(fastopt.get_cmake_dir())")
+// Then:               cmake --build build/ex-cpp && build/ex-cpp/fit_line
 #include <fastopt/fastopt.hpp>
 
 #include <cstdio>
@@ -30,7 +30,7 @@ int main() {
     g[1] = g1 / N;
     fastopt::adam(w.data(), g.data(), m.data(), v.data(), nullptr, w.size(), t, opt);
   }
-  for (int i = 0; i < 2; ++i) std::printf("w[%d] = %a (%.6f)\n", i, w[i], w[i]);
+  for (std::size_t i = 0; i < w.size(); ++i) std::printf("w[%zu] = %a (%.6f)\n", i, w[i], w[i]);
   // Invalid options throw std::invalid_argument before anything is written.
   try {
     opt.beta1 = 1.0;

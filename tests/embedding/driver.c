@@ -79,8 +79,44 @@ static int step_f64(const test_case* c, double* p, const double* g, double* s0, 
   }
 }
 
+/* What the file format cannot express: overlap refused with nothing written, NULL options
+ * are the defaults, the default structs are torch's.  Prints "ok" or the failures. */
+static int self_check(void) {
+  double w[8], m[8] = {0}, v[8] = {0}, g[8], w2[8], m2[8] = {0}, v2[8] = {0};
+  fastopt_sgd_options s = fastopt_sgd_default_options();
+  fastopt_adagrad_options a = fastopt_adagrad_default_options();
+  fastopt_rmsprop_options r = fastopt_rmsprop_default_options();
+  fastopt_adam_options d = fastopt_adam_default_options();
+  fastopt_adam_options dw = fastopt_adamw_default_options();
+  int i, bad = 0, rc;
+  for (i = 0; i < 8; ++i) { w[i] = w2[i] = 1.0; g[i] = 0.5; }
+  rc = fastopt_adam_f64(w, g, w, v, NULL, 8, 1, NULL);
+  if (rc != FASTOPT_INVALID_ARGUMENT || strstr(fastopt_last_error(), "share memory") == NULL) {
+    printf("overlap: rc=%d %s\n", rc, fastopt_last_error());
+    ++bad;
+  }
+  for (i = 0; i < 8; ++i) if (w[i] != 1.0) { printf("overlap: wrote\n"); ++bad; break; }
+  /* NULL options: the defaults */
+  if (fastopt_adam_f64(w, g, m, v, NULL, 8, 1, NULL) != 0 ||
+      fastopt_adam_f64(w2, g, m2, v2, NULL, 8, 1, &d) != 0 || memcmp(w, w2, sizeof w) != 0) {
+    printf("NULL options differ from the defaults\n");
+    ++bad;
+  }
+  if (!(s.lr == 1e-3 && s.momentum == 0 && s.dampening == 0 && s.weight_decay == 0 && !s.nesterov && !s.maximize &&
+        a.lr == 1e-2 && a.lr_decay == 0 && a.weight_decay == 0 && a.eps == 1e-10 && !a.maximize &&
+        r.lr == 1e-2 && r.alpha == 0.99 && r.eps == 1e-8 && r.weight_decay == 0 && r.momentum == 0 && !r.centered && !r.maximize &&
+        d.lr == 1e-3 && d.beta1 == 0.9 && d.beta2 == 0.999 && d.eps == 1e-8 && d.weight_decay == 0 && !d.amsgrad && !d.maximize && !d.decoupled_weight_decay &&
+        dw.lr == 1e-3 && dw.weight_decay == 1e-2 && dw.decoupled_weight_decay && !dw.amsgrad)) {
+    printf("defaults differ from torch's\n");
+    ++bad;
+  }
+  if (!bad) printf("ok\n");
+  return bad ? 1 : 0;
+}
+
 int main(int argc, char** argv) {
   int64_t ncases = 0, k, s;
+  if (argc == 2 && strcmp(argv[1], "--self-check") == 0) return self_check();
   if (argc != 3) {
     fprintf(stderr, "usage: %s IN OUT\n", argv[0]);
     return 2;

@@ -92,9 +92,52 @@ void run(const Case& c) {
   std::fwrite(a.data(), sizeof(T), a.size(), out);
 }
 
+// Checks the file format cannot express: overlapping arrays are refused with nothing
+// written; nullptr for unused state; the defaults are torch's.  Prints "ok" or the failure.
+int self_check() {
+  std::vector<double> w(8, 1.0), m(8, 0.0), v(8, 0.0), g(8, 0.5);
+  const std::vector<double> w0 = w;
+  int bad = 0;
+  auto expect_refused = [&](const char* what, auto&& f) {
+    try {
+      f();
+      std::printf("%s: not refused\n", what);
+      ++bad;
+    } catch (const std::invalid_argument& e) {
+      if (w != w0) { std::printf("%s: refused (%s) but wrote\n", what, e.what()); ++bad; }
+    }
+  };
+  expect_refused("param == exp_avg", [&] { fastopt::adam(w.data(), g.data(), w.data(), v.data(), nullptr, 8, 1); });
+  expect_refused("grad overlaps exp_avg_sq", [&] { fastopt::adam(w.data(), v.data() + 4, m.data(), v.data(), nullptr, 8, 1); });
+  expect_refused("param overlaps momentum_buffer", [&] {
+    fastopt::SGDOptions o;
+    o.momentum = 0.9;
+    fastopt::sgd(w.data(), g.data(), w.data() + 3, 4, 1, o);
+  });
+  // A grad may be read by two calls; unused state pointers are ignored, even if they alias.
+  fastopt::sgd(w.data(), g.data(), w.data(), 8, 1);  // momentum 0: the buffer is unused
+  if (w == w0) { std::printf("sgd did not update\n"); ++bad; }
+  const fastopt::SGDOptions s;
+  const fastopt::AdagradOptions a;
+  const fastopt::RMSpropOptions r;
+  const fastopt::AdamOptions d;
+  const fastopt::AdamWOptions dw;
+  if (!(s.lr == 1e-3 && s.momentum == 0 && s.dampening == 0 && s.weight_decay == 0 && !s.nesterov && !s.maximize &&
+        a.lr == 1e-2 && a.lr_decay == 0 && a.weight_decay == 0 && a.eps == 1e-10 && !a.maximize &&
+        r.lr == 1e-2 && r.alpha == 0.99 && r.eps == 1e-8 && r.weight_decay == 0 && r.momentum == 0 && !r.centered && !r.maximize &&
+        d.lr == 1e-3 && d.beta1 == 0.9 && d.beta2 == 0.999 && d.eps == 1e-8 && d.weight_decay == 0 && !d.amsgrad && !d.maximize && !d.decoupled_weight_decay &&
+        dw.weight_decay == 1e-2 && fastopt::to_adam(dw).decoupled_weight_decay)) {
+    std::printf("defaults differ from torch's\n");
+    ++bad;
+  }
+  if (!bad) std::printf("ok\n");
+  return bad ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--self-check") == 0) return self_check();
   if (argc != 3) {
     std::fprintf(stderr, "usage: %s IN OUT\n", argv[0]);
     return 2;

@@ -49,6 +49,17 @@
 #include <string>
 #include <type_traits>
 
+// Exact comparisons are intended (weight_decay != 0 is torch's rule), and the loops are
+// written for the vectoriser, not for every warning a consumer may enable.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wfloat-equal"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && !defined(FASTOPT_NO_PRAGMA_FP_CONTRACT)
 #define FASTOPT_PRAGMA_FP_CONTRACT_OFF 1
 #pragma GCC push_options
@@ -362,4 +373,7 @@ void adamw(T* param, const detail::same_t<T>* grad, detail::same_t<T>* exp_avg,
 #if defined(FASTOPT_PRAGMA_FP_CONTRACT_OFF)
 #pragma GCC pop_options
 #undef FASTOPT_PRAGMA_FP_CONTRACT_OFF
+#endif
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
 #endif
