@@ -3,8 +3,8 @@
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
-SOURCES := $(shell find cpp python -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \)) \
-           pyproject.toml CMakeLists.txt
+SOURCES := $(shell find cpp python cmake -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \
+             -o -name '*.h' -o -name '*.in' \)) pyproject.toml CMakeLists.txt
 PYTEST_ARGS ?=
 
 .PHONY: install test demo bench clean
