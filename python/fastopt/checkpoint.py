@@ -65,6 +65,11 @@ def save(path, optimizer):
 
     Raises TypeError if a group option cannot be stored as JSON (nothing is written).
     """
+    # --- fastopt.distributed: collective save (same format; rank 0 writes through here) ---
+    collective = getattr(type(optimizer), "_fastopt_collective_save", None)
+    if collective is not None:
+        return collective(optimizer, path)
+    # --- end fastopt.distributed ---
     from .optim import Optimizer
 
     if not isinstance(optimizer, Optimizer):
@@ -155,6 +160,11 @@ def load(path, optimizer):
     are copied into the optimizer's existing parameter and state arrays, and the step
     counters, options and schedule states are restored.
     """
+    # --- fastopt.distributed: collective load (rank 0 reads through here, then resharding) ---
+    collective = getattr(type(optimizer), "_fastopt_collective_load", None)
+    if collective is not None:
+        return collective(optimizer, path)
+    # --- end fastopt.distributed ---
     from .optim import Optimizer
 
     if not isinstance(optimizer, Optimizer):
