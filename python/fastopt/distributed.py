@@ -270,8 +270,9 @@ def allreduce_gradients(grads: Grads, comm: Optional[MPI.Comm] = None, average: 
         order = _check_order(order)
         limit_bytes = _check_bucket(bucket_bytes)
         items = _ordered_items(grads)
-        from .clip import _as_arrays  # the checks (and messages) of clip_grad_norm
-        arrays = _as_arrays(dict(items))
+        from . import clip
+        checks: Any = clip._as_arrays  # the checks (and messages) of clip_grad_norm
+        arrays = checks(dict(items))
         for (label, g) in items:
             if g.dtype not in _FLOATS:
                 raise TypeError(f"{label} has dtype {g.dtype}; allreduce_gradients reduces "
@@ -396,9 +397,15 @@ def _restructure(grads: Any, names: Sequence[Any], views: Sequence[Array]) -> An
     return list(views)
 
 
+def _checkpoint_module() -> Any:
+    from . import checkpoint
+    return checkpoint
+
+
 def _exact_pow_sum(g: Array, p: float) -> float:
-    from .clip import _array_norm_pow
-    return float(_array_norm_pow(g, p))
+    from . import clip
+    pow_sum: Any = clip._array_norm_pow  # clip_grad_norm's float64 accumulation
+    return float(pow_sum(g, p))
 
 
 def _tree_bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
@@ -561,7 +568,7 @@ class DistributedOptimizer:
 
     # checkpoints (called by fastopt.save / fastopt.load) ---------------------------------
     def _fastopt_collective_save(self, path: Any) -> None:
-        from . import checkpoint
+        checkpoint: Any = _checkpoint_module()
         exc: Optional[BaseException] = None
         if self.comm.rank == 0:
             try:
@@ -571,7 +578,7 @@ class DistributedOptimizer:
         _agree(self.comm, exc)
 
     def _fastopt_collective_load(self, path: Any) -> None:
-        from . import checkpoint
+        checkpoint: Any = _checkpoint_module()
         exc: Optional[BaseException] = None
         payload: Any = None
         if self.comm.rank == 0:
@@ -749,8 +756,9 @@ class ShardedOptimizer:
             names.extend(gn)
             arrays.extend(ga)
             group_of.extend([gi] * len(ga))
-        from .backends import _checks  # the optimizers' array checks and messages
-        _checks.collect([("params", arrays, True)], names)
+        from .backends import _checks
+        collect: Any = _checks.collect  # the optimizers' array checks and messages
+        collect([("params", arrays, True)], names)
         self._names, self._params, self._group_of = names, arrays, group_of
         p, r = self.comm.size, self.comm.rank
         # per dtype: parameter indices, their offsets in the flat vector, counts, displs
@@ -795,12 +803,13 @@ class ShardedOptimizer:
                 self._inner_grads.append(np.zeros(0, dtype=first.dtype))
             opts = {k: v for k, v in g.items() if k != "params"}
             inner_groups.append({"params": views, **opts})
-        self.optimizer = cls(inner_groups, nonfinite="ignore", **inner_opts)
+        self.optimizer: Any = cls(inner_groups, nonfinite="ignore", **inner_opts)
         """The optimizer over this rank's shard (1-D views of the caller's arrays)."""
         # the checks of the clipping options, as the optimizers do them
         probe_opts = {k: v for k, v in options.items() if k in _CLIP_OPTIONS}
-        from .optim import SGD
-        probe = SGD([np.zeros(1)], **probe_opts)
+        from . import optim
+        sgd: Any = optim.SGD
+        probe = sgd([np.zeros(1)], **probe_opts)
         self.nonfinite: str = probe.nonfinite
         self.max_grad_norm: Optional[float] = probe.max_grad_norm
         self.norm_type: float = probe.norm_type
@@ -1152,7 +1161,7 @@ class ShardedOptimizer:
 
     # checkpoints (called by fastopt.save / fastopt.load) ---------------------------------
     def _fastopt_collective_save(self, path: Any) -> None:
-        from . import checkpoint
+        checkpoint: Any = _checkpoint_module()
         sd = self._full_state_dict(0)
         exc: Optional[BaseException] = None
         if self.comm.rank == 0:
@@ -1165,5 +1174,5 @@ class ShardedOptimizer:
         _agree(self.comm, exc)
 
     def _fastopt_collective_load(self, path: Any) -> None:
-        from . import checkpoint
+        checkpoint: Any = _checkpoint_module()
         self._load_from_root(lambda full: checkpoint.load(path, full), True)
