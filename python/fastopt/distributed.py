@@ -166,40 +166,55 @@ def _agree_layout(comm: MPI.Comm, exc: Optional[BaseException], layout: Iterable
                          "must pass the same structure")
 
 
-def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool) -> Array:
+def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool,
+                  out: Optional[Array] = None,
+                  scratch: Optional[Dict[Tuple[str, int], Array]] = None) -> Array:
     """Reduce-scatter ``buf`` (1-D, contiguous; every rank the same size): returns this
-    rank's block of the sum (or average), a new array; ``buf`` is left as it was (or used
-    as scratch).  Blocks are ``_split(buf.size, size)``."""
+    rank's block of the sum (or average) (``out`` if given, else a new array); ``buf`` is
+    not modified.  Blocks are ``_split(buf.size, size)``.  ``scratch`` caches the
+    ``order="rank"`` receive buffer between calls."""
     p, r = comm.size, comm.rank
     counts, displs = _split(buf.size, p)
     mt = _MPI_TYPES[buf.dtype.name]
-    block = np.empty(counts[r], dtype=buf.dtype)
+    block = np.empty(counts[r], dtype=buf.dtype) if out is None else out
     if p == 1:
         np.copyto(block, buf)
     elif order == "mpi":
         comm.Reduce_scatter([buf, mt], [block, mt], recvcounts=counts, op=MPI.SUM)
     else:
         n = counts[r]
-        parts = np.empty((p, n), dtype=buf.dtype)
+        key = (buf.dtype.name, p * n)
+        parts = scratch.get(key) if scratch is not None else None
+        if parts is None:
+            parts = np.empty(p * n, dtype=buf.dtype)
+            if scratch is not None:
+                scratch[key] = parts
         comm.Alltoallv([buf, (counts, displs), mt],
                        [parts, ([n] * p, [n * s for s in range(p)]), mt])
-        np.copyto(block, parts[0])
-        for s in range(1, p):
-            np.add(block, parts[s], out=block)
+        np.add(parts[0:n], parts[n:2 * n], out=block)
+        for s in range(2, p):
+            np.add(block, parts[s * n:(s + 1) * n], out=block)
     if average and p > 1:
         np.divide(block, buf.dtype.type(p), out=block)
     return block
 
 
-def _allreduce_flat(comm: MPI.Comm, buf: Array, order: Order, average: bool) -> None:
+def _allreduce_flat(comm: MPI.Comm, buf: Array, order: Order, average: bool,
+                    scratch: Optional[Dict[Tuple[str, int], Array]] = None) -> None:
     """Sum (or average) the 1-D contiguous ``buf`` across ranks in place: reduce-scatter,
     then ``Allgatherv`` in place, so that every rank ends with the same bits."""
     p = comm.size
     if p == 1:
         return
-    block = _reduce_block(comm, buf, order, average)
     counts, displs = _split(buf.size, p)
     r = comm.rank
+    out = None
+    if scratch is not None:
+        key = ("block:" + buf.dtype.name, counts[r])
+        out = scratch.get(key)
+        if out is None:
+            out = scratch[key] = np.empty(counts[r], dtype=buf.dtype)
+    block = _reduce_block(comm, buf, order, average, out=out, scratch=scratch)
     buf[displs[r]:displs[r] + counts[r]] = block
     comm.Allgatherv(MPI.IN_PLACE, [buf, (counts, displs), _MPI_TYPES[buf.dtype.name]])
 
@@ -515,6 +530,7 @@ class DistributedOptimizer:
         # per dtype: (indices of its parameters, offsets in the flat buffer, the buffer)
         self._flat: Dict[str, Tuple[List[int], List[int], Array]] = {}
         self._views: List[Array] = [np.empty(0)] * len(params)
+        self._scratch: Dict[Tuple[str, int], Array] = {}
         for dt in _FLOATS:
             idx = [i for i, p in enumerate(params) if p.dtype == dt]
             if not idx:
@@ -563,7 +579,7 @@ class DistributedOptimizer:
                 continue
             limit = max(1, limit_bytes // buf.dtype.itemsize)
             for a in range(0, buf.size, limit):
-                _allreduce_flat(self.comm, buf[a:a + limit], self.order, True)
+                _allreduce_flat(self.comm, buf[a:a + limit], self.order, True, self._scratch)
         self.optimizer.step(_restructure(grads, self._names, self._views))
 
     # checkpoints (called by fastopt.save / fastopt.load) ---------------------------------
@@ -785,6 +801,7 @@ class ShardedOptimizer:
         self._grad_shard = {name: np.zeros(lay[2][r], dtype=name)
                             for name, lay in self._layout.items()}
         self._flat = {name: np.zeros(lay[1][-1], dtype=name) for name, lay in self._layout.items()}
+        self._scratch: Dict[Tuple[str, int], Array] = {}
         inner_opts = {k: v for k, v in options.items() if k not in _CLIP_OPTIONS}
         inner_groups = []
         self._inner_map: List[Optional[_Piece]] = []  # inner parameter -> piece (None: dummy)
@@ -911,7 +928,8 @@ class ShardedOptimizer:
             buf = self._flat[name]
             for k, i in enumerate(idx):
                 np.copyto(buf[offs[k]:offs[k + 1]].reshape(flat[i].shape), flat[i])
-            np.copyto(self._grad_shard[name], _reduce_block(comm, buf, self.order, True))
+            _reduce_block(comm, buf, self.order, True, out=self._grad_shard[name],
+                          scratch=self._scratch)
         # 2. non-finite flag, clip_value, partial norms: one Allreduce
         check = self.nonfinite != "ignore"
         bad = 0.0
