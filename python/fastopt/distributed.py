@@ -504,27 +504,38 @@ class DistributedOptimizer:
                  broadcast: bool = True) -> None:
         comm = _comm(comm)
         exc: Optional[BaseException] = None
-        layout: List[Any] = []
-        names: List[Any] = []
-        params: List[Array] = []
         try:
             if not isinstance(optimizer, Optimizer):
                 raise TypeError(f"optimizer must be a fastopt optimizer (fastopt.Adam(...), "
                                 f"...), got {type(optimizer).__name__}")
             order = _check_order(order)
             bucket_bytes = _check_bucket(bucket_bytes)
-            for g in optimizer.param_groups:
-                names.extend(g["names"])
-                params.extend(g["params"])
-            layout = [type(optimizer).__name__] + [(str(n), p.shape, p.dtype.str)
-                                                   for n, p in zip(names, params)]
         except Exception as e:  # noqa: BLE001 - reported collectively
             exc = e
-        _agree_layout(comm, exc, layout, "the optimizers' parameters")
+        _agree(comm, exc)
         object.__setattr__(self, "optimizer", optimizer)
         object.__setattr__(self, "comm", comm)
         object.__setattr__(self, "order", order)
         object.__setattr__(self, "bucket_bytes", bucket_bytes)
+        self._build(broadcast, range(len(optimizer.param_groups)))
+
+    def _build(self, broadcast: bool, groups: Iterable[int]) -> None:
+        """(Re)build the flat gradient buffers from the wrapped optimizer's groups, after
+        checking that every rank has the same layout; broadcast rank 0's values of the
+        parameters of ``groups``."""
+        exc: Optional[BaseException] = None
+        layout: List[Any] = []
+        names: List[Any] = []
+        params: List[Array] = []
+        try:
+            for g in self.optimizer.param_groups:
+                names.extend(g["names"])
+                params.extend(g["params"])
+            layout = [type(self.optimizer).__name__] + [(str(n), p.shape, p.dtype.str)
+                                                        for n, p in zip(names, params)]
+        except Exception as e:  # noqa: BLE001 - reported collectively
+            exc = e
+        _agree_layout(self.comm, exc, layout, "the optimizers' parameters")
         self._names = names
         self._params = params
         # per dtype: (indices of its parameters, offsets in the flat buffer, the buffer)
@@ -541,7 +552,22 @@ class DistributedOptimizer:
                 self._views[i] = buf[offs[k]:offs[k + 1]].reshape(params[i].shape)
             self._flat[dt.name] = (idx, [int(o) for o in offs], buf)
         if broadcast:
-            broadcast_parameters(params, comm)
+            sel = set(groups)
+            broadcast_parameters([p for gi, g in enumerate(self.optimizer.param_groups)
+                                  if gi in sel for p in g["params"]], self.comm)
+
+    def add_param_group(self, group: Dict[str, Any]) -> None:
+        """Collective: add a group to the wrapped optimizer on every rank (rank 0's values
+        of its parameters are broadcast); the same checks and errors on every rank."""
+        exc: Optional[BaseException] = None
+        try:
+            self.optimizer.add_param_group(group)
+        except Exception as e:  # noqa: BLE001 - reported collectively
+            exc = e
+        # Refused on some ranks only (different arguments per rank): every rank raises, and
+        # the ranks that accepted it keep the group: rebuild the optimizers in that case.
+        _agree(self.comm, exc)
+        self._build(True, [len(self.optimizer.param_groups) - 1])
 
     # delegation ------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -839,6 +865,13 @@ class ShardedOptimizer:
             full["names"] = [n for n, o in zip(names, group_of) if o == gi]
             self.param_groups.append(full)
         self.defaults: Dict[str, Any] = dict(self.optimizer.defaults)
+
+    def add_param_group(self, group: Dict[str, Any]) -> None:
+        """Not supported: the shards are cut over all groups at construction; construct a
+        new ``ShardedOptimizer`` with every group."""
+        raise NotImplementedError("ShardedOptimizer.add_param_group: the shards are cut at "
+                                  "construction; construct a new ShardedOptimizer with all "
+                                  "the groups")
 
     # delegated counters ------------------------------------------------------------------
     @property

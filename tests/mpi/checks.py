@@ -296,6 +296,47 @@ def check_hooks_and_delegation() -> None:
     say("ok hooks, param_groups edits, last_lr")
 
 
+def check_tiny() -> None:
+    """Fewer elements than ranks: some ranks own nothing of a group (a 0-size stand-in keeps
+    the inner optimizer's groups aligned); still equal to one process, save/load works."""
+    d = COMM.bcast(tempfile.mkdtemp(prefix="fastopt-mpi-") if RANK == 0 else None)
+
+    def make(seed):
+        ps = [np.full(2, 0.5, np.float32), np.full(1, -1.0, np.float64)]
+        groups = [{"params": ps[:1]}, {"params": ps[1:], "lr": 0.3, "momentum": 0.5}]
+        return ps, groups
+
+    ref_p, ref_groups = make(0)
+    ref = fastopt.SGD(ref_groups, lr=0.1, momentum=0.9)
+    ps, groups = make(0)
+    opt = ShardedOptimizer(fastopt.SGD, groups, order="rank", lr=0.1, momentum=0.9)
+    for k in range(3):
+        g = [np.full(2, 0.1 * (k + r + 1), np.float32) for r in range(SIZE)]
+        h = [np.full(1, -0.2 * (k + r + 1), np.float64) for r in range(SIZE)]
+        ref.step(average([[a, b] for a, b in zip(g, h)]))
+        opt.step([g[RANK], h[RANK]])
+    compare(ps, ref_p, True, "tiny")
+    fastopt.save(os.path.join(d, "tiny.npz"), opt)
+    ps2, groups2 = make(1)
+    opt2 = ShardedOptimizer(fastopt.SGD, groups2, lr=0.1, momentum=0.9)
+    fastopt.load(os.path.join(d, "tiny.npz"), opt2)
+    compare(ps2, ref_p, True, "tiny load")
+    sd, rsd = opt2.state_dict(), ref.state_dict()
+    for nm in rsd["state"]:
+        compare([sd["state"][nm]["momentum_buffer"]], [rsd["state"][nm]["momentum_buffer"]],
+                True, "tiny state")
+    # DistributedOptimizer.add_param_group: collective, broadcast from rank 0
+    w = [np.zeros(3)]
+    dopt = DistributedOptimizer(fastopt.SGD(w, lr=0.1))
+    extra = np.full(4, float(RANK))
+    dopt.add_param_group({"params": [extra], "lr": 0.5})
+    assert np.all(extra == 0.0)
+    dopt.step([np.ones(3), np.full(4, float(RANK))])
+    assert_same_everywhere([w[0], extra], "add_param_group")
+    assert np.allclose(extra, -0.5 * (SIZE - 1) / 2)
+    say("ok fewer elements than ranks (empty shards), add_param_group")
+
+
 def check_checkpoint_same_size() -> None:
     d = COMM.bcast(tempfile.mkdtemp(prefix="fastopt-mpi-") if RANK == 0 else None)
     for make in (make_dp, make_sharded):
@@ -364,7 +405,8 @@ def check_training() -> None:
 if __name__ == "__main__":
     only = sys.argv[1:]
     checks = [check_allreduce, check_equality, check_clipping, check_memory, check_nonfinite,
-              check_bad_input, check_hooks_and_delegation, check_checkpoint_same_size,
+              check_bad_input, check_hooks_and_delegation, check_tiny,
+              check_checkpoint_same_size,
               check_training]
     for check in checks:
         if not only or check.__name__ in only:
