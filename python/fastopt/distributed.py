@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import zlib
 from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, \
-    Sequence, Tuple, Union
+    Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,7 @@ BUCKET_BYTES: int = 25 * 2**20
 Array = npt.NDArray[Any]
 Grads = Union[Sequence[Array], Mapping[str, Array], Array]
 Order = Literal["mpi", "rank"]
+G = TypeVar("G", bound=Grads)
 
 _MPI_TYPES: Dict[str, Any] = {"float32": MPI.FLOAT, "float64": MPI.DOUBLE}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -255,8 +256,8 @@ def _ordered_items(grads: Any) -> List[Tuple[str, Any]]:
 
 
 # --------------------------------------------------------------------------- public functions
-def allreduce_gradients(grads: Grads, comm: Optional[MPI.Comm] = None, average: bool = True,
-                        *, bucket_bytes: Optional[int] = None, order: Order = "mpi") -> None:
+def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool = True,
+                        *, bucket_bytes: Optional[int] = None, order: Order = "mpi") -> G:
     """Sum (``average=False``) or average (``average=True``, the default) ``grads`` across
     the ranks of ``comm`` (default ``MPI.COMM_WORLD``), **in place**.  Collective.
 
@@ -275,7 +276,8 @@ def allreduce_gradients(grads: Grads, comm: Optional[MPI.Comm] = None, average: 
 
     Every rank checks its arrays, and that all ranks passed the same names, shapes and
     dtypes, before anything moves: bad input on any rank raises ``TypeError`` or
-    ``ValueError`` on every rank, with no array modified.
+    ``ValueError`` on every rank, with no array modified.  Returns ``grads`` (the same
+    object, reduced in place).
     """
     comm = _comm(comm)
     exc: Optional[BaseException] = None
@@ -297,7 +299,7 @@ def allreduce_gradients(grads: Grads, comm: Optional[MPI.Comm] = None, average: 
         exc = e
     _agree_layout(comm, exc, layout, "the gradients passed to allreduce_gradients")
     if comm.size == 1:
-        return
+        return grads
     for dt in _FLOATS:
         sel = [g for g in arrays if g.dtype == dt and g.size]
         if not sel:
@@ -321,6 +323,7 @@ def allreduce_gradients(grads: Grads, comm: Optional[MPI.Comm] = None, average: 
         for g, w in zip(sel, work):
             if w is not g:
                 np.copyto(g, w)
+    return grads
 
 
 def broadcast_parameters(params: Grads, comm: Optional[MPI.Comm] = None, root: int = 0) -> None:
@@ -946,12 +949,12 @@ class ShardedOptimizer:
     def step(self, grads: Grads) -> None:
         """One update with the average of every rank's ``grads`` (collective; see the class
         docstring).  ``grads`` is not modified."""
-        for hook in list(self._pre_hooks.values()):
-            hook(self, grads)
         comm, size = self.comm, self.comm.size
         exc: Optional[BaseException] = None
         flat: List[Array] = []
         try:
+            for hook in list(self._pre_hooks.values()):
+                hook(self, grads)
             flat = _flat_grads(grads, self._names, self._params)
         except Exception as e:  # noqa: BLE001 - reported collectively
             exc = e
