@@ -94,31 +94,42 @@ def worker(nparams: int, steps: int) -> None:
 
 
 # ----------------------------------------------------------------------------- model
-def model(P: float, p: int, *, bytes_per=4, alpha=5e-6, bandwidth=12.5e9, adam_ns=1.3,
-          state_per=8):
-    """α-β cost of one step for ``P`` float parameters on ``p`` ranks.
+def model(P: float, p: int, *, bytes_per: int = 4, alpha: float = 5e-6,
+          bandwidth: float = 12.5e9, adam_ns: float = 0.32, add_ns: float = 0.15,
+          state_per: int = 8) -> dict:
+    """α-β cost of one step for ``P`` float parameters on ``p`` ranks (seconds, bytes),
+    with the reduction's arithmetic as a γ term.
 
-    ``n = bytes_per * P`` bytes of gradients.  Reduce-scatter or all-gather (ring /
-    recursive halving): ``T = c_α α + (p-1)/p · n / bandwidth``, ``c_α = log2 p``
-    (``p-1`` for ``order="rank"``'s Alltoallv).  Data parallel = allreduce = RS + AG:
-    ``2 log2 p α + 2 (p-1)/p n/B`` and an optimizer step over all ``P`` elements
-    (``adam_ns`` per element); ZeRO-1 = RS (gradients) + AG (parameters): the same bytes,
-    and a step over ``P/p`` elements.  State: ``state_per`` bytes per element (Adam
-    float32: exp_avg + exp_avg_sq) times ``P`` (data parallel) or ``P/p`` (sharded).
+    ``n = bytes_per * P`` bytes of gradients (and of parameters), ``β = 1/bandwidth``,
+    ``γ = add_ns`` per element addition.  Reduce-scatter (recursive halving or ring):
+    ``log2(p) α + (p-1)/p · n β + (p-1)/p · P γ``; all-gather: ``log2(p) α + (p-1)/p · n β``.
+
+    * ``DistributedOptimizer``: allreduce = reduce-scatter + all-gather of the gradients
+      (``2 log2(p) α + 2 (p-1)/p n β + (p-1)/p P γ``), then the optimizer over all ``P``
+      elements (``adam_ns`` per element); state ``state_per · P`` per rank.
+    * ``ShardedOptimizer`` (ZeRO-1): reduce-scatter of the gradients + all-gather of the
+      parameters: the same communication, and the optimizer over ``P/p`` elements; state
+      ``state_per · P / p``.
+    * ``order="rank"``: the reduce-scatter is an Alltoallv (``(p-1) α`` instead of
+      ``log2(p) α``; the same bytes, the same additions, done by NumPy in rank order) and
+      one more gradient-sized receive buffer.
+
+    Extra buffers: what fastopt.distributed allocates besides the caller's parameters and
+    gradients (the flat gradient buffer, the shard's gradient; for ``"rank"`` also the
+    Alltoallv receive buffer).
     """
     n = bytes_per * P
     lg = math.log2(p) if p > 1 else 0.0
-    vol = (p - 1) / p * n / bandwidth
-    out = {}
-    comm = 2 * lg * alpha + 2 * vol
-    out["DistributedOptimizer"] = dict(comm=comm, step=P * adam_ns * 1e-9,
-                                       state=state_per * P, extra=n)
-    out["ShardedOptimizer[mpi]"] = dict(comm=comm, step=P / p * adam_ns * 1e-9,
-                                        state=state_per * P / p, extra=n)
-    out["ShardedOptimizer[rank]"] = dict(comm=(lg + p - 1) * alpha + 2 * vol,
-                                         step=P / p * adam_ns * 1e-9 + P / p * (p - 1) * 0.3e-9,
-                                         state=state_per * P / p, extra=2 * n)
-    return out
+    vol = 2 * (p - 1) / p * n / bandwidth + (p - 1) / p * P * add_ns * 1e-9
+    return {
+        "DistributedOptimizer": dict(comm=2 * lg * alpha + vol, step=P * adam_ns * 1e-9,
+                                     state=state_per * P, extra=n),
+        "ShardedOptimizer[mpi]": dict(comm=2 * lg * alpha + vol, step=P / p * adam_ns * 1e-9,
+                                      state=state_per * P / p, extra=n + n / p),
+        "ShardedOptimizer[rank]": dict(comm=(lg + p - 1) * alpha + vol,
+                                       step=P / p * adam_ns * 1e-9,
+                                       state=state_per * P / p, extra=2 * n + n / p),
+    }
 
 
 def fmt_t(t):
@@ -167,8 +178,9 @@ def main() -> None:
             print(f"| {row['ranks']} | {name} | {fmt_t(r['time'])} | {fmt_b(r['state'])} | "
                   f"{r['rss_mb']:.0f} MB |")
     print("\nModelled (α-β, not measured): 64 ranks × 1e9 float32 parameters, α = 5 µs, "
-          "B = 12.5 GB/s per rank (100 Gb/s network), Adam 1.3 ns/element "
-          "(the measured 1e6-element native step, one thread).\n")
+          "B = 12.5 GB/s per rank (100 Gb/s network; assumed), Adam 0.32 ns/element (measured "
+          "here: the 1.6e7-element native step, benchmarks/README.md), γ = 0.15 ns per addition "
+          "(assumed: 12 bytes at ~80 GB/s).\n")
     print("| optimizer | communication | optimizer step | total | state per rank | "
           "extra buffers per rank |")
     print("|---|---|---|---|---|---|")
