@@ -289,7 +289,10 @@ def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool
         items = _ordered_items(grads)
         from . import clip
         checks: Any = clip._as_arrays  # the checks (and messages) of clip_grad_norm
-        arrays = checks(dict(items))
+        if isinstance(grads, Mapping):
+            arrays = checks({k: grads[k] for k in sorted(grads, key=str)})
+        else:
+            arrays = checks(grads if isinstance(grads, np.ndarray) else list(grads))
         for (label, g) in items:
             if g.dtype not in _FLOATS:
                 raise TypeError(f"{label} has dtype {g.dtype}; allreduce_gradients reduces "
