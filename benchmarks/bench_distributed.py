@@ -110,13 +110,13 @@ def model(P: float, p: int, *, bytes_per: int = 4, alpha: float = 5e-6,
     * ``ShardedOptimizer`` (ZeRO-1): reduce-scatter of the gradients + all-gather of the
       parameters: the same communication, and the optimizer over ``P/p`` elements; state
       ``state_per · P / p``.
-    * ``order="rank"``: the reduce-scatter is an Alltoallv (``(p-1) α`` instead of
+    * ``order="rank"``: the reduce-scatter is an Alltoall (``(p-1) α`` instead of
       ``log2(p) α``; the same bytes, the same additions, done by NumPy in rank order) and
       one more gradient-sized receive buffer.
 
     Extra buffers: what fastopt.distributed allocates besides the caller's parameters and
     gradients (the flat gradient buffer, the shard's gradient; for ``"rank"`` also the
-    Alltoallv receive buffer).
+    Alltoall receive buffer).
     """
     n = bytes_per * P
     lg = math.log2(p) if p > 1 else 0.0

@@ -21,12 +21,12 @@ Semantics (``p`` ranks, ``g_r`` the gradient passed on rank ``r``):
 
 * The averaged gradient is ``(g_0 + g_1 + ... + g_{p-1}) / p``, the sum rounded in the
   parameter's dtype, then divided (``np.divide`` by ``dtype(p)``, exactly rounded).
-* Summation order, the ``order`` option.  ``"mpi"`` (default): MPI's ``Reduce_scatter``
+* Summation order, the ``order`` option.  ``"mpi"`` (default): MPI's ``Reduce_scatter_block``
   sums, in the order the MPI library chooses (for 2 ranks the order does not matter:
   ``a + b == b + a`` in IEEE arithmetic, so the result is bit-identical to
   ``(g_0 + g_1) / 2``; for more ranks it may differ from a left-to-right sum in the last
   bits: float32/float64 rounding of a ``p``-term sum).  ``"rank"``: every rank receives the
-  ``p`` contributions to its block (``Alltoallv``) and adds them in rank order
+  ``p`` contributions to its block (``Alltoall``) and adds them in rank order
   ``((g_0 + g_1) + g_2) + ...``, so the average is bit-identical to that NumPy expression and
   reproducible across MPI libraries and algorithms.  It moves the same number of bytes as a
   reduce-scatter (``(p-1)/p`` of the data per rank) at ``p-1`` message latencies instead of
@@ -143,11 +143,14 @@ def _agree(comm: MPI.Comm, exc: Optional[BaseException]) -> None:
     raise err
 
 
-def _split(n: int, p: int) -> Tuple[List[int], List[int]]:
-    """Counts and displacements of ``n`` elements in ``p`` balanced contiguous blocks."""
-    displs = [n * r // p for r in range(p)]
-    counts = [n * (r + 1) // p - displs[r] for r in range(p)]
-    return counts, displs
+def _blocks(n: int, p: int) -> Tuple[int, List[int]]:
+    """Equal blocks of ``m = ceil(n/p)`` elements (the last ones shorter or empty): ``m``
+    and the number of real elements in each rank's block.  Buffers are padded to ``m*p``
+    so that the regular collectives (``Reduce_scatter_block``, ``Allgather``,
+    ``Alltoall``) apply: MPICH's ``Allgatherv`` measured ~100x slower than ``Allgather``
+    for 16 MB on this machine."""
+    m = -(-n // p) if n else 0
+    return m, [max(0, min(m, n - r * m)) for r in range(p)]
 
 
 def _fingerprint(items: Iterable[Any]) -> int:
@@ -170,31 +173,29 @@ def _agree_layout(comm: MPI.Comm, exc: Optional[BaseException], layout: Iterable
 def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool,
                   out: Optional[Array] = None,
                   scratch: Optional[Dict[Tuple[str, int], Array]] = None) -> Array:
-    """Reduce-scatter ``buf`` (1-D, contiguous; every rank the same size): returns this
-    rank's block of the sum (or average) (``out`` if given, else a new array); ``buf`` is
-    not modified.  Blocks are ``_split(buf.size, size)``.  ``scratch`` caches the
+    """Reduce-scatter ``buf`` (1-D, contiguous, ``size * m`` elements on every rank):
+    returns this rank's block ``buf[rank*m:(rank+1)*m]`` of the sum (or average) (``out``
+    if given, else a new array); ``buf`` is not modified.  ``scratch`` caches the
     ``order="rank"`` receive buffer between calls."""
     p, r = comm.size, comm.rank
-    counts, displs = _split(buf.size, p)
+    m = buf.size // p
     mt = _MPI_TYPES[buf.dtype.name]
-    block = np.empty(counts[r], dtype=buf.dtype) if out is None else out
+    block = np.empty(m, dtype=buf.dtype) if out is None else out
     if p == 1:
         np.copyto(block, buf)
     elif order == "mpi":
-        comm.Reduce_scatter([buf, mt], [block, mt], recvcounts=counts, op=MPI.SUM)
+        comm.Reduce_scatter_block([buf, mt], [block, mt], op=MPI.SUM)
     else:
-        n = counts[r]
-        key = (buf.dtype.name, p * n)
+        key = (buf.dtype.name, p * m)
         parts = scratch.get(key) if scratch is not None else None
         if parts is None:
-            parts = np.empty(p * n, dtype=buf.dtype)
+            parts = np.empty(p * m, dtype=buf.dtype)
             if scratch is not None:
                 scratch[key] = parts
-        comm.Alltoallv([buf, (counts, displs), mt],
-                       [parts, ([n] * p, [n * s for s in range(p)]), mt])
-        np.add(parts[0:n], parts[n:2 * n], out=block)
+        comm.Alltoall([buf, mt], [parts, mt])
+        np.add(parts[0:m], parts[m:2 * m], out=block)
         for s in range(2, p):
-            np.add(block, parts[s * n:(s + 1) * n], out=block)
+            np.add(block, parts[s * m:(s + 1) * m], out=block)
     if average and p > 1:
         np.divide(block, buf.dtype.type(p), out=block)
     return block
@@ -202,22 +203,22 @@ def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool,
 
 def _allreduce_flat(comm: MPI.Comm, buf: Array, order: Order, average: bool,
                     scratch: Optional[Dict[Tuple[str, int], Array]] = None) -> None:
-    """Sum (or average) the 1-D contiguous ``buf`` across ranks in place: reduce-scatter,
-    then ``Allgatherv`` in place, so that every rank ends with the same bits."""
-    p = comm.size
+    """Sum (or average) the 1-D contiguous ``buf`` (a multiple of ``size`` elements)
+    across ranks in place: reduce-scatter, then ``Allgather`` in place, so that every rank
+    ends with the same bits."""
+    p, r = comm.size, comm.rank
     if p == 1:
         return
-    counts, displs = _split(buf.size, p)
-    r = comm.rank
+    m = buf.size // p
     out = None
     if scratch is not None:
-        key = ("block:" + buf.dtype.name, counts[r])
+        key = ("block:" + buf.dtype.name, m)
         out = scratch.get(key)
         if out is None:
-            out = scratch[key] = np.empty(counts[r], dtype=buf.dtype)
+            out = scratch[key] = np.empty(m, dtype=buf.dtype)
     block = _reduce_block(comm, buf, order, average, out=out, scratch=scratch)
-    buf[displs[r]:displs[r] + counts[r]] = block
-    comm.Allgatherv(MPI.IN_PLACE, [buf, (counts, displs), _MPI_TYPES[buf.dtype.name]])
+    buf[r * m:(r + 1) * m] = block
+    comm.Allgather(MPI.IN_PLACE, [buf, _MPI_TYPES[buf.dtype.name]])
 
 
 def _buckets(sizes: Sequence[int], limit: int) -> List[List[Tuple[int, int, int, int]]]:
@@ -309,18 +310,23 @@ def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool
             continue
         work = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in sel]
         flats = [w.reshape(-1) for w in work]
-        limit = max(1, limit_bytes // dt.itemsize)
+        p = comm.size
+        limit = max(p, (limit_bytes // dt.itemsize) // p * p)  # a multiple of size
+        scratch: Dict[Tuple[str, int], Array] = {}
+        staging: Optional[Array] = None
         for bucket in _buckets([f.size for f in flats], limit):
-            if len(bucket) == 1:  # one piece of one array: reduce it where it lies
-                i, a, b, _ = bucket[0]
-                view = flats[i][a:b]
-                _allreduce_flat(comm, view, order, average)
-                continue
             n = bucket[-1][3] + bucket[-1][2] - bucket[-1][1]
-            buf = np.empty(n, dtype=dt)
+            if len(bucket) == 1 and n % p == 0:  # one piece of one array: reduce it in place
+                i, a, b, _ = bucket[0]
+                _allreduce_flat(comm, flats[i][a:b], order, average, scratch)
+                continue
+            if staging is None:
+                staging = np.zeros(limit, dtype=dt)
+            buf = staging[:-(-n // p) * p]  # padded to a multiple of size
+            buf[n:] = 0
             for i, a, b, off in bucket:
                 buf[off:off + b - a] = flats[i][a:b]
-            _allreduce_flat(comm, buf, order, average)
+            _allreduce_flat(comm, buf, order, average, scratch)
             for i, a, b, off in bucket:
                 flats[i][a:b] = buf[off:off + b - a]
         for g, w in zip(sel, work):
@@ -553,7 +559,8 @@ class DistributedOptimizer:
             if not idx:
                 continue
             offs = list(np.cumsum([0] + [params[i].size for i in idx]))
-            buf = np.zeros(int(offs[-1]), dtype=dt)
+            m, _ = _blocks(int(offs[-1]), self.comm.size)
+            buf = np.zeros(m * self.comm.size, dtype=dt)  # padded to a multiple of size
             for k, i in enumerate(idx):
                 self._views[i] = buf[offs[k]:offs[k + 1]].reshape(params[i].shape)
             self._flat[dt.name] = (idx, [int(o) for o in offs], buf)
@@ -607,10 +614,11 @@ class DistributedOptimizer:
         for name, (idx, offs, buf) in self._flat.items():
             for k, i in enumerate(idx):
                 np.copyto(self._views[i], flat[i])
-            if self.comm.size == 1 or buf.size == 0:
+            p = self.comm.size
+            if p == 1 or buf.size == 0:
                 continue
-            limit = max(1, limit_bytes // buf.dtype.itemsize)
-            for a in range(0, buf.size, limit):
+            limit = max(p, (limit_bytes // buf.dtype.itemsize) // p * p)
+            for a in range(0, buf.size, limit):  # buf.size and limit: multiples of size
                 _allreduce_flat(self.comm, buf[a:a + limit], self.order, True, self._scratch)
         self.optimizer.step(_restructure(grads, self._names, self._views))
 
@@ -724,8 +732,9 @@ class ShardedOptimizer:
     gradients, on every rank.
 
     Sharding: the parameters of each dtype, flattened and concatenated in order (``N``
-    elements), are cut into ``size`` contiguous blocks of ``N*r//size .. N*(r+1)//size``
-    elements; rank ``r`` owns block ``r`` (so an array may be split between ranks; the
+    elements), are cut into ``size`` contiguous blocks of ``m = ceil(N/size)`` elements
+    (``r*m .. min((r+1)*m, N)``; the last blocks may be shorter or empty); rank ``r`` owns
+    block ``r`` (so an array may be split between ranks; the
     optimizers are elementwise).  The shard is a list of 1-D slices of flattened parameters
     (``shard``); an ordinary ``optimizer_class`` over 1-D views of those slices holds the
     shard's state (``opt.state`` on a rank holds about ``1/size`` of the whole).
@@ -734,8 +743,9 @@ class ShardedOptimizer:
 
     1. check ``grads`` on every rank; one ``Allreduce`` of an error flag (bad input on one
        rank raises the same exception type on every rank, nothing modified);
-    2. copy the gradients into a flat buffer and reduce-scatter it (``Reduce_scatter``, or
-       ``Alltoallv`` + sum in rank order with ``order="rank"``); divide by ``size``;
+    2. copy the gradients into a flat buffer and reduce-scatter it
+       (``Reduce_scatter_block``, or ``Alltoall`` + sum in rank order with
+       ``order="rank"``); divide by ``size``;
     3. on the shard: non-finite check, ``clip_value`` (elementwise), then the partial sums
        of the norm (``sum |g|**norm_type`` in float64, per group for ``clip_scope="group"``);
        one ``Allreduce`` of ``[non-finite flag, partial sums]`` gives every rank the same
@@ -743,7 +753,7 @@ class ShardedOptimizer:
        below 1 (PyTorch's formula), the gradient scaled by ``dtype(coef)``;
     4. the inner optimizer steps the shard (same kernels, same hyperparameters, same step
        counters as a single process);
-    5. ``Allgatherv`` of the updated parameters into every rank's arrays.
+    5. ``Allgather`` of the updated parameters into every rank's arrays.
 
     ``param_groups`` (full groups: the caller's arrays and names, and the options; edit
     options there, e.g. ``opt.param_groups[0]["lr"] = 0.01``), ``last_lr``, ``step_count``,
@@ -809,17 +819,18 @@ class ShardedOptimizer:
         collect([("params", arrays, True)], names)
         self._names, self._params, self._group_of = names, arrays, group_of
         p, r = self.comm.size, self.comm.rank
-        # per dtype: parameter indices, their offsets in the flat vector, counts, displs
-        self._layout: Dict[str, Tuple[List[int], List[int], List[int], List[int]]] = {}
+        # per dtype: parameter indices, their offsets in the flat vector, the number of real
+        # elements in each rank's block, the block size m = ceil(N / size)
+        self._layout: Dict[str, Tuple[List[int], List[int], List[int], int]] = {}
         pieces: List[_Piece] = []
         for dt in _FLOATS:
             idx = [i for i, a in enumerate(arrays) if a.dtype == dt]
             if not idx:
                 continue
             offs = [int(x) for x in np.cumsum([0] + [arrays[i].size for i in idx])]
-            counts, displs = _split(offs[-1], p)
-            self._layout[dt.name] = (idx, offs, counts, displs)
-            a0, a1 = displs[r], displs[r] + counts[r]
+            m, counts = _blocks(offs[-1], p)
+            self._layout[dt.name] = (idx, offs, counts, m)
+            a0, a1 = r * m, r * m + counts[r]
             for k, i in enumerate(idx):
                 lo, hi = max(a0, offs[k]), min(a1, offs[k + 1])
                 if lo < hi:
@@ -830,9 +841,10 @@ class ShardedOptimizer:
         self.shard: List[Tuple[Any, int, int]] = [(names[q.index], q.lo, q.hi) for q in pieces]
         """This rank's shard: ``(parameter name, start, stop)`` of flat elements."""
         # shard buffers (reduce-scattered gradients) and flat buffers, per dtype
-        self._grad_shard = {name: np.zeros(lay[2][r], dtype=name)
+        # (padded to m and m*size elements: the regular collectives need equal blocks)
+        self._grad_shard = {name: np.zeros(lay[3], dtype=name)
                             for name, lay in self._layout.items()}
-        self._flat = {name: np.zeros(lay[1][-1], dtype=name) for name, lay in self._layout.items()}
+        self._flat = {name: np.zeros(lay[3] * p, dtype=name) for name, lay in self._layout.items()}
         self._scratch: Dict[Tuple[str, int], Array] = {}
         inner_opts = {k: v for k, v in options.items() if k not in _CLIP_OPTIONS}
         inner_groups = []
@@ -963,7 +975,7 @@ class ShardedOptimizer:
             exc = e
         _agree(comm, exc)
         # 1. reduce-scatter: this rank's block of the average, per dtype
-        for name, (idx, offs, counts, displs) in self._layout.items():
+        for name, (idx, offs, counts, m) in self._layout.items():
             buf = self._flat[name]
             for k, i in enumerate(idx):
                 np.copyto(buf[offs[k]:offs[k + 1]].reshape(flat[i].shape), flat[i])
@@ -1070,15 +1082,15 @@ class ShardedOptimizer:
 
     def _gather_params(self) -> None:
         r = self.comm.rank
-        for name, (idx, offs, counts, displs) in self._layout.items():
+        for name, (idx, offs, counts, m) in self._layout.items():
             buf = self._flat[name]
             if self.comm.size > 1:
-                base = displs[r]
+                base = r * m
                 for q in self._pieces:
                     if q.dtype == name:
                         buf[base + q.pos: base + q.pos + q.hi - q.lo] = \
                             self._params[q.index].reshape(-1)[q.lo:q.hi]
-                self.comm.Allgatherv(MPI.IN_PLACE, [buf, (counts, displs), _MPI_TYPES[name]])
+                self.comm.Allgather(MPI.IN_PLACE, [buf, _MPI_TYPES[name]])
                 for k, i in enumerate(idx):
                     np.copyto(self._params[i].reshape(-1), buf[offs[k]:offs[k + 1]])
 
@@ -1088,7 +1100,7 @@ class ShardedOptimizer:
 
     def _full_state_dict(self, root: Optional[int]) -> Optional[Dict[str, Any]]:
         """The single-process ``state_dict()`` of the whole optimizer, assembled from the
-        shards (``Gatherv`` to ``root``, or ``Allgatherv`` to all if ``root`` is None)."""
+        shards (``Gather`` to ``root``, or ``Allgather`` to all if ``root`` is None)."""
         comm, r = self.comm, self.comm.rank
         self._sync_options()
         inner_sd = self.optimizer.state_dict()
@@ -1096,22 +1108,21 @@ class ShardedOptimizer:
         all_keys = sorted({k for ks in gkeys for k in ks})
         mine = root is None or r == root
         state: Dict[Any, Dict[str, Array]] = {n: {} for n in self._names} if mine else {}
-        for name, (idx, offs, counts, displs) in self._layout.items():
+        for name, (idx, offs, counts, m) in self._layout.items():
             mt = _MPI_TYPES[name]
             for key in all_keys:
-                shard = np.zeros(counts[r], dtype=name)
+                shard = np.zeros(m, dtype=name)
                 for j, q in enumerate(self._inner_map):
                     if q is not None and q.dtype == name and key in inner_sd["state"][j]:
                         shard[q.pos:q.pos + q.hi - q.lo] = inner_sd["state"][j][key]
-                full = np.empty(offs[-1], dtype=name) if mine else None
+                full = np.empty(m * comm.size, dtype=name) if mine else None
                 if comm.size == 1:
                     assert full is not None
                     full[:] = shard
                 elif root is None:
-                    comm.Allgatherv([shard, mt], [full, (counts, displs), mt])
+                    comm.Allgather([shard, mt], [full, mt])
                 else:
-                    comm.Gatherv([shard, mt], [full, (counts, displs), mt] if mine else None,
-                                 root=root)
+                    comm.Gather([shard, mt], [full, mt] if mine else None, root=root)
                 if not mine:
                     continue
                 assert full is not None
