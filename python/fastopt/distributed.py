@@ -845,6 +845,8 @@ class ShardedOptimizer:
         self._grad_shard = {name: np.zeros(lay[3], dtype=name)
                             for name, lay in self._layout.items()}
         self._flat = {name: np.zeros(lay[3] * p, dtype=name) for name, lay in self._layout.items()}
+        if p == 1:  # the reduce-scatter is the identity: the shard's gradient is the buffer
+            self._grad_shard = self._flat
         self._scratch: Dict[Tuple[str, int], Array] = {}
         inner_opts = {k: v for k, v in options.items() if k not in _CLIP_OPTIONS}
         inner_groups = []
@@ -979,8 +981,9 @@ class ShardedOptimizer:
             buf = self._flat[name]
             for k, i in enumerate(idx):
                 np.copyto(buf[offs[k]:offs[k + 1]].reshape(flat[i].shape), flat[i])
-            _reduce_block(comm, buf, self.order, True, out=self._grad_shard[name],
-                          scratch=self._scratch)
+            if size > 1:
+                _reduce_block(comm, buf, self.order, True, out=self._grad_shard[name],
+                              scratch=self._scratch)
         # 2. non-finite flag, clip_value, partial norms: one Allreduce
         check = self.nonfinite != "ignore"
         bad = 0.0
