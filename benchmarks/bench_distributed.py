@@ -12,8 +12,8 @@ For each rank count it runs (float32 Adam, ``--params`` elements in 8 arrays):
   (``order="mpi"`` and ``"rank"``).
 
 Step time = median over ``--steps`` steps of the slowest rank's time (a barrier before
-each step).  Memory = bytes of optimizer state on rank 0 (counted from the arrays) and the
-peak RSS of rank 0.  Every figure in the first table is measured on this machine; the
+each step).  Memory = bytes of optimizer state on rank 0 and of fastopt.distributed's own
+buffers (counted from the arrays).  Every figure in the first table is measured on this machine; the
 second table is the α-β model (see ``model``), with its constants stated.
 
 Not collected by ``make bench`` as a benchmark (no test functions); a script.
@@ -64,12 +64,22 @@ def worker(nparams: int, steps: int) -> None:
         st = opt.state
         return int(sum(a.nbytes for s in st.values() for a in s.values()))
 
+    def extra_bytes(opt):
+        """fastopt.distributed's own buffers (flat gradient buffers, shard, scratch)."""
+        seen, total = set(), 0
+        for attr in ("_flat", "_grad_shard", "_scratch"):
+            for v in getattr(opt, "__dict__", {}).get(attr, {}).values():
+                a = v[2] if isinstance(v, tuple) else v
+                if id(a) not in seen:
+                    seen.add(id(a))
+                    total += a.nbytes
+        return total
+
     def record(name, fn, opt=None):
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = timeit(fn)
         results[name] = {"time": t, "state": state_bytes(opt) if opt is not None else 0,
-                         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                         "rss_before_mb": rss0 / 1024}
+                         "extra": extra_bytes(opt) if opt is not None else 0,
+                         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     if size == 1:
         p = [np.zeros(n, np.float32) for n in sizes]
@@ -171,12 +181,14 @@ def main() -> None:
     print(f"Measured: {P:.3g} float32 parameters (8 arrays), Adam, {a.steps} steps, median "
           f"of the slowest rank; {cpus} CPUs, 1 kernel thread per rank, MPICH shared memory"
           f" (ranks > CPUs are oversubscribed).\n")
-    print("| ranks | optimizer | step time | state per rank (rank 0) | peak RSS rank 0 |")
+    print("| ranks | optimizer | step time | optimizer state per rank | extra buffers per rank |")
     print("|---|---|---|---|---|")
     for row in rows:
         for name, r in row["results"].items():
             print(f"| {row['ranks']} | {name} | {fmt_t(r['time'])} | {fmt_b(r['state'])} | "
-                  f"{r['rss_mb']:.0f} MB |")
+                  f"{fmt_b(r['extra'])} |")
+    print(f"\n(state and buffers: bytes of the arrays on rank 0, counted; peak RSS of rank 0 "
+          f"over the whole run: {', '.join(str(round(r['results'][list(r['results'])[-1]]['rss_mb'])) + ' MB on ' + str(r['ranks']) for r in rows)} rank(s))")
     print("\nModelled (α-β, not measured): 64 ranks × 1e9 float32 parameters, α = 5 µs, "
           "B = 12.5 GB/s per rank (100 Gb/s network; assumed), Adam 0.32 ns/element (measured "
           "here: the 1.6e7-element native step, benchmarks/README.md), γ = 0.15 ns per addition "
