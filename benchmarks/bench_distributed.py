@@ -81,23 +81,20 @@ def worker(nparams: int, steps: int) -> None:
                          "extra": extra_bytes(opt) if opt is not None else 0,
                          "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
+    def params():
+        return [np.zeros(n, np.float32) for n in sizes]
+
+    def run(name, opt, g=grads):
+        record(name, lambda: opt.step(g), opt)
+
     if size == 1:
-        p = [np.zeros(n, np.float32) for n in sizes]
-        opt = fastopt.Adam(p, lr=1e-3)
-        record("Adam", lambda: opt.step(grads), opt)
-        del opt, p
+        run("Adam", fastopt.Adam(params(), lr=1e-3))
     g2 = [g.copy() for g in grads]
     record("allreduce", lambda: allreduce_gradients(g2))
-    del g2
-    p = [np.zeros(n, np.float32) for n in sizes]
-    dopt = DistributedOptimizer(fastopt.Adam(p, lr=1e-3))
-    record("DistributedOptimizer", lambda: dopt.step(grads), dopt)
-    del dopt, p
+    run("DistributedOptimizer", DistributedOptimizer(fastopt.Adam(params(), lr=1e-3)))
     for order in ("mpi", "rank"):
-        p = [np.zeros(n, np.float32) for n in sizes]
-        sopt = ShardedOptimizer(fastopt.Adam, p, lr=1e-3, order=order)
-        record(f"ShardedOptimizer[{order}]", lambda: sopt.step(grads), sopt)
-        del sopt, p
+        run(f"ShardedOptimizer[{order}]",
+            ShardedOptimizer(fastopt.Adam, params(), lr=1e-3, order=order))
     if rank == 0:
         print("RESULT " + json.dumps({"ranks": size, "params": nparams, "results": results}),
               flush=True)
@@ -112,7 +109,8 @@ def model(P: float, p: int, *, bytes_per: int = 4, alpha: float = 5e-6,
 
     ``n = bytes_per * P`` bytes of gradients (and of parameters), ``β = 1/bandwidth``,
     ``γ = add_ns`` per element addition.  Reduce-scatter (recursive halving or ring):
-    ``log2(p) α + (p-1)/p · n β + (p-1)/p · P γ``; all-gather: ``log2(p) α + (p-1)/p · n β``.
+    ``log2(p) α + (p-1)/p · n β + (p-1)/p · P γ``; all-gather:
+    ``log2(p) α + (p-1)/p · n β``.
 
     * ``DistributedOptimizer``: allreduce = reduce-scatter + all-gather of the gradients
       (``2 log2(p) α + 2 (p-1)/p n β + (p-1)/p P γ``), then the optimizer over all ``P``
@@ -120,7 +118,7 @@ def model(P: float, p: int, *, bytes_per: int = 4, alpha: float = 5e-6,
     * ``ShardedOptimizer`` (ZeRO-1): reduce-scatter of the gradients + all-gather of the
       parameters: the same communication, and the optimizer over ``P/p`` elements; state
       ``state_per · P / p``.
-    * ``order="rank"``: the reduce-scatter is an Alltoall (``(p-1) α`` instead of
+    * ``order="rank"``: the reduce-scatter is an Alltoall (``(p-1) α``, not
       ``log2(p) α``; the same bytes, the same additions, done by NumPy in rank order) and
       one more gradient-sized receive buffer.
 
@@ -187,8 +185,10 @@ def main() -> None:
         for name, r in row["results"].items():
             print(f"| {row['ranks']} | {name} | {fmt_t(r['time'])} | {fmt_b(r['state'])} | "
                   f"{fmt_b(r['extra'])} |")
+    rss = ", ".join(f"{max(x['rss_mb'] for x in r['results'].values()):.0f} MB on {r['ranks']}"
+                    for r in rows)
     print(f"\n(state and buffers: bytes of the arrays on rank 0, counted; peak RSS of rank 0 "
-          f"over the whole run: {', '.join(str(round(r['results'][list(r['results'])[-1]]['rss_mb'])) + ' MB on ' + str(r['ranks']) for r in rows)} rank(s))")
+          f"over the whole run: {rss} rank(s))")
     print("\nModelled (α-β, not measured): 64 ranks × 1e9 float32 parameters, α = 5 µs, "
           "B = 12.5 GB/s per rank (100 Gb/s network; assumed), Adam 0.32 ns/element (measured "
           "here: the 1.6e7-element native step, benchmarks/README.md), γ = 0.15 ns per addition "

@@ -177,7 +177,7 @@ def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool,
     returns this rank's block ``buf[rank*m:(rank+1)*m]`` of the sum (or average) (``out``
     if given, else a new array); ``buf`` is not modified.  ``scratch`` caches the
     ``order="rank"`` receive buffer between calls."""
-    p, r = comm.size, comm.rank
+    p = comm.size
     m = buf.size // p
     mt = _MPI_TYPES[buf.dtype.name]
     block = np.empty(m, dtype=buf.dtype) if out is None else out
@@ -611,8 +611,8 @@ class DistributedOptimizer:
             exc = e
         _agree(self.comm, exc)
         limit_bytes = self.bucket_bytes
-        for name, (idx, offs, buf) in self._flat.items():
-            for k, i in enumerate(idx):
+        for idx, _offs, buf in self._flat.values():
+            for i in idx:
                 np.copyto(self._views[i], flat[i])
             p = self.comm.size
             if p == 1 or buf.size == 0:
@@ -977,7 +977,7 @@ class ShardedOptimizer:
             exc = e
         _agree(comm, exc)
         # 1. reduce-scatter: this rank's block of the average, per dtype
-        for name, (idx, offs, counts, m) in self._layout.items():
+        for name, (idx, offs, _counts, _m) in self._layout.items():
             buf = self._flat[name]
             for k, i in enumerate(idx):
                 np.copyto(buf[offs[k]:offs[k + 1]].reshape(flat[i].shape), flat[i])
@@ -1085,7 +1085,7 @@ class ShardedOptimizer:
 
     def _gather_params(self) -> None:
         r = self.comm.rank
-        for name, (idx, offs, counts, m) in self._layout.items():
+        for name, (idx, offs, _counts, m) in self._layout.items():
             buf = self._flat[name]
             if self.comm.size > 1:
                 base = r * m
@@ -1111,7 +1111,7 @@ class ShardedOptimizer:
         all_keys = sorted({k for ks in gkeys for k in ks})
         mine = root is None or r == root
         state: Dict[Any, Dict[str, Array]] = {n: {} for n in self._names} if mine else {}
-        for name, (idx, offs, counts, m) in self._layout.items():
+        for name, (idx, offs, _counts, m) in self._layout.items():
             mt = _MPI_TYPES[name]
             for key in all_keys:
                 shard = np.zeros(m, dtype=name)

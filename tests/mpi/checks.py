@@ -293,7 +293,10 @@ def check_hooks_and_delegation() -> None:
         opt.step(grads_of(2, RANK))
         assert opt.last_lr == [0.5], opt.last_lr
     assert seen == [1, 1], seen
-    say("ok hooks, param_groups edits, last_lr")
+    a = {"x": np.full(3, float(RANK)), "y": np.full((2, 2), RANK, np.float32)}
+    broadcast_parameters(a, root=SIZE - 1)
+    assert np.all(a["x"] == SIZE - 1) and np.all(a["y"] == SIZE - 1)
+    say("ok hooks, param_groups edits, last_lr, broadcast_parameters")
 
 
 def check_tiny() -> None:
@@ -396,7 +399,7 @@ def check_training() -> None:
             opt.step(grad(w, x[mine], y[mine]))
     loss = float(np.mean((x @ w_ref[0] - y) ** 2))
     assert loss < 0.01 * loss0, (loss0, loss)
-    for opt, w in runs:
+    for _, w in runs:
         np.testing.assert_allclose(w[0], w_ref[0], rtol=1e-6, atol=1e-8)
         assert_same_everywhere(w, "training")
     say(f"ok training run: loss {loss0:.3g} -> {loss:.3g} in 60 steps, equal to one process")

@@ -1,7 +1,8 @@
 """Resharding round trips: one leg of a run that is saved and resumed on other rank counts.
 
     python tests/mpi/reshard.py --kind plain --phases 4:2 --save A
-    mpiexec -n 4 python -m mpi4py tests/mpi/reshard.py --kind sharded --phases 4:2,4:2 --load A --save B
+    mpiexec -n 4 python -m mpi4py tests/mpi/reshard.py --kind sharded --phases 4:2,4:2 \
+        --load A --save B
     mpiexec -n 2 python -m mpi4py tests/mpi/reshard.py --kind dp --phases 4:2,4:2,2:2 --load B ...
 
 ``--phases`` is the run's history, ``ranks:steps`` per leg, this leg last: the script
