@@ -109,17 +109,19 @@ def _check_bucket(bucket_bytes: Optional[int]) -> int:
     return int(bucket_bytes)
 
 
-def _agree(comm: MPI.Comm, exc: Optional[BaseException]) -> None:
+def _agree(comm: MPI.Comm, exc: Optional[BaseException],
+           extra: Sequence[int] = ()) -> List[int]:
     """Collective: raise on every rank if ``exc`` is set on any rank.
 
-    One ``Allreduce`` of a flag on the success path; on failure the ranks exchange the
-    exception type and message (``allgather``) and every rank raises the first failing
-    rank's type with its message (the original is chained on that rank)."""
-    flag = np.array([0 if exc is None else 1], dtype=np.int32)
+    One ``Allreduce`` (MAX) of a flag (and of the ``extra`` integers, whose maxima are
+    returned) on the success path; on failure the ranks exchange the exception type and
+    message (``allgather``) and every rank raises the first failing rank's type with its
+    message (the original is chained on that rank)."""
+    flag = np.array([0 if exc is None else 1, *extra], dtype=np.int64)
     if comm.size > 1:
         comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MAX)
     if not flag[0]:
-        return
+        return [int(x) for x in flag[1:]]
     info: Optional[Tuple[Any, str]] = None
     if exc is not None:
         info = (type(exc), str(exc))
@@ -159,12 +161,10 @@ def _fingerprint(items: Iterable[Any]) -> int:
 
 def _agree_layout(comm: MPI.Comm, exc: Optional[BaseException], layout: Iterable[Any],
                   what: str) -> None:
-    """Collective: ``_agree`` plus a check that every rank has the same ``layout``."""
-    _agree(comm, exc)
+    """Collective: ``_agree`` plus a check that every rank has the same ``layout`` (the
+    maximum and minimum of a CRC of it, in the same ``Allreduce``)."""
     fp = _fingerprint(layout)
-    v = np.array([fp, -fp], dtype=np.int64)
-    if comm.size > 1:
-        comm.Allreduce(MPI.IN_PLACE, v, op=MPI.MAX)
+    v = _agree(comm, exc, (fp, -fp))
     if v[0] != -v[1]:
         raise ValueError(f"{what} differ between ranks (names, shapes or dtypes); every rank "
                          "must pass the same structure")
@@ -321,7 +321,8 @@ def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool
                 _allreduce_flat(comm, flats[i][a:b], order, average, scratch)
                 continue
             if staging is None:
-                staging = np.zeros(limit, dtype=dt)
+                total = sum(f.size for f in flats)
+                staging = np.zeros(min(limit, -(-total // p) * p), dtype=dt)
             buf = staging[:-(-n // p) * p]  # padded to a multiple of size
             buf[n:] = 0
             for i, a, b, off in bucket:
