@@ -111,11 +111,13 @@ def test_resharding_round_trips(mpirun, tmp_path):
                       legs + ",1:1", "--load", d / "four"))                # 4 -> 1 rank
     out.append(mpirun(2, MPI_DIR / "reshard.py", "--kind", "dp", "--phases",
                       legs + ",2:1", "--load", d / "four"))                # 4 -> 2, data parallel
+    out.append(mpirun(8, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
+                      legs + ",8:1", "--load", d / "four"))                # 4 -> 8 ranks
     legs += ",2:2"
     out.append(mpirun(4, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
                       legs + ",4:1", "--load", d / "two"))                 # 2 -> 4
     text = "".join(out)
-    assert text.count("RESHARD OK") == 7, text
+    assert text.count("RESHARD OK") == 8, text
 
 
 def test_readme_scaling_out_example(mpirun, tmp_path):
