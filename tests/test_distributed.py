@@ -84,7 +84,7 @@ def test_mpi_checks(mpirun, n):
     assert f"ALL OK on {n} ranks" in out, out
     for what in ("allreduce_gradients", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
                  "clipping", "state memory", "non-finite", "bad input", "checkpoints",
-                 "fewer elements than ranks",
+                 "fewer elements than ranks", "backends",
                  "training run"):
         assert f"ok {what}" in out, (what, out)
 

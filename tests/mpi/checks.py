@@ -340,6 +340,30 @@ def check_tiny() -> None:
     say("ok fewer elements than ranks (empty shards), add_param_group")
 
 
+def check_backends() -> None:
+    """Every backend, every optimizer: the shard's update (slices of arrays, 0-size
+    stand-ins for groups with no element on a rank) is bit-identical to one process."""
+    for be in fastopt.available_backends():
+        for cls, kw in [(fastopt.Adam, dict(amsgrad=True)),
+                        (fastopt.RMSprop, dict(centered=True, momentum=0.5)),
+                        (fastopt.Adagrad, {}), (fastopt.SGD, dict(momentum=0.9))]:
+            def build(ps):
+                return [{"params": ps[:1]}, {"params": ps[1:2], "lr": 0.3},
+                        {"params": ps[2:]}]
+            ps = [np.full(2, 0.5, np.float32), np.full(1, -1.0, np.float64),
+                  np.ones((3, 3), np.float32)]
+            ref_p = [p.copy() for p in ps]
+            opt = ShardedOptimizer(cls, build(ps), backend=be, order="rank", lr=0.1, **kw)
+            ref = cls(build(ref_p), backend=be, lr=0.1, **kw)
+            for k in range(3):
+                g = [[np.full(p.shape, 0.1 * (k + q + 1), p.dtype) for p in ps]
+                     for q in range(SIZE)]
+                opt.step(g[RANK])
+                ref.step(average(g))
+            compare(ps, ref_p, True, f"{be} {cls.__name__}")
+    say(f"ok backends {fastopt.available_backends()}: sharded updates bit-identical")
+
+
 def check_checkpoint_same_size() -> None:
     d = COMM.bcast(tempfile.mkdtemp(prefix="fastopt-mpi-") if RANK == 0 else None)
     for make in (make_dp, make_sharded):
@@ -408,7 +432,7 @@ def check_training() -> None:
 if __name__ == "__main__":
     only = sys.argv[1:]
     checks = [check_allreduce, check_equality, check_clipping, check_memory, check_nonfinite,
-              check_bad_input, check_hooks_and_delegation, check_tiny,
+              check_bad_input, check_hooks_and_delegation, check_tiny, check_backends,
               check_checkpoint_same_size,
               check_training]
     for check in checks:
