@@ -512,7 +512,7 @@ class DistributedOptimizer:
 
     _own = frozenset({"optimizer", "comm", "order", "bucket_bytes"})
 
-    def __init__(self, optimizer: Any, comm: Optional[MPI.Comm] = None, *,
+    def __init__(self, optimizer: Optimizer, comm: Optional[MPI.Comm] = None, *,
                  bucket_bytes: Optional[int] = None, order: Order = "mpi",
                  broadcast: bool = True) -> None:
         comm = _comm(comm)
@@ -767,7 +767,8 @@ class ShardedOptimizer:
     state.
     """
 
-    def __init__(self, optimizer_class: Any, params: Any, comm: Optional[MPI.Comm] = None, *,
+    def __init__(self, optimizer_class: type[Optimizer], params: Any,
+                 comm: Optional[MPI.Comm] = None, *,
                  order: Order = "mpi", broadcast: bool = True, **options: Any) -> None:
         self.comm = comm = _comm(comm)
         exc: Optional[BaseException] = None
