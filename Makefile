@@ -15,7 +15,7 @@ $(VPY):
 
 # Rebuild and reinstall when a source file changed since the last install.
 $(VENV)/.installed: $(VPY) $(SOURCES)
-	$(VPY) -m pip install --quiet ".[test,demo,tensorboard]"
+	$(VPY) -m pip install --quiet ".[test,demo,tensorboard,mpi]"
 	touch $@
 
 install: $(VENV)/.installed
