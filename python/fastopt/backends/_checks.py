@@ -15,12 +15,28 @@ def _key(names, i):
     return repr(names[i]) if names is not None else str(i)
 
 
-def collect(slots, names=None):
+def _byte_bounds(a):
+    """``(lo, hi)``: the lowest and one past the highest byte address of non-empty ``a``,
+    negative strides included (as ``np.byte_bounds``)."""
+    lo = hi = a.__array_interface__["data"][0]
+    if a.flags.c_contiguous:
+        return lo, hi + a.nbytes
+    for n, st in zip(a.shape, a.strides):
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    return lo, hi + a.itemsize
+
+
+def collect(slots, names=None, others=()):
     """Check a multi-tensor call and return its rows.
 
     ``slots`` is a list of ``(role, seq_or_None, writable)``; slot 0 is the parameters.
     Returns a list of rows, each a list with one array (or None) per slot.  Non-contiguous
-    read-only inputs (gradients) are replaced by contiguous copies.
+    read-only inputs (gradients) are replaced by contiguous copies.  ``others`` is an
+    iterable of ``(label, array)``: further arrays written by the caller (the optimizer's
+    state of other groups) that no array of the call may share memory with.
     """
     seqs = []
     nrows = None
@@ -59,6 +75,8 @@ def collect(slots, names=None):
                 raise TypeError(
                     f"{label} must be a numpy array, got {type(a)}; convert it with np.asarray(...)"
                 )
+            if type(a) is not np.ndarray and not isinstance(a, np.memmap):
+                raise TypeError(_subclass_message(label, a))
             if s == 0:
                 if a.dtype not in _FLOATS:
                     raise TypeError(
@@ -77,6 +95,12 @@ def collect(slots, names=None):
                         f"{label} has shape {a.shape} but its parameter has {p0.shape}; "
                         "pass an array of the parameter's shape"
                     )
+            if not a.flags.aligned:
+                raise ValueError(_aligned_message(label, a))
+            # The memory the caller's array addresses, before any contiguous copy: a strided
+            # view of a parameter or state array is as much an alias as the array itself.
+            if a.size:
+                intervals.append((*_byte_bounds(a), writable, label))
             if writable:
                 if not a.flags.c_contiguous:
                     raise ValueError(
@@ -92,12 +116,24 @@ def collect(slots, names=None):
             elif not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a)
             row.append(a)
-            if a.size:
-                lo = a.__array_interface__["data"][0]
-                intervals.append((lo, lo + a.nbytes, writable, label))
         rows.append(row)
+    for label, a in others:
+        if a.size:
+            intervals.append((*_byte_bounds(a), True, label))
     check_no_overlap(intervals)
     return rows
+
+
+def _subclass_message(label, a):
+    return (f"{label} is a {type(a)}, an ndarray subclass; fastopt updates plain numpy arrays "
+            "(np.memmap is fine) and would not honour the subclass: pass np.asarray(x) (a plain "
+            "array of the same memory) and keep that array")
+
+
+def _aligned_message(label, a):
+    return (f"{label} is not aligned: its data does not start on a multiple of its "
+            f"{a.itemsize}-byte element size; fastopt reads whole elements: pass an aligned copy, "
+            "x.copy() (np.ascontiguousarray(x) keeps a misaligned array as it is), and keep it")
 
 
 def check_no_overlap(intervals):
