@@ -15,11 +15,11 @@ def _key(names, i):
     return repr(names[i]) if names is not None else str(i)
 
 
-def _byte_bounds(a):
+def _byte_bounds(a, contiguous):
     """``(lo, hi)``: the lowest and one past the highest byte address of non-empty ``a``,
     negative strides included (as ``np.byte_bounds``)."""
     lo = hi = a.__array_interface__["data"][0]
-    if a.flags.c_contiguous:
+    if contiguous:
         return lo, hi + a.nbytes
     for n, st in zip(a.shape, a.strides):
         if st < 0:
@@ -95,31 +95,33 @@ def collect(slots, names=None, others=()):
                         f"{label} has shape {a.shape} but its parameter has {p0.shape}; "
                         "pass an array of the parameter's shape"
                     )
-            if not a.flags.aligned:
+            flags = a.flags
+            if not flags.aligned:
                 raise ValueError(_aligned_message(label, a))
+            contiguous = flags.c_contiguous
             # The memory the caller's array addresses, before any contiguous copy: a strided
             # view of a parameter or state array is as much an alias as the array itself.
             if a.size:
-                intervals.append((*_byte_bounds(a), writable, label))
+                intervals.append((*_byte_bounds(a, contiguous), writable, label))
             if writable:
-                if not a.flags.c_contiguous:
+                if not contiguous:
                     raise ValueError(
                         f"{label} is not C-contiguous; fastopt updates arrays in place and will "
                         "not update a copy: use np.ascontiguousarray(...) once when you create "
                         "it and keep that array"
                     )
-                if not a.flags.writeable:
+                if not flags.writeable:
                     raise ValueError(
                         f"{label} is read-only; fastopt updates it in place: pass a writeable "
                         "array (a.setflags(write=True) or a.copy())"
                     )
-            elif not a.flags.c_contiguous:
+            elif not contiguous:
                 a = np.ascontiguousarray(a)
             row.append(a)
         rows.append(row)
     for label, a in others:
         if a.size:
-            intervals.append((*_byte_bounds(a), True, label))
+            intervals.append((*_byte_bounds(a, a.flags.c_contiguous), True, label))
     check_no_overlap(intervals)
     return rows
 
