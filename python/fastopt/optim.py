@@ -212,7 +212,7 @@ class Optimizer:
         # parameter with a state array of an earlier group.
         _checks.collect([("params", [p for g in self.param_groups for p in g["params"]] + arrays,
                           True)], self._names + names,
-                        ((f"state[{nm!r}][{key!r}]", a) for g, bufs in zip(self.param_groups, self._buffers)
+                        (((nm, key), a) for g, bufs in zip(self.param_groups, self._buffers)
                          for key, states in bufs.items() for nm, a in zip(g["names"], states)))
         for key, default in self.defaults.items():
             group.setdefault(key, default)
@@ -374,7 +374,7 @@ class Optimizer:
         # Every group's parameters, gradients and state: a gradient may alias none of them.
         _checks.collect([("params", [p for g in self.param_groups for p in g["params"]], True),
                          ("grads", [x for gs in per_group for x in gs], False)], self._names,
-                        ((f"state[{nm!r}][{key!r}]", a) for g, bufs in zip(self.param_groups, self._buffers)
+                        (((nm, key), a) for g, bufs in zip(self.param_groups, self._buffers)
                          for key, states in bufs.items() for nm, a in zip(g["names"], states)))
 
     def _step(self, grads):

@@ -35,8 +35,9 @@ def collect(slots, names=None, others=()):
     ``slots`` is a list of ``(role, seq_or_None, writable)``; slot 0 is the parameters.
     Returns a list of rows, each a list with one array (or None) per slot.  Non-contiguous
     read-only inputs (gradients) are replaced by contiguous copies.  ``others`` is an
-    iterable of ``(label, array)``: further arrays written by the caller (the optimizer's
-    state of other groups) that no array of the call may share memory with.
+    iterable of ``((name, key), array)``: further arrays written by the caller (the
+    optimizer's state, shown as ``state[name][key]``) that no array of the call may share
+    memory with; their labels are only formatted for an error message.
     """
     seqs = []
     nrows = None
@@ -126,6 +127,10 @@ def collect(slots, names=None, others=()):
     return rows
 
 
+def _label(label):
+    return label if isinstance(label, str) else f"state[{label[0]!r}][{label[1]!r}]"
+
+
 def _subclass_message(label, a):
     return (f"{label} is a {type(a)}, an ndarray subclass; fastopt updates plain numpy arrays "
             "(np.memmap is fine) and would not honour the subclass: pass np.asarray(x) (a plain "
@@ -150,6 +155,7 @@ def check_no_overlap(intervals):
         elif not writable and last_w is not None and lo < end_w:
             clash = last_w
         if clash is not None:
+            label, clash = _label(label), _label(clash)
             raise ValueError(
                 f"{label} shares memory with {clash}; every parameter, gradient and state array "
                 "must be a separate array (pass grad.copy() if the gradient is a view of a parameter)"
