@@ -108,7 +108,7 @@ def test_static_libstdcxx_build_keeps_runtime_private(tmp_path):
     build = tmp_path / "build"
     subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
                     f"-DPython_EXECUTABLE={sys.executable}",
-                    f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"],
+                    f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", "-DFASTOPT_BUILD_PYTHON=ON"],
                    env=env, check=True, capture_output=True, timeout=600)
     subprocess.run(["cmake", "--build", str(build), "--target", "_native", "-j", "2"],
                    env=env, check=True, capture_output=True, timeout=1200)
