@@ -458,9 +458,10 @@ def _table(data):
         f"optax {v['optax']}. {data['deepspeed_note']}. Run {data['date']}, "
         f"{data['rounds']} interleaved rounds, >= {data['min_time'] * 1e3:.0f} ms per "
         f"measurement. Runs with fewer threads than CPUs are pinned to that many CPUs "
-        f"(XLA sizes its thread pool from them).")
+        f"(XLA sizes its thread pool from them). Load average (1 min) {data['loadavg'][0]:.1f} "
+        f"at the start, {data['loadavg'][1]:.1f} at the end.")
     lines.append("")
-    lines.append(f"Command: `{data['command']}`")
+    lines.append(f"Command: {data['command']}")
     lines.append("")
     lines.append(
         "Speed-ups of fastopt (time of the peer / time of fastopt, median over rounds of the "
@@ -537,7 +538,7 @@ def _table(data):
 def _command(argv):
     cmd = "python " + " ".join([os.path.relpath(__file__)] + list(argv or sys.argv[1:]))
     via = os.environ.get("BENCH_PEERS_COMMAND")  # set by `make bench-peers`
-    return f"{via}` (= `{cmd}`)" if via else cmd
+    return f"`{via}` (= `{cmd}`)" if via else f"`{cmd}`"
 
 
 def main(argv=None):
@@ -570,6 +571,7 @@ def main(argv=None):
     _log(ds_note)
     contenders = [c for c in args.contenders if ds_ok or c != "deepspeed"]
     results, notes = [], {}
+    load_before = os.getloadavg()
     for n in args.threads:
         env = dict(os.environ, OMP_NUM_THREADS=str(n),
                    XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}",
@@ -597,6 +599,7 @@ def main(argv=None):
             "cores": os.cpu_count(), "deepspeed_note": ds_note,
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "rounds": args.rounds, "min_time": args.min_time,
+            "loadavg": [load_before[0], os.getloadavg()[0]],
             "command": _command(argv)}
     table = _table(data)
     print(table)
