@@ -48,22 +48,26 @@ Agreement check, before any timing, for every case and thread count: every conte
 starts from the same params and grads, takes 5 steps, and its params, exp_avg and
 exp_avg_sq are compared with fastopt's (``nonfinite="ignore"``) elementwise:
 
-    |x - x_fastopt| <= A * ulp(x_fastopt) + B * |p_fastopt - p0|      (B term: params only)
+    |x - x_fastopt| <= A * ulp(x_fastopt) + B * scale
 
-``fastopt-raise``: A = B = 0 (bit-identical: the same kernel).  ``torch-fused``:
-A = 2 ulp per step (10), B = 1e-6: float32 rounding of the same formula
-(fastopt is written to give torch's for-loop bits; the fused kernel may order or contract
-the operations differently).  ``deepspeed``: same A and B; it multiplies by a float32
-``1/sqrt(1-beta2^t)`` instead of dividing by ``sqrt(1-beta2^t)``, folds ``-lr/(1-beta1^t)``
-into one float32 step size, and uses FMAs (``m = b1*m + (1-b1)*g``, ``v = b2*v + (1-b2)*g*g``,
-``denom = sqrt(v)*bc2' + eps``, ``p = p + step_size*m/denom``): a few float32 roundings
-(< 1e-6 of the update) and at most one ulp of p per step.  ``optax``: A = 10, B = 1e-4:
-the same formula (``eps`` outside the square root, after bias correction, ``eps_root=0``:
-``update = m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``,
-``v_hat = v / (1 - b2^t)``; AdamW adds ``wd * p`` to the update before ``* -lr``), but the
-bias corrections ``1 - b^t`` are computed in float32 from float32(0.999) (``decay**count``
-on an int32 count): 1 - 0.999 comes out 1.29e-5 relative too small, so v_hat is 1.3e-5
-and the update ~6.4e-6 relative off at t=1 (shrinking as t grows); B = 1e-4 leaves margin.
+scale = ``|p_fastopt - p0|`` (the update fastopt made) for params, ``|x_fastopt|`` for the
+moments.  ``fastopt-raise``: A = B = 0 (bit-identical: the same kernel).  ``torch-fused``:
+A = 2 ulp per step (10), B = 1e-6: float32 rounding of the same formula (fastopt is
+written to give torch's for-loop bits; the fused kernel may order or contract the
+operations differently).  ``deepspeed``: A = 10, B = 1e-4: it keeps beta1/beta2 as float32,
+so ``1 - beta2`` = 1 - float32(0.999) is 1.29e-5 relative too small and exp_avg_sq comes
+out 1.3e-5 relative low (its ``1 - beta2^t`` is low by the same factor, so the
+bias-corrected step nearly cancels it); it also multiplies by a float32
+``1/sqrt(1-beta2^t)`` instead of dividing by ``sqrt(1-beta2^t)``, folds
+``-lr/(1-beta1^t)`` into one float32 step size and uses FMAs (``m = b1*m + (1-b1)*g``,
+``v = b2*v + (1-b2)*g*g``, ``denom = sqrt(v)*bc2' + eps``, ``p = p + step_size*m/denom``).
+``optax``: A = 10, B = 1e-4: the same formula (``eps`` outside the square root, after bias
+correction, ``eps_root=0``: ``update = m_hat / (sqrt(v_hat) + eps)`` with
+``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``; AdamW adds ``wd * p`` to the update
+before ``* -lr``), but the bias corrections ``1 - b^t`` are computed in float32 from
+float32(0.999) (``decay**count`` on an int32 count): 1 - 0.999 comes out 1.29e-5 relative
+too small, so v_hat is 1.3e-5 and the update ~6.4e-6 relative off at t=1 (shrinking as t
+grows); B = 1e-4 leaves margin.
 A contender that fails the check, or gives a non-finite value, is dropped for that case
 and the reason printed.
 
