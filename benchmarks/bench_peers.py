@@ -576,6 +576,7 @@ def main(argv=None):
     contenders = [c for c in args.contenders if ds_ok or c != "deepspeed"]
     results, notes = [], {}
     load_before = os.getloadavg()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for n in args.threads:
         env = dict(os.environ, OMP_NUM_THREADS=str(n),
                    XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}",
@@ -601,7 +602,7 @@ def main(argv=None):
             r["dropped"]["deepspeed"] = ds_note
     data = {"results": results, "notes": notes, "versions": _versions(), "cpu": _cpu_model(),
             "cores": os.cpu_count(), "deepspeed_note": ds_note,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date": f"{started} to {time.strftime('%H:%M:%SZ', time.gmtime())}",
             "rounds": args.rounds, "min_time": args.min_time,
             "loadavg": [load_before[0], os.getloadavg()[0]],
             "command": _command(argv)}
