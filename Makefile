@@ -43,7 +43,7 @@ $(PEERS_STAMP): $(VENV)/.installed pyproject.toml
 	$(VPY) -c "import importlib.metadata as m; print('torch==' + m.version('torch').split('+')[0])" \
 	    > $(VENV)/peers-constraints.txt 2>/dev/null || : > $(VENV)/peers-constraints.txt
 	DS_BUILD_OPS=0 $(VPY) -m pip install --quiet -c $(VENV)/peers-constraints.txt \
-	    $$($(VPY) -c "import shlex, tomllib; print(' '.join(map(shlex.quote, tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['peers'])))")
+	    $$($(VPY) benchmarks/bench_peers.py --requirements)
 	touch $@
 
 bench-peers: install $(PEERS_STAMP)

@@ -539,6 +539,21 @@ def _table(data):
     return "\n".join(lines)
 
 
+def _peers_requirements():
+    """The `peers` extra of pyproject.toml (what `make bench-peers` installs)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pyproject.toml")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: read the one list by hand
+        import ast
+        import re
+        with open(path) as f:
+            m = re.search(r"^peers\s*=\s*(\[[^\]]*\])", f.read(), re.M)
+        return ast.literal_eval(m.group(1))
+    with open(path, "rb") as f:
+        return tomllib.load(f)["project"]["optional-dependencies"]["peers"]
+
+
 def _command(argv):
     cmd = "python " + " ".join([os.path.relpath(__file__)] + list(argv or sys.argv[1:]))
     via = os.environ.get("BENCH_PEERS_COMMAND")  # set by `make bench-peers`
@@ -558,7 +573,13 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write all measurements here")
     ap.add_argument("--markdown", default=None, help="write the tables here too")
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
+    ap.add_argument("--requirements", action="store_true",
+                    help="print the `peers` extra of pyproject.toml, shell-quoted, and exit")
     args = ap.parse_args(argv)
+    if args.requirements:
+        import shlex
+        print(" ".join(shlex.quote(r) for r in _peers_requirements()))
+        return
     for c in args.cases:
         if c not in CASES:
             ap.error(f"unknown case {c!r}; choose from {CASES}")
