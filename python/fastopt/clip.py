@@ -21,8 +21,9 @@ import math
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_clip_value, check_max_norm, check_norm_type
 from .backends import _checks
+from .errors import NonFiniteGradientError
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -31,32 +32,6 @@ _EPS = 1e-6  # PyTorch's: clip_coef = max_norm / (total_norm + 1e-6)
 
 
 # --------------------------------------------------------------------------- checks
-def _real(name, value, hint):
-    """A real number, infinity allowed (an infinite bound means no clipping)."""
-    return check_real(name, value, allow_inf=True, hint=hint)
-
-
-def _check_max_norm(value):
-    v = _real("max_grad_norm", value, "pass the largest allowed gradient norm, e.g. 1.0")
-    if v < 0:
-        raise ValueError(f"max_grad_norm must be >= 0, got {value!r}")
-    return v
-
-
-def _check_norm_type(value):
-    v = _real("norm_type", value, "use 2.0 (Euclidean), 1.0 or float('inf')")
-    if not v > 0:
-        raise ValueError(f"norm_type must be > 0 (2.0, 1.0, float('inf'), ...), got {value!r}")
-    return v
-
-
-def _check_clip_value(value):
-    v = _real("clip_value", value, "pass the largest allowed |gradient| element, e.g. 1.0")
-    if v < 0:
-        raise ValueError(f"clip_value must be >= 0, got {value!r}")
-    return v
-
-
 def _as_arrays(grads):
     """``[(label, array)]`` from one array, a sequence or a dict; checked for in-place use."""
     if isinstance(grads, np.ndarray):
@@ -154,21 +129,18 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     ``coef`` (rounded to the gradient's dtype).  Returns the total norm before clipping,
     a Python float (accumulated in float64).  ``norm_type`` may be any p > 0 or
     ``float('inf')`` (max absolute value).  With ``error_if_nonfinite=True`` a NaN or
-    infinite total norm raises ``fastopt.optim.NonFiniteGradientError`` (a ValueError)
+    infinite total norm raises ``fastopt.NonFiniteGradientError`` (a ValueError)
     before anything is modified; otherwise non-finite gradients are scaled like PyTorch
     does (an infinite norm makes every gradient 0 or NaN).
 
     Raises TypeError (not an array, not floating point) or ValueError (read-only or
     overlapping arrays, NaN or negative ``max_norm``, ``norm_type <= 0``), changing nothing.
     """
-    max_norm = _real("max_norm", max_norm, "pass the largest allowed norm, e.g. 1.0")
-    if max_norm < 0:
-        raise ValueError(f"max_norm must be >= 0, got {max_norm!r}")
-    p = _check_norm_type(norm_type)
+    max_norm = check_max_norm(max_norm, "max_norm")
+    p = check_norm_type(norm_type)
     arrays = _as_arrays(grads)
     total = _total_norm(arrays, p)
     if error_if_nonfinite and not math.isfinite(total):
-        from .optim import NonFiniteGradientError
         raise NonFiniteGradientError(
             f"the total norm of order {p} of the gradients is {total}; nothing was modified "
             "(pass error_if_nonfinite=False to scale anyway)")
@@ -186,8 +158,6 @@ def clip_grad_value(grads, clip_value):
     Raises TypeError or ValueError (read-only arrays, NaN or negative ``clip_value``)
     before modifying anything.
     """
-    c = _real("clip_value", clip_value, "pass the largest allowed |gradient| element")
-    if c < 0:
-        raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
+    c = check_clip_value(clip_value)
     for g in _as_arrays(grads):
         np.clip(g, -c, c, out=g)
