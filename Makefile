@@ -6,8 +6,15 @@ VPY    := $(VENV)/bin/python
 SOURCES := $(shell find cpp python -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \)) \
            pyproject.toml CMakeLists.txt
 PYTEST_ARGS ?=
+# The extras the make targets use: numba is an optional extra for users (fastopt[numba]) but
+# the test suite checks that backend too; lint brings ruff and clang-format.
+EXTRAS := numba,test,lint,demo,tensorboard
+# The CMake build directory is kept between installs (incremental rebuilds); it is passed
+# here and not set in pyproject.toml so that `pip install` from a read-only tree works.
+BUILD_DIR := build/{wheel_tag}
+CPP_FILES := $(shell find cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.inc' \))
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean lint
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +22,20 @@ $(VPY):
 
 # Rebuild and reinstall when a source file changed since the last install.
 $(VENV)/.installed: $(VPY) $(SOURCES)
-	$(VPY) -m pip install --quiet ".[test,demo,tensorboard]"
+	$(VPY) -m pip install --quiet -Cbuild-dir=$(BUILD_DIR) ".[$(EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.installed
 
 test: install
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff (lint and format check) over the Python sources, clang-format over the C++ ones;
+# checks only, nothing is rewritten (`ruff format`, `clang-format -i` do that).
+lint: install
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/clang-format --dry-run --Werror $(CPP_FILES)
 
 demo: install
 	$(VPY) -m fastopt demo
@@ -47,7 +61,7 @@ sanitize:
 	test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
 	CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
 	    $(SAN_VENV)/bin/python -m pip install --quiet --no-cache-dir --force-reinstall \
-	    -Cbuild-dir=build/sanitize -Ccmake.build-type=Debug ".[test]"
+	    -Cbuild-dir=build/sanitize -Ccmake.build-type=Debug ".[numba,test]"
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SAN_VENV)/bin/python -m pytest -q \

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastopt {demo,lr-find,bench}`` (also the ``fastopt`` script).
+"""Command line: ``python -m fastopt {demo,lr-find,bench}`` (also the ``fastopt`` script);
+``--version`` prints the version.
 
 * ``demo``: train a NumPy MLP on scikit-learn's digits with every optimizer and several
   schedules after an LR range test; prints a table and writes PNG plots.
@@ -12,16 +13,20 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+
+from ._version import __version__
 
 
-def _backend_arg(p):
+def _backend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto",
                    help="optimizer backend: auto (default), native, numba or numpy")
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fastopt",
                                      description="fastopt command line")
+    parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train a NumPy MLP on the digits data with every optimizer "
@@ -63,7 +68,7 @@ def _parser():
     return parser
 
 
-def _find_benchmarks(explicit):
+def _find_benchmarks(explicit: str | None) -> str | None:
     if explicit:
         return explicit if os.path.isdir(explicit) else None
     here = os.path.dirname(os.path.abspath(__file__))
@@ -74,7 +79,7 @@ def _find_benchmarks(explicit):
     return None
 
 
-def _bench(args):
+def _bench(args: argparse.Namespace) -> int:
     bench = _find_benchmarks(args.dir)
     if bench is None:
         print("fastopt bench: the benchmarks are not available here: they live in the "
@@ -99,7 +104,7 @@ def _bench(args):
     return rc
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fastopt`` and the ``fastopt`` script; returns the exit
     status."""
     parser = _parser()
