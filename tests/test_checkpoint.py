@@ -28,16 +28,13 @@ OPTIMIZERS = [
 
 
 def _schedules():
-    try:
-        from fastopt import schedules as S
-    except ImportError:
-        S = None
+    from fastopt import schedules as S
+
     out = {"constant": lambda: 0.01}
-    if S is not None:
-        out["warmup-cosine"] = lambda: S.warmup_cosine(0.02, warmup_steps=10, decay_steps=100)
-        out["step-decay"] = lambda: S.step_decay(0.01, step_size=30, gamma=0.5)
-        out["cyclic"] = lambda: S.cyclic(0.001, 0.02, step_size_up=15)
-        out["plateau"] = lambda: S.ReduceOnPlateau(0.01, factor=0.5, patience=1)
+    out["warmup-cosine"] = lambda: S.warmup_cosine(0.02, warmup_steps=10, decay_steps=100)
+    out["step-decay"] = lambda: S.step_decay(0.01, step_size=30, gamma=0.5)
+    out["cyclic"] = lambda: S.cyclic(0.001, 0.02, step_size_up=15)
+    out["plateau"] = lambda: S.ReduceOnPlateau(0.01, factor=0.5, patience=1)
     return out
 
 

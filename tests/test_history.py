@@ -127,7 +127,7 @@ def test_plots_return_figures_and_save_png(tmp_path):
 
 def test_plot_schedule_uses_vectorised_schedules():
     pytest.importorskip("matplotlib")
-    S = pytest.importorskip("fastopt.schedules")
+    from fastopt import schedules as S
     import matplotlib.pyplot as plt
     sched = S.warmup_cosine(0.1, warmup_steps=10, decay_steps=90)
     fig = fastopt.plot_schedule(sched, 100)

@@ -119,7 +119,9 @@ def save(path, optimizer):
 def _read(path):
     """The metadata dict and every array, fully read into memory."""
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as z:
+        # The file is opened here, not by np.load: np.load leaks its file handle when the
+        # archive is damaged (ResourceWarning).
+        with open(os.fspath(path), "rb") as fh, np.load(fh, allow_pickle=False) as z:
             files = list(z.files)
             if _META not in files:
                 raise CheckpointError(f"{path} is not a fastopt checkpoint (no {_META!r} entry; "
