@@ -4,7 +4,7 @@
 Usage: python benchmarks/report.py .benchmarks/latest.json [> table.md]
 
 For each optimizer and case: the median time of a step for every implementation, the
-bandwidth of fastopt native in GB/s (bytes of the REFERENCE.md table / median time), and
+bandwidth of fastopt native in GB/s (bytes moved per step, the table in docs/design.md / median time), and
 the ratios measured in the same run: fastopt / PyTorch fused (speed-up, >1 is faster),
 fastopt / PyTorch's best, fastopt / hand-written NumPy, native / probe (fraction of the
 bandwidth a no-arithmetic kernel moving the same bytes reaches) and numba / native.
@@ -46,9 +46,9 @@ def main(path):
           f"{any_info.get('threads')} threads; torch threads {any_info.get('torch_threads')}. "
           f"Run {data.get('datetime', '')}.")
     print()
-    print("Median time of one step (float32). GB/s = bytes moved per step (REFERENCE.md table) "
-          "/ time. Ratios are speed-ups (time of the other / time of fastopt native), "
-          "except native/probe = probe time / native time (1.0 = at the bandwidth of a kernel "
+    print("Median time of one step (float32). GB/s = bytes moved per step "
+          "(docs/design.md, memory traffic) / time. Ratios are speed-ups (time of the other "
+          "/ time of fastopt native), except native/probe = probe time / native time (1.0 = at the bandwidth of a kernel "
           "that moves the same bytes with no arithmetic).")
     print()
     print("| optimizer | case | native | GB/s | probe GB/s | native/probe | vs torch fused "

@@ -11,7 +11,7 @@ Every schedule is a small object that maps the update number ``k`` (0-based: the
     >>> lr(np.arange(5))            # a float64 array, computed without a Python loop
     array([0.   , 0.001, 0.002, 0.003, 0.004])
 
-Design (see the GUIDE: Optax's closed forms, PyTorch's numbers):
+Design (Optax's closed forms, PyTorch's numbers; ``docs/design.md`` has the conventions):
 
 * **Closed form.**  ``schedule(k)`` depends only on ``k``; evaluating at ``10**9`` costs the
   same as at ``0`` and resuming a run needs nothing but the step.  The one exception is
