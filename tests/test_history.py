@@ -134,3 +134,32 @@ def test_plot_schedule_uses_vectorised_schedules():
     y = fig.axes[0].get_lines()[0].get_ydata()
     np.testing.assert_allclose(y, [sched(k) for k in range(100)])
     plt.close(fig)
+
+
+def test_plot_any_recorded_metric():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    _, h, _, gnorms = _problem()
+    for k in range(0, 12, 3):
+        h.record(step=k, val_loss=1.0 / (k + 1))
+    fig = h.plot("val_loss")
+    (ax,) = fig.axes
+    (line,) = ax.get_lines()  # only the steps where val_loss was recorded
+    np.testing.assert_array_equal(line.get_xdata(), [0, 3, 6, 9])
+    np.testing.assert_allclose(line.get_ydata(), [1.0, 1 / 4, 1 / 7, 1 / 10])
+    assert ax.get_ylabel() == "val loss"
+    plt.close(fig)
+    fig = h.plot(["loss", "grad_norm"], smooth=0.0)
+    assert [a.get_ylabel() for a in fig.axes] == ["loss", "grad norm"]
+    np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), gnorms, rtol=1e-6)
+    plt.close(fig)
+    fig = h.plot()  # the default: loss and learning rate
+    assert [a.get_ylabel() for a in fig.axes] == ["loss", "learning rate"]
+    plt.close(fig)
+    _, hg, _, _ = _problem(groups=True)
+    fig = hg.plot("lr")  # one line per parameter group
+    assert len(fig.axes[0].get_lines()) == 2
+    plt.close(fig)
+    with pytest.raises(KeyError, match="no column 'accuracy'"):
+        h.plot("accuracy")

@@ -29,8 +29,12 @@ import json
 import math
 import os
 import tempfile
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .optim import Optimizer
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -43,7 +47,7 @@ class CheckpointError(ValueError):
     """The file is not a fastopt checkpoint, is damaged, or does not match the optimizer."""
 
 
-def _jsonable(x):
+def _jsonable(x: object) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
@@ -51,16 +55,16 @@ def _jsonable(x):
     raise TypeError(f"cannot store {x!r} ({type(x).__name__}) in a checkpoint")
 
 
-def _flat_params(optimizer):
+def _flat_params(optimizer: Optimizer) -> list[tuple[Any, np.ndarray]]:
     return [(nm, p) for g in optimizer.param_groups for nm, p in zip(g["names"], g["params"])]
 
 
-def _write_npz(fileobj, arrays):
+def _write_npz(fileobj: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` (dict name -> ndarray) as an uncompressed .npz to ``fileobj``."""
-    np.savez(fileobj, **arrays)
+    np.savez(fileobj, **arrays)  # type: ignore[arg-type]  # names are never "allow_pickle"
 
 
-def save(path, optimizer):
+def save(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     """Save ``optimizer``'s parameters and state to ``path`` (one ``.npz``), atomically.
 
     Raises TypeError if a group option cannot be stored as JSON (nothing is written).
@@ -116,7 +120,7 @@ def save(path, optimizer):
         pass
 
 
-def _read(path):
+def _read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The metadata dict and every array, fully read into memory."""
     try:
         # The file is opened here, not by np.load: np.load leaks its file handle when the
@@ -143,11 +147,11 @@ def _read(path):
     return meta, arrays
 
 
-def _describe(nm, a):
+def _describe(nm: object, a: np.ndarray) -> str:
     return f"{nm!r}: {a.dtype}{tuple(a.shape)}"
 
 
-def load(path, optimizer):
+def load(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     """Restore parameters and optimizer state saved by :func:`save` into ``optimizer``.
 
     Everything is checked before anything is modified: optimizer kind, number of groups,

@@ -18,6 +18,8 @@ separate compiled kernel because these loops are already memory-bound.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -27,13 +29,17 @@ from .errors import NonFiniteGradientError
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
+# What the clipping functions take: one array, a sequence of arrays or a dict of them.
+Grads = Union[np.ndarray, Sequence[np.ndarray], Mapping[Any, np.ndarray]]
+
 _CHUNK = 1 << 16
 _EPS = 1e-6  # PyTorch's: clip_coef = max_norm / (total_norm + 1e-6)
 
 
 # --------------------------------------------------------------------------- checks
-def _as_arrays(grads):
+def _as_arrays(grads: object) -> list[np.ndarray]:
     """``[(label, array)]`` from one array, a sequence or a dict; checked for in-place use."""
+    items: list[tuple[str, Any]]
     if isinstance(grads, np.ndarray):
         items = [("grads", grads)]
     elif isinstance(grads, dict):
@@ -64,13 +70,13 @@ def _as_arrays(grads):
 
 
 # --------------------------------------------------------------------------- helpers
-def _chunks(g):
+def _chunks(g: np.ndarray) -> Iterator[np.ndarray]:
     flat = g.reshape(-1)
     for i in range(0, flat.size, _CHUNK):
         yield flat[i:i + _CHUNK].astype(np.float64)
 
 
-def _array_norm_pow(g, p):
+def _array_norm_pow(g: np.ndarray, p: float) -> float:
     """``sum(|g|**p)`` in float64 (``max|g|`` for p = inf)."""
     if g.size == 0:
         return 0.0
@@ -92,7 +98,7 @@ def _array_norm_pow(g, p):
     return total
 
 
-def _total_norm(grads, norm_type=2.0):
+def _total_norm(grads: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
     """The norm of all gradients together (the norm of the per-array norms), float64."""
     p = float(norm_type)
     if math.isinf(p):
@@ -103,24 +109,31 @@ def _total_norm(grads, norm_type=2.0):
         return math.sqrt(s)
     if p == 1.0:
         return s
-    return s ** (1.0 / p)
+    return float(s ** (1.0 / p))
 
 
-def _norm_coef(max_norm, total_norm):
+def _norm_coef(max_norm: float, total_norm: float) -> float | None:
     """PyTorch's ``max_norm / (total_norm + 1e-6)`` if it is < 1, else None (no scaling)."""
     coef = max_norm / (total_norm + _EPS)
     return coef if coef < 1.0 else None
 
 
-def _clip_value_copy(g, c):
+def _clip_value_copy(g: np.ndarray, c: float) -> np.ndarray:
     """``g`` clamped to [-c, c]: a new array if anything is outside, else ``g`` itself."""
     if g.size and (g.max() > c or g.min() < -c):
-        return np.clip(g, -c, c)
+        out: np.ndarray = np.clip(g, -c, c)
+        return out
     return g
 
 
 # --------------------------------------------------------------------------- public
-def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
+def clip_grad_norm(
+    grads: Grads,
+    max_norm: float,
+    norm_type: float = 2.0,
+    *,
+    error_if_nonfinite: bool = False,
+) -> float:
     """Scale ``grads`` in place so that their total norm is at most ``max_norm``.
 
     As ``torch.nn.utils.clip_grad_norm_``: ``total = ||(||g_1||, ..., ||g_n||)||_p`` over
@@ -151,7 +164,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     return total
 
 
-def clip_grad_value(grads, clip_value):
+def clip_grad_value(grads: Grads, clip_value: float) -> None:
     """Clamp every element of ``grads`` to ``[-clip_value, clip_value]`` in place, as
     ``torch.nn.utils.clip_grad_value_`` (NaN stays NaN).  Returns None.
 
