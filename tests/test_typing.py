@@ -1,18 +1,22 @@
 """The public API type-checks: a user script in the README's style passes ``mypy --strict``
-against the installed package (which ships ``py.typed``), and a wrong use fails.
+and pyright against the installed package (which ships ``py.typed``), and wrong uses fail.
 
-Runs mypy in a subprocess from an empty folder (no project configuration), with a fresh
-cache, on the installed fastopt.
+The checkers run in a subprocess from an empty folder (no project configuration) on the
+installed fastopt.  mypy comes with the test extra; pyright (a Node.js program behind a
+PyPI wrapper that fetches it on first use) with the lint extra, and its tests skip when it
+cannot run here.
 """
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
+needs_mypy = pytest.mark.skipif(
     importlib.util.find_spec("mypy") is None,
     reason="mypy is not installed (it is in the test extra: pip install 'fastopt[test]')",
 )
@@ -33,6 +37,7 @@ USER_SCRIPT = textwrap.dedent(
     params = {"w": np.zeros(5), "b": np.zeros(1)}
     opt = fastopt.Adam(params, lr=fastopt.schedules.cosine(0.05, total_steps=20))
     history = fastopt.History().attach(opt)
+    grads: dict[str, npt.NDArray[np.float64]] = {}
     for step in range(20):
         err = X @ params["w"] + params["b"] - y
         grads = {"w": X.T @ err / len(y), "b": np.array([err.mean()])}
@@ -101,13 +106,49 @@ def _mypy(tmp_path, source):
     )
 
 
+@needs_mypy
 def test_readme_style_script_passes_mypy_strict(tmp_path):
     r = _mypy(tmp_path, USER_SCRIPT)
     assert r.returncode == 0, f"mypy --strict reported:\n{r.stdout}{r.stderr}"
 
 
+@needs_mypy
 def test_wrong_types_are_reported(tmp_path):
-    source = "import numpy as np\nimport fastopt\n" + "\n".join(WRONG.values()) + "\n"
-    r = _mypy(tmp_path, source)
+    r = _mypy(tmp_path, _WRONG_SOURCE)
     errors = [line for line in r.stdout.splitlines() if ": error:" in line]
+    assert r.returncode == 1 and len(errors) == len(WRONG), r.stdout + r.stderr
+
+
+_WRONG_SOURCE = "import numpy as np\nimport fastopt\n" + "\n".join(WRONG.values()) + "\n"
+
+
+def _pyright():
+    exe = Path(sys.executable).with_name("pyright")
+    exe = str(exe) if exe.exists() else shutil.which("pyright")
+    if exe is None:
+        pytest.skip("pyright is not installed (it is in the lint extra)")
+    try:
+        probe = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"pyright cannot run here: {exc}")
+    if probe.returncode != 0:
+        pytest.skip(f"pyright cannot run here (it needs Node.js): {probe.stderr[-500:]}")
+    return exe
+
+
+def _run_pyright(tmp_path, source):
+    exe = _pyright()
+    (tmp_path / "user_script.py").write_text(source)
+    return subprocess.run([exe, "--pythonpath", sys.executable, "user_script.py"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
+def test_readme_style_script_passes_pyright(tmp_path):
+    r = _run_pyright(tmp_path, USER_SCRIPT)
+    assert r.returncode == 0, f"pyright reported:\n{r.stdout}{r.stderr}"
+
+
+def test_wrong_types_are_reported_by_pyright(tmp_path):
+    r = _run_pyright(tmp_path, _WRONG_SOURCE)
+    errors = [line for line in r.stdout.splitlines() if " - error:" in line]
     assert r.returncode == 1 and len(errors) == len(WRONG), r.stdout + r.stderr
