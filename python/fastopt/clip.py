@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .errors import NonFiniteGradientError
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
 # What the clipping functions take: one array, a sequence of arrays or a dict of them.
-Grads = Union[np.ndarray, Sequence[np.ndarray], Mapping[Any, np.ndarray]]
+Grads = np.ndarray | Sequence[np.ndarray] | Mapping[Any, np.ndarray]
 
 _CHUNK = 1 << 16
 _EPS = 1e-6  # PyTorch's: clip_coef = max_norm / (total_norm + 1e-6)

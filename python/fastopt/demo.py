@@ -44,7 +44,7 @@ def load_digits_data(
     X = (digits.data / 16.0).astype(dtype)
     y = digits.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(X))
-    n_test = int(round(test_fraction * len(X)))
+    n_test = round(test_fraction * len(X))
     test, train = order[:n_test], order[n_test:]
     return X[train], y[train], X[test], y[test]
 
@@ -65,7 +65,9 @@ class MLP:
         self.params = {
             "W1": (rng.standard_normal((n_in, n_hidden)) * math.sqrt(2.0 / n_in)).astype(dtype),
             "b1": np.zeros(n_hidden, dtype),
-            "W2": (rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)).astype(dtype),
+            "W2": (rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)).astype(
+                dtype
+            ),
             "b2": np.zeros(n_out, dtype),
         }
 
@@ -208,7 +210,7 @@ def train(
     history.attach(opt)
     it = batches(len(X), batch_size, seed + 1)
     t0 = time.perf_counter()
-    for k in range(steps):
+    for _ in range(steps):
         idx = next(it)
         loss, grads = model.loss_and_grads(X[idx], y[idx])
         if not math.isfinite(loss):
@@ -236,7 +238,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [[r["optimizer"], r["schedule"], f"{r['lr']:.3g}", f"{r['train_loss']:.4f}",
               f"{100 * r['test_accuracy']:.1f}%", f"{r['seconds']:.2f}",
               f"{r['steps_per_s']:,.0f}"] for r in rows]
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(head)]
 
     def fmt(cells: Sequence[str]) -> str:
@@ -244,7 +246,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths)))
 
     sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(head), sep] + [fmt(l) for l in lines])
+    return "\n".join([fmt(head), sep] + [fmt(line) for line in lines])
 
 
 def _grid(n: int) -> tuple[int, int]:

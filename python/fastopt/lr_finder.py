@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,9 @@ def _progress_bar(progress: bool | None, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str) -> npt.NDArray[np.float64]:
+def _sweep_lrs(
+    start_lr: float, end_lr: float, num_steps: int, mode: str
+) -> npt.NDArray[np.float64]:
     if mode in ("exp", "exponential", "log"):
         if num_steps == 1:
             return np.array([float(start_lr)])

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -60,7 +59,7 @@ def _numba_set(n: int) -> None:
         return
     try:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - threading layer unavailable: numba stays serial
+    except Exception:
         pass
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # What plot_schedule draws: a schedule or any callable step -> value, or a constant.
-ScheduleLike = Union[Callable[[int], float], float]
+ScheduleLike = Callable[[int], float] | float
 
 __all__ = ["plot_schedule"]
 

@@ -81,7 +81,9 @@ StepLike = int | np.integer[Any] | npt.NDArray[np.integer[Any]] | Sequence[int]
 
 # --------------------------------------------------------------------------- checks
 def _is_int(value: object) -> TypeGuard[SupportsInt]:
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _is_real(value: object) -> TypeGuard[SupportsFloat]:
@@ -101,7 +103,15 @@ def _int(name: str, value: object, minimum: int = 0, hint: str = "") -> int:
     return value
 
 
-def _real(name: str, value: object, lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False, hint: str = "") -> float:
+def _real(
+    name: str,
+    value: object,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    hint: str = "",
+) -> float:
     """Return ``value`` as a finite float inside the given bounds or raise."""
     parts = []
     if lo is not None:
@@ -135,7 +145,9 @@ def _bool(name: str, value: object) -> bool:
     return bool(value)
 
 
-def _int_list(name: str, values: object, nonempty: bool = False, nondecreasing: bool = False) -> list[int]:
+def _int_list(
+    name: str, values: object, nonempty: bool = False, nondecreasing: bool = False
+) -> list[int]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name} must be a list of integers >= 0, got {values!r}")
     out = []
@@ -372,7 +384,9 @@ class StepDecay(Schedule):
     def __init__(self, init: float, step_size: int, gamma: float = 0.1) -> None:
         self.init = _real("init", init)
         self.step_size = _int("step_size", step_size, 1)
-        self.gamma = _real("gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1")
+        self.gamma = _real(
+            "gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
+        )
 
     def _eval(self, k: Steps) -> FloatArray:
         return self.init * self.gamma ** (k // self.step_size).astype(np.float64)
@@ -395,7 +409,9 @@ class MultiStep(Schedule):
     def __init__(self, init: float, milestones: Iterable[int], gamma: float = 0.1) -> None:
         self.init = _real("init", init)
         self.milestones = sorted(_int_list("milestones", milestones))
-        self.gamma = _real("gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1")
+        self.gamma = _real(
+            "gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
+        )
         self._m = np.asarray(self.milestones, dtype=np.int64)
 
     def _eval(self, k: Steps) -> FloatArray:
@@ -435,9 +451,24 @@ class Exponential(Schedule):
     """
 
     _name = "exponential"
-    _fields = ("init", "decay_rate", "transition_steps", "staircase", "transition_begin", "end_value")
+    _fields = (
+        "init",
+        "decay_rate",
+        "transition_steps",
+        "staircase",
+        "transition_begin",
+        "end_value",
+    )
 
-    def __init__(self, init: float, decay_rate: float, transition_steps: int = 1, staircase: bool = False, transition_begin: int = 0, end_value: float | None = None) -> None:
+    def __init__(
+        self,
+        init: float,
+        decay_rate: float,
+        transition_steps: int = 1,
+        staircase: bool = False,
+        transition_begin: int = 0,
+        end_value: float | None = None,
+    ) -> None:
         self.init = _real("init", init)
         self.decay_rate = _real(
             "decay_rate", decay_rate, lo=0.0, lo_open=True,
@@ -456,7 +487,11 @@ class Exponential(Schedule):
         with np.errstate(over="ignore", under="ignore"):
             v = np.where(c <= 0, self.init, self.init * self.decay_rate ** np.maximum(p, 0.0))
         if self.end_value is not None:
-            v = np.maximum(v, self.end_value) if self.decay_rate < 1.0 else np.minimum(v, self.end_value)
+            v = (
+                np.maximum(v, self.end_value)
+                if self.decay_rate < 1.0
+                else np.minimum(v, self.end_value)
+            )
         return v
 
 
@@ -475,7 +510,9 @@ class InverseTime(Schedule):
     _name = "inverse_time"
     _fields = ("init", "decay_rate", "decay_steps", "staircase")
 
-    def __init__(self, init: float, decay_rate: float, decay_steps: int, staircase: bool = False) -> None:
+    def __init__(
+        self, init: float, decay_rate: float, decay_steps: int, staircase: bool = False
+    ) -> None:
         self.init = _real("init", init)
         self.decay_rate = _real("decay_rate", decay_rate, lo=0.0)
         self.decay_steps = _real("decay_steps", decay_steps, lo=0.0, lo_open=True)
@@ -575,7 +612,8 @@ class Linear(Schedule):
 
 
 class Cosine(Schedule):
-    r"""Cosine annealing from ``init`` to ``final`` over ``total_steps`` (PyTorch ``CosineAnnealingLR``).
+    r"""Cosine annealing from ``init`` to ``final`` over ``total_steps``
+    (PyTorch ``CosineAnnealingLR``).
 
     .. math::
         v(k) = \text{final} + (\text{init} - \text{final})
@@ -592,7 +630,9 @@ class Cosine(Schedule):
     _name = "cosine"
     _fields = ("init", "total_steps", "final", "periodic")
 
-    def __init__(self, init: float, total_steps: int, final: float = 0.0, periodic: bool = False) -> None:
+    def __init__(
+        self, init: float, total_steps: int, final: float = 0.0, periodic: bool = False
+    ) -> None:
         self.init = _real("init", init)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.final = _real("final", final)
@@ -628,7 +668,9 @@ class CosineRestarts(Schedule):
     _name = "cosine_restarts"
     _fields = ("init", "period", "period_mult", "final", "decay")
 
-    def __init__(self, init: float, period: int, period_mult: int = 1, final: float = 0.0, decay: float = 1.0) -> None:
+    def __init__(
+        self, init: float, period: int, period_mult: int = 1, final: float = 0.0, decay: float = 1.0
+    ) -> None:
         self.init = _real("init", init)
         self.period = _int("period", period, 1)
         self.period_mult = _int("period_mult", period_mult, 1)
@@ -661,7 +703,8 @@ class CosineRestarts(Schedule):
 
 # --------------------------------------------------------------------------- composites
 class Join(Schedule):
-    r"""Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]``, ... (Optax ``join_schedules``).
+    r"""Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]``, ...
+    (Optax ``join_schedules``).
 
     .. math::
         v(k) = s_i(k - b_{i-1}) \quad \text{for } b_{i-1} \le k < b_i
@@ -775,8 +818,11 @@ class Warmup(Schedule):
         return out
 
 
-def warmup_cosine(peak: float, warmup_steps: int, decay_steps: int, start: float = 0.0, final: float = 0.0) -> Schedule:
-    r"""Linear warmup to ``peak``, then cosine decay to ``final`` (Optax ``warmup_cosine_decay_schedule``).
+def warmup_cosine(
+    peak: float, warmup_steps: int, decay_steps: int, start: float = 0.0, final: float = 0.0
+) -> Schedule:
+    r"""Linear warmup to ``peak``, then cosine decay to ``final``
+    (Optax ``warmup_cosine_decay_schedule``).
 
     .. math::
         v(k) = \begin{cases}
@@ -827,7 +873,15 @@ class WSD(Schedule):
     _name = "wsd"
     _fields = ("peak", "warmup_steps", "stable_steps", "decay_steps", "final", "decay_type")
 
-    def __init__(self, peak: float, warmup_steps: int, stable_steps: int, decay_steps: int, final: float = 0.0, decay_type: str = "cosine") -> None:
+    def __init__(
+        self,
+        peak: float,
+        warmup_steps: int,
+        stable_steps: int,
+        decay_steps: int,
+        final: float = 0.0,
+        decay_type: str = "cosine",
+    ) -> None:
         self.peak = _real("peak", peak)
         self.warmup_steps = _int("warmup_steps", warmup_steps, 0)
         self.stable_steps = _int("stable_steps", stable_steps, 0)
@@ -930,10 +984,26 @@ class OneCycle(_OneCycleBase):
     """
 
     _name = "one_cycle"
-    _fields = ("max_lr", "total_steps", "pct_start", "anneal", "div_factor", "final_div_factor", "three_phase")
+    _fields = (
+        "max_lr",
+        "total_steps",
+        "pct_start",
+        "anneal",
+        "div_factor",
+        "final_div_factor",
+        "three_phase",
+    )
 
-    def __init__(self, max_lr: float, total_steps: int, pct_start: float = 0.3, anneal: str = "cos", div_factor: float = 25.0,
-                 final_div_factor: float = 1e4, three_phase: bool = False) -> None:
+    def __init__(
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+    ) -> None:
         self.max_lr = _real("max_lr", max_lr)
         self.div_factor = _real("div_factor", div_factor, lo=0.0, lo_open=True)
         self.final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
@@ -970,8 +1040,15 @@ class OneCycleMomentum(_OneCycleBase):
     _name = "one_cycle_momentum"
     _fields = ("total_steps", "pct_start", "anneal", "base_momentum", "max_momentum", "three_phase")
 
-    def __init__(self, total_steps: int, pct_start: float = 0.3, anneal: str = "cos", base_momentum: float = 0.85,
-                 max_momentum: float = 0.95, three_phase: bool = False) -> None:
+    def __init__(
+        self,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal: str = "cos",
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        three_phase: bool = False,
+    ) -> None:
         self.base_momentum = _real("base_momentum", base_momentum)
         self.max_momentum = _real("max_momentum", max_momentum)
         self._setup(total_steps, pct_start, anneal, three_phase)
@@ -985,7 +1062,9 @@ class OneCycleMomentum(_OneCycleBase):
 
 # --------------------------------------------------------------------------- cyclic
 class _CyclicBase(Schedule):
-    def _setup(self, step_size_up: int, step_size_down: int | None, mode: str, gamma: float) -> None:
+    def _setup(
+        self, step_size_up: int, step_size_down: int | None, mode: str, gamma: float
+    ) -> None:
         self.step_size_up = _int("step_size_up", step_size_up, 1)
         self.step_size_down = (
             None if step_size_down is None else _int("step_size_down", step_size_down, 1)
@@ -1035,7 +1114,15 @@ class Cyclic(_CyclicBase):
     _name = "cyclic"
     _fields = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
 
-    def __init__(self, base_lr: float, max_lr: float, step_size_up: int = 2000, step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0) -> None:
+    def __init__(
+        self,
+        base_lr: float,
+        max_lr: float,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+    ) -> None:
         self.base_lr = _real("base_lr", base_lr)
         self.max_lr = _real("max_lr", max_lr)
         self._setup(step_size_up, step_size_down, mode, gamma)
@@ -1053,7 +1140,9 @@ class Cyclic(_CyclicBase):
 class CyclicMomentum(_CyclicBase):
     r"""Momentum of PyTorch ``CyclicLR(cycle_momentum=True)``: cycled inversely to the rate.
 
-    .. math:: v(k) = \text{max\_momentum} - (\text{max\_momentum} - \text{base\_momentum})\, f \cdot s
+    .. math::
+        v(k) = \text{max\_momentum}
+               - (\text{max\_momentum} - \text{base\_momentum})\, f \cdot s
 
     with :math:`f, s` as in :func:`cyclic`.
     """
@@ -1061,8 +1150,15 @@ class CyclicMomentum(_CyclicBase):
     _name = "cyclic_momentum"
     _fields = ("base_momentum", "max_momentum", "step_size_up", "step_size_down", "mode", "gamma")
 
-    def __init__(self, base_momentum: float = 0.8, max_momentum: float = 0.9, step_size_up: int = 2000, step_size_down: int | None = None,
-                 mode: str = "triangular", gamma: float = 1.0) -> None:
+    def __init__(
+        self,
+        base_momentum: float = 0.8,
+        max_momentum: float = 0.9,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+    ) -> None:
         self.base_momentum = _real("base_momentum", base_momentum)
         self.max_momentum = _real("max_momentum", max_momentum)
         self._setup(step_size_up, step_size_down, mode, gamma)
@@ -1097,7 +1193,9 @@ class FromFunction(Schedule):
             return np.asarray(self.fn(k), dtype=np.float64)
         if k.ndim == 0:
             return np.asarray(float(self.fn(int(k))))
-        flat = np.fromiter((float(self.fn(int(x))) for x in k.ravel()), dtype=np.float64, count=k.size)
+        flat = np.fromiter(
+            (float(self.fn(int(x))) for x in k.ravel()), dtype=np.float64, count=k.size
+        )
         return flat.reshape(k.shape)
 
     def __repr__(self) -> str:
@@ -1133,11 +1231,31 @@ class ReduceOnPlateau(Schedule):
     """
 
     _name = "ReduceOnPlateau"
-    _fields = ("init", "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
+    _fields = (
+        "init",
+        "mode",
+        "factor",
+        "patience",
+        "threshold",
+        "threshold_mode",
+        "cooldown",
+        "min_lr",
+        "eps",
+    )
     _state = ("value", "best", "num_bad_epochs", "cooldown_counter", "num_observed")
 
-    def __init__(self, init: float, mode: str = "min", factor: float = 0.1, patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        init: float,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
         self.init = _real("init", init)
         self.mode = _choice("mode", mode, ("min", "max"))
         self.factor = _real("factor", factor, lo=0.0, hi=1.0, hi_open=True,
@@ -1172,7 +1290,9 @@ class ReduceOnPlateau(Schedule):
         try:
             current = float(metric)
         except (TypeError, ValueError):
-            raise TypeError(f"metric must be a number, got {metric!r} ({type(metric).__name__})") from None
+            raise TypeError(
+                f"metric must be a number, got {metric!r} ({type(metric).__name__})"
+            ) from None
         self.num_observed += 1
         if self._is_better(current, self.best):
             self.best = current
@@ -1200,7 +1320,9 @@ class ReduceOnPlateau(Schedule):
         d = {f: getattr(self, f) for f in self._fields}
         d.update(
             value=float(self.value),
-            best=None if math.isinf(self.best) and (self.best > 0) == (self.mode == "min") else float(self.best),
+            best=None
+            if math.isinf(self.best) and (self.best > 0) == (self.mode == "min")
+            else float(self.best),
             num_bad_epochs=int(self.num_bad_epochs),
             cooldown_counter=int(self.cooldown_counter),
             num_observed=int(self.num_observed),
@@ -1213,7 +1335,9 @@ class ReduceOnPlateau(Schedule):
             raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
         missing = [f for f in self._fields + self._state if f not in state]
         if missing:
-            raise ValueError(f"state is missing keys {missing}; pass the dict returned by state_dict()")
+            raise ValueError(
+                f"state is missing keys {missing}; pass the dict returned by state_dict()"
+            )
         cfg = {f: state[f] for f in self._fields}
         fresh = ReduceOnPlateau(**cfg)  # validates the configuration
         value = _real("state['value']", state["value"])
