@@ -124,7 +124,7 @@ def test_same_bits_catches_one_ulp_and_signed_zero(dtype):
     assert_same_bits(ref.copy(), ref)
     bumped = ref.copy()
     bumped[3] = np.nextafter(bumped[3], dtype(2))
-    with pytest.raises(AssertionError, match="1 of 9 elements differ.*1 ulp"):
+    with pytest.raises(AssertionError, match=r"1 of 9 elements differ.*1 ulp"):
         assert_same_bits(bumped, ref)
     zero = np.zeros(2, dtype)
     with pytest.raises(AssertionError):

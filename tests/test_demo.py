@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-from fastopt.__main__ import main  # noqa: E402
+from fastopt.__main__ import main
 
 
 def test_demo_quick_writes_pngs_and_table(tmp_path, capsys):

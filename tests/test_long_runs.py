@@ -144,4 +144,6 @@ def test_every_public_schedule_is_covered():
     """A new public schedule must be added to the 10**9 test above (this used to skip)."""
     covered = set(SCHEDULE_NAMES) | {"Schedule"}
     missing = sorted(set(S.__all__) - covered)
-    assert not missing, f"schedules not covered by the 10**9 test: {missing}; add them to SCHEDULE_NAMES"
+    assert not missing, (
+        f"schedules not covered by the 10**9 test: {missing}; add them to SCHEDULE_NAMES"
+    )

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from _tolerance import assert_same_bits
-
 from fastopt.backends import numpy as ref
 
 native = pytest.importorskip("fastopt.backends.native")
