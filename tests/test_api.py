@@ -206,7 +206,7 @@ def test_plateau_inside_join_is_saved_and_restored(backend):
     pl, sched = build()
     p = np.ones(3)
     opt = fastopt.SGD([p], lr=sched, backend=backend)
-    for k in range(10):
+    for _k in range(10):
         opt.step([np.ones(3)])
         pl.observe(1.0)  # a flat metric: the plateau halves the rate
     sd = opt.state_dict()

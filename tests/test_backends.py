@@ -16,7 +16,7 @@ def run(cls, kw, backend, dtype, steps=STEPS, seed=0):
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
     opt = cls(params, backend=backend, **kw)
-    for k in range(steps):
+    for _k in range(steps):
         # The gradient depends on the parameters, so that any difference feeds back.
         grads = [(0.5 * p + rng.standard_normal(p.shape)).astype(dtype) for p in params]
         opt.step(grads)

@@ -168,7 +168,7 @@ def test_fault_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["ckpt.npz"]  # the temporary file was removed
-    fresh, fresh_params, _ = _make(fastopt.Adam, {}, lambda: 0.01, "numpy", 9)
+    fresh, _fresh_params, _ = _make(fastopt.Adam, {}, lambda: 0.01, "numpy", 9)
     fastopt.load(path, fresh)
     assert fresh.step_count == 5
 
@@ -193,7 +193,7 @@ def test_fault_at_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 def test_leftover_temp_file_from_hard_kill_is_harmless(tmp_path):
     path = tmp_path / "ckpt.npz"
-    opt, params = _trained(tmp_path, 2)
+    opt, _params = _trained(tmp_path, 2)
     fastopt.save(path, opt)
     (tmp_path / "ckpt.npz.abc.tmp").write_bytes(path.read_bytes()[:100])  # a killed save
     fastopt.save(path, opt)
@@ -239,7 +239,7 @@ def _mismatch_cases():
 
 @pytest.mark.parametrize("case", sorted(_mismatch_cases()))
 def test_mismatch_says_what_differs_and_changes_nothing(tmp_path, case):
-    opt, params = _trained(tmp_path, 3)
+    opt, _params = _trained(tmp_path, 3)
     path = tmp_path / "ckpt.npz"
     fastopt.save(path, opt)
     build, message = _mismatch_cases()[case]

@@ -17,7 +17,7 @@ def _problem(n_steps=12, groups=False, **hist_kwargs):
         opt = fastopt.Adam({"a": a, "b": b}, lr=lambda k: 0.01 * (k + 1))
     h = History(**hist_kwargs).attach(opt)
     losses, gnorms = [], []
-    for k in range(n_steps):
+    for _k in range(n_steps):
         ga, gb = 2 * a, 2 * b
         loss = float(np.sum(a.astype(np.float64) ** 2) + np.sum(b ** 2))
         gnorms.append(math.sqrt(float(np.sum(ga.astype(np.float64) ** 2) + np.sum(gb ** 2))))
@@ -28,7 +28,7 @@ def _problem(n_steps=12, groups=False, **hist_kwargs):
 
 
 def test_records_lr_loss_and_norms():
-    opt, h, losses, gnorms = _problem(track_update_norm=True, track_param_norm=True)
+    _opt, h, losses, gnorms = _problem(track_update_norm=True, track_param_norm=True)
     assert len(h) == 12
     np.testing.assert_array_equal(h.steps, np.arange(12))
     np.testing.assert_allclose(h["lr"], 0.01 * (np.arange(12) + 1))
@@ -74,7 +74,7 @@ def test_standalone_record_and_errors():
 
 
 def test_csv_and_json_round_trip(tmp_path):
-    _, h, losses, _ = _problem(track_update_norm=True)
+    _, h, _losses, _ = _problem(track_update_norm=True)
     h.record(step=11, test_accuracy=0.75)
     h.to_csv(tmp_path / "h.csv")
     h.to_json(tmp_path / "h.json")
@@ -94,7 +94,7 @@ def test_tensorboard_event_file_read_back(tmp_path):
     opt = fastopt.SGD([a], lr=lambda k: 0.1 * 0.5 ** k)
     with fastopt.TensorBoardLogger(str(tmp_path / "run"), prefix="train/") as tb:
         tb.attach(opt)
-        for k in range(5):
+        for _k in range(5):
             opt.step([np.ones_like(a)])
             tb.log_loss(float(np.sum(a ** 2)))
     scalars = read_tensorboard_scalars(str(tmp_path / "run"))
@@ -127,8 +127,9 @@ def test_plots_return_figures_and_save_png(tmp_path):
 
 def test_plot_schedule_uses_vectorised_schedules():
     pytest.importorskip("matplotlib")
-    from fastopt import schedules as S
     import matplotlib.pyplot as plt
+
+    from fastopt import schedules as S
     sched = S.warmup_cosine(0.1, warmup_steps=10, decay_steps=90)
     fig = fastopt.plot_schedule(sched, 100)
     y = fig.axes[0].get_lines()[0].get_ydata()
