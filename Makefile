@@ -50,7 +50,8 @@ clean:
 
 # AddressSanitizer + UndefinedBehaviorSanitizer: build the extension instrumented (its own
 # venv and build directory, so the normal install is untouched) and run the test suite
-# under it.  Python itself is not instrumented, so libasan is preloaded (with libstdc++, or
+# under it, less the tests marked slow (a wheel build, mypy and pyright runs: they do not
+# exercise the extension, and `make test` runs them).  Python itself is not instrumented, so libasan is preloaded (with libstdc++, or
 # ASan cannot intercept C++ exceptions thrown by the extension); leak detection is
 # off (CPython keeps objects alive at exit by design); any UB report aborts the run.
 SAN_VENV  := .venv-sanitize
@@ -65,4 +66,5 @@ sanitize:
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SAN_VENV)/bin/python -m pytest -q \
-	    -p no:cacheprovider -o addopts="-ra -p no:randomly" $(PYTEST_ARGS)
+	    -p no:cacheprovider -o addopts="-ra --strict-markers -p no:randomly" -m "not slow" \
+	    $(PYTEST_ARGS)

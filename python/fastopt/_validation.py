@@ -10,6 +10,8 @@ import math
 import numbers
 from collections.abc import Callable
 
+import numpy as np
+
 
 def check_real(
     name: str,
@@ -65,6 +67,22 @@ def check_step(step: object) -> int:
     if step < 1:
         raise ValueError(f"step must be >= 1 (1 for the first update), got {step}")
     return int(step)
+
+
+def as_scalar(value: object, what: str, where: str = "") -> float:
+    """``float(value)`` for a reported number (a loss, a metric): a Python or NumPy number,
+    a one-element array, or anything with ``__float__`` (a 0-d torch tensor).  ``what``
+    names it in the errors, ``where`` follows (e.g. " at step 3")."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"{what} must be a scalar (e.g. the batch mean), got an array of "
+                             f"shape {value.shape}{where}")
+        value = value.reshape(()).item()
+    try:
+        return float(value)  # type: ignore[arg-type]  # anything float() accepts
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a real number, got {type(value).__name__}"
+                        f"{where}") from None
 
 
 # --------------------------------------------------------------------------- clipping

@@ -254,6 +254,29 @@ def _grid(n: int) -> tuple[int, int]:
     return (n + ncols - 1) // ncols, ncols
 
 
+def _finish(
+    fig: Any,
+    axes: Any,
+    used: int,
+    out: str,
+    name: str,
+    title: str,
+    rect: tuple[float, float, float, float] | None = None,
+) -> str:
+    """Hide the unused panels of a grid, title, lay out and save ``fig`` as ``out/name``
+    (then close it); returns the path."""
+    for ax in list(axes.flat)[used:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=rect)
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110)
+    from .plotting import pyplot
+
+    pyplot().close(fig)
+    return path
+
+
 def _save_plots(
     out: str,
     results: Sequence[dict[str, Any]],
@@ -264,7 +287,7 @@ def _save_plots(
 ) -> dict[str, str]:
     from .plotting import pyplot
     plt = pyplot()
-    paths = {}
+    paths: dict[str, str] = {}
     nrows, ncols = _grid(len(optimizers))
 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
@@ -281,13 +304,8 @@ def _save_plots(
         ax.set_ylabel("train loss (smoothed)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="x-small")
-    for ax in list(axes.flat)[len(optimizers):]:
-        ax.set_visible(False)
-    fig.suptitle("NumPy MLP on digits: training loss per optimizer and schedule")
-    fig.tight_layout()
-    paths["loss"] = os.path.join(out, "loss_curves.png")
-    fig.savefig(paths["loss"], dpi=110)
-    plt.close(fig)
+    paths["loss"] = _finish(fig, axes, len(optimizers), out, "loss_curves.png",
+                            "NumPy MLP on digits: training loss per optimizer and schedule")
 
     # Log y-axis: the schedules span several decades (step decay by 10x twice, cosine and
     # one-cycle annealing towards 0), which a linear axis flattens into the x-axis.  Values
@@ -309,28 +327,19 @@ def _save_plots(
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         ax.grid(True, which="both", alpha=0.3)
-    for ax in list(axes.flat)[len(optimizers):]:
-        ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
                frameon=False)
-    fig.suptitle("Learning-rate schedules (peak = range-test suggestion)")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    paths["lr"] = os.path.join(out, "lr_curves.png")
-    fig.savefig(paths["lr"], dpi=110)
-    plt.close(fig)
+    paths["lr"] = _finish(fig, axes, len(optimizers), out, "lr_curves.png",
+                          "Learning-rate schedules (peak = range-test suggestion)",
+                          rect=(0, 0.06, 1, 1))
 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, optimizers):
         finders[name].plot(ax=ax, title=f"{name}: suggestion {finders[name].suggestion:.2g}")
         ax.legend(fontsize="xx-small")
-    for ax in list(axes.flat)[len(optimizers):]:
-        ax.set_visible(False)
-    fig.suptitle("LR range tests (fastopt.lr_find)")
-    fig.tight_layout()
-    paths["lr_find"] = os.path.join(out, "lr_find.png")
-    fig.savefig(paths["lr_find"], dpi=110)
-    plt.close(fig)
+    paths["lr_find"] = _finish(fig, axes, len(optimizers), out, "lr_find.png",
+                               "LR range tests (fastopt.lr_find)")
     return paths
 
 

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from ._validation import as_scalar
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -67,16 +69,7 @@ def _global_norm(arrays: Iterable[Any]) -> float:
 
 
 def _scalar(name: str, value: Any) -> float:
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise ValueError(f"History: {name!r} must be a scalar, got an array of shape "
-                             f"{value.shape}")
-        value = value.reshape(()).item()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"History: {name!r} must be a real number, got "
-                        f"{type(value).__name__}") from None
+    return as_scalar(value, f"History: {name!r}")
 
 
 class History:

@@ -15,13 +15,14 @@ the loss function raises or returns NaN.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+from ._validation import as_scalar
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -318,18 +319,7 @@ def _resolve_optimizer(params: Any, optimizer: Any) -> Optimizer:
 
 
 def _as_float_loss(loss: Any, step: int) -> float:
-    if isinstance(loss, np.ndarray):
-        if loss.size != 1:
-            raise ValueError(f"lr_find: the loss at step {step} is an array of shape "
-                             f"{loss.shape}; return a scalar (e.g. the batch mean)")
-        loss = loss.reshape(()).item()
-    if not isinstance(loss, numbers.Real):
-        try:
-            loss = float(loss)  # e.g. a 0-d torch tensor
-        except (TypeError, ValueError):
-            raise TypeError(f"lr_find: the loss must be a real number, got "
-                            f"{type(loss).__name__} at step {step}") from None
-    return float(loss)
+    return as_scalar(loss, "lr_find: the loss", f" at step {step}")
 
 
 def lr_find(
