@@ -30,12 +30,14 @@ install: $(VENV)/.installed
 test: install
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
-# ruff (lint and format check) over the Python sources, clang-format over the C++ ones;
-# checks only, nothing is rewritten (`ruff format`, `clang-format -i` do that).
+# ruff (lint and format check) over the Python sources, clang-format over the C++ ones,
+# mypy (strict, configured in pyproject.toml) over the package; checks only, nothing is
+# rewritten (`ruff format`, `clang-format -i` do that).
 lint: install
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/ruff format --check python tests benchmarks
 	$(VENV)/bin/clang-format --dry-run --Werror $(CPP_FILES)
+	$(VENV)/bin/mypy
 
 demo: install
 	$(VPY) -m fastopt demo
