@@ -3,8 +3,8 @@
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
-SOURCES := $(shell find cpp python -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \)) \
-           pyproject.toml CMakeLists.txt
+SOURCES := $(shell find cpp python cmake -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \
+             -o -name '*.h' -o -name '*.in' \)) pyproject.toml CMakeLists.txt
 PYTEST_ARGS ?=
 # The extras the make targets use: numba is an optional extra for users (fastopt[numba]) but
 # the test suite checks that backend too; lint brings ruff and clang-format.
@@ -12,7 +12,7 @@ EXTRAS := numba,test,lint,demo,tensorboard
 # The CMake build directory is kept between installs (incremental rebuilds); it is passed
 # here and not set in pyproject.toml so that `pip install` from a read-only tree works.
 BUILD_DIR := build/{wheel_tag}
-CPP_FILES := $(shell find cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.inc' \))
+CPP_FILES := $(shell find cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.inc' \))
 
 .PHONY: install test demo bench clean lint
 

@@ -111,6 +111,10 @@ def _schedule_factories(S):
                                                        staircase=True, end_value=1e-6),
         "per_epoch": lambda: S.step_decay(0.1, step_size=30).per_epoch(1000),
         "composed": lambda: 1e-5 + S.cosine(0.1, total_steps=10**6) * 0.5,
+        "linear_onecycle": lambda: S.linear_onecycle(10**6, 0.1),
+        "piecewise_interpolate": lambda: S.piecewise_interpolate(
+            "cosine", 0.1, {1000: 0.5, 10**8: 0.1}
+        ),
     }
 
 
@@ -119,7 +123,7 @@ SCHEDULE_NAMES = [
     "polynomial", "linear", "cosine", "cosine_restarts", "warmup", "warmup_cosine", "wsd",
     "one_cycle", "one_cycle_momentum", "cyclic", "cyclic_momentum", "piecewise_constant",
     "join", "from_function", "ReduceOnPlateau", "exponential_staircase", "per_epoch",
-    "composed"]
+    "composed", "linear_onecycle", "piecewise_interpolate"]
 
 
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import kernels
+from ._paths import get_cmake_dir, get_include
 from ._version import __version__
 from .backends import available_backends
 from .backends import check_native_at_import as _check_native
@@ -44,6 +45,8 @@ __all__ = [
     "clip_grad_norm",
     "clip_grad_value",
     "flatten",
+    "get_cmake_dir",
+    "get_include",
     "get_num_threads",
     "kernels",
     "load",

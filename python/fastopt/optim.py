@@ -338,12 +338,17 @@ class Optimizer:
         self._lock = threading.Lock()
 
     def _acquire(self, what):
+        """Take this optimizer's lock or raise: ``step``, ``load_state_dict``, ``state_dict``
+        and ``fastopt.save``/``fastopt.load`` exclude each other, so a snapshot is always of
+        one step and a step never sees half a load.  A second caller does not wait (a
+        waiting snapshot taken from a step hook would deadlock): it raises, changing nothing."""
         if not self._lock.acquire(blocking=False):
             raise RuntimeError(
                 f"{type(self).__name__}.{what} called while another thread is using this "
-                "optimizer: one optimizer was stepped from two threads at once.  Step each "
-                "optimizer from one thread at a time (different optimizers may run in "
-                "parallel); nothing was modified by this call")
+                "optimizer (stepping, saving or loading it): one optimizer was used from two "
+                "threads at once.  Use each optimizer from one thread at a time, or guard it "
+                "with your own lock (different optimizers may run in parallel); nothing was "
+                "modified by this call")
 
     def step(self, grads):
         """Apply one update with ``grads`` (same structure as params) to every parameter.
@@ -457,7 +462,15 @@ class Optimizer:
     # ------------------------------------------------------------------ save / resume
     def state_dict(self):
         """A snapshot: step counter, group options, copies of every state array and the
-        state of stateful schedules (those with ``state_dict``), all plain Python/NumPy."""
+        state of stateful schedules (those with ``state_dict``), all plain Python/NumPy.
+        Raises RuntimeError if another thread is stepping or loading this optimizer."""
+        self._acquire("state_dict")
+        try:
+            return self._state_dict()
+        finally:
+            self._lock.release()
+
+    def _state_dict(self):
         groups, state, schedules = [], {}, {}
         for gi, (group, gstate, buffers) in enumerate(
                 zip(self.param_groups, self._group_state, self._buffers)):

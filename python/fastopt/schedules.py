@@ -65,6 +65,8 @@ __all__ = [
     "cyclic",
     "cyclic_momentum",
     "piecewise_constant",
+    "piecewise_interpolate",
+    "linear_onecycle",
     "join",
     "from_function",
     "ReduceOnPlateau",
@@ -571,6 +573,11 @@ class Polynomial(Schedule):
     ``polynomial_schedule(init, end, power, transition_steps=T)`` (without
     ``transition_begin``: use ``join([constant(init), polynomial(...)], [begin])``).
     Keras ``PolynomialDecay`` is the same with ``cycle=False``.
+
+    ``total_steps=0`` raises ``ValueError``: Optax's ``polynomial_schedule`` with
+    ``transition_steps <= 0`` instead logs a warning and returns the constant ``init``;
+    fastopt refuses it because such a call is almost always a bug (an epoch count of 0,
+    an integer division that rounded down).  Write ``constant(init)`` for that schedule.
     """
 
     _name = "polynomial"
@@ -596,6 +603,11 @@ class Linear(Schedule):
     PyTorch's ``LinearLR(start_factor=s, end_factor=e, total_iters=T)`` on a base rate
     ``b`` is ``linear(b * s, b * e, T)`` (PyTorch uses factors, here absolute values).
     Optax ``linear_schedule(start, end, T)`` gives the same values.
+
+    ``total_steps=0`` raises ``ValueError``; Optax instead logs a warning and returns the
+    constant ``start``.  Write ``constant(start)`` for that (or ``constant(end)``, which is
+    what a zero-length transition arguably means: the two frameworks' silent choice is
+    why fastopt asks).
     """
 
     _name = "linear"
@@ -625,24 +637,53 @@ class Cosine(Schedule):
     rate climbs back to ``init`` at :math:`2T`; pass ``periodic=True`` for that behaviour
     (then :math:`\min(k, T)` above becomes :math:`k`).  Optax's ``alpha`` is
     ``final / init``.
+
+    ``exponent`` (Optax ``cosine_decay_schedule(..., exponent=p)``) raises the cosine factor
+    to a power :math:`p > 0`:
+
+    .. math::
+        v(k) = \text{final} + (\text{init} - \text{final})
+        \left(\frac{1 + \cos(\pi \min(k, T) / T)}{2}\right)^{p}
+
+    which is Optax's :math:`\text{init}\,((1 - \alpha) c^p + \alpha)` with
+    :math:`\alpha` = final / init.  ``exponent=1`` (the default) keeps PyTorch's operation
+    order, so its values are PyTorch's bits.
     """
 
     _name = "cosine"
-    _fields = ("init", "total_steps", "final", "periodic")
+    _fields = ("init", "total_steps", "final", "periodic", "exponent")
 
     def __init__(
-        self, init: float, total_steps: int, final: float = 0.0, periodic: bool = False
+        self,
+        init: float,
+        total_steps: int,
+        final: float = 0.0,
+        periodic: bool = False,
+        exponent: float = 1.0,
     ) -> None:
         self.init = _real("init", init)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.final = _real("final", final)
         self.periodic = _bool("periodic", periodic)
+        self.exponent = _real("exponent", exponent, lo=0.0, lo_open=True)
 
     def _eval(self, k: Steps) -> FloatArray:
         T = self.total_steps
         kk = k if self.periodic else np.minimum(k, T)
+        if self.exponent != 1.0:
+            # one vectorised power for scalars and arrays alike (NumPy's scalar and SIMD
+            # pow may differ in the last bit)
+            c = 0.5 * (1 + np.cos(np.pi * np.atleast_1d(kk) / T))
+            out = self.final + (self.init - self.final) * np.power(c, self.exponent)
+            return out.reshape(np.shape(kk))
         # same operation order as torch's closed form
         return self.final + (self.init - self.final) * (1 + np.cos(np.pi * kk / T)) / 2
+
+    def __setstate__(
+        self, state: dict[str, Any]
+    ) -> None:  # schedules pickled before ``exponent`` existed
+        self.__dict__.update(state)
+        self.__dict__.setdefault("exponent", 1.0)
 
 
 class CosineRestarts(Schedule):
@@ -677,21 +718,34 @@ class CosineRestarts(Schedule):
         self.final = _real("final", final)
         self.decay = _real("decay", decay, lo=0.0)
 
-    def _cycle(self, k: Steps) -> tuple[Steps, Steps, Steps]:
-        """Return (i, T_cur, T_i) as int64 arrays."""
+    def _cycle(self, k: Steps) -> tuple[Steps, Steps, FloatArray]:
+        """Return (i, T_cur, T_i): cycle index and position (int64), cycle length.
+
+        With ``period_mult > 1`` there are at most 63 cycles before a start passes the
+        int64 range, so their starts are listed once with Python's exact integers and the
+        cycle of each step is found by binary search (no power can overflow)."""
         T0, m = self.period, self.period_mult
         if m == 1:
             return k // T0, k % T0, np.full(np.shape(k), T0, dtype=np.int64)
-        i = np.floor(np.log(k / T0 * (m - 1) + 1.0) / math.log(m)).astype(np.int64)
-        i = np.maximum(i, 0)
+        starts, lengths = self._starts()
+        i = np.searchsorted(starts, k, side="right") - 1
+        return i, k - starts[i], lengths[i]
 
-        def start(j: Steps) -> Steps:
-            return np.asarray(T0 * (np.power(np.int64(m), j) - 1) // (m - 1), dtype=np.int64)
-
-        i = np.where(start(i) > k, i - 1, i)
-        i = np.where(start(i + 1) <= k, i + 1, i)
-        s = start(i)
-        return i, k - s, T0 * np.power(np.int64(m), i)
+    def _starts(self) -> tuple[Steps, FloatArray]:
+        cached: tuple[Steps, FloatArray] | None = self.__dict__.get("_starts_cache")
+        if cached is not None:
+            return cached
+        T0, m = self.period, self.period_mult
+        starts: list[int] = []
+        lengths: list[float] = []
+        s, t = 0, T0
+        while s <= np.iinfo(np.int64).max:
+            starts.append(s)
+            lengths.append(float(t))  # T_cur / T_i is a float64 division, as before
+            s, t = s + t, t * m
+        cached = (np.array(starts, dtype=np.int64), np.array(lengths, dtype=np.float64))
+        self.__dict__["_starts_cache"] = cached
+        return cached
 
     def _eval(self, k: Steps) -> FloatArray:
         i, t_cur, t_i = self._cycle(k)
@@ -834,6 +888,12 @@ def warmup_cosine(
     ``decay_steps`` **includes** the warmup: the value reaches ``final`` at update
     :math:`D` and holds there.  Keras ``CosineDecay(warmup_steps=w, decay_steps=D')``
     counts the decay *after* the warmup (:math:`D = w + D'`).  Returns a :func:`join`.
+
+    Degenerate lengths: ``warmup_steps=0`` is plain :func:`cosine` decay (no warmup), as in
+    Optax.  ``decay_steps <= warmup_steps`` (no decay phase left) raises ``ValueError``;
+    Optax builds a cosine of zero length there, which gives a constant ``peak`` (or
+    ``final``) depending on its version.  A warmup followed by a constant is
+    ``warmup(constant(peak), w)``.
     """
     peak = _real("peak", peak)
     warmup_steps = _int("warmup_steps", warmup_steps, 0)
@@ -905,6 +965,116 @@ class WSD(Schedule):
         return np.select(
             [k < w, k < w + s, k < w + s + d], [warm, np.full(k.shape, self.peak), dec], self.final
         )
+
+
+class PiecewiseInterpolate(Schedule):
+    r"""Values at boundaries joined by linear or cosine pieces
+    (Optax ``piecewise_interpolate_schedule``).
+
+    ``boundaries_and_scales`` maps boundary steps :math:`b_1 < b_2 < \dots < b_n` to
+    factors :math:`f_i \ge 0`.  The value at :math:`b_i` is
+    :math:`v_i = \text{init} \prod_{j \le i} f_j` (:math:`b_0 = 0`, :math:`v_0 = \text{init}`);
+    between two boundaries the value moves from :math:`v_{i-1}` to :math:`v_i`:
+
+    .. math::
+        v(k) = \begin{cases}
+        v_{i-1} + (v_i - v_{i-1})\, p & \text{interpolate="linear"} \\
+        v_i + \frac{v_{i-1} - v_i}{2}\,(1 + \cos \pi p) & \text{interpolate="cosine"}
+        \end{cases}
+        \qquad p = \frac{k - b_{i-1}}{b_i - b_{i-1}},\ b_{i-1} \le k < b_i
+
+    and :math:`v(k) = v_n` for :math:`k \ge b_n` (``init`` throughout when there are no
+    boundaries).  The same arithmetic as Optax.  Difference: a boundary at 0 or two
+    equal boundaries make an empty piece, which Optax turns into NaN (0 / 0 multiplied by
+    its indicator); here an empty piece is skipped, so the value jumps to the product of
+    the factors given so far.  Boundaries must be integers >= 0 and factors finite and
+    >= 0 (Optax also refuses negative factors).
+    """
+
+    _name = "piecewise_interpolate"
+    _fields = ("interpolate", "init", "boundaries_and_scales")
+
+    def __init__(
+        self, interpolate: str, init: float, boundaries_and_scales: dict[int, float] | None = None
+    ) -> None:
+        self.interpolate = _choice("interpolate", interpolate, ("linear", "cosine"))
+        self.init = _real("init", init)
+        items = {} if boundaries_and_scales is None else boundaries_and_scales
+        if not isinstance(items, dict):
+            raise TypeError("boundaries_and_scales must be a dict {boundary step: factor}, "
+                            f"got {boundaries_and_scales!r}")
+        pairs = []
+        for b, f in items.items():
+            pairs.append((_int(f"boundaries_and_scales key {b!r}", b, 0),
+                          _real(f"boundaries_and_scales[{b!r}]", f, lo=0.0)))
+        pairs.sort()
+        self.boundaries_and_scales = dict(pairs)
+
+    def _table(self) -> tuple[Steps, FloatArray]:
+        cached = self.__dict__.get("_table_cache")
+        if cached is None:
+            bounds = [0] + list(self.boundaries_and_scales)
+            values = np.cumprod([self.init] + list(self.boundaries_and_scales.values()))
+            cached = (np.asarray(bounds, dtype=np.int64), values.astype(np.float64))
+            self.__dict__["_table_cache"] = cached
+        return cached
+
+    def _eval(self, k: Steps) -> FloatArray:
+        bounds, values = self._table()
+        if len(bounds) == 1:
+            return np.full(k.shape, self.init)
+        # piece i covers [bounds[i], bounds[i+1]); side="right" skips empty pieces
+        i = np.searchsorted(bounds, k, side="right") - 1
+        last = i >= len(bounds) - 1
+        j = np.minimum(i, len(bounds) - 2)
+        lo, hi = bounds[j], bounds[j + 1]
+        v0, v1 = values[j], values[j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = (k - lo) / (hi - lo)
+        if self.interpolate == "linear":
+            inner = (v1 - v0) * pct + v0
+        else:
+            inner = v1 + (v0 - v1) / 2.0 * (np.cos(np.pi * pct) + 1)
+        out: FloatArray = np.where(last, values[-1], inner)
+        return out
+
+
+def linear_onecycle(
+    total_steps: int,
+    peak: float,
+    pct_start: float = 0.3,
+    pct_final: float = 0.85,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> PiecewiseInterpolate:
+    r"""Optax's ``linear_onecycle_schedule``: up, down, then a final linear anneal.
+
+    A :class:`PiecewiseInterpolate` (``"linear"``) from ``init = peak / div_factor`` up to
+    ``peak`` at step :math:`\lfloor \text{pct\_start}\, T \rfloor`, back down to ``init``
+    at :math:`\lfloor \text{pct\_final}\, T \rfloor`, then to
+    ``init / final_div_factor`` at :math:`T` = ``total_steps``, held afterwards.
+
+    This differs from PyTorch's ``OneCycleLR`` (:func:`one_cycle`), which has two phases
+    (or three with ``three_phase=True``, whose third phase ends at ``total_steps - 1``),
+    anneals by cosine by default and ends at ``init / final_div_factor`` one step
+    earlier.  ``total_steps`` must be >= 1 (Optax raises for 0 too).  When a phase has
+    length 0 (tiny ``total_steps``), Optax returns NaN; here the schedule jumps (see
+    :class:`PiecewiseInterpolate`).
+    """
+    T = _int("total_steps", total_steps, 1)
+    peak = _real("peak", peak)
+    pct_start = _real("pct_start", pct_start, lo=0.0, hi=1.0)
+    pct_final = _real("pct_final", pct_final, lo=0.0, hi=1.0)
+    if pct_final < pct_start:
+        raise ValueError(f"pct_final ({pct_final}) must be >= pct_start ({pct_start})")
+    div_factor = _real("div_factor", div_factor, lo=0.0, lo_open=True)
+    final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
+    marks = {}
+    # Optax builds a dict, so a later entry with the same step replaces an earlier one.
+    for b, f in ((int(pct_start * T), div_factor), (int(pct_final * T), 1.0 / div_factor),
+                 (T, 1.0 / final_div_factor)):
+        marks[b] = f
+    return PiecewiseInterpolate("linear", peak / div_factor, marks)
 
 
 # --------------------------------------------------------------------------- one-cycle
@@ -1376,5 +1546,6 @@ one_cycle_momentum = OneCycleMomentum
 cyclic = Cyclic
 cyclic_momentum = CyclicMomentum
 piecewise_constant = PiecewiseConstant
+piecewise_interpolate = PiecewiseInterpolate
 join = Join
 from_function = FromFunction
