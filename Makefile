@@ -8,7 +8,7 @@ SOURCES := $(shell find cpp python cmake -type f \( -name '*.py' -o -name '*.cpp
 PYTEST_ARGS ?=
 # The extras the make targets use: numba is an optional extra for users (fastopt[numba]) but
 # the test suite checks that backend too; lint brings ruff and clang-format.
-EXTRAS := numba,test,lint,demo,tensorboard
+EXTRAS := numba,test,lint,demo,tensorboard,mpi
 # The CMake build directory is kept between installs (incremental rebuilds); it is passed
 # here and not set in pyproject.toml so that `pip install` from a read-only tree works.
 BUILD_DIR := build/{wheel_tag}
