@@ -6,8 +6,15 @@ VPY    := $(VENV)/bin/python
 SOURCES := $(shell find cpp python cmake -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \
              -o -name '*.h' -o -name '*.in' \)) pyproject.toml CMakeLists.txt
 PYTEST_ARGS ?=
+# The extras the make targets use: numba is an optional extra for users (fastopt[numba]) but
+# the test suite checks that backend too; lint brings ruff and clang-format.
+EXTRAS := numba,test,lint,demo,tensorboard,mpi
+# The CMake build directory is kept between installs (incremental rebuilds); it is passed
+# here and not set in pyproject.toml so that `pip install` from a read-only tree works.
+BUILD_DIR := build/{wheel_tag}
+CPP_FILES := $(shell find cpp -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.inc' \))
 
-.PHONY: install test demo bench bench-peers clean
+.PHONY: install test demo bench bench-peers clean lint
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +22,22 @@ $(VPY):
 
 # Rebuild and reinstall when a source file changed since the last install.
 $(VENV)/.installed: $(VPY) $(SOURCES)
-	$(VPY) -m pip install --quiet ".[test,demo,tensorboard,mpi]"
+	$(VPY) -m pip install --quiet -Cbuild-dir=$(BUILD_DIR) ".[$(EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.installed
 
 test: install
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
+
+# ruff (lint and format check) over the Python sources, clang-format over the C++ ones,
+# mypy (strict, configured in pyproject.toml) over the package; checks only, nothing is
+# rewritten (`ruff format`, `clang-format -i` do that).
+lint: install
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/clang-format --dry-run --Werror $(CPP_FILES)
+	$(VENV)/bin/mypy
 
 demo: install
 	$(VPY) -m fastopt demo
@@ -57,7 +73,8 @@ clean:
 
 # AddressSanitizer + UndefinedBehaviorSanitizer: build the extension instrumented (its own
 # venv and build directory, so the normal install is untouched) and run the test suite
-# under it.  Python itself is not instrumented, so libasan is preloaded (with libstdc++, or
+# under it, less the tests marked slow (a wheel build, mypy and pyright runs: they do not
+# exercise the extension, and `make test` runs them).  Python itself is not instrumented, so libasan is preloaded (with libstdc++, or
 # ASan cannot intercept C++ exceptions thrown by the extension); leak detection is
 # off (CPython keeps objects alive at exit by design); any UB report aborts the run.
 SAN_VENV  := .venv-sanitize
@@ -68,8 +85,9 @@ sanitize:
 	test -x $(SAN_VENV)/bin/python || $(PYTHON) -m venv $(SAN_VENV)
 	CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
 	    $(SAN_VENV)/bin/python -m pip install --quiet --no-cache-dir --force-reinstall \
-	    -Cbuild-dir=build/sanitize -Ccmake.build-type=Debug ".[test]"
+	    -Cbuild-dir=build/sanitize -Ccmake.build-type=Debug ".[numba,test]"
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SAN_VENV)/bin/python -m pytest -q \
-	    -p no:cacheprovider -o addopts="-ra -p no:randomly" $(PYTEST_ARGS)
+	    -p no:cacheprovider -o addopts="-ra --strict-markers -p no:randomly" -m "not slow" \
+	    $(PYTEST_ARGS)

@@ -12,7 +12,7 @@ One benchmark group per (optimizer, case); in each group one benchmark per imple
   torch-foreach  ``foreach=True``
   torch-fused  ``fused=True`` where PyTorch has it on CPU
   probe        ``fastopt._native.probe_many``: reads and writes exactly the bytes of the
-               step (REFERENCE.md table) with no arithmetic, same ISA/threads/chunking
+               step (docs/design.md, memory traffic) with no arithmetic, same ISA/threads/chunking
 
 Cases: float32, one array of 1e3, 1e5, 1e6, 1.6e7 elements; 1000 arrays of 1e3; 100 arrays
 with log-uniform sizes in [1e2, 2e5].  ``benchmarks/report.py`` turns the JSON into GB/s

@@ -4,10 +4,11 @@
 Usage: python benchmarks/report.py .benchmarks/latest.json [> table.md]
 
 For each optimizer and case: the median time of a step for every implementation, the
-bandwidth of fastopt native in GB/s (bytes of the REFERENCE.md table / median time), and
-the ratios measured in the same run: fastopt / PyTorch fused (speed-up, >1 is faster),
-fastopt / PyTorch's best, fastopt / hand-written NumPy, native / probe (fraction of the
-bandwidth a no-arithmetic kernel moving the same bytes reaches) and numba / native.
+bandwidth of fastopt native in GB/s (bytes moved per step, from the table in
+docs/design.md, / median time), and the ratios measured in the same run: fastopt /
+PyTorch fused (speed-up, >1 is faster), fastopt / PyTorch's best, fastopt / hand-written
+NumPy, native / probe (fraction of the bandwidth a no-arithmetic kernel moving the same
+bytes reaches) and numba / native.
 """
 import json
 import sys
@@ -46,10 +47,10 @@ def main(path):
           f"{any_info.get('threads')} threads; torch threads {any_info.get('torch_threads')}. "
           f"Run {data.get('datetime', '')}.")
     print()
-    print("Median time of one step (float32). GB/s = bytes moved per step (REFERENCE.md table) "
-          "/ time. Ratios are speed-ups (time of the other / time of fastopt native), "
-          "except native/probe = probe time / native time (1.0 = at the bandwidth of a kernel "
-          "that moves the same bytes with no arithmetic).")
+    print("Median time of one step (float32). GB/s = bytes moved per step "
+          "(docs/design.md, memory traffic) / time. Ratios are speed-ups (time of the other "
+          "/ time of fastopt native), except native/probe = probe time / native time "
+          "(1.0 = at the bandwidth of a kernel that moves the same bytes with no arithmetic).")
     print()
     print("| optimizer | case | native | GB/s | probe GB/s | native/probe | vs torch fused "
           "| vs torch best | vs NumPy | numba/native | native (nonfinite=raise) | numba "
@@ -66,7 +67,10 @@ def main(path):
             probe = r.get("probe")
             tbest = min([r[k] for k in ("torch", "torch-foreach", "torch-fused") if k in r],
                         default=None)
-            gbs = lambda t: "-" if t is None else f"{nbytes / t / 1e9:.1f}"  # noqa: E731
+
+            def gbs(t, nbytes=nbytes):
+                return "-" if t is None else f"{nbytes / t / 1e9:.1f}"
+
             print(f"| {opt} | {case} | {_fmt_t(nat)} | {gbs(nat)} | {gbs(probe)} "
                   f"| {_ratio(probe, nat)} | {_ratio(r.get('torch-fused'), nat)} "
                   f"| {_ratio(tbest, nat)} | {_ratio(r.get('numpy'), nat)} "

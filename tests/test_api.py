@@ -27,7 +27,7 @@ def test_env_variable_selects_backend(monkeypatch):
     with pytest.raises(ValueError, match="FASTOPT_BACKEND='fortran'"):
         fastopt.SGD([np.ones(2)])
     # an explicit argument wins over the environment
-    assert fastopt.SGD([np.ones(2)], backend="numba").backend == "numba"
+    assert fastopt.SGD([np.ones(2)], backend="numpy").backend == "numpy"
 
 
 def _run(code, env_extra=None):
@@ -46,8 +46,10 @@ def test_import_without_extension_warns_once_and_falls_back():
     )
     r = _run(code)
     assert r.returncode == 0, r.stderr
-    assert "['numba', 'numpy']" in r.stdout
-    assert "numba [0.9 0.9 0.9]" in r.stdout
+    # numba is an optional extra (tests/test_packaging.py covers an install without it)
+    fallback = "numba" if "numba" in fastopt.available_backends() else "numpy"
+    assert str([b for b in ("numba", "numpy") if b in fastopt.available_backends()]) in r.stdout
+    assert f"{fallback} [0.9 0.9 0.9]" in r.stdout
     assert r.stderr.count("compiled kernels (fastopt._native) are not available") == 1
     assert "make install" in r.stderr or "pip install" in r.stderr
 
@@ -206,7 +208,7 @@ def test_plateau_inside_join_is_saved_and_restored(backend):
     pl, sched = build()
     p = np.ones(3)
     opt = fastopt.SGD([p], lr=sched, backend=backend)
-    for k in range(10):
+    for _k in range(10):
         opt.step([np.ones(3)])
         pl.observe(1.0)  # a flat metric: the plateau halves the rate
     sd = opt.state_dict()

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastopt
+from _tolerance import assert_same_bits
 from optcases import all_cases, case_id
 
 CASES = all_cases()
@@ -15,7 +16,7 @@ def run(cls, kw, backend, dtype, steps=STEPS, seed=0):
     rng = np.random.default_rng(seed)
     params = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
     opt = cls(params, backend=backend, **kw)
-    for k in range(steps):
+    for _k in range(steps):
         # The gradient depends on the parameters, so that any difference feeds back.
         grads = [(0.5 * p + rng.standard_normal(p.shape)).astype(dtype) for p in params]
         opt.step(grads)
@@ -29,15 +30,12 @@ def test_backend_matches_reference(case, backend_, dtype):
     cls, kw = case
     ref, ref_opt = run(cls, kw, "numpy", dtype)
     got, got_opt = run(cls, kw, backend_, dtype)
-    rtol = 1e-12 if dtype == np.float64 else 2e-5
-    for r, g in zip(ref, got):
+    for i, (r, g) in enumerate(zip(ref, got)):
         assert g.dtype == dtype
-        scale = np.max(np.abs(r))
-        np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * scale)
+        assert_same_bits(g, r, f"param {i}")
     for name, st in ref_opt.state.items():
         for key, r in st.items():
-            g = got_opt.state[name][key]
-            np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * max(np.max(np.abs(r)), 1e-30))
+            assert_same_bits(got_opt.state[name][key], r, f"state {name} {key}")
 
 
 def test_trajectories_move(dtype):
@@ -78,8 +76,7 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
 
     del rng
     ref, got = run_kernel("numpy"), run_kernel(backend)
-    rtol = 1e-12 if dtype == np.float64 else 2e-5
-    np.testing.assert_allclose(got, ref, rtol=rtol, atol=rtol * np.max(np.abs(ref)))
+    assert_same_bits(got, ref, fn)
 
 
 def test_functional_kernel_equals_optimizer(backend, dtype):
@@ -117,6 +114,22 @@ def test_numba_parallel_path_matches_reference(case, dtype, monkeypatch):
     cls, kw = case
     ref, _ = run(cls, kw, "numpy", dtype, steps=20)
     got, _ = run(cls, kw, "numba", dtype, steps=20)
-    rtol = 1e-12 if dtype == np.float64 else 2e-5
-    for r, g in zip(ref, got):
-        np.testing.assert_allclose(g, r, rtol=rtol, atol=rtol * np.max(np.abs(r)))
+    for i, (r, g) in enumerate(zip(ref, got)):
+        assert_same_bits(g, r, f"param {i}")
+
+
+def test_same_bits_catches_one_ulp_and_signed_zero(dtype):
+    """The comparison above is not vacuous: one ulp, or -0.0 for 0.0, is a failure."""
+    ref = np.linspace(-1, 1, 9).astype(dtype)
+    assert_same_bits(ref.copy(), ref)
+    bumped = ref.copy()
+    bumped[3] = np.nextafter(bumped[3], dtype(2))
+    with pytest.raises(AssertionError, match=r"1 of 9 elements differ.*1 ulp"):
+        assert_same_bits(bumped, ref)
+    zero = np.zeros(2, dtype)
+    with pytest.raises(AssertionError):
+        assert_same_bits(-zero, zero)
+    nan = np.array([np.nan, 1.0], dtype)
+    assert_same_bits(nan.copy(), nan)
+    with pytest.raises(AssertionError, match="dtype"):
+        assert_same_bits(ref.astype(np.float16), ref)

@@ -28,16 +28,13 @@ OPTIMIZERS = [
 
 
 def _schedules():
-    try:
-        from fastopt import schedules as S
-    except ImportError:
-        S = None
+    from fastopt import schedules as S
+
     out = {"constant": lambda: 0.01}
-    if S is not None:
-        out["warmup-cosine"] = lambda: S.warmup_cosine(0.02, warmup_steps=10, decay_steps=100)
-        out["step-decay"] = lambda: S.step_decay(0.01, step_size=30, gamma=0.5)
-        out["cyclic"] = lambda: S.cyclic(0.001, 0.02, step_size_up=15)
-        out["plateau"] = lambda: S.ReduceOnPlateau(0.01, factor=0.5, patience=1)
+    out["warmup-cosine"] = lambda: S.warmup_cosine(0.02, warmup_steps=10, decay_steps=100)
+    out["step-decay"] = lambda: S.step_decay(0.01, step_size=30, gamma=0.5)
+    out["cyclic"] = lambda: S.cyclic(0.001, 0.02, step_size_up=15)
+    out["plateau"] = lambda: S.ReduceOnPlateau(0.01, factor=0.5, patience=1)
     return out
 
 
@@ -171,7 +168,7 @@ def test_fault_during_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["ckpt.npz"]  # the temporary file was removed
-    fresh, fresh_params, _ = _make(fastopt.Adam, {}, lambda: 0.01, "numpy", 9)
+    fresh, _fresh_params, _ = _make(fastopt.Adam, {}, lambda: 0.01, "numpy", 9)
     fastopt.load(path, fresh)
     assert fresh.step_count == 5
 
@@ -196,7 +193,7 @@ def test_fault_at_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 def test_leftover_temp_file_from_hard_kill_is_harmless(tmp_path):
     path = tmp_path / "ckpt.npz"
-    opt, params = _trained(tmp_path, 2)
+    opt, _params = _trained(tmp_path, 2)
     fastopt.save(path, opt)
     (tmp_path / "ckpt.npz.abc.tmp").write_bytes(path.read_bytes()[:100])  # a killed save
     fastopt.save(path, opt)
@@ -242,7 +239,7 @@ def _mismatch_cases():
 
 @pytest.mark.parametrize("case", sorted(_mismatch_cases()))
 def test_mismatch_says_what_differs_and_changes_nothing(tmp_path, case):
-    opt, params = _trained(tmp_path, 3)
+    opt, _params = _trained(tmp_path, 3)
     path = tmp_path / "ckpt.npz"
     fastopt.save(path, opt)
     build, message = _mismatch_cases()[case]

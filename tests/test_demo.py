@@ -1,4 +1,5 @@
 """The demo in reduced mode, and the command line."""
+import importlib.util
 import os
 
 import pytest
@@ -6,14 +7,16 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-from fastopt.__main__ import main  # noqa: E402
+from fastopt.__main__ import main
 
 
 def test_demo_quick_writes_pngs_and_table(tmp_path, capsys):
-    pytest.importorskip("fastopt.schedules")
+    # TensorBoard logging is an optional extra: without tensorboardX the demo runs without
+    # it, everything else is checked, and the test reports the TensorBoard part as skipped.
+    has_tbx = importlib.util.find_spec("tensorboardX") is not None
     out, tb = tmp_path / "out", tmp_path / "tb"
-    assert main(["demo", "--quick", "--out", str(out), "--tensorboard", str(tb),
-                 "--no-progress"]) == 0
+    tb_args = ["--tensorboard", str(tb)] if has_tbx else []
+    assert main(["demo", "--quick", "--out", str(out), *tb_args, "--no-progress"]) == 0
     text = capsys.readouterr().out
     for png in ("loss_curves.png", "lr_curves.png", "lr_find.png"):
         path = out / png
@@ -24,6 +27,8 @@ def test_demo_quick_writes_pngs_and_table(tmp_path, capsys):
                  "one-cycle", "cosine+warmup", "step decay", "constant"):
         assert word in text
     assert (out / "results.json").exists()
+    if not has_tbx:
+        pytest.skip("tensorboardX is not installed: the TensorBoard logs were not checked")
     runs = os.listdir(tb)
     assert len(runs) == 20
     from fastopt.history import read_tensorboard_scalars

@@ -17,7 +17,7 @@ def _problem(n_steps=12, groups=False, **hist_kwargs):
         opt = fastopt.Adam({"a": a, "b": b}, lr=lambda k: 0.01 * (k + 1))
     h = History(**hist_kwargs).attach(opt)
     losses, gnorms = [], []
-    for k in range(n_steps):
+    for _k in range(n_steps):
         ga, gb = 2 * a, 2 * b
         loss = float(np.sum(a.astype(np.float64) ** 2) + np.sum(b ** 2))
         gnorms.append(math.sqrt(float(np.sum(ga.astype(np.float64) ** 2) + np.sum(gb ** 2))))
@@ -28,7 +28,7 @@ def _problem(n_steps=12, groups=False, **hist_kwargs):
 
 
 def test_records_lr_loss_and_norms():
-    opt, h, losses, gnorms = _problem(track_update_norm=True, track_param_norm=True)
+    _opt, h, losses, gnorms = _problem(track_update_norm=True, track_param_norm=True)
     assert len(h) == 12
     np.testing.assert_array_equal(h.steps, np.arange(12))
     np.testing.assert_allclose(h["lr"], 0.01 * (np.arange(12) + 1))
@@ -74,7 +74,7 @@ def test_standalone_record_and_errors():
 
 
 def test_csv_and_json_round_trip(tmp_path):
-    _, h, losses, _ = _problem(track_update_norm=True)
+    _, h, _losses, _ = _problem(track_update_norm=True)
     h.record(step=11, test_accuracy=0.75)
     h.to_csv(tmp_path / "h.csv")
     h.to_json(tmp_path / "h.json")
@@ -94,7 +94,7 @@ def test_tensorboard_event_file_read_back(tmp_path):
     opt = fastopt.SGD([a], lr=lambda k: 0.1 * 0.5 ** k)
     with fastopt.TensorBoardLogger(str(tmp_path / "run"), prefix="train/") as tb:
         tb.attach(opt)
-        for k in range(5):
+        for _k in range(5):
             opt.step([np.ones_like(a)])
             tb.log_loss(float(np.sum(a ** 2)))
     scalars = read_tensorboard_scalars(str(tmp_path / "run"))
@@ -127,10 +127,40 @@ def test_plots_return_figures_and_save_png(tmp_path):
 
 def test_plot_schedule_uses_vectorised_schedules():
     pytest.importorskip("matplotlib")
-    S = pytest.importorskip("fastopt.schedules")
     import matplotlib.pyplot as plt
+
+    from fastopt import schedules as S
     sched = S.warmup_cosine(0.1, warmup_steps=10, decay_steps=90)
     fig = fastopt.plot_schedule(sched, 100)
     y = fig.axes[0].get_lines()[0].get_ydata()
     np.testing.assert_allclose(y, [sched(k) for k in range(100)])
     plt.close(fig)
+
+
+def test_plot_any_recorded_metric():
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    _, h, _, gnorms = _problem()
+    for k in range(0, 12, 3):
+        h.record(step=k, val_loss=1.0 / (k + 1))
+    fig = h.plot("val_loss")
+    (ax,) = fig.axes
+    (line,) = ax.get_lines()  # only the steps where val_loss was recorded
+    np.testing.assert_array_equal(line.get_xdata(), [0, 3, 6, 9])
+    np.testing.assert_allclose(line.get_ydata(), [1.0, 1 / 4, 1 / 7, 1 / 10])
+    assert ax.get_ylabel() == "val loss"
+    plt.close(fig)
+    fig = h.plot(["loss", "grad_norm"], smooth=0.0)
+    assert [a.get_ylabel() for a in fig.axes] == ["loss", "grad norm"]
+    np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), gnorms, rtol=1e-6)
+    plt.close(fig)
+    fig = h.plot()  # the default: loss and learning rate
+    assert [a.get_ylabel() for a in fig.axes] == ["loss", "learning rate"]
+    plt.close(fig)
+    _, hg, _, _ = _problem(groups=True)
+    fig = hg.plot("lr")  # one line per parameter group
+    assert len(fig.axes[0].get_lines()) == 2
+    plt.close(fig)
+    with pytest.raises(KeyError, match="no column 'accuracy'"):
+        h.plot("accuracy")

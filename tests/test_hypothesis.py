@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastopt
+from _tolerance import assert_same_bits
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -121,7 +122,7 @@ def test_backends_agree_with_numpy_reference(cfg, shapes, dtype, steps, seed, na
             got = run(backend)
             assert got[2:] == ref[2:], backend
             for a, b in zip(got[0] + got[1], ref[0] + ref[1]):
-                np.testing.assert_array_equal(a, b, err_msg=f"{backend} vs numpy, {kind} {opts}")
+                assert_same_bits(a, b, f"{backend} vs numpy, {kind} {opts}")
     CASES["agree"] += 1
 
 

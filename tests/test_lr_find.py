@@ -308,6 +308,12 @@ def test_plot_saves_png(tmp_path):
     fig = res.plot()
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
+    # The y-range follows the smoothed curve; the raw losses are kept inside it.
+    lo, hi = ax.get_ylim()
+    raw = next(line for line in ax.get_lines() if line.get_label() == "loss").get_ydata()
+    assert np.all((raw >= lo) & (raw <= hi))
+    sm = res.smoothed_losses
+    assert lo < np.nanmin(sm) and hi > sm[0]
     assert any("suggestion" in t.get_text() for t in ax.get_legend().get_texts())
     path = tmp_path / "lr_find.png"
     fig.savefig(path)

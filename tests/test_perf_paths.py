@@ -4,14 +4,14 @@ For each ISA the CPU supports (generic, AVX2+FMA, AVX-512), 1 and 2 threads (wit
 parallel threshold forced to zero so that even small arrays are split), sizes that are not
 multiples of any SIMD width, a 2-D array and a multi-array call, and every option
 combination of every optimizer: ~20 steps of the native backend against numpy.py.
-Float64 must agree to 1e-12 relative, float32 to ~1e-6 (the kernels are built without FMA
-contraction, so in practice they agree bit for bit).
+Every result must be bit-identical to the reference (``tests/_tolerance.py`` says why).
 """
 import itertools
 
 import numpy as np
 import pytest
 
+from _tolerance import assert_same_bits
 from fastopt.backends import numpy as ref
 
 native = pytest.importorskip("fastopt.backends.native")
@@ -40,12 +40,9 @@ def threads(request):
     _nat._set_parallel_min_bytes(before_b)
 
 
-def _tol(dtype):
-    return dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-7)
-
-
 def _close(a, b, dtype, what):
-    np.testing.assert_allclose(a, b, err_msg=what, **_tol(dtype))
+    assert a.dtype == dtype
+    assert_same_bits(a, b, what)
 
 
 def _arrays(shapes, dtype, nstate, seed, zero_state=False):

@@ -5,22 +5,62 @@
 >>> opt = fastopt.Adam([w], lr=0.1)
 >>> opt.step([np.ones(3, np.float32)])
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from . import kernels
 from ._paths import get_cmake_dir, get_include
-from .backends import available_backends, check_native_at_import as _check_native
+from ._version import __version__
+from .backends import available_backends
+from .backends import check_native_at_import as _check_native
+from .errors import NonFiniteGradientError
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
+    from . import schedules
+    from .checkpoint import load, save
+    from .clip import clip_grad_norm, clip_grad_value
+    from .history import History, TensorBoardLogger
+    from .lr_finder import LRFinderResult, lr_find
+    from .parallel import flatten, get_num_threads, set_num_threads
+    from .plotting import plot_schedule
 
 _check_native()
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer", "kernels",
-           "available_backends", "get_include", "get_cmake_dir", "__version__"]
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "History",
+    "LRFinderResult",
+    "NonFiniteGradientError",
+    "Optimizer",
+    "RMSprop",
+    "TensorBoardLogger",
+    "__version__",
+    "available_backends",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "flatten",
+    "get_cmake_dir",
+    "get_include",
+    "get_num_threads",
+    "kernels",
+    "load",
+    "lr_find",
+    "plot_schedule",
+    "save",
+    "schedules",
+    "set_num_threads",
+]
 
 
 # Names served lazily from their modules, so that `import fastopt` stays light (plotting,
 # TensorBoard and progress bars are optional extras).
-_LAZY = {
+_LAZY: dict[str, tuple[str, str | None]] = {
     "schedules": ("fastopt.schedules", None),
     "lr_find": ("fastopt.lr_finder", "lr_find"),
     "LRFinderResult": ("fastopt.lr_finder", "LRFinderResult"),
@@ -37,14 +77,15 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
+
         module, attr = _LAZY[name]
         mod = importlib.import_module(module)
         return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))

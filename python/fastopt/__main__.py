@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastopt {demo,lr-find,bench}`` (also the ``fastopt`` script).
+"""Command line: ``python -m fastopt {demo,lr-find,bench}`` (also the ``fastopt`` script);
+``--version`` prints the version.
 
 * ``demo``: train a NumPy MLP on scikit-learn's digits with every optimizer and several
   schedules after an LR range test; prints a table and writes PNG plots.
@@ -12,14 +13,17 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+
+from ._version import __version__
 
 
-def _backend_arg(p):
+def _backend_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", "native", "numba", "numpy"],
                    help="optimizer backend: auto (default), native, numba or numpy")
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     """argparse type: an integer >= 1, with a message that says so."""
     try:
         v = int(text)
@@ -30,7 +34,7 @@ def _positive_int(text):
     return v
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
     try:
         v = float(text)
@@ -44,7 +48,7 @@ def _positive_float(text):
 _OPTIMIZER_NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
 
 
-def _optimizer_list(text):
+def _optimizer_list(text: str) -> list[str]:
     """argparse type: a comma-separated subset of the optimizer names."""
     names = [o.strip() for o in text.split(",") if o.strip()]
     bad = [n for n in names if n not in _OPTIMIZER_NAMES]
@@ -54,7 +58,7 @@ def _optimizer_list(text):
     return names
 
 
-def _writable_dir(path, what):
+def _writable_dir(path: str, what: str) -> str | None:
     """Create ``path`` if needed and check that files can be written there; returns an error
     message or None."""
     try:
@@ -66,9 +70,10 @@ def _writable_dir(path, what):
     return None
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fastopt",
                                      description="fastopt command line")
+    parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("demo", help="train a NumPy MLP on the digits data with every optimizer "
@@ -109,7 +114,7 @@ def _parser():
     return parser
 
 
-def _find_benchmarks(explicit):
+def _find_benchmarks(explicit: str | None) -> str | None:
     if explicit:
         return explicit if os.path.isdir(explicit) else None
     here = os.path.dirname(os.path.abspath(__file__))
@@ -120,7 +125,7 @@ def _find_benchmarks(explicit):
     return None
 
 
-def _bench(args):
+def _bench(args: argparse.Namespace) -> int:
     bench = _find_benchmarks(args.dir)
     if bench is None:
         print("fastopt bench: the benchmarks are not available here: they live in the "
@@ -145,7 +150,7 @@ def _bench(args):
     return rc
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fastopt`` and the ``fastopt`` script; returns the exit
     status."""
     parser = _parser()

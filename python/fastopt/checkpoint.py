@@ -30,8 +30,13 @@ import math
 import os
 import socket
 import tempfile
+import zipfile
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .optim import Optimizer
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -44,7 +49,7 @@ class CheckpointError(ValueError):
     """The file is not a fastopt checkpoint, is damaged, or does not match the optimizer."""
 
 
-def _jsonable(x):
+def _jsonable(x: object) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):
@@ -52,16 +57,16 @@ def _jsonable(x):
     raise TypeError(f"cannot store {x!r} ({type(x).__name__}) in a checkpoint")
 
 
-def _flat_params(optimizer):
+def _flat_params(optimizer: Optimizer) -> list[tuple[Any, np.ndarray]]:
     return [(nm, p) for g in optimizer.param_groups for nm, p in zip(g["names"], g["params"])]
 
 
-def _write_npz(fileobj, arrays):
+def _write_npz(fileobj: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` (dict name -> ndarray) as an uncompressed .npz to ``fileobj``."""
-    np.savez(fileobj, **arrays)
+    np.savez(fileobj, **arrays)  # type: ignore[arg-type]  # names are never "allow_pickle"
 
 
-def _stale_temp_files(directory, base):
+def _stale_temp_files(directory: str, base: str) -> list[str]:
     """Temporary files of earlier saves of ``base`` in ``directory`` whose writer is gone.
 
     A save names its temporary file ``<base>.<host>-<pid>-<random>.tmp``; a save killed
@@ -70,7 +75,7 @@ def _stale_temp_files(directory, base):
     hosts (a shared file system) are left alone."""
     host = _host()
     prefix = base + "."
-    stale = []
+    stale: list[str] = []
     try:
         entries = os.listdir(directory)
     except OSError:
@@ -89,11 +94,11 @@ def _stale_temp_files(directory, base):
     return stale
 
 
-def _host():
+def _host() -> str:
     return "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -103,7 +108,7 @@ def _alive(pid):
     return True
 
 
-def _target(path):
+def _target(path: str | os.PathLike[str]) -> str:
     """The file a save to ``path`` replaces: the final target of a symbolic link (the link
     stays a link), else ``path`` itself."""
     path = os.fspath(path)
@@ -112,7 +117,7 @@ def _target(path):
     return path
 
 
-def save(path, optimizer):
+def save(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     """Save ``optimizer``'s parameters and state to ``path`` (one ``.npz``), atomically.
 
     The snapshot is taken under the optimizer's lock (a concurrent ``step`` from another
@@ -124,7 +129,8 @@ def save(path, optimizer):
     # --- fastopt.distributed: collective save (same format; rank 0 writes through here) ---
     collective = getattr(type(optimizer), "_fastopt_collective_save", None)
     if collective is not None:
-        return collective(optimizer, path)
+        collective(optimizer, path)
+        return
     # --- end fastopt.distributed ---
     from .optim import Optimizer
 
@@ -137,7 +143,7 @@ def save(path, optimizer):
         optimizer._lock.release()
 
 
-def _save_locked(path, optimizer):
+def _save_locked(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     sd = optimizer._state_dict()
     flat = _flat_params(optimizer)
     index = {nm: i for i, (nm, _) in enumerate(flat)}
@@ -198,7 +204,7 @@ _NPY_HEADER_MAX = 4096
 _STATE_PER_PARAM_MAX = 16
 
 
-def _limits(optimizer):
+def _limits(optimizer: Optimizer) -> tuple[int, int, int]:
     """Upper bounds on what a checkpoint for ``optimizer`` can hold: (number of parameters,
     bytes of the largest parameter member, bytes of the metadata member)."""
     flat = _flat_params(optimizer)
@@ -210,7 +216,7 @@ def _limits(optimizer):
     return len(flat), largest, meta
 
 
-def _check_sizes(path, zf, optimizer):
+def _check_sizes(path: str | os.PathLike[str], zf: zipfile.ZipFile, optimizer: Optimizer) -> None:
     """Refuse a file whose members are larger than the optimizer can need, before reading
     any of them (a small file can hold a huge compressed member)."""
     nparams, largest, meta_max = _limits(optimizer)
@@ -239,11 +245,15 @@ def _check_sizes(path, zf, optimizer):
                               f"{count} arrays for {nparams} parameters")
 
 
-def _read(path, optimizer=None):
+def _read(
+    path: str | os.PathLike[str], optimizer: Optimizer | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The metadata dict and every array, fully read into memory.  With ``optimizer``, the
     sizes of the members are checked against it before any member is read."""
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as z:
+        # The file is opened here, not by np.load: np.load leaks its file handle when the
+        # archive is damaged (ResourceWarning).
+        with open(os.fspath(path), "rb") as fh, np.load(fh, allow_pickle=False) as z:
             if optimizer is not None and getattr(z, "zip", None) is not None:
                 _check_sizes(path, z.zip, optimizer)
             files = list(z.files)
@@ -267,18 +277,18 @@ def _read(path, optimizer=None):
     return meta, arrays
 
 
-def _describe(nm, a):
+def _describe(nm: object, a: np.ndarray) -> str:
     return f"{nm!r}: {a.dtype}{tuple(a.shape)}"
 
 
-def _is_int(x):
+def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _check_meta(path, meta):
+def _check_meta(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
     """Structural checks of the JSON metadata (a crafted file gets CheckpointError, not a
     KeyError or AttributeError from deep inside the loader)."""
-    def bad(what):
+    def bad(what: str) -> NoReturn:
         raise CheckpointError(f"checkpoint {path} has malformed metadata: {what}")
 
     for key in ("kind", "step_count", "param_groups", "last_lr"):
@@ -312,7 +322,7 @@ def _check_meta(path, meta):
             bad(f"group {gi}: shapes must be lists of non-negative integers")
 
 
-def load(path, optimizer):
+def load(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     """Restore parameters and optimizer state saved by :func:`save` into ``optimizer``.
 
     Everything is checked before anything is modified: the sizes of the file's entries
@@ -327,7 +337,8 @@ def load(path, optimizer):
     # --- fastopt.distributed: collective load (rank 0 reads through here, then resharding) ---
     collective = getattr(type(optimizer), "_fastopt_collective_load", None)
     if collective is not None:
-        return collective(optimizer, path)
+        collective(optimizer, path)
+        return
     # --- end fastopt.distributed ---
     from .optim import Optimizer
 
@@ -342,7 +353,12 @@ def load(path, optimizer):
         optimizer._lock.release()
 
 
-def _load_locked(path, optimizer, meta, arrays):
+def _load_locked(
+    path: str | os.PathLike[str],
+    optimizer: Optimizer,
+    meta: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+) -> None:
     problems = []
     kind = type(optimizer).__name__
     if meta["kind"] != kind:

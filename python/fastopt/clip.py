@@ -18,47 +18,28 @@ separate compiled kernel because these loops are already memory-bound.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_clip_value, check_max_norm, check_norm_type
 from .backends import _checks
+from .errors import NonFiniteGradientError
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
+
+# What the clipping functions take: one array, a sequence of arrays or a dict of them.
+Grads = np.ndarray | Sequence[np.ndarray] | Mapping[Any, np.ndarray]
 
 _CHUNK = 1 << 16
 _EPS = 1e-6  # PyTorch's: clip_coef = max_norm / (total_norm + 1e-6)
 
 
 # --------------------------------------------------------------------------- checks
-def _real(name, value, hint):
-    """A real number, infinity allowed (an infinite bound means no clipping)."""
-    return check_real(name, value, allow_inf=True, hint=hint)
-
-
-def _check_max_norm(value):
-    v = _real("max_grad_norm", value, "pass the largest allowed gradient norm, e.g. 1.0")
-    if v < 0:
-        raise ValueError(f"max_grad_norm must be >= 0, got {value!r}")
-    return v
-
-
-def _check_norm_type(value):
-    v = _real("norm_type", value, "use 2.0 (Euclidean), 1.0 or float('inf')")
-    if not v > 0:
-        raise ValueError(f"norm_type must be > 0 (2.0, 1.0, float('inf'), ...), got {value!r}")
-    return v
-
-
-def _check_clip_value(value):
-    v = _real("clip_value", value, "pass the largest allowed |gradient| element, e.g. 1.0")
-    if v < 0:
-        raise ValueError(f"clip_value must be >= 0, got {value!r}")
-    return v
-
-
-def _as_arrays(grads):
+def _as_arrays(grads: object) -> list[np.ndarray]:
     """``[(label, array)]`` from one array, a sequence or a dict; checked for in-place use."""
+    items: list[tuple[str, Any]]
     if isinstance(grads, np.ndarray):
         items = [("grads", grads)]
     elif isinstance(grads, dict):
@@ -89,13 +70,13 @@ def _as_arrays(grads):
 
 
 # --------------------------------------------------------------------------- helpers
-def _chunks(g):
+def _chunks(g: np.ndarray) -> Iterator[np.ndarray]:
     flat = g.reshape(-1)
     for i in range(0, flat.size, _CHUNK):
         yield flat[i:i + _CHUNK].astype(np.float64)
 
 
-def _array_norm_pow(g, p):
+def _array_norm_pow(g: np.ndarray, p: float) -> float:
     """``sum(|g|**p)`` in float64 (``max|g|`` for p = inf)."""
     if g.size == 0:
         return 0.0
@@ -117,7 +98,7 @@ def _array_norm_pow(g, p):
     return total
 
 
-def _total_norm(grads, norm_type=2.0):
+def _total_norm(grads: Sequence[np.ndarray], norm_type: float = 2.0) -> float:
     """The norm of all gradients together (the norm of the per-array norms), float64."""
     p = float(norm_type)
     if math.isinf(p):
@@ -128,24 +109,31 @@ def _total_norm(grads, norm_type=2.0):
         return math.sqrt(s)
     if p == 1.0:
         return s
-    return s ** (1.0 / p)
+    return float(s ** (1.0 / p))
 
 
-def _norm_coef(max_norm, total_norm):
+def _norm_coef(max_norm: float, total_norm: float) -> float | None:
     """PyTorch's ``max_norm / (total_norm + 1e-6)`` if it is < 1, else None (no scaling)."""
     coef = max_norm / (total_norm + _EPS)
     return coef if coef < 1.0 else None
 
 
-def _clip_value_copy(g, c):
+def _clip_value_copy(g: np.ndarray, c: float) -> np.ndarray:
     """``g`` clamped to [-c, c]: a new array if anything is outside, else ``g`` itself."""
     if g.size and (g.max() > c or g.min() < -c):
-        return np.clip(g, -c, c)
+        out: np.ndarray = np.clip(g, -c, c)
+        return out
     return g
 
 
 # --------------------------------------------------------------------------- public
-def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
+def clip_grad_norm(
+    grads: Grads,
+    max_norm: float,
+    norm_type: float = 2.0,
+    *,
+    error_if_nonfinite: bool = False,
+) -> float:
     """Scale ``grads`` in place so that their total norm is at most ``max_norm``.
 
     As ``torch.nn.utils.clip_grad_norm_``: ``total = ||(||g_1||, ..., ||g_n||)||_p`` over
@@ -154,21 +142,18 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     ``coef`` (rounded to the gradient's dtype).  Returns the total norm before clipping,
     a Python float (accumulated in float64).  ``norm_type`` may be any p > 0 or
     ``float('inf')`` (max absolute value).  With ``error_if_nonfinite=True`` a NaN or
-    infinite total norm raises ``fastopt.optim.NonFiniteGradientError`` (a ValueError)
+    infinite total norm raises ``fastopt.NonFiniteGradientError`` (a ValueError)
     before anything is modified; otherwise non-finite gradients are scaled like PyTorch
     does (an infinite norm makes every gradient 0 or NaN).
 
     Raises TypeError (not an array, not floating point) or ValueError (read-only or
     overlapping arrays, NaN or negative ``max_norm``, ``norm_type <= 0``), changing nothing.
     """
-    max_norm = _real("max_norm", max_norm, "pass the largest allowed norm, e.g. 1.0")
-    if max_norm < 0:
-        raise ValueError(f"max_norm must be >= 0, got {max_norm!r}")
-    p = _check_norm_type(norm_type)
+    max_norm = check_max_norm(max_norm, "max_norm")
+    p = check_norm_type(norm_type)
     arrays = _as_arrays(grads)
     total = _total_norm(arrays, p)
     if error_if_nonfinite and not math.isfinite(total):
-        from .optim import NonFiniteGradientError
         raise NonFiniteGradientError(
             f"the total norm of order {p} of the gradients is {total}; nothing was modified "
             "(pass error_if_nonfinite=False to scale anyway)")
@@ -179,15 +164,13 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
     return total
 
 
-def clip_grad_value(grads, clip_value):
+def clip_grad_value(grads: Grads, clip_value: float) -> None:
     """Clamp every element of ``grads`` to ``[-clip_value, clip_value]`` in place, as
     ``torch.nn.utils.clip_grad_value_`` (NaN stays NaN).  Returns None.
 
     Raises TypeError or ValueError (read-only arrays, NaN or negative ``clip_value``)
     before modifying anything.
     """
-    c = _real("clip_value", clip_value, "pass the largest allowed |gradient| element")
-    if c < 0:
-        raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
+    c = check_clip_value(clip_value)
     for g in _as_arrays(grads):
         np.clip(g, -c, c, out=g)

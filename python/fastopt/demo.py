@@ -13,15 +13,29 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .history import History, TensorBoardLogger
+    from .lr_finder import LRFinderResult
+    from .optim import Optimizer
+    from .schedules import Schedule
+
+# (X_train, y_train, X_test, y_test)
+Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 __all__ = ["load_digits_data", "MLP", "OPTIMIZERS", "SCHEDULES", "range_test", "train",
            "run_demo", "format_table"]
 
 
 # ---------------------------------------------------------------------- data and model
-def load_digits_data(test_fraction=0.2, seed=0, dtype=np.float32):
+def load_digits_data(
+    test_fraction: float = 0.2, seed: int = 0, dtype: npt.DTypeLike = np.float32
+) -> Data:
     """The 8x8 digits (1797 images, 10 classes) scaled to [0, 1], split into
     ``(X_train, y_train, X_test, y_test)`` with a fixed seed."""
     from .plotting import _require
@@ -30,7 +44,7 @@ def load_digits_data(test_fraction=0.2, seed=0, dtype=np.float32):
     X = (digits.data / 16.0).astype(dtype)
     y = digits.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(X))
-    n_test = int(round(test_fraction * len(X)))
+    n_test = round(test_fraction * len(X))
     test, train = order[:n_test], order[n_test:]
     return X[train], y[train], X[test], y[test]
 
@@ -39,30 +53,40 @@ class MLP:
     """A two-layer perceptron ``x -> relu(x W1 + b1) W2 + b2`` with softmax cross-entropy;
     parameters in a dict of float32 arrays (the optimizer updates them in place)."""
 
-    def __init__(self, n_in=64, n_hidden=64, n_out=10, seed=0, dtype=np.float32):
+    def __init__(
+        self,
+        n_in: int = 64,
+        n_hidden: int = 64,
+        n_out: int = 10,
+        seed: int = 0,
+        dtype: npt.DTypeLike = np.float32,
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.params = {
             "W1": (rng.standard_normal((n_in, n_hidden)) * math.sqrt(2.0 / n_in)).astype(dtype),
             "b1": np.zeros(n_hidden, dtype),
-            "W2": (rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)).astype(dtype),
+            "W2": (rng.standard_normal((n_hidden, n_out)) * math.sqrt(1.0 / n_hidden)).astype(
+                dtype
+            ),
             "b2": np.zeros(n_out, dtype),
         }
 
-    def logits(self, X):
+    def logits(self, X: np.ndarray) -> np.ndarray:
         p = self.params
         h = np.maximum(X @ p["W1"] + p["b1"], 0)
-        return h @ p["W2"] + p["b2"]
+        z: np.ndarray = h @ p["W2"] + p["b2"]
+        return z
 
-    def loss(self, X, y):
+    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
         z = self.logits(X).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return float(-logp[np.arange(len(y)), y].mean())
 
-    def accuracy(self, X, y):
+    def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         return float((self.logits(X).argmax(axis=1) == y).mean())
 
-    def loss_and_grads(self, X, y):
+    def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy on ``(X, y)`` and its gradients (a dict like ``params``)."""
         p = self.params
         a = X @ p["W1"] + p["b1"]
@@ -83,7 +107,7 @@ class MLP:
                       "b2": dz.sum(axis=0)}
 
 
-def batches(n, batch_size, seed):
+def batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
     """Endless mini-batch indices, reshuffled every epoch."""
     rng = np.random.default_rng(seed)
     while True:
@@ -93,7 +117,7 @@ def batches(n, batch_size, seed):
 
 
 # ---------------------------------------------------------------------- optimizers, schedules
-def _optimizers():
+def _optimizers() -> dict[str, Callable[[Any, Any, str], Optimizer]]:
     import fastopt
     return {
         "SGD": lambda p, lr, backend: fastopt.SGD(p, lr=lr, momentum=0.9, backend=backend),
@@ -109,7 +133,7 @@ OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
 SCHEDULES = ("constant", "step decay", "cosine+warmup", "one-cycle")
 
 
-def make_schedule(name, lr, steps):
+def make_schedule(name: str, lr: float, steps: int) -> Schedule:
     """The schedule ``name`` (one of ``SCHEDULES``) peaking at ``lr`` over ``steps``."""
     import fastopt.schedules as S
     steps = max(int(steps), 2)
@@ -126,8 +150,19 @@ def make_schedule(name, lr, steps):
 
 
 # ---------------------------------------------------------------------- experiments
-def range_test(data, optimizer="Adam", *, num_steps=100, batch_size=64, hidden=64, seed=0,
-               backend="auto", progress=None, start_lr=1e-6, end_lr=10.0):
+def range_test(
+    data: Data,
+    optimizer: str = "Adam",
+    *,
+    num_steps: int = 100,
+    batch_size: int = 64,
+    hidden: int = 64,
+    seed: int = 0,
+    backend: str = "auto",
+    progress: bool | None = None,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+) -> tuple[LRFinderResult, bool]:
     """Run :func:`fastopt.lr_find` for ``optimizer`` on a fresh MLP; returns
     ``(result, restored)``, ``restored`` telling whether the parameters came back
     bit-identical."""
@@ -138,7 +173,7 @@ def range_test(data, optimizer="Adam", *, num_steps=100, batch_size=64, hidden=6
     it = batches(len(X), batch_size, seed + 1)
     factory = _optimizers()[optimizer]
 
-    def loss_and_grads(step):
+    def loss_and_grads(step: int) -> tuple[float, dict[str, np.ndarray]]:
         idx = next(it)
         return model.loss_and_grads(X[idx], y[idx])
 
@@ -150,19 +185,32 @@ def range_test(data, optimizer="Adam", *, num_steps=100, batch_size=64, hidden=6
     return result, restored
 
 
-def train(data, optimizer, schedule, lr, steps, *, batch_size=64, hidden=64, seed=0,
-          backend="auto", history=None, bar=None):
+def train(
+    data: Data,
+    optimizer: str,
+    schedule: str,
+    lr: float,
+    steps: int,
+    *,
+    batch_size: int = 64,
+    hidden: int = 64,
+    seed: int = 0,
+    backend: str = "auto",
+    history: History | None = None,
+    bar: Any = None,
+) -> tuple[dict[str, Any], History]:
     """Train a fresh MLP; returns a dict with the final train loss, test accuracy, time."""
     X, y, Xt, yt = data
     model = MLP(X.shape[1], hidden, 10, seed=seed)
     sched = make_schedule(schedule, lr, steps)
     opt = _optimizers()[optimizer](model.params, sched, backend)
     from .history import History
+
     history = history if history is not None else History()
     history.attach(opt)
     it = batches(len(X), batch_size, seed + 1)
     t0 = time.perf_counter()
-    for k in range(steps):
+    for _ in range(steps):
         idx = next(it)
         loss, grads = model.loss_and_grads(X[idx], y[idx])
         if not math.isfinite(loss):
@@ -183,30 +231,63 @@ def train(data, optimizer, schedule, lr, steps, *, batch_size=64, hidden=64, see
     return out, history
 
 
-def format_table(rows):
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The results as an aligned text table."""
     head = ["optimizer", "schedule", "suggested lr", "train loss", "test acc", "seconds",
             "steps/s"]
     lines = [[r["optimizer"], r["schedule"], f"{r['lr']:.3g}", f"{r['train_loss']:.4f}",
               f"{100 * r['test_accuracy']:.1f}%", f"{r['seconds']:.2f}",
               f"{r['steps_per_s']:,.0f}"] for r in rows]
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
               for i, h in enumerate(head)]
-    fmt = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+
     sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(head), sep] + [fmt(l) for l in lines])
+    return "\n".join([fmt(head), sep] + [fmt(line) for line in lines])
 
 
-def _grid(n):
+def _grid(n: int) -> tuple[int, int]:
     ncols = min(n, 3)
     return (n + ncols - 1) // ncols, ncols
 
 
-def _save_plots(out, results, finders, histories, optimizers, schedules):
+def _finish(
+    fig: Any,
+    axes: Any,
+    used: int,
+    out: str,
+    name: str,
+    title: str,
+    rect: tuple[float, float, float, float] | None = None,
+) -> str:
+    """Hide the unused panels of a grid, title, lay out and save ``fig`` as ``out/name``
+    (then close it); returns the path."""
+    for ax in list(axes.flat)[used:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=rect)
+    path = os.path.join(out, name)
+    fig.savefig(path, dpi=110)
+    from .plotting import pyplot
+
+    pyplot().close(fig)
+    return path
+
+
+def _save_plots(
+    out: str,
+    results: Sequence[dict[str, Any]],
+    finders: dict[str, LRFinderResult],
+    histories: dict[tuple[str, str], History],
+    optimizers: Sequence[str],
+    schedules: Sequence[str],
+) -> dict[str, str]:
     from .plotting import pyplot
     plt = pyplot()
-    paths = {}
+    paths: dict[str, str] = {}
     nrows, ncols = _grid(len(optimizers))
 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
@@ -223,49 +304,58 @@ def _save_plots(out, results, finders, histories, optimizers, schedules):
         ax.set_ylabel("train loss (smoothed)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="x-small")
-    for ax in list(axes.flat)[len(optimizers):]:
-        ax.set_visible(False)
-    fig.suptitle("NumPy MLP on digits: training loss per optimizer and schedule")
-    fig.tight_layout()
-    paths["loss"] = os.path.join(out, "loss_curves.png")
-    fig.savefig(paths["loss"], dpi=110)
-    plt.close(fig)
+    paths["loss"] = _finish(fig, axes, len(optimizers), out, "loss_curves.png",
+                            "NumPy MLP on digits: training loss per optimizer and schedule")
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
+    # Log y-axis: the schedules span several decades (step decay by 10x twice, cosine and
+    # one-cycle annealing towards 0), which a linear axis flattens into the x-axis.  Values
+    # <= 0 cannot be drawn on it (cosine ends at 0) and are left out; the axis starts 1e4
+    # below the peak.  One legend for the figure, below the panels, so it hides no curve.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows + 0.5),
+                             squeeze=False)
     for ax, name in zip(axes.flat, optimizers):
+        peak = 0.0
         for sched in schedules:
             h = histories[name, sched]
-            ax.plot(h.steps, h["lr"], label=sched, lw=1.2)
+            lr = h["lr"]
+            peak = max(peak, float(np.nanmax(lr, initial=0.0)))
+            ax.plot(h.steps, np.where(lr > 0, lr, np.nan), label=sched, lw=1.2)
+        ax.set_yscale("log")
+        if peak > 0:
+            ax.set_ylim(peak * 1e-4, peak * 2)
         ax.set_title(name)
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small")
-    for ax in list(axes.flat)[len(optimizers):]:
-        ax.set_visible(False)
-    fig.suptitle("Learning-rate schedules (peak = range-test suggestion)")
-    fig.tight_layout()
-    paths["lr"] = os.path.join(out, "lr_curves.png")
-    fig.savefig(paths["lr"], dpi=110)
-    plt.close(fig)
+        ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
+               frameon=False)
+    paths["lr"] = _finish(fig, axes, len(optimizers), out, "lr_curves.png",
+                          "Learning-rate schedules (peak = range-test suggestion)",
+                          rect=(0, 0.06, 1, 1))
 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, optimizers):
         finders[name].plot(ax=ax, title=f"{name}: suggestion {finders[name].suggestion:.2g}")
         ax.legend(fontsize="xx-small")
-    for ax in list(axes.flat)[len(optimizers):]:
-        ax.set_visible(False)
-    fig.suptitle("LR range tests (fastopt.lr_find)")
-    fig.tight_layout()
-    paths["lr_find"] = os.path.join(out, "lr_find.png")
-    fig.savefig(paths["lr_find"], dpi=110)
-    plt.close(fig)
+    paths["lr_find"] = _finish(fig, axes, len(optimizers), out, "lr_find.png",
+                               "LR range tests (fastopt.lr_find)")
     return paths
 
 
-def run_demo(out="fastopt-demo-output", *, steps=None, quick=False, tensorboard=None,
-             backend="auto", optimizers=OPTIMIZERS, schedules=SCHEDULES, progress=None,
-             seed=0, verbose=True):
+def run_demo(
+    out: str = "fastopt-demo-output",
+    *,
+    steps: int | None = None,
+    quick: bool = False,
+    tensorboard: str | None = None,
+    backend: str = "auto",
+    optimizers: Sequence[str] = OPTIMIZERS,
+    schedules: Sequence[str] = SCHEDULES,
+    progress: bool | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+) -> dict[str, Any]:
     """Run the demo; returns ``{"rows": [...], "plots": {...}, "out": path}``.
 
     ``quick``: a reduced run (few steps, a short range test) for tests and smoke checks.
@@ -285,7 +375,9 @@ def run_demo(out="fastopt-demo-output", *, steps=None, quick=False, tensorboard=
     data = load_digits_data(seed=seed)
     total = len(optimizers) * (find_steps + len(schedules) * steps)
     bar = _progress_bar(progress, total, "demo")
-    rows, finders, histories = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    finders: dict[str, LRFinderResult] = {}
+    histories: dict[tuple[str, str], History] = {}
     try:
         for name in optimizers:
             if bar is not None:
@@ -301,16 +393,16 @@ def run_demo(out="fastopt-demo-output", *, steps=None, quick=False, tensorboard=
             for sched in schedules:
                 if bar is not None:
                     bar.set_description(f"{name} {sched}")
+                tb: TensorBoardLogger | None = None
                 if tensorboard:
                     from .history import TensorBoardLogger
+
                     tag = f"{name}-{sched}".replace(" ", "_").replace("+", "_")
-                    hist = TensorBoardLogger(os.path.join(tensorboard, tag))
-                else:
-                    hist = None
+                    tb = TensorBoardLogger(os.path.join(tensorboard, tag))
                 row, hist = train(data, name, sched, lr, steps, seed=seed, backend=backend,
-                                  history=hist, bar=bar)
-                if tensorboard:
-                    hist.close()
+                                  history=tb, bar=bar)
+                if tb is not None:
+                    tb.close()
                 row["lr_find_restored"] = restored
                 rows.append(row)
                 histories[name, sched] = hist
@@ -340,8 +432,17 @@ def run_demo(out="fastopt-demo-output", *, steps=None, quick=False, tensorboard=
             "lr_find": finders}
 
 
-def run_lr_find(optimizer="Adam", *, num_steps=100, start_lr=1e-6, end_lr=10.0, out=None,
-                backend="auto", seed=0, progress=None):
+def run_lr_find(
+    optimizer: str = "Adam",
+    *,
+    num_steps: int = 100,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    out: str | None = None,
+    backend: str = "auto",
+    seed: int = 0,
+    progress: bool | None = None,
+) -> LRFinderResult:
     """The range test alone on the demo data; prints the suggestions, optionally saves the
     plot to ``out`` (a PNG path)."""
     data = load_digits_data(seed=seed)

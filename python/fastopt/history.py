@@ -33,13 +33,24 @@ import json
 import math
 import os
 import struct
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+from ._validation import as_scalar
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .optim import Optimizer
 
 __all__ = ["History", "TensorBoardLogger", "read_tensorboard_scalars"]
 
 
-def _flat(grads):
+def _flat(grads: Any) -> list[Any]:
     if isinstance(grads, dict):
         return list(grads.values())
     if isinstance(grads, np.ndarray):
@@ -47,7 +58,7 @@ def _flat(grads):
     return list(grads)
 
 
-def _global_norm(arrays):
+def _global_norm(arrays: Iterable[Any]) -> float:
     total = 0.0
     for a in arrays:
         a = np.asarray(a)
@@ -57,17 +68,8 @@ def _global_norm(arrays):
     return math.sqrt(total)
 
 
-def _scalar(name, value):
-    if isinstance(value, np.ndarray):
-        if value.size != 1:
-            raise ValueError(f"History: {name!r} must be a scalar, got an array of shape "
-                             f"{value.shape}")
-        value = value.reshape(()).item()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"History: {name!r} must be a real number, got "
-                        f"{type(value).__name__}") from None
+def _scalar(name: str, value: Any) -> float:
+    return as_scalar(value, f"History: {name!r}")
 
 
 class History:
@@ -80,20 +82,25 @@ class History:
     costs one copy of the parameters per step), ``track_param_norm`` (default False).
     """
 
-    def __init__(self, *, track_grad_norm=True, track_update_norm=False,
-                 track_param_norm=False):
+    def __init__(
+        self,
+        *,
+        track_grad_norm: bool = True,
+        track_update_norm: bool = False,
+        track_param_norm: bool = False,
+    ) -> None:
         self.track_grad_norm = bool(track_grad_norm)
         self.track_update_norm = bool(track_update_norm)
         self.track_param_norm = bool(track_param_norm)
-        self._rows = {}         # step -> {column: value}
-        self._columns = ["step"]
-        self._handles = []
-        self._optimizer = None
-        self._before = None     # parameter copies for the update norm
-        self._pending = {}      # values reported before the first step
+        self._rows: dict[int, dict[str, float]] = {}  # step -> {column: value}
+        self._columns: list[str] = ["step"]
+        self._handles: list[Any] = []
+        self._optimizer: Optimizer | None = None
+        self._before: list[np.ndarray] | None = None  # parameter copies for the update norm
+        self._pending: dict[str, float] = {}  # values reported before the first step
 
     # ------------------------------------------------------------------ recording
-    def attach(self, optimizer):
+    def attach(self, optimizer: Optimizer) -> History:
         """Record every step of ``optimizer`` (a fastopt optimizer); returns ``self``.
 
         Registers a post-step hook (learning rates, gradient norm) and, with
@@ -107,7 +114,7 @@ class History:
         self._handles.append(optimizer.register_step_post_hook(self._post_hook))
         return self
 
-    def detach(self):
+    def detach(self) -> None:
         """Remove the hooks from the optimizer (the recorded rows stay)."""
         for h in self._handles:
             h.remove()
@@ -115,10 +122,10 @@ class History:
         self._optimizer = None
         self._before = None
 
-    def _arrays(self, opt):
+    def _arrays(self, opt: Optimizer) -> list[np.ndarray]:
         return [p for g in opt.param_groups for p in g["params"]]
 
-    def _pre_hook(self, opt, grads):
+    def _pre_hook(self, opt: Optimizer, grads: Any) -> None:
         arrays = self._arrays(opt)
         if self._before is None or len(self._before) != len(arrays) or any(
                 b.shape != p.shape or b.dtype != p.dtype for b, p in zip(self._before, arrays)):
@@ -127,9 +134,9 @@ class History:
             for b, p in zip(self._before, arrays):
                 np.copyto(b, p)
 
-    def _post_hook(self, opt, grads):
+    def _post_hook(self, opt: Optimizer, grads: Any) -> None:
         step = opt.step_count - 1
-        values = {}
+        values: dict[str, float] = {}
         lrs = list(opt.last_lr)
         if len(lrs) == 1:
             values["lr"] = lrs[0]
@@ -150,12 +157,12 @@ class History:
             self._pending = {}
         self._set(step, values)
 
-    def _current_step(self):
+    def _current_step(self) -> int:
         if self._optimizer is not None:
             return self._optimizer.step_count - 1
         return max(self._rows) if self._rows else -1
 
-    def record(self, step=None, **scalars):
+    def record(self, step: int | None = None, **scalars: Any) -> None:
         """Record scalars (``loss=0.3, accuracy=0.9, ...``) for a step.
 
         ``step=None``: attached to an optimizer, the values belong to the step it has just
@@ -174,12 +181,12 @@ class History:
                 step = (max(self._rows) + 1) if self._rows else 0
         self._set(int(step), values)
 
-    def log_loss(self, loss, step=None):
+    def log_loss(self, loss: Any, step: int | None = None) -> None:
         """Record the training loss (a float, NumPy scalar or 0-d array) for a step; see
         :meth:`record` for which step ``step=None`` means."""
         self.record(step=step, loss=loss)
 
-    def _set(self, step, values):
+    def _set(self, step: int, values: dict[str, float]) -> None:
         row = self._rows.setdefault(step, {"step": step})
         for key, value in values.items():
             if key not in self._columns:
@@ -187,47 +194,47 @@ class History:
             row[key] = value
             self._on_scalar(step, key, value)
 
-    def _on_scalar(self, step, key, value):
+    def _on_scalar(self, step: int, key: str, value: float) -> None:
         """Called for every recorded value; subclasses (TensorBoardLogger) forward it."""
 
     # ------------------------------------------------------------------ access
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._rows)
 
     @property
-    def columns(self):
+    def columns(self) -> list[str]:
         """Column names, ``"step"`` first, in the order they first appeared."""
         return list(self._columns)
 
     @property
-    def rows(self):
+    def rows(self) -> list[dict[str, float]]:
         """The rows as a list of dicts, ordered by step (missing values are absent)."""
         return [dict(self._rows[k]) for k in sorted(self._rows)]
 
     @property
-    def steps(self):
+    def steps(self) -> npt.NDArray[np.int64]:
         """The recorded steps as an int array."""
         return np.array(sorted(self._rows), dtype=np.int64)
 
-    def __getitem__(self, column):
+    def __getitem__(self, column: str) -> np.ndarray:
         """One column as a float array over :attr:`steps` (NaN where not recorded)."""
         if column not in self._columns:
             raise KeyError(f"History has no column {column!r}; columns: {self._columns}")
         return np.array([self._rows[k].get(column, math.nan) for k in sorted(self._rows)],
                         dtype=np.int64 if column == "step" else np.float64)
 
-    def __contains__(self, column):
+    def __contains__(self, column: object) -> bool:
         return column in self._columns
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"History({len(self)} steps, columns={self._columns})"
 
     # ------------------------------------------------------------------ export / import
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """``{"columns": [...], "rows": [{...}, ...]}`` (plain Python data)."""
         return {"columns": self.columns, "rows": self.rows}
 
-    def to_csv(self, path):
+    def to_csv(self, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
         """Write one line per step, one column per value (empty where not recorded)."""
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
@@ -237,14 +244,14 @@ class History:
                             for c in self._columns])
         return path
 
-    def to_json(self, path):
+    def to_json(self, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
         """Write :meth:`to_dict` as JSON (NaN/inf as JSON's non-standard NaN/Infinity)."""
         with open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
         return path
 
     @classmethod
-    def _from_rows(cls, columns, rows):
+    def _from_rows(cls, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> History:
         h = cls()
         for c in columns:
             if c not in h._columns:
@@ -256,7 +263,7 @@ class History:
         return h
 
     @classmethod
-    def from_csv(cls, path):
+    def from_csv(cls, path: str | os.PathLike[str]) -> History:
         """Read a file written by :meth:`to_csv`."""
         with open(path, newline="") as f:
             r = csv.reader(f)
@@ -265,57 +272,107 @@ class History:
         return cls._from_rows(columns, rows)
 
     @classmethod
-    def from_json(cls, path):
+    def from_json(cls, path: str | os.PathLike[str]) -> History:
         """Read a file written by :meth:`to_json`."""
         with open(path) as f:
             d = json.load(f)
         return cls._from_rows(d["columns"], d["rows"])
 
     # ------------------------------------------------------------------ plotting
-    def plot(self, axes=None, *, label=None, smooth=0.0, log_loss=None, title=None):
-        """Draw the loss (top) and the learning rate(s) (bottom) against the step; returns
-        the matplotlib Figure.
+    def _panel_columns(self, metric: str) -> list[str]:
+        """The columns drawn in the panel of ``metric``: ``"lr"`` means every group's rate."""
+        if metric == "lr":
+            cols = [c for c in self._columns if c == "lr" or c.startswith("lr_")]
+            if cols:
+                return cols
+        if metric not in self._columns or metric == "step":
+            raise KeyError(f"History has no column {metric!r} to plot; columns: "
+                           f"{[c for c in self._columns if c != 'step']}")
+        return [metric]
 
-        ``axes``: a pair of Axes to draw into (e.g. to overlay several runs, with
-        ``label``).  ``smooth``: beta of a debiased exponential average applied to the loss
-        for display (0 = raw).  ``log_loss``: log y-axis for the loss (default: when the
-        loss spans more than a factor 20)."""
+    def plot(
+        self,
+        metrics: str | Sequence[str] | None = None,
+        axes: Axes | Sequence[Axes] | None = None,
+        *,
+        label: str | None = None,
+        smooth: float = 0.0,
+        log: bool | None = None,
+        log_loss: bool | None = None,
+        title: str | None = None,
+    ) -> Figure:
+        """Draw recorded columns against the step, one panel per metric; returns the
+        matplotlib Figure.
+
+        ``metrics``: a column name (``"val_loss"``) or a list of them (``["loss",
+        "grad_norm"]``); default ``["loss", "lr"]`` (``"loss"`` only when some loss was
+        recorded).  ``"lr"`` draws the rate of every parameter group.  ``axes``: Axes to
+        draw into, one per metric (e.g. to overlay several runs, with ``label``).
+        ``smooth``: beta of a debiased exponential average applied to every metric but the
+        learning rates, for display (0 = raw).  ``log``: log y-axes (default: for a panel
+        whose values are all positive and span more than a factor 20); ``log_loss``
+        overrides it for the ``"loss"`` panel.  Non-finite values are left out.
+        """
         from .plotting import new_axes
+
+        if metrics is None:
+            names = (["loss"] if "loss" in self else []) + ["lr"]
+        elif isinstance(metrics, str):
+            names = [metrics]
+        else:
+            names = list(metrics)
+        if not names:
+            raise ValueError("metrics must name at least one column")
+        panels = [(m, self._panel_columns(m)) for m in names]
         own = axes is None
-        fig, axes = new_axes(axes, nrows=2, ncols=1, figsize=(7, 5), sharex=True)
-        ax_loss, ax_lr = axes[0], axes[1]
+        given: list[Axes] | None = None
+        if isinstance(axes, (Sequence, np.ndarray)):
+            given = list(axes)
+        elif axes is not None:
+            given = [axes]
+        fig, ax_list = new_axes(given, nrows=len(names), ncols=1,
+                                figsize=(7, 1.2 + 2.0 * len(names)), sharex=True,
+                                squeeze=False)
+        ax_flat = list(np.ravel(np.asarray(ax_list, dtype=object)))
+        if len(ax_flat) != len(names):
+            raise ValueError(f"axes: {len(ax_flat)} given for {len(names)} metrics")
         steps = self.steps
-        if "loss" in self:
-            loss = self["loss"]
-            ok = np.isfinite(loss)
-            y = _ema(loss[ok], smooth) if smooth else loss[ok]
-            ax_loss.plot(steps[ok], y, label=label)
-            pos = y[y > 0]
-            if log_loss is None:
-                log_loss = len(pos) == len(y) and len(y) > 0 and pos.max() > 20 * pos.min()
-            if log_loss:
-                ax_loss.set_yscale("log")
-        ax_loss.set_ylabel("loss")
-        lr_cols = [c for c in self._columns if c == "lr" or c.startswith("lr_")]
-        for c in lr_cols:
-            lab = label if c == "lr" else f"{label + ' ' if label else ''}group {c[3:]}"
-            ax_lr.plot(steps, self[c], label=lab)
-        ax_lr.set_ylabel("learning rate")
-        ax_lr.set_xlabel("step")
-        for ax in (ax_loss, ax_lr):
+        for ax, (metric, cols) in zip(ax_flat, panels):
+            drawn = []
+            for c in cols:
+                y = self[c]
+                ok = np.isfinite(y)
+                y = y[ok]
+                if smooth and metric != "lr":
+                    y = _ema(y, smooth)
+                if c == metric or len(cols) == 1:
+                    lab = label
+                else:
+                    lab = f"{label + ' ' if label else ''}group {c[3:]}"
+                ax.plot(steps[ok], y, label=lab)
+                drawn.append(y)
+            use_log = log_loss if metric == "loss" and log_loss is not None else log
+            if use_log is None:
+                vals = np.concatenate(drawn) if drawn else np.empty(0)
+                use_log = bool(vals.size and np.all(vals > 0) and vals.max() > 20 * vals.min())
+            if use_log:
+                ax.set_yscale("log")
+            ax.set_ylabel("learning rate" if metric == "lr" else metric.replace("_", " "))
             ax.grid(True, alpha=0.3)
-            if label or len(lr_cols) > 1:
+            if label or len(cols) > 1:
                 handles, _ = ax.get_legend_handles_labels()
                 if handles:
                     ax.legend(fontsize="small")
+        ax_flat[-1].set_xlabel("step")
         if title:
-            ax_loss.set_title(title)
+            ax_flat[0].set_title(title)
         if own:
             fig.tight_layout()
         return fig
 
 
-def _ema(values, beta):
+def _ema(values: npt.ArrayLike, beta: float) -> npt.NDArray[np.float64]:
+    values = np.asarray(values, dtype=np.float64)
     out = np.empty(len(values))
     avg = 0.0
     for i, v in enumerate(values):
@@ -337,7 +394,15 @@ class TensorBoardLogger(History):
     Usable as a context manager (closes the writer).
     """
 
-    def __init__(self, logdir=None, *, prefix="", writer=None, flush_secs=10, **history_kwargs):
+    def __init__(
+        self,
+        logdir: str | os.PathLike[str] | None = None,
+        *,
+        prefix: str = "",
+        writer: Any = None,
+        flush_secs: int = 10,
+        **history_kwargs: bool,
+    ) -> None:
         super().__init__(**history_kwargs)
         if writer is None:
             from .plotting import _require
@@ -347,33 +412,36 @@ class TensorBoardLogger(History):
         self.prefix = prefix
         self.logdir = getattr(writer, "logdir", logdir)
 
-    def _on_scalar(self, step, key, value):
+    def _on_scalar(self, step: int, key: str, value: float) -> None:
         self.writer.add_scalar(self.prefix + key, value, step)
 
-    def flush(self):
+    def flush(self) -> None:
+        """Write pending events to disk."""
         self.writer.flush()
 
-    def close(self):
+    def close(self) -> None:
         """Detach from the optimizer and flush and close the event file."""
         self.detach()
         self.writer.close()
 
-    def __enter__(self):
+    def __enter__(self) -> TensorBoardLogger:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def read_tensorboard_scalars(logdir):
+def read_tensorboard_scalars(
+    logdir: str | os.PathLike[str],
+) -> dict[str, list[tuple[int, float]]]:
     """Read the scalars of the TensorBoard event files in ``logdir`` (recursively):
     ``{tag: [(step, value), ...]}`` sorted by step.  Needs tensorboardX's protobufs only,
     not TensorBoard."""
     from .plotting import _require
     event_pb2 = _require("tensorboardX.proto.event_pb2", "tensorboard",
                          "read_tensorboard_scalars")
-    out = {}
-    files = sorted(glob.glob(os.path.join(logdir, "**", "*tfevents*"), recursive=True))
+    out: dict[str, list[tuple[int, float]]] = {}
+    files = sorted(glob.glob(os.path.join(os.fspath(logdir), "**", "*tfevents*"), recursive=True))
     for path in files:
         with open(path, "rb") as f:
             data = f.read()

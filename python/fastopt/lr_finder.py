@@ -15,17 +15,27 @@ the loss function raises or returns NaN.
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+from ._validation import as_scalar
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .optim import Optimizer
 
 __all__ = ["lr_find", "LRFinderResult"]
 
 SUGGESTIONS = ("valley", "steepest", "minimum")
 
 
-def _progress_bar(progress, total, desc):
+def _progress_bar(progress: bool | None, total: int, desc: str) -> Any:
     """A tqdm bar, or None.  ``progress=None``: a bar if tqdm is installed; ``True``: tqdm
     is required; ``False``: no bar."""
     if progress is False:
@@ -41,22 +51,26 @@ def _progress_bar(progress, total, desc):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def _sweep_lrs(start_lr, end_lr, num_steps, mode):
+def _sweep_lrs(
+    start_lr: float, end_lr: float, num_steps: int, mode: str
+) -> npt.NDArray[np.float64]:
     if mode in ("exp", "exponential", "log"):
         if num_steps == 1:
             return np.array([float(start_lr)])
-        return start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / (num_steps - 1))
+        return np.asarray(
+            start_lr * (end_lr / start_lr) ** (np.arange(num_steps) / (num_steps - 1))
+        )
     if mode == "linear":
         return np.linspace(start_lr, end_lr, num_steps)
     raise ValueError(f"mode must be 'exp' or 'linear', got {mode!r}")
 
 
-def _arrays_of(opt):
+def _arrays_of(opt: Optimizer) -> list[np.ndarray]:
     return [p for g in opt.param_groups for p in g["params"]]
 
 
 # ---------------------------------------------------------------------- suggestions
-def _steepest(lrs, losses):
+def _steepest(lrs: npt.NDArray[np.float64], losses: npt.NDArray[np.float64]) -> int | None:
     """Index of the largest negative slope of ``losses`` against ``log(lrs)``."""
     n = len(losses)
     if n < 3:
@@ -69,7 +83,9 @@ def _steepest(lrs, losses):
     return i if slope[i] < 0 else None
 
 
-def _descent_start(raw, smoothed, imin):
+def _descent_start(
+    raw: npt.NDArray[np.float64], smoothed: npt.NDArray[np.float64], imin: int
+) -> int:
     """First index of the sustained descent that ends at the lowest loss ``imin``.
 
     At the start of a sweep the rates are too small to change the loss, so the smoothed
@@ -90,7 +106,7 @@ def _descent_start(raw, smoothed, imin):
     return int(above[-1]) + 1 if len(above) else 0
 
 
-def _valley(losses):
+def _valley(losses: npt.NDArray[np.float64]) -> int | None:
     """fastai's "valley": the middle-to-late point of the longest decreasing stretch.
 
     Find the longest (not necessarily contiguous) decreasing subsequence of the losses; the
@@ -133,9 +149,9 @@ class LRFinderResult:
     ``stop_reason`` says why it ended.
     """
 
-    lrs: np.ndarray
-    losses: np.ndarray
-    smoothed_losses: np.ndarray
+    lrs: npt.NDArray[np.float64]
+    losses: npt.NDArray[np.float64]
+    smoothed_losses: npt.NDArray[np.float64]
     method: str = "valley"
     diverged: bool = False
     stop_reason: str = "completed"
@@ -143,9 +159,9 @@ class LRFinderResult:
     start_lr: float = 1e-7
     end_lr: float = 10.0
     num_steps: int = 100
-    indices: dict = field(default_factory=dict)
+    indices: dict[str, int | None] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.lrs = np.asarray(self.lrs, dtype=np.float64)
         self.losses = np.asarray(self.losses, dtype=np.float64)
         self.smoothed_losses = np.asarray(self.smoothed_losses, dtype=np.float64)
@@ -154,7 +170,7 @@ class LRFinderResult:
         if not self.indices:
             self.indices = self._compute_indices()
 
-    def _compute_indices(self):
+    def _compute_indices(self) -> dict[str, int | None]:
         lrs, sm = self.lrs, self.smoothed_losses
         ok = np.isfinite(sm)
         # Drop the final stretch where the loss blew up; it would only confuse the slopes.
@@ -162,7 +178,7 @@ class LRFinderResult:
         if self.diverged and end > 10:
             end -= max(1, min(5, end // 10))
         idx = np.flatnonzero(ok[:end])
-        out = {"steepest": None, "valley": None, "minimum": None}
+        out: dict[str, int | None] = {"steepest": None, "valley": None, "minimum": None}
         if len(idx) == 0:
             return out
         lrs_v, sm_v = lrs[idx], sm[idx]
@@ -182,38 +198,38 @@ class LRFinderResult:
         out["minimum"] = int(idx[imin])
         return out
 
-    def _lr_at(self, key):
+    def _lr_at(self, key: str) -> float:
         i = self.indices.get(key)
         return math.nan if i is None else float(self.lrs[i])
 
     @property
-    def steepest(self):
+    def steepest(self) -> float:
         """The rate with the largest negative slope of smoothed loss vs. log lr."""
         return self._lr_at("steepest")
 
     @property
-    def valley(self):
+    def valley(self) -> float:
         """fastai's valley suggestion (the middle of the longest descending stretch)."""
         return self._lr_at("valley")
 
     @property
-    def minimum(self):
+    def minimum(self) -> float:
         """The rate of the lowest smoothed loss, divided by 10."""
         return self._lr_at("minimum") / 10.0
 
     @property
-    def best_loss(self):
+    def best_loss(self) -> float:
         """The lowest smoothed loss of the sweep."""
         sm = self.smoothed_losses[np.isfinite(self.smoothed_losses)]
         return float(sm.min()) if len(sm) else math.nan
 
     @property
-    def suggestions(self):
+    def suggestions(self) -> dict[str, float]:
         """``{"valley": lr, "steepest": lr, "minimum": lr}`` (``minimum`` is already / 10)."""
         return {"valley": self.valley, "steepest": self.steepest, "minimum": self.minimum}
 
     @property
-    def suggestion(self):
+    def suggestion(self) -> float:
         """The suggested learning rate by ``method``; falls back to the other rules (in the
         order valley, steepest, minimum) if that one is undefined (a very short sweep)."""
         sug = self.suggestions
@@ -222,32 +238,57 @@ class LRFinderResult:
                 return sug[key]
         return math.nan
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """Plain Python data (lists and floats), e.g. for ``json.dump``."""
         return {"lrs": self.lrs.tolist(), "losses": self.losses.tolist(),
                 "smoothed_losses": self.smoothed_losses.tolist(), "method": self.method,
                 "suggestion": self.suggestion, **self.suggestions, "diverged": self.diverged,
                 "stop_reason": self.stop_reason, "mode": self.mode}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         s = self.suggestions
         return (f"LRFinderResult(steps={len(self.lrs)}, stop_reason={self.stop_reason!r}, "
                 f"suggestion={self.suggestion:.3g} ({self.method}), valley={s['valley']:.3g}, "
                 f"steepest={s['steepest']:.3g}, minimum/10={s['minimum']:.3g})")
 
-    def plot(self, ax=None, *, show_raw=True, mark="all", title=None):
+    def _ylim(self) -> tuple[float, float] | None:
+        """The y-range of the plot: the smoothed loss from its start to its minimum (the
+        part that decides the suggestions) plus a 10% margin; None if nothing is finite."""
+        sm = self.smoothed_losses
+        finite = np.flatnonzero(np.isfinite(sm))
+        if not len(finite):
+            return None
+        imin = int(finite[np.argmin(sm[finite])])
+        head = sm[: imin + 1]
+        lo, hi = float(sm[imin]), float(np.nanmax(head))
+        pad = 0.1 * (hi - lo) if hi > lo else 0.05 * abs(lo) + 1e-12
+        return lo - pad, hi + pad
+
+    def plot(
+        self,
+        ax: Axes | None = None,
+        *,
+        show_raw: bool = True,
+        mark: str | None = "all",
+        title: str | None = None,
+    ) -> Figure:
         """Draw the loss against the learning rate (log x-axis for the exponential sweep)
         with the suggestion(s) marked; returns the matplotlib Figure.
 
         ``ax``: an Axes to draw into.  ``show_raw``: also draw the raw losses, faintly.
         ``mark``: ``"all"`` marks every suggestion, ``"suggestion"`` only the chosen one,
-        ``None`` none.
+        ``None`` none.  The y-range is the smoothed curve's (from the start of the sweep to
+        its minimum, plus a margin); raw losses outside it (noise, the final blow-up) are
+        drawn at its edge, so the raw curve stays inside the axes.
         """
         from .plotting import new_axes
+
         own = ax is None
         fig, ax = new_axes(ax, figsize=(6, 4))
+        ylim = self._ylim()
         if show_raw:
-            ax.plot(self.lrs, self.losses, color="0.7", lw=0.8, label="loss")
+            raw = self.losses if ylim is None else np.clip(self.losses, *ylim)
+            ax.plot(self.lrs, raw, color="0.7", lw=0.8, label="loss")
         ax.plot(self.lrs, self.smoothed_losses, color="C0", lw=1.6, label="smoothed loss")
         if self.mode != "linear":
             ax.set_xscale("log")
@@ -273,11 +314,8 @@ class LRFinderResult:
                     ls="none", label=label, zorder=5)
             if chosen:
                 ax.axvline(lr, color=color, ls="--", lw=1, alpha=0.7)
-        finite = self.smoothed_losses[np.isfinite(self.smoothed_losses)]
-        if len(finite):
-            lo, first = float(finite.min()), float(finite[0])
-            hi = max(first, lo) + 0.25 * abs(max(first, lo) - lo) + 1e-12
-            ax.set_ylim(lo - 0.1 * (hi - lo) - 1e-12, hi)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
         ax.set_title(title or f"LR range test: suggestion {self.suggestion:.3g} ({self.method})")
@@ -288,7 +326,7 @@ class LRFinderResult:
         return fig
 
 
-def _resolve_optimizer(params, optimizer):
+def _resolve_optimizer(params: Any, optimizer: Any) -> Optimizer:
     from .optim import Optimizer
     if isinstance(optimizer, Optimizer):
         return optimizer
@@ -306,24 +344,25 @@ def _resolve_optimizer(params, optimizer):
                     f"{type(optimizer).__name__}")
 
 
-def _as_float_loss(loss, step):
-    if isinstance(loss, np.ndarray):
-        if loss.size != 1:
-            raise ValueError(f"lr_find: the loss at step {step} is an array of shape "
-                             f"{loss.shape}; return a scalar (e.g. the batch mean)")
-        loss = loss.reshape(()).item()
-    if not isinstance(loss, numbers.Real):
-        try:
-            loss = float(loss)  # e.g. a 0-d torch tensor
-        except (TypeError, ValueError):
-            raise TypeError(f"lr_find: the loss must be a real number, got "
-                            f"{type(loss).__name__} at step {step}") from None
-    return float(loss)
+def _as_float_loss(loss: Any, step: int) -> float:
+    return as_scalar(loss, "lr_find: the loss", f" at step {step}")
 
 
-def lr_find(params, optimizer, loss_and_grads, *, start_lr=1e-7, end_lr=10.0, num_steps=100,
-            mode="exp", smoothing=0.98, diverge_factor=4.0, method="valley", progress=None,
-            restore=True):
+def lr_find(
+    params: Any,
+    optimizer: Optimizer | Callable[[Any], Optimizer],
+    loss_and_grads: Callable[[int], tuple[Any, Any]],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    mode: str = "exp",
+    smoothing: float = 0.98,
+    diverge_factor: float | None = 4.0,
+    method: str = "valley",
+    progress: bool | None = None,
+    restore: bool = True,
+) -> LRFinderResult:
     """Run a learning-rate range test and return an :class:`LRFinderResult`.
 
     Parameters
@@ -389,7 +428,9 @@ def lr_find(params, optimizer, loss_and_grads, *, start_lr=1e-7, end_lr=10.0, nu
     saved_state = opt.state_dict()
     saved_lrs = [g["lr"] for g in opt.param_groups]
 
-    lrs, losses, smoothed = [], [], []
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
     stop_reason, diverged = "completed", False
     bar = _progress_bar(progress, num_steps, "lr_find")
     clean_exit = False
@@ -430,6 +471,7 @@ def lr_find(params, optimizer, loss_and_grads, *, start_lr=1e-7, end_lr=10.0, nu
             opt.load_state_dict(saved_state)
             for g, v in zip(opt.param_groups, saved_lrs):
                 g["lr"] = v  # load_state_dict keeps the group entries; put the originals back
-    return LRFinderResult(lrs, losses, smoothed, method=method, diverged=diverged,
+    return LRFinderResult(np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64),
+                          np.asarray(smoothed, dtype=np.float64), method=method, diverged=diverged,
                           stop_reason=stop_reason, mode=mode, start_lr=start_lr, end_lr=end_lr,
                           num_steps=num_steps)

@@ -42,18 +42,17 @@ import threading
 
 import numpy as np
 
-from ._validation import check_bool, check_hyper
+from ._validation import (check_bool, check_clip_value, check_hyper, check_max_norm,
+                          check_norm_type)
 from .backends import _checks, resolve
+from .clip import _clip_value_copy, _norm_coef, _total_norm
+from .errors import NonFiniteGradientError
 from .kernels import adam_scalars
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NonFiniteGradientError"]
 
 _SCHEDULE_MARK = "<schedule>"
 _NONFINITE = ("raise", "skip", "ignore")
-
-
-class NonFiniteGradientError(ValueError):
-    """A gradient passed to ``step`` holds a NaN or an infinity (``nonfinite="raise"``)."""
 
 
 def _first_nonfinite(g):
@@ -148,11 +147,10 @@ class Optimizer:
         self.backend, self._be = resolve(backend)
         if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
             raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
-        from .clip import _check_max_norm, _check_norm_type, _check_clip_value
         self.nonfinite = nonfinite
-        self.max_grad_norm = None if max_grad_norm is None else _check_max_norm(max_grad_norm)
-        self.norm_type = _check_norm_type(norm_type)
-        self.clip_value = None if clip_value is None else _check_clip_value(clip_value)
+        self.max_grad_norm = None if max_grad_norm is None else check_max_norm(max_grad_norm)
+        self.norm_type = check_norm_type(norm_type)
+        self.clip_value = None if clip_value is None else check_clip_value(clip_value)
         if clip_scope not in ("all", "group"):
             raise ValueError(f"clip_scope must be 'all' or 'group', got {clip_scope!r}")
         self.clip_scope = clip_scope
@@ -437,7 +435,6 @@ class Optimizer:
 
     def _clip(self, per_group):
         """Clipped copies of the gradients (the caller's arrays are not modified)."""
-        from .clip import _clip_value_copy, _total_norm, _norm_coef
         if self.clip_value is not None:
             per_group = [[_clip_value_copy(g, self.clip_value) for g in gs] for gs in per_group]
         if self.max_grad_norm is not None:

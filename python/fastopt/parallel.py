@@ -24,42 +24,46 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from types import ModuleType
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["set_num_threads", "get_num_threads", "flatten"]
 
 
-def _default_threads():
+def _default_threads() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
 
 
-_threads = None
+_threads: int | None = None
 
 
-def _native():
+def _native() -> ModuleType | None:
     try:
         from . import _native
     except ImportError:
         return None
-    return _native
+    mod: ModuleType = _native
+    return mod
 
 
-def _numba_set(n):
+def _numba_set(n: int) -> None:
     try:
         import numba
     except ImportError:
         return
     try:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except Exception:  # noqa: BLE001 - threading layer unavailable: numba stays serial
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    except Exception:
         pass
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Use ``n`` threads (n >= 1) in every optimizer step, on every backend that has threads.
 
     Raises ``ValueError`` for n < 1 and ``TypeError`` for a non-integer.
@@ -77,11 +81,11 @@ def set_num_threads(n):
     _numba_set(n)
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads an optimizer step may use (see ``set_num_threads``)."""
     nat = _native()
     if nat is not None:
-        return nat.get_num_threads()
+        return int(nat.get_num_threads())
     if _threads is not None:
         return _threads
     env = os.environ.get("FASTOPT_NUM_THREADS", "")
@@ -90,7 +94,9 @@ def get_num_threads():
     return _default_threads()
 
 
-def flatten(params, dtype=None):
+def flatten(
+    params: np.ndarray | Iterable[npt.ArrayLike], dtype: npt.DTypeLike | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Copy ``params`` into one contiguous 1-D buffer; return ``(buffer, views)``.
 
     ``views[i]`` is a view of ``buffer`` with the shape of ``params[i]`` and its values, so
@@ -115,15 +121,16 @@ def flatten(params, dtype=None):
             raise TypeError(f"flatten: arrays have several dtypes {sorted(map(str, dtypes))}; "
                             "pass dtype=np.float32 (or float64) to convert them")
         dtype = arrays[0].dtype
-    dtype = np.dtype(dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"flatten: dtype must be float32 or float64, got {dtype}")
+    dt = np.dtype(dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"flatten: dtype must be float32 or float64, got {dt}")
     total = sum(a.size for a in arrays)
     # 64-byte aligned buffer: over-allocate and slice
-    raw = np.empty(total * dtype.itemsize + 64, np.uint8)
+    raw = np.empty(total * dt.itemsize + 64, np.uint8)
     off = (-raw.ctypes.data) % 64
-    buf = raw[off:off + total * dtype.itemsize].view(dtype)
-    views, i = [], 0
+    buf = raw[off:off + total * dt.itemsize].view(dt)
+    views: list[np.ndarray] = []
+    i = 0
     for a in arrays:
         v = buf[i:i + a.size].reshape(a.shape)
         v[...] = a

@@ -11,13 +11,24 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# What plot_schedule draws: a schedule or any callable step -> value, or a constant.
+ScheduleLike = Callable[[int], float] | float
 
 __all__ = ["plot_schedule"]
 
 
-def _require(module, extra, purpose):
+def _require(module: str, extra: str, purpose: str) -> ModuleType:
     """Import an optional dependency or raise an ImportError naming the extra to install."""
     try:
         return importlib.import_module(module)
@@ -27,13 +38,13 @@ def _require(module, extra, purpose):
                           f"'fastopt[{extra}]'") from exc
 
 
-def _headless():
+def _headless() -> bool:
     if sys.platform.startswith(("win", "darwin")):
         return False
     return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def pyplot():
+def pyplot() -> Any:
     """``matplotlib.pyplot``, selecting the Agg backend first when there is no display
     (and no backend was chosen explicitly through ``MPLBACKEND`` or ``matplotlib.use``)."""
     matplotlib = _require("matplotlib", "plot", "plotting")
@@ -43,8 +54,15 @@ def pyplot():
     return importlib.import_module("matplotlib.pyplot")
 
 
-def new_axes(ax=None, nrows=1, ncols=1, figsize=None, **kwargs):
-    """Return ``(fig, ax)``: the figure of ``ax`` if one is given, else a new figure."""
+def new_axes(
+    ax: Any = None,
+    nrows: int = 1,
+    ncols: int = 1,
+    figsize: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Any]:
+    """Return ``(fig, ax)``: the figure of ``ax`` if one is given, else a new figure
+    (``ax`` as ``plt.subplots`` returns it: one Axes or an array of them)."""
     if ax is not None:
         fig = ax[0].figure if isinstance(ax, (list, tuple, np.ndarray)) else ax.figure
         return fig, ax
@@ -53,7 +71,7 @@ def new_axes(ax=None, nrows=1, ncols=1, figsize=None, **kwargs):
     return fig, ax
 
 
-def evaluate(schedule, steps):
+def evaluate(schedule: ScheduleLike, steps: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Evaluate ``schedule`` at every entry of the integer array ``steps``.
 
     Schedules from ``fastopt.schedules`` accept an array and are evaluated in one call;
@@ -61,8 +79,9 @@ def evaluate(schedule, steps):
     steps = np.asarray(steps)
     if not callable(schedule):
         return np.full(steps.shape, float(schedule))
+    fn: Callable[[Any], Any] = schedule  # a schedule also takes an array of steps
     try:
-        out = np.asarray(schedule(steps), dtype=np.float64)
+        out = np.asarray(fn(steps), dtype=np.float64)
         if out.shape == steps.shape:
             return out
     except Exception:  # a plain scalar function: fall back to one call per step
@@ -70,12 +89,21 @@ def evaluate(schedule, steps):
     return np.array([float(schedule(int(k))) for k in steps.ravel()]).reshape(steps.shape)
 
 
-def _short(text, n=60):
+def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[:n - 3] + "..."
 
 
-def plot_schedule(schedule, steps=100, *, ax=None, label=None, log=False, title=None,
-                  xlabel="step", ylabel="learning rate"):
+def plot_schedule(
+    schedule: ScheduleLike | Sequence[ScheduleLike] | Mapping[str, ScheduleLike],
+    steps: int | npt.ArrayLike = 100,
+    *,
+    ax: Axes | None = None,
+    label: str | None = None,
+    log: bool = False,
+    title: str | None = None,
+    xlabel: str = "step",
+    ylabel: str = "learning rate",
+) -> Figure:
     """Draw one or several schedules against the step and return the Figure.
 
     ``schedule``: a callable ``step -> value`` (e.g. a ``fastopt.schedules`` schedule), a
@@ -86,8 +114,9 @@ def plot_schedule(schedule, steps=100, *, ax=None, label=None, log=False, title=
     >>> fig = plot_schedule(lambda k: 0.1 * 0.5 ** (k // 10), 50)
     >>> fig.savefig("schedule.png")                     # doctest: +SKIP
     """
-    steps = np.arange(int(steps)) if np.ndim(steps) == 0 else np.asarray(steps)
-    if isinstance(schedule, dict):
+    steps = np.arange(int(np.asarray(steps))) if np.ndim(steps) == 0 else np.asarray(steps)
+    items: list[tuple[str | None, Any]]
+    if isinstance(schedule, Mapping):
         items = [(str(k), s) for k, s in schedule.items()]
     elif isinstance(schedule, (list, tuple)):
         items = [(_short(repr(s)), s) for s in schedule]

@@ -11,7 +11,7 @@ Every schedule is a small object that maps the update number ``k`` (0-based: the
     >>> lr(np.arange(5))            # a float64 array, computed without a Python loop
     array([0.   , 0.001, 0.002, 0.003, 0.004])
 
-Design (see the GUIDE: Optax's closed forms, PyTorch's numbers):
+Design (Optax's closed forms, PyTorch's numbers; ``docs/design.md`` has the conventions):
 
 * **Closed form.**  ``schedule(k)`` depends only on ``k``; evaluating at ``10**9`` costs the
   same as at ``0`` and resuming a run needs nothing but the step.  The one exception is
@@ -39,8 +39,11 @@ from __future__ import annotations
 import math
 import numbers
 from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, SupportsFloat, SupportsInt, TypeGuard, overload
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Schedule",
@@ -72,19 +75,26 @@ __all__ = [
 # Steps are converted to float64 by the formulas; beyond 2**53 they stop being exact.
 _MAX_STEP = 2**53
 
+Steps = npt.NDArray[np.int64]  # validated update numbers, any shape (0-d for one step)
+FloatArray = npt.NDArray[np.float64]
+# What a schedule can be called with: one update number, or an array/list of them.
+StepLike = int | np.integer[Any] | npt.NDArray[np.integer[Any]] | Sequence[int]
+
 
 # --------------------------------------------------------------------------- checks
-def _is_int(value):
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+def _is_int(value: object) -> TypeGuard[SupportsInt]:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
-def _is_real(value):
+def _is_real(value: object) -> TypeGuard[SupportsFloat]:
     return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(
         value, (bool, np.bool_)
     )
 
 
-def _int(name, value, minimum=0, hint=""):
+def _int(name: str, value: object, minimum: int = 0, hint: str = "") -> int:
     """Return ``value`` as an int >= ``minimum`` or raise naming the argument."""
     what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     if not _is_int(value):
@@ -95,7 +105,15 @@ def _int(name, value, minimum=0, hint=""):
     return value
 
 
-def _real(name, value, lo=None, hi=None, lo_open=False, hi_open=False, hint=""):
+def _real(
+    name: str,
+    value: object,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    hint: str = "",
+) -> float:
     """Return ``value`` as a finite float inside the given bounds or raise."""
     parts = []
     if lo is not None:
@@ -116,20 +134,22 @@ def _real(name, value, lo=None, hi=None, lo_open=False, hi_open=False, hint=""):
     return value
 
 
-def _choice(name, value, options):
+def _choice(name: str, value: object, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in options:
         opts = ", ".join(repr(o) for o in options)
         raise ValueError(f"{name} must be one of {opts}, got {value!r}")
     return value
 
 
-def _bool(name, value):
+def _bool(name: str, value: object) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
 
 
-def _int_list(name, values, nonempty=False, nondecreasing=False):
+def _int_list(
+    name: str, values: object, nonempty: bool = False, nondecreasing: bool = False
+) -> list[int]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name} must be a list of integers >= 0, got {values!r}")
     out = []
@@ -146,19 +166,19 @@ def _int_list(name, values, nonempty=False, nondecreasing=False):
     return out
 
 
-def _schedule(name, value):
+def _schedule(name: str, value: object) -> Schedule:
     """Accept a Schedule or a plain number (wrapped in :func:`constant`)."""
     if isinstance(value, Schedule):
         return value
     if _is_real(value):
-        return constant(value)
+        return constant(float(value))
     raise TypeError(
         f"{name} must be a Schedule or a number, got {value!r} ({type(value).__name__}); "
         "wrap a plain function with schedules.from_function(fn)"
     )
 
 
-def _as_steps(step):
+def _as_steps(step: object) -> Steps:
     """Validate ``step`` and return it as an int64 array (0-d for a scalar)."""
     if type(step) is int:  # fast path for the common case
         if 0 <= step < _MAX_STEP:
@@ -184,7 +204,7 @@ def _as_steps(step):
     return arr.astype(np.int64, copy=False)
 
 
-def _fmt(value):
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (list, tuple)):
@@ -208,10 +228,14 @@ class Schedule:
     A plain number in an expression acts as :func:`constant`.
     """
 
-    _fields: tuple = ()
+    _fields: tuple[str, ...] = ()
     _name: str = ""
 
-    def __call__(self, step):
+    @overload
+    def __call__(self, step: int | np.integer[Any]) -> float: ...
+    @overload
+    def __call__(self, step: npt.NDArray[np.integer[Any]] | Sequence[int]) -> FloatArray: ...
+    def __call__(self, step: StepLike) -> float | FloatArray:
         """Value at update ``step`` (int -> float; array -> float64 array)."""
         k = _as_steps(step)
         out = np.asarray(self._eval(k), dtype=np.float64)
@@ -221,25 +245,25 @@ class Schedule:
             return out
         return float(out)
 
-    def _eval(self, k):  # pragma: no cover - abstract
+    def _eval(self, k: Steps) -> FloatArray:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- presentation ---------------------------------------------------------
-    def __repr__(self):
+    def __repr__(self) -> str:
         name = self._name or type(self).__name__
         args = ", ".join(f"{f}={_fmt(getattr(self, f))}" for f in self._fields)
         return f"{name}({args})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):
             return NotImplemented
         return all(getattr(self, f) == getattr(other, f) for f in self._fields)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self), repr(self)))
 
     # -- composition ----------------------------------------------------------
-    def per_epoch(self, steps_per_epoch):
+    def per_epoch(self, steps_per_epoch: int) -> PerEpoch:
         """Evaluate this schedule at ``k // steps_per_epoch``.
 
         Turns an epoch-indexed schedule (e.g. ``step_decay(0.1, step_size=30)`` meaning
@@ -247,38 +271,38 @@ class Schedule:
         """
         return PerEpoch(self, steps_per_epoch)
 
-    def _binop(self, other, op, reflected=False):
+    def _binop(self, other: object, op: str, reflected: bool = False) -> Schedule:
         if not isinstance(other, Schedule):
             if not _is_real(other):
-                return NotImplemented
-            other = constant(other)
+                return NotImplemented  # type: ignore[no-any-return]  # NotImplemented is Any
+            other = constant(float(other))
         return BinaryOp(op, other, self) if reflected else BinaryOp(op, self, other)
 
-    def __add__(self, other):
+    def __add__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "+")
 
-    def __radd__(self, other):
+    def __radd__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "+", True)
 
-    def __sub__(self, other):
+    def __sub__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "-")
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "-", True)
 
-    def __mul__(self, other):
+    def __mul__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "*")
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "*", True)
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "/")
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Schedule | float) -> Schedule:
         return self._binop(other, "/", True)
 
-    def __neg__(self):
+    def __neg__(self) -> Schedule:
         return BinaryOp("*", constant(-1.0), self)
 
 
@@ -290,15 +314,15 @@ class BinaryOp(Schedule):
 
     _fields = ("op", "left", "right")
 
-    def __init__(self, op, left, right):
+    def __init__(self, op: str, left: Schedule | float, right: Schedule | float) -> None:
         self.op = _choice("op", op, tuple(_OPS))
         self.left = _schedule("left", left)
         self.right = _schedule("right", right)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         return _OPS[self.op](self.left._eval(k), self.right._eval(k))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"({self.left!r} {self.op} {self.right!r})"
 
 
@@ -312,14 +336,14 @@ class PerEpoch(Schedule):
 
     _fields = ("schedule", "steps_per_epoch")
 
-    def __init__(self, schedule, steps_per_epoch):
+    def __init__(self, schedule: Schedule | float, steps_per_epoch: int) -> None:
         self.schedule = _schedule("schedule", schedule)
         self.steps_per_epoch = _int("steps_per_epoch", steps_per_epoch, 1)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         return self.schedule._eval(k // self.steps_per_epoch)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{self.schedule!r}.per_epoch({self.steps_per_epoch})"
 
 
@@ -336,13 +360,13 @@ class Constant(Schedule):
     _name = "constant"
     _fields = ("value",)
 
-    def __init__(self, value):
+    def __init__(self, value: float) -> None:
         self.value = _real("value", value)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         return np.full(np.shape(k), self.value)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"constant({self.value!r})"
 
 
@@ -359,12 +383,14 @@ class StepDecay(Schedule):
     _name = "step_decay"
     _fields = ("init", "step_size", "gamma")
 
-    def __init__(self, init, step_size, gamma=0.1):
+    def __init__(self, init: float, step_size: int, gamma: float = 0.1) -> None:
         self.init = _real("init", init)
         self.step_size = _int("step_size", step_size, 1)
-        self.gamma = _real("gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1")
+        self.gamma = _real(
+            "gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
+        )
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         return self.init * self.gamma ** (k // self.step_size).astype(np.float64)
 
 
@@ -382,22 +408,24 @@ class MultiStep(Schedule):
     _name = "multistep"
     _fields = ("init", "milestones", "gamma")
 
-    def __init__(self, init, milestones, gamma=0.1):
+    def __init__(self, init: float, milestones: Iterable[int], gamma: float = 0.1) -> None:
         self.init = _real("init", init)
         self.milestones = sorted(_int_list("milestones", milestones))
-        self.gamma = _real("gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1")
+        self.gamma = _real(
+            "gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
+        )
         self._m = np.asarray(self.milestones, dtype=np.int64)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         n = np.searchsorted(self._m, k, side="right")
         return self.init * self.gamma ** np.asarray(n, dtype=np.float64)
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d.pop("_m", None)
         return d
 
-    def __setstate__(self, d):
+    def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
         self._m = np.asarray(self.milestones, dtype=np.int64)
 
@@ -425,9 +453,24 @@ class Exponential(Schedule):
     """
 
     _name = "exponential"
-    _fields = ("init", "decay_rate", "transition_steps", "staircase", "transition_begin", "end_value")
+    _fields = (
+        "init",
+        "decay_rate",
+        "transition_steps",
+        "staircase",
+        "transition_begin",
+        "end_value",
+    )
 
-    def __init__(self, init, decay_rate, transition_steps=1, staircase=False, transition_begin=0, end_value=None):
+    def __init__(
+        self,
+        init: float,
+        decay_rate: float,
+        transition_steps: int = 1,
+        staircase: bool = False,
+        transition_begin: int = 0,
+        end_value: float | None = None,
+    ) -> None:
         self.init = _real("init", init)
         self.decay_rate = _real(
             "decay_rate", decay_rate, lo=0.0, lo_open=True,
@@ -438,7 +481,7 @@ class Exponential(Schedule):
         self.transition_begin = _int("transition_begin", transition_begin, 0)
         self.end_value = None if end_value is None else _real("end_value", end_value)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         c = (k - self.transition_begin).astype(np.float64)
         p = c / self.transition_steps
         if self.staircase:
@@ -446,7 +489,11 @@ class Exponential(Schedule):
         with np.errstate(over="ignore", under="ignore"):
             v = np.where(c <= 0, self.init, self.init * self.decay_rate ** np.maximum(p, 0.0))
         if self.end_value is not None:
-            v = np.maximum(v, self.end_value) if self.decay_rate < 1.0 else np.minimum(v, self.end_value)
+            v = (
+                np.maximum(v, self.end_value)
+                if self.decay_rate < 1.0
+                else np.minimum(v, self.end_value)
+            )
         return v
 
 
@@ -465,13 +512,15 @@ class InverseTime(Schedule):
     _name = "inverse_time"
     _fields = ("init", "decay_rate", "decay_steps", "staircase")
 
-    def __init__(self, init, decay_rate, decay_steps, staircase=False):
+    def __init__(
+        self, init: float, decay_rate: float, decay_steps: int, staircase: bool = False
+    ) -> None:
         self.init = _real("init", init)
         self.decay_rate = _real("decay_rate", decay_rate, lo=0.0)
         self.decay_steps = _real("decay_steps", decay_steps, lo=0.0, lo_open=True)
         self.staircase = _bool("staircase", staircase)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         p = k / self.decay_steps
         if self.staircase:
             p = np.floor(p)
@@ -497,14 +546,14 @@ class InverseSqrt(Schedule):
     _name = "inverse_sqrt"
     _fields = ("init", "warmup_steps", "timescale")
 
-    def __init__(self, init, warmup_steps, timescale=None):
+    def __init__(self, init: float, warmup_steps: int, timescale: float | None = None) -> None:
         self.init = _real("init", init)
         self.warmup_steps = _int("warmup_steps", warmup_steps, 0)
         if timescale is None:
             timescale = self.warmup_steps or 10_000
         self.timescale = _int("timescale", timescale, 1)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         w, tau = self.warmup_steps, self.timescale
         kf = k.astype(np.float64)
         warm = self.init * (kf / max(1, w))
@@ -534,13 +583,13 @@ class Polynomial(Schedule):
     _name = "polynomial"
     _fields = ("init", "total_steps", "end", "power")
 
-    def __init__(self, init, total_steps, end=0.0, power=1.0):
+    def __init__(self, init: float, total_steps: int, end: float = 0.0, power: float = 1.0) -> None:
         self.init = _real("init", init)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.end = _real("end", end)
         self.power = _real("power", power, lo=0.0, lo_open=True)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         T = self.total_steps
         frac = 1.0 - np.minimum(k, T) / T
         return (self.init - self.end) * frac**self.power + self.end
@@ -564,18 +613,19 @@ class Linear(Schedule):
     _name = "linear"
     _fields = ("start", "end", "total_steps")
 
-    def __init__(self, start, end, total_steps):
+    def __init__(self, start: float, end: float, total_steps: int) -> None:
         self.start = _real("start", start)
         self.end = _real("end", end)
         self.total_steps = _int("total_steps", total_steps, 1)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         T = self.total_steps
         return self.start + (self.end - self.start) * (np.minimum(k, T) / T)
 
 
 class Cosine(Schedule):
-    r"""Cosine annealing from ``init`` to ``final`` over ``total_steps`` (PyTorch ``CosineAnnealingLR``).
+    r"""Cosine annealing from ``init`` to ``final`` over ``total_steps``
+    (PyTorch ``CosineAnnealingLR``).
 
     .. math::
         v(k) = \text{final} + (\text{init} - \text{final})
@@ -603,14 +653,21 @@ class Cosine(Schedule):
     _name = "cosine"
     _fields = ("init", "total_steps", "final", "periodic", "exponent")
 
-    def __init__(self, init, total_steps, final=0.0, periodic=False, exponent=1.0):
+    def __init__(
+        self,
+        init: float,
+        total_steps: int,
+        final: float = 0.0,
+        periodic: bool = False,
+        exponent: float = 1.0,
+    ) -> None:
         self.init = _real("init", init)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.final = _real("final", final)
         self.periodic = _bool("periodic", periodic)
         self.exponent = _real("exponent", exponent, lo=0.0, lo_open=True)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         T = self.total_steps
         kk = k if self.periodic else np.minimum(k, T)
         if self.exponent != 1.0:
@@ -622,7 +679,9 @@ class Cosine(Schedule):
         # same operation order as torch's closed form
         return self.final + (self.init - self.final) * (1 + np.cos(np.pi * kk / T)) / 2
 
-    def __setstate__(self, state):  # schedules pickled before ``exponent`` existed
+    def __setstate__(
+        self, state: dict[str, Any]
+    ) -> None:  # schedules pickled before ``exponent`` existed
         self.__dict__.update(state)
         self.__dict__.setdefault("exponent", 1.0)
 
@@ -650,14 +709,16 @@ class CosineRestarts(Schedule):
     _name = "cosine_restarts"
     _fields = ("init", "period", "period_mult", "final", "decay")
 
-    def __init__(self, init, period, period_mult=1, final=0.0, decay=1.0):
+    def __init__(
+        self, init: float, period: int, period_mult: int = 1, final: float = 0.0, decay: float = 1.0
+    ) -> None:
         self.init = _real("init", init)
         self.period = _int("period", period, 1)
         self.period_mult = _int("period_mult", period_mult, 1)
         self.final = _real("final", final)
         self.decay = _real("decay", decay, lo=0.0)
 
-    def _cycle(self, k):
+    def _cycle(self, k: Steps) -> tuple[Steps, Steps, FloatArray]:
         """Return (i, T_cur, T_i): cycle index and position (int64), cycle length.
 
         With ``period_mult > 1`` there are at most 63 cycles before a start passes the
@@ -670,12 +731,14 @@ class CosineRestarts(Schedule):
         i = np.searchsorted(starts, k, side="right") - 1
         return i, k - starts[i], lengths[i]
 
-    def _starts(self):
-        cached = self.__dict__.get("_starts_cache")
+    def _starts(self) -> tuple[Steps, FloatArray]:
+        cached: tuple[Steps, FloatArray] | None = self.__dict__.get("_starts_cache")
         if cached is not None:
             return cached
         T0, m = self.period, self.period_mult
-        starts, lengths, s, t = [], [], 0, T0
+        starts: list[int] = []
+        lengths: list[float] = []
+        s, t = 0, T0
         while s <= np.iinfo(np.int64).max:
             starts.append(s)
             lengths.append(float(t))  # T_cur / T_i is a float64 division, as before
@@ -684,9 +747,9 @@ class CosineRestarts(Schedule):
         self.__dict__["_starts_cache"] = cached
         return cached
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         i, t_cur, t_i = self._cycle(k)
-        amp = self.init - self.final
+        amp: float | FloatArray = self.init - self.final
         if self.decay != 1.0:
             amp = amp * self.decay ** i.astype(np.float64)
         return self.final + amp * (1 + np.cos(np.pi * t_cur / t_i)) / 2
@@ -694,7 +757,8 @@ class CosineRestarts(Schedule):
 
 # --------------------------------------------------------------------------- composites
 class Join(Schedule):
-    r"""Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]``, ... (Optax ``join_schedules``).
+    r"""Run ``schedules[0]`` until ``boundaries[0]``, then ``schedules[1]``, ...
+    (Optax ``join_schedules``).
 
     .. math::
         v(k) = s_i(k - b_{i-1}) \quad \text{for } b_{i-1} \le k < b_i
@@ -708,7 +772,7 @@ class Join(Schedule):
     _name = "join"
     _fields = ("schedules", "boundaries")
 
-    def __init__(self, schedules, boundaries):
+    def __init__(self, schedules: Iterable[Schedule | float], boundaries: Iterable[int]) -> None:
         if isinstance(schedules, Schedule) or not hasattr(schedules, "__iter__"):
             raise TypeError(f"schedules must be a list of schedules, got {schedules!r}")
         self.schedules = [_schedule(f"schedules[{i}]", s) for i, s in enumerate(schedules)]
@@ -719,7 +783,7 @@ class Join(Schedule):
                 f"schedules and {len(self.boundaries)} boundaries"
             )
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         if k.ndim == 0:  # one step: evaluate only the schedule in charge
             i = bisect_right(self.boundaries, int(k))
             return self.schedules[i]._eval(k - (self.boundaries[i - 1] if i > 0 else 0))
@@ -750,7 +814,7 @@ class PiecewiseConstant(Schedule):
     _name = "piecewise_constant"
     _fields = ("boundaries", "values")
 
-    def __init__(self, boundaries, values):
+    def __init__(self, boundaries: Iterable[int], values: Iterable[float]) -> None:
         self.boundaries = _int_list("boundaries", boundaries, nondecreasing=True)
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
             raise TypeError(f"values must be a list of numbers, got {values!r}")
@@ -761,7 +825,7 @@ class PiecewiseConstant(Schedule):
                 f"got {len(self.values)}"
             )
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         idx = np.searchsorted(np.asarray(self.boundaries, dtype=np.int64), k, side="right")
         return np.asarray(self.values, dtype=np.float64)[idx]
 
@@ -783,12 +847,12 @@ class Warmup(Schedule):
     _name = "warmup"
     _fields = ("schedule", "warmup_steps", "start")
 
-    def __init__(self, schedule, warmup_steps, start=0.0):
+    def __init__(self, schedule: Schedule | float, warmup_steps: int, start: float = 0.0) -> None:
         self.schedule = _schedule("schedule", schedule)
         self.warmup_steps = _int("warmup_steps", warmup_steps, 0)
         self.start = _real("start", start)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         w = self.warmup_steps
         if w == 0:
             return self.schedule._eval(k)
@@ -808,8 +872,11 @@ class Warmup(Schedule):
         return out
 
 
-def warmup_cosine(peak, warmup_steps, decay_steps, start=0.0, final=0.0):
-    r"""Linear warmup to ``peak``, then cosine decay to ``final`` (Optax ``warmup_cosine_decay_schedule``).
+def warmup_cosine(
+    peak: float, warmup_steps: int, decay_steps: int, start: float = 0.0, final: float = 0.0
+) -> Schedule:
+    r"""Linear warmup to ``peak``, then cosine decay to ``final``
+    (Optax ``warmup_cosine_decay_schedule``).
 
     .. math::
         v(k) = \begin{cases}
@@ -866,7 +933,15 @@ class WSD(Schedule):
     _name = "wsd"
     _fields = ("peak", "warmup_steps", "stable_steps", "decay_steps", "final", "decay_type")
 
-    def __init__(self, peak, warmup_steps, stable_steps, decay_steps, final=0.0, decay_type="cosine"):
+    def __init__(
+        self,
+        peak: float,
+        warmup_steps: int,
+        stable_steps: int,
+        decay_steps: int,
+        final: float = 0.0,
+        decay_type: str = "cosine",
+    ) -> None:
         self.peak = _real("peak", peak)
         self.warmup_steps = _int("warmup_steps", warmup_steps, 0)
         self.stable_steps = _int("stable_steps", stable_steps, 0)
@@ -874,7 +949,7 @@ class WSD(Schedule):
         self.final = _real("final", final)
         self.decay_type = _choice("decay_type", decay_type, ("cosine", "linear", "1-sqrt"))
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         w, s, d = self.warmup_steps, self.stable_steps, self.decay_steps
         kf = k.astype(np.float64)
         amp = self.peak - self.final
@@ -893,7 +968,8 @@ class WSD(Schedule):
 
 
 class PiecewiseInterpolate(Schedule):
-    r"""Values at boundaries joined by linear or cosine pieces (Optax ``piecewise_interpolate_schedule``).
+    r"""Values at boundaries joined by linear or cosine pieces
+    (Optax ``piecewise_interpolate_schedule``).
 
     ``boundaries_and_scales`` maps boundary steps :math:`b_1 < b_2 < \dots < b_n` to
     factors :math:`f_i \ge 0`.  The value at :math:`b_i` is
@@ -918,7 +994,9 @@ class PiecewiseInterpolate(Schedule):
     _name = "piecewise_interpolate"
     _fields = ("interpolate", "init", "boundaries_and_scales")
 
-    def __init__(self, interpolate, init, boundaries_and_scales=None):
+    def __init__(
+        self, interpolate: str, init: float, boundaries_and_scales: dict[int, float] | None = None
+    ) -> None:
         self.interpolate = _choice("interpolate", interpolate, ("linear", "cosine"))
         self.init = _real("init", init)
         items = {} if boundaries_and_scales is None else boundaries_and_scales
@@ -932,7 +1010,7 @@ class PiecewiseInterpolate(Schedule):
         pairs.sort()
         self.boundaries_and_scales = dict(pairs)
 
-    def _table(self):
+    def _table(self) -> tuple[Steps, FloatArray]:
         cached = self.__dict__.get("_table_cache")
         if cached is None:
             bounds = [0] + list(self.boundaries_and_scales)
@@ -941,7 +1019,7 @@ class PiecewiseInterpolate(Schedule):
             self.__dict__["_table_cache"] = cached
         return cached
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         bounds, values = self._table()
         if len(bounds) == 1:
             return np.full(k.shape, self.init)
@@ -957,18 +1035,23 @@ class PiecewiseInterpolate(Schedule):
             inner = (v1 - v0) * pct + v0
         else:
             inner = v1 + (v0 - v1) / 2.0 * (np.cos(np.pi * pct) + 1)
-        return np.where(last, values[-1], inner)
+        out: FloatArray = np.where(last, values[-1], inner)
+        return out
 
 
-def linear_onecycle(total_steps, peak, pct_start=0.3, pct_final=0.85, div_factor=25.0,
-                    final_div_factor=1e4):
+def linear_onecycle(
+    total_steps: int,
+    peak: float,
+    pct_start: float = 0.3,
+    pct_final: float = 0.85,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+) -> PiecewiseInterpolate:
     r"""Optax's ``linear_onecycle_schedule``: up, down, then a final linear anneal.
 
     A :class:`PiecewiseInterpolate` (``"linear"``) from ``init = peak / div_factor`` up to
-    ``peak`` at step :math:`\lfloor 	ext{pct\_start}\, T 
-floor`, back down to ``init``
-    at :math:`\lfloor 	ext{pct\_final}\, T 
-floor`, then to
+    ``peak`` at step :math:`\lfloor \text{pct\_start}\, T \rfloor`, back down to ``init``
+    at :math:`\lfloor \text{pct\_final}\, T \rfloor`, then to
     ``init / final_div_factor`` at :math:`T` = ``total_steps``, held afterwards.
 
     This differs from PyTorch's ``OneCycleLR`` (:func:`one_cycle`), which has two phases
@@ -998,7 +1081,10 @@ floor`, then to
 class _OneCycleBase(Schedule):
     """Shared phase logic of PyTorch's ``OneCycleLR`` (values given by ``_phase_values``)."""
 
-    def _setup(self, total_steps, pct_start, anneal, three_phase):
+    def _phase_values(self) -> list[tuple[float, float]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _setup(self, total_steps: int, pct_start: float, anneal: str, three_phase: bool) -> None:
         self.total_steps = _int("total_steps", total_steps, 2)
         self.pct_start = _real("pct_start", pct_start, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
         self.anneal = _choice("anneal", anneal, ("cos", "linear"))
@@ -1016,7 +1102,7 @@ class _OneCycleBase(Schedule):
                 )
             prev = e
 
-    def _ends(self):
+    def _ends(self) -> list[float]:
         T = self.total_steps
         ends = [float(self.pct_start * T) - 1]
         if self.three_phase:
@@ -1024,12 +1110,12 @@ class _OneCycleBase(Schedule):
         ends.append(T - 1)
         return ends
 
-    def _anneal(self, start, end, pct):
+    def _anneal(self, start: float, end: float, pct: FloatArray) -> FloatArray:
         if self.anneal == "cos":
             return end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         # PyTorch raises past total_steps; here the schedule holds at its last value.
         kk = np.minimum(k, self.total_steps - 1).astype(np.float64)
         vals = self._phase_values()
@@ -1068,23 +1154,39 @@ class OneCycle(_OneCycleBase):
     """
 
     _name = "one_cycle"
-    _fields = ("max_lr", "total_steps", "pct_start", "anneal", "div_factor", "final_div_factor", "three_phase")
+    _fields = (
+        "max_lr",
+        "total_steps",
+        "pct_start",
+        "anneal",
+        "div_factor",
+        "final_div_factor",
+        "three_phase",
+    )
 
-    def __init__(self, max_lr, total_steps, pct_start=0.3, anneal="cos", div_factor=25.0,
-                 final_div_factor=1e4, three_phase=False):
+    def __init__(
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+    ) -> None:
         self.max_lr = _real("max_lr", max_lr)
         self.div_factor = _real("div_factor", div_factor, lo=0.0, lo_open=True)
         self.final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
         self._setup(total_steps, pct_start, anneal, three_phase)
 
-    def _phase_values(self):
+    def _phase_values(self) -> list[tuple[float, float]]:
         initial = self.max_lr / self.div_factor
         low = initial / self.final_div_factor
         if self.three_phase:
             return [(initial, self.max_lr), (self.max_lr, initial), (initial, low)]
         return [(initial, self.max_lr), (self.max_lr, low)]
 
-    def momentum(self, base_momentum=0.85, max_momentum=0.95):
+    def momentum(self, base_momentum: float = 0.85, max_momentum: float = 0.95) -> OneCycleMomentum:
         """The momentum (or beta1) schedule PyTorch pairs with this lr (``cycle_momentum=True``)."""
         return OneCycleMomentum(self.total_steps, self.pct_start, self.anneal, base_momentum,
                                 max_momentum, self.three_phase)
@@ -1108,13 +1210,20 @@ class OneCycleMomentum(_OneCycleBase):
     _name = "one_cycle_momentum"
     _fields = ("total_steps", "pct_start", "anneal", "base_momentum", "max_momentum", "three_phase")
 
-    def __init__(self, total_steps, pct_start=0.3, anneal="cos", base_momentum=0.85,
-                 max_momentum=0.95, three_phase=False):
+    def __init__(
+        self,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal: str = "cos",
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        three_phase: bool = False,
+    ) -> None:
         self.base_momentum = _real("base_momentum", base_momentum)
         self.max_momentum = _real("max_momentum", max_momentum)
         self._setup(total_steps, pct_start, anneal, three_phase)
 
-    def _phase_values(self):
+    def _phase_values(self) -> list[tuple[float, float]]:
         lo, hi = self.base_momentum, self.max_momentum
         if self.three_phase:
             return [(hi, lo), (lo, hi), (hi, hi)]
@@ -1123,7 +1232,9 @@ class OneCycleMomentum(_OneCycleBase):
 
 # --------------------------------------------------------------------------- cyclic
 class _CyclicBase(Schedule):
-    def _setup(self, step_size_up, step_size_down, mode, gamma):
+    def _setup(
+        self, step_size_up: int, step_size_down: int | None, mode: str, gamma: float
+    ) -> None:
         self.step_size_up = _int("step_size_up", step_size_up, 1)
         self.step_size_down = (
             None if step_size_down is None else _int("step_size_down", step_size_down, 1)
@@ -1131,7 +1242,7 @@ class _CyclicBase(Schedule):
         self.mode = _choice("mode", mode, ("triangular", "triangular2", "exp_range"))
         self.gamma = _real("gamma", gamma, lo=0.0, lo_open=True)
 
-    def _shape(self, k):
+    def _shape(self, k: Steps) -> tuple[FloatArray, float | FloatArray]:
         """(scale_factor * scale) of PyTorch ``CyclicLR.get_lr``, same operation order."""
         up = float(self.step_size_up)
         down = float(self.step_size_down) if self.step_size_down is not None else up
@@ -1140,6 +1251,7 @@ class _CyclicBase(Schedule):
         cycle = np.floor(1 + k / total)
         x = 1.0 + k / total - cycle
         f = np.where(x <= ratio, x / ratio, (x - 1) / (ratio - 1))
+        scale: float | FloatArray
         if self.mode == "triangular":
             scale = 1.0
         elif self.mode == "triangular2":
@@ -1172,16 +1284,24 @@ class Cyclic(_CyclicBase):
     _name = "cyclic"
     _fields = ("base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma")
 
-    def __init__(self, base_lr, max_lr, step_size_up=2000, step_size_down=None, mode="triangular", gamma=1.0):
+    def __init__(
+        self,
+        base_lr: float,
+        max_lr: float,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+    ) -> None:
         self.base_lr = _real("base_lr", base_lr)
         self.max_lr = _real("max_lr", max_lr)
         self._setup(step_size_up, step_size_down, mode, gamma)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         f, scale = self._shape(k)
-        return self.base_lr + (self.max_lr - self.base_lr) * f * scale
+        return np.asarray(self.base_lr + (self.max_lr - self.base_lr) * f * scale)
 
-    def momentum(self, base_momentum=0.8, max_momentum=0.9):
+    def momentum(self, base_momentum: float = 0.8, max_momentum: float = 0.9) -> CyclicMomentum:
         """The momentum schedule PyTorch pairs with this rate (``cycle_momentum=True``)."""
         return CyclicMomentum(base_momentum, max_momentum, self.step_size_up, self.step_size_down,
                               self.mode, self.gamma)
@@ -1190,7 +1310,9 @@ class Cyclic(_CyclicBase):
 class CyclicMomentum(_CyclicBase):
     r"""Momentum of PyTorch ``CyclicLR(cycle_momentum=True)``: cycled inversely to the rate.
 
-    .. math:: v(k) = \text{max\_momentum} - (\text{max\_momentum} - \text{base\_momentum})\, f \cdot s
+    .. math::
+        v(k) = \text{max\_momentum}
+               - (\text{max\_momentum} - \text{base\_momentum})\, f \cdot s
 
     with :math:`f, s` as in :func:`cyclic`.
     """
@@ -1198,15 +1320,22 @@ class CyclicMomentum(_CyclicBase):
     _name = "cyclic_momentum"
     _fields = ("base_momentum", "max_momentum", "step_size_up", "step_size_down", "mode", "gamma")
 
-    def __init__(self, base_momentum=0.8, max_momentum=0.9, step_size_up=2000, step_size_down=None,
-                 mode="triangular", gamma=1.0):
+    def __init__(
+        self,
+        base_momentum: float = 0.8,
+        max_momentum: float = 0.9,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+    ) -> None:
         self.base_momentum = _real("base_momentum", base_momentum)
         self.max_momentum = _real("max_momentum", max_momentum)
         self._setup(step_size_up, step_size_down, mode, gamma)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         f, scale = self._shape(k)
-        return self.max_momentum - (self.max_momentum - self.base_momentum) * f * scale
+        return np.asarray(self.max_momentum - (self.max_momentum - self.base_momentum) * f * scale)
 
 
 # --------------------------------------------------------------------------- from_function
@@ -1223,21 +1352,23 @@ class FromFunction(Schedule):
     _name = "from_function"
     _fields = ("fn", "vectorized")
 
-    def __init__(self, fn, vectorized=False):
+    def __init__(self, fn: Callable[[Any], Any], vectorized: bool = False) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable as fn(step) -> float, got {fn!r}")
         self.fn = fn
         self.vectorized = _bool("vectorized", vectorized)
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         if self.vectorized:
             return np.asarray(self.fn(k), dtype=np.float64)
         if k.ndim == 0:
             return np.asarray(float(self.fn(int(k))))
-        flat = np.fromiter((float(self.fn(int(x))) for x in k.ravel()), dtype=np.float64, count=k.size)
+        flat = np.fromiter(
+            (float(self.fn(int(x))) for x in k.ravel()), dtype=np.float64, count=k.size
+        )
         return flat.reshape(k.shape)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         name = getattr(self.fn, "__qualname__", None) or repr(self.fn)
         mod = getattr(self.fn, "__module__", None)
         name = f"{mod}.{name}" if mod and name and "<" not in name else name
@@ -1270,11 +1401,31 @@ class ReduceOnPlateau(Schedule):
     """
 
     _name = "ReduceOnPlateau"
-    _fields = ("init", "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps")
+    _fields = (
+        "init",
+        "mode",
+        "factor",
+        "patience",
+        "threshold",
+        "threshold_mode",
+        "cooldown",
+        "min_lr",
+        "eps",
+    )
     _state = ("value", "best", "num_bad_epochs", "cooldown_counter", "num_observed")
 
-    def __init__(self, init, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0.0, eps=1e-8):
+    def __init__(
+        self,
+        init: float,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
         self.init = _real("init", init)
         self.mode = _choice("mode", mode, ("min", "max"))
         self.factor = _real("factor", factor, lo=0.0, hi=1.0, hi_open=True,
@@ -1287,7 +1438,7 @@ class ReduceOnPlateau(Schedule):
         self.eps = _real("eps", eps, lo=0.0)
         self.reset()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget all observations: back to ``init``."""
         self.value = self.init
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -1295,7 +1446,7 @@ class ReduceOnPlateau(Schedule):
         self.cooldown_counter = 0
         self.num_observed = 0
 
-    def _is_better(self, a, best):
+    def _is_better(self, a: float, best: float) -> bool:
         if self.mode == "min" and self.threshold_mode == "rel":
             return a < best * (1.0 - self.threshold)
         if self.mode == "min":
@@ -1304,12 +1455,14 @@ class ReduceOnPlateau(Schedule):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def observe(self, metric):
+    def observe(self, metric: SupportsFloat | str) -> float:
         """Feed one metric value (one PyTorch ``scheduler.step(metric)``); return the new value."""
         try:
             current = float(metric)
         except (TypeError, ValueError):
-            raise TypeError(f"metric must be a number, got {metric!r} ({type(metric).__name__})") from None
+            raise TypeError(
+                f"metric must be a number, got {metric!r} ({type(metric).__name__})"
+            ) from None
         self.num_observed += 1
         if self._is_better(current, self.best):
             self.best = current
@@ -1329,28 +1482,32 @@ class ReduceOnPlateau(Schedule):
 
     step = observe  # PyTorch spelling
 
-    def _eval(self, k):
+    def _eval(self, k: Steps) -> FloatArray:
         return np.full(np.shape(k), self.value)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Configuration and state as a dict of plain Python numbers and strings."""
         d = {f: getattr(self, f) for f in self._fields}
         d.update(
             value=float(self.value),
-            best=None if math.isinf(self.best) and (self.best > 0) == (self.mode == "min") else float(self.best),
+            best=None
+            if math.isinf(self.best) and (self.best > 0) == (self.mode == "min")
+            else float(self.best),
             num_bad_epochs=int(self.num_bad_epochs),
             cooldown_counter=int(self.cooldown_counter),
             num_observed=int(self.num_observed),
         )
         return d
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: object) -> None:
         """Restore what :meth:`state_dict` returned (validated before anything changes)."""
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict from state_dict(), got {type(state).__name__}")
         missing = [f for f in self._fields + self._state if f not in state]
         if missing:
-            raise ValueError(f"state is missing keys {missing}; pass the dict returned by state_dict()")
+            raise ValueError(
+                f"state is missing keys {missing}; pass the dict returned by state_dict()"
+            )
         cfg = {f: state[f] for f in self._fields}
         fresh = ReduceOnPlateau(**cfg)  # validates the configuration
         value = _real("state['value']", state["value"])
@@ -1363,12 +1520,12 @@ class ReduceOnPlateau(Schedule):
         self.value, self.best = value, best
         self.num_bad_epochs, self.cooldown_counter, self.num_observed = nbad, ccount, nobs
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if type(other) is not ReduceOnPlateau:
             return NotImplemented
         return self.state_dict() == other.state_dict()
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # mutable state: not hashable
 
 
 # --------------------------------------------------------------------------- public names
