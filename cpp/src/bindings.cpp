@@ -425,16 +425,45 @@ int field_index(PyObject* key) {
   return f;
 }
 
-void step(const std::string& kind, py::object params, py::object grads, py::dict state,
+constexpr std::size_t kNumKinds = sizeof(kKinds) / sizeof(kKinds[0]);
+
+// Interned names of each kind and of its state arrays, made once (the GIL is held).
+struct KindNames {
+  PyObject* kind = nullptr;
+  PyObject* state[kMaxSlots - 2] = {};
+  unsigned fields = 0;  // bit f: kFields[f] is a scalar of the rule
+};
+
+const KindNames* kind_names() {
+  static KindNames names[kNumKinds];
+  static bool ready = false;
+  if (!ready) {
+    for (std::size_t i = 0; i < kNumKinds; ++i) {
+      names[i].kind = PyUnicode_InternFromString(kKinds[i].name);
+      for (int s = 0; s < kKinds[i].nstate; ++s)
+        names[i].state[s] = PyUnicode_InternFromString(kKinds[i].state[s]);
+      names[i].fields = fields_of(kKinds[i]);
+    }
+    ready = true;
+  }
+  return names;
+}
+
+void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
           py::dict scalars, py::object names) {
-  static unsigned masks[sizeof(kKinds) / sizeof(kKinds[0])] = {};
-  const Kind* k = nullptr;
+  const KindNames* kn = kind_names();
   std::size_t ki = 0;
-  for (std::size_t i = 0; i < sizeof(kKinds) / sizeof(kKinds[0]); ++i)
-    if (kind == kKinds[i].name) { k = &kKinds[i]; ki = i; }
-  if (!k) throw py::value_error("unknown kernel kind '" + kind + "'; one of adagrad, adam, rmsprop, sgd");
-  if (!masks[ki]) masks[ki] = fields_of(*k);
-  const unsigned want = masks[ki];
+  while (ki < kNumKinds && kind_obj.ptr() != kn[ki].kind) ++ki;  // interned: by identity
+  if (ki == kNumKinds) {
+    ki = 0;
+    while (ki < kNumKinds && PyUnicode_CompareWithASCIIString(kind_obj.ptr(), kKinds[ki].name) != 0) ++ki;
+  }
+  if (ki == kNumKinds)
+    throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
+                          "; one of adagrad, adam, rmsprop, sgd");
+  const Kind* k = &kKinds[ki];
+  const std::string kind = k->name;  // for messages (short: no allocation)
+  const unsigned want = kn[ki].fields;
   // Scalars: every name must be a field this rule reads (or SGD's `first`), and each field
   // the rule reads must be given.
   Job j;
@@ -474,10 +503,13 @@ void step(const std::string& kind, py::object params, py::object grads, py::dict
     if (!ok)
       throw py::type_error(kind + " has no state " + py::repr(key).cast<std::string>());
   }
-  std::vector<Slot> slots{{"params", params, true}, {"grads", grads, false}};
+  std::vector<Slot> slots;
+  slots.reserve(2 + static_cast<std::size_t>(k->nstate));
+  slots.push_back({"params", params, true});
+  slots.push_back({"grads", grads, false});
   for (int s = 0; s < k->nstate; ++s) {
     py::object seq = py::none();
-    if (PyObject* v = PyDict_GetItemString(state.ptr(), k->state[s])) seq = py::reinterpret_borrow<py::object>(v);
+    if (PyObject* v = PyDict_GetItem(state.ptr(), kn[ki].state[s])) seq = py::reinterpret_borrow<py::object>(v);
     slots.push_back({k->arg[s], seq, true});
   }
   std::vector<py::object> keep;

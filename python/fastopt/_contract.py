@@ -13,11 +13,13 @@ the Numba kernels (``jit.py``) and the backends need to agree on is written here
   need it and how it starts (``zeros``, ``fill`` with ``initial_accumulator_value``, or
   ``grad``: torch's lazy start, the buffer becomes the gradient on its first use; the
   kernel gets ``first=True`` on that call);
-* the **derived scalars**: a plain arithmetic function ``(options..., step) -> tuple``
-  computing, in double and exactly once, every per-step constant the per-element rule
-  needs.  The same source is compiled by Numba for ``fastopt.jit``; its results are
-  named by ``Spec.scalar_names``, which are the fields of the C++ ``Job``
-  (``cpp/include/fastopt/dispatch.hpp``).
+* the **derived scalars**: plain arithmetic functions computing, in double and exactly
+  once, every constant the per-element rule needs: ``<name>_constants(options...)`` (those
+  that depend on the options only) and ``<name>_per_step(options..., step)`` (the bias
+  corrections, Adagrad's decayed lr).  The same source is compiled by Numba for
+  ``fastopt.jit``; the results are named by ``Spec.constant_names`` / ``step_names``,
+  which are the fields of the C++ ``Job`` (``cpp/include/fastopt/dispatch.hpp``).
+  ``Spec.scalars(options, step)`` gives them all as one dict.
 
 The backend interface (numpy, numba and native alike) is one keyword call::
 
@@ -108,18 +110,23 @@ class Spec:
     """The contract of one optimizer (see the module docstring)."""
 
     def __init__(self, name: str, kernel: str, options: Tuple[Option, ...],
-                 state: Tuple[State, ...], derive: Callable[..., Tuple[Any, ...]],
-                 scalar_names: Tuple[str, ...],
+                 state: Tuple[State, ...],
+                 constants: Callable[..., Tuple[Any, ...]], constant_names: Tuple[str, ...],
+                 per_step: Optional[Callable[..., Tuple[Any, ...]]] = None,
+                 step_names: Tuple[str, ...] = (),
                  cross: Optional[Callable[[Mapping[str, Any]], None]] = None,
                  fixed: Optional[Dict[str, Any]] = None,
                  group_state: Optional[Dict[str, Any]] = None) -> None:
+        import inspect
         self.name = name
         self.kernel = kernel
         self.options = options
         self.option = {o.name: o for o in options}
         self.state = state
-        self.derive = derive
-        self.scalar_names = scalar_names
+        self.constants, self.constant_names = constants, constant_names
+        self.per_step, self.step_names = per_step, step_names
+        #: Every scalar the kernel takes (the C++ ``Job`` fields), constants first.
+        self.scalar_names = constant_names + step_names
         self.cross = cross
         self.fixed = dict(fixed or {})
         self.group_state = dict(group_state or {})
@@ -133,17 +140,38 @@ class Spec:
         self.lazy_state = (lazy[0], next(iter(self.group_state))) if lazy else None
         self.flags = tuple(o.name for o in options if o.kind == "flag")
         self.schedulable = tuple(o.name for o in options if o.kind in ("scalar", "pair"))
-        # The options ``derive`` takes, in its order (a pair counts as its two elements).
-        import inspect
-        self.derive_args = tuple(inspect.signature(derive).parameters)[:-1]
+        # The options each function takes, in its order (a pair's elements by their rule
+        # names: beta1, beta2; ``fixed`` kernel flags such as decoupled).
+        self.constant_args = tuple(inspect.signature(constants).parameters)
+        self.step_args = (tuple(inspect.signature(per_step).parameters)[:-1]
+                          if per_step is not None else ())
+        # Generated (as namedtuple does) so that the per-step cost of the optimizers is one
+        # dict display and a few stores:
+        #   constants_at(args) -> {constant name: value}
+        #   put(scalars, args, step): scalars[step name] = value, for this step
+        for n in self.scalar_names:
+            if not n.isidentifier():
+                raise ValueError(f"scalar name {n!r} is not an identifier")
+        src = ("def constants_at(args):\n    v = constants(*args)\n    return {" +
+               ", ".join(f"{n!r}: v[{i}]" for i, n in enumerate(constant_names)) + "}\n"
+               "def put(d, args, step):\n" +
+               ("    v = per_step(*args, step)\n" +
+                "".join(f"    d[{n!r}] = v[{i}]\n" for i, n in enumerate(step_names))
+                if per_step is not None else "    pass\n"))
+        namespace: Dict[str, Any] = {"constants": constants, "per_step": per_step}
+        exec(src, namespace)
+        self.constants_at: Callable[[Tuple[Any, ...]], Dict[str, Any]] = \
+            namespace["constants_at"]
+        self.put: Callable[[Dict[str, Any], Tuple[Any, ...], int], None] = namespace["put"]
 
     def replace(self, name: str, defaults: Optional[Dict[str, Any]] = None,
                 fixed: Optional[Dict[str, Any]] = None) -> "Spec":
         """A variant (AdamW from Adam): other defaults and fixed kernel flags."""
         opts = tuple(Option(o.name, (defaults or {}).get(o.name, o.default), o.kind, o.rules,
                             o.bounds, o.doc) for o in self.options)
-        return Spec(name, self.kernel, opts, self.state, self.derive, self.scalar_names,
-                    self.cross, {**self.fixed, **(fixed or {})}, self.group_state)
+        return Spec(name, self.kernel, opts, self.state, self.constants, self.constant_names,
+                    self.per_step, self.step_names, self.cross,
+                    {**self.fixed, **(fixed or {})}, self.group_state)
 
     # ---------------------------------------------------------------- checks
     def check_value(self, name: str, value: Any, *, allow_schedule: bool) -> Any:
@@ -179,10 +207,11 @@ class Spec:
         return out
 
     # ---------------------------------------------------------------- per step
-    def args_of(self, options: Mapping[str, Any]) -> Tuple[Any, ...]:
-        """The arguments of ``derive`` (without the step) from evaluated options."""
+    def args_of(self, options: Mapping[str, Any], names: Tuple[str, ...]) -> Tuple[Any, ...]:
+        """The arguments ``names`` (``constant_args`` or ``step_args``) from evaluated
+        options (and ``fixed``)."""
         out = []
-        for a in self.derive_args:
+        for a in names:
             if a in options:
                 out.append(options[a])
             else:  # an element of a pair: beta1 -> betas[0]
@@ -196,7 +225,9 @@ class Spec:
 
     def scalars(self, options: Mapping[str, Any], step: int) -> Dict[str, Any]:
         """Every per-step constant of the kernel, in double, for 1-based ``step``."""
-        return dict(zip(self.scalar_names, self.derive(*self.args_of(options), step)))
+        d = self.constants_at(self.args_of(options, self.constant_args))
+        self.put(d, self.args_of(options, self.step_args), step)
+        return d
 
     def needed(self, options: Mapping[str, Any]) -> Tuple[str, ...]:
         """The state arrays these evaluated options use this step."""
@@ -209,28 +240,36 @@ class Spec:
 # the integer step are taken as ``beta ** float(step)`` (C ``pow``, as CPython computes
 # ``beta ** step``; Numba would otherwise multiply by repeated squaring).
 
-def sgd_scalars(lr: float, momentum: float, dampening: float, weight_decay: float,
-                nesterov: bool, maximize: bool, step: int) -> Tuple[Any, ...]:
+def sgd_constants(lr: float, momentum: float, dampening: float, weight_decay: float,
+                  nesterov: bool, maximize: bool) -> Tuple[Any, ...]:
     return (lr, momentum, 1.0 - dampening, weight_decay, nesterov, maximize)
 
 
-def adagrad_scalars(lr: float, lr_decay: float, weight_decay: float, eps: float,
-                    maximize: bool, step: int) -> Tuple[Any, ...]:
-    return (lr / (1 + (step - 1) * lr_decay), weight_decay, eps, maximize)
+def adagrad_constants(weight_decay: float, eps: float, maximize: bool) -> Tuple[Any, ...]:
+    return (weight_decay, eps, maximize)
 
 
-def rmsprop_scalars(lr: float, alpha: float, eps: float, weight_decay: float, momentum: float,
-                    centered: bool, maximize: bool, step: int) -> Tuple[Any, ...]:
+def adagrad_per_step(lr: float, lr_decay: float, step: int) -> Tuple[float]:
+    return (lr / (1 + (step - 1) * lr_decay),)
+
+
+def rmsprop_constants(lr: float, alpha: float, eps: float, weight_decay: float,
+                      momentum: float, centered: bool, maximize: bool) -> Tuple[Any, ...]:
     return (lr, alpha, 1.0 - alpha, eps, weight_decay, momentum, centered, maximize)
 
 
-def adam_scalars(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-                 amsgrad: bool, maximize: bool, decoupled: bool, step: int) -> Tuple[Any, ...]:
-    bc1 = 1.0 - beta1 ** float(step)
-    bc2 = 1.0 - beta2 ** float(step)
-    bc2_sqrt = bc2 ** 0.5  # ** 0.5 as torch.optim does, not math.sqrt
+def adam_constants(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                   amsgrad: bool, maximize: bool, decoupled: bool) -> Tuple[Any, ...]:
     return (1.0 - beta1, beta2, 1.0 - beta2, eps, weight_decay, 1.0 - lr * weight_decay,
-            lr / bc1, 1.0 / bc2_sqrt, amsgrad, maximize, decoupled)
+            amsgrad, maximize, decoupled)
+
+
+def adam_per_step(lr: float, beta1: float, beta2: float, step: int) -> Tuple[float, float]:
+    t = float(step)
+    bc1 = 1.0 - beta1 ** t
+    bc2 = 1.0 - beta2 ** t
+    bc2_sqrt = bc2 ** 0.5  # ** 0.5 as torch.optim does, not math.sqrt
+    return (lr / bc1, 1.0 / bc2_sqrt)
 
 
 def _nesterov_check(o: Mapping[str, Any]) -> None:
@@ -252,8 +291,8 @@ SGD = Spec(
              _MAXIMIZE),
     state=(State("momentum_buffer", "momentum_buffers", lambda o: o["momentum"] != 0, "grad",
                  "momentum != 0"),),
-    derive=sgd_scalars,
-    scalar_names=("lr", "momentum", "one_minus_damp", "wd", "nesterov", "maximize"),
+    constants=sgd_constants,
+    constant_names=("lr", "momentum", "one_minus_damp", "wd", "nesterov", "maximize"),
     cross=_nesterov_check,
     group_state={"momentum_ready": False},
 )
@@ -267,8 +306,10 @@ ADAGRAD = Spec(
              scalar("eps", 1e-10, doc="term added to the denominator"),
              _MAXIMIZE),
     state=(State("sum", "state_sums", _always, "fill"),),
-    derive=adagrad_scalars,
-    scalar_names=("clr", "wd", "eps", "maximize"),
+    constants=adagrad_constants,
+    constant_names=("wd", "eps", "maximize"),
+    per_step=adagrad_per_step,
+    step_names=("clr",),
 )
 
 RMSPROP = Spec(
@@ -284,9 +325,9 @@ RMSPROP = Spec(
            State("grad_avg", "grad_avgs", lambda o: o["centered"], why="centered=True"),
            State("momentum_buffer", "momentum_buffers", lambda o: o["momentum"] > 0,
                  why="momentum > 0")),
-    derive=rmsprop_scalars,
-    scalar_names=("lr", "alpha", "one_minus_alpha", "eps", "wd", "momentum", "centered",
-                  "maximize"),
+    constants=rmsprop_constants,
+    constant_names=("lr", "alpha", "one_minus_alpha", "eps", "wd", "momentum", "centered",
+                    "maximize"),
 )
 
 ADAM = Spec(
@@ -301,9 +342,11 @@ ADAM = Spec(
     state=(State("exp_avg", "exp_avgs", _always),
            State("exp_avg_sq", "exp_avg_sqs", _always),
            State("max_exp_avg_sq", "max_exp_avg_sqs", lambda o: o["amsgrad"], why="amsgrad=True")),
-    derive=adam_scalars,
-    scalar_names=("one_minus_beta1", "beta2", "one_minus_beta2", "eps", "wd", "decay",
-                  "step_size", "inv_bc2_sqrt", "amsgrad", "maximize", "decoupled"),
+    constants=adam_constants,
+    constant_names=("one_minus_beta1", "beta2", "one_minus_beta2", "eps", "wd", "decay",
+                    "amsgrad", "maximize", "decoupled"),
+    per_step=adam_per_step,
+    step_names=("step_size", "inv_bc2_sqrt"),
     fixed={"decoupled": False},
 )
 

@@ -178,14 +178,24 @@ def _parse_params(params):
 
 class _Plan:
     """One group's options for one step, checked: ``options`` (evaluated values), the state
-    arrays they need, and the arguments of the contract's ``derive`` (without the step)."""
+    arrays they need, the kernel's scalars that depend on the options only, and the
+    arguments of the contract's ``per_step`` (without the step)."""
 
-    __slots__ = ("options", "needed", "args", "lr")
+    __slots__ = ("options", "needed", "scalars", "args", "lr", "lazy", "state")
 
-    def __init__(self, options: Dict[str, Any], needed: Tuple[str, ...],
-                 args: Tuple[Any, ...]) -> None:
-        self.options, self.needed, self.args = options, needed, args
+    def __init__(self, spec: C.Spec, options: Dict[str, Any]) -> None:
+        self.options = options
+        self.needed = spec.needed(options)
+        full = {**spec.fixed, **options}
+        #: The kernel's scalars: the constants now, the per-step ones written at each step.
+        self.scalars = spec.constants_at(spec.args_of(full, spec.constant_args))
+        self.args = spec.args_of(full, spec.step_args)
+        lazy = spec.lazy_state
         self.lr: float = options["lr"]
+        #: The group counter of a buffer that starts as the gradient, if used this step.
+        self.lazy = lazy[1] if lazy is not None and lazy[0] in self.needed else None
+        #: {state name: the group's arrays}, filled by the first step that needs no new one.
+        self.state: Optional[Dict[str, List[np.ndarray]]] = None
 
     def __getitem__(self, key: str) -> Any:
         return self.options[key]
@@ -384,7 +394,7 @@ class Optimizer:
                 opts[o.name] = _evaluate(o.rules[0], v, k)
         if spec.cross is not None:
             spec.cross(opts)
-        return _Plan(opts, spec.needed(opts), spec.args_of({**spec.fixed, **opts}))
+        return _Plan(spec, opts)
 
     def _apply(self, group: Dict[str, Any], gstate: Dict[str, Any],
                buffers: Dict[str, List[np.ndarray]], grads: List[Any], plan: _Plan) -> None:
@@ -392,24 +402,30 @@ class Optimizer:
         arrays the options need (created as the contract says when first needed, kept only
         if the call succeeds), and SGD-style lazy buffers started from the gradient."""
         spec = self._spec
-        scalars = dict(zip(spec.scalar_names, spec.derive(*plan.args, gstate["step"] + 1)))
-        state = {}
+        scalars = plan.scalars  # the per-step entries are rewritten here, every step
+        if spec.per_step is not None:
+            spec.put(scalars, plan.args, gstate["step"] + 1)
+        state = plan.state
         new = None
-        for name in plan.needed:
-            arrays = buffers.get(name)
-            if arrays is None:
-                arrays = [self._new_state(name, group, p) for p in group["params"]]
-                new = new or {}
-                new[name] = arrays
-            state[name] = arrays
-        lazy = spec.lazy_state
-        if lazy is not None and lazy[0] in state:
-            scalars["first"] = not gstate[lazy[1]]
+        if state is None:
+            state = {}
+            for name in plan.needed:
+                arrays = buffers.get(name)
+                if arrays is None:
+                    arrays = [self._new_state(name, group, p) for p in group["params"]]
+                    new = new or {}
+                    new[name] = arrays
+                state[name] = arrays
+            if new is None:
+                plan.state = state  # the group's own lists: reused while the plan is
+        lazy = plan.lazy
+        if lazy is not None:
+            scalars["first"] = not gstate[lazy]
         self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
         if new:
             buffers.update(new)
-        if lazy is not None and lazy[0] in state:
-            gstate[lazy[1]] = True
+        if lazy is not None:
+            gstate[lazy] = True
 
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
@@ -486,7 +502,8 @@ class Optimizer:
         ``last_step_skipped`` is True); clipping per ``clip_value``/``max_grad_norm``.
         Raises RuntimeError if this optimizer is being stepped by another thread.
         """
-        self._acquire("step")
+        if not self._lock.acquire(False):  # inline: the common case costs no extra call
+            self._acquire("step")  # raises (or takes the lock, released meanwhile)
         try:
             self._step(grads)
         finally:
@@ -502,7 +519,11 @@ class Optimizer:
                 hook(self, grads)
         per_group = self._split_grads(grads)
         k = self.step_count
-        plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(self.param_groups)]
+        groups = self.param_groups
+        if len(groups) == 1:  # the common case, without a comprehension's frame
+            plans = [self._cached_plan(0, groups[0], k)]
+        else:
+            plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
         checked = False
         if len(self.param_groups) > 1:
             # One backend call per group: check all groups first so that an error in a later
@@ -544,7 +565,7 @@ class Optimizer:
             self._apply(group, gstate, buffers, grads_g, plan)
             gstate["step"] += 1
         self.step_count = k + 1
-        self.last_lr = [plan.lr for plan in plans]
+        self.last_lr = [plans[0].lr] if len(plans) == 1 else [plan.lr for plan in plans]
         if self._post_hooks:
             for hook in list(self._post_hooks.values()):
                 hook(self, grads)
