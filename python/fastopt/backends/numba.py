@@ -215,4 +215,5 @@ _RUN = {"sgd": _run_sgd, "adagrad": _run_adagrad, "rmsprop": _run_rmsprop, "adam
 def step(kind, params, grads, state, scalars, names=None):
     """One multi-tensor update of optimizer ``kind`` (the backend interface of
     ``fastopt._contract``): the reference's checks, then the fused loops."""
-    _RUN[kind](collect(slots(kind, params, grads, state), names), **scalars)
+    rows = collect(slots(kind, params, grads, state), names)  # checks kind and names too
+    _RUN[kind](rows, **scalars)

@@ -130,4 +130,5 @@ _RULES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
 def step(kind, params, grads, state, scalars, names=None):
     """One multi-tensor update of optimizer ``kind`` (the backend interface of
     ``fastopt._contract``): check every array of every row, then run the rule."""
-    _RULES[kind](collect(slots(kind, params, grads, state), names), **scalars)
+    rows = collect(slots(kind, params, grads, state), names)  # checks kind and names too
+    _RULES[kind](rows, **scalars)
