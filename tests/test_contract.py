@@ -141,3 +141,15 @@ def test_help_shows_formula_args_and_robustness(name):
     assert "Robustness options" in text and "nonfinite" in text and "max_grad_norm" in text
     for opt in C.SPECS[name].options:
         assert f"{opt.name} (" in text, opt.name
+
+
+def test_readme_style_script_passes_mypy_strict(tmp_path):
+    pytest.importorskip("mypy")
+    import os
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(__file__), "typecheck", "readme_user_script.py")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                          "--cache-dir", str(tmp_path), script], capture_output=True, text=True,
+                         cwd=str(tmp_path), timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr

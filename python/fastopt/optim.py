@@ -61,10 +61,13 @@ _NONFINITE = ("raise", "skip", "ignore")
 Schedule = Callable[[int], float]
 Hyper = Union[float, Schedule]
 Betas = Union[Tuple[Hyper, Hyper], List[Hyper]]
-#: Parameters: a list of arrays, a dict name -> array, or a list of parameter groups.
-Params = Union[Sequence[np.ndarray], Mapping[str, np.ndarray], Sequence[Dict[str, Any]]]
+#: Parameters: a list of arrays, a dict name -> array, or a list of parameter groups
+#: ``{"params": ..., <option>: value}`` (checked when the optimizer is built).
+Params = Union[Mapping[str, np.ndarray], Sequence[Any]]
 #: Gradients, in the structure of the parameters.
 Grads = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
+#: A step hook: ``hook(optimizer, grads)``.
+Hook = Callable[[Any, Any], Any]
 
 
 def _evaluate(rule: str, v: Any, k: int) -> float:
@@ -120,11 +123,11 @@ def _first_nonfinite(g):
 class _Hook:
     _ids = itertools.count()
 
-    def __init__(self, table):
+    def __init__(self, table: Dict[int, Any]) -> None:
         self._table = table
         self.id = next(self._ids)
 
-    def remove(self):
+    def remove(self) -> None:
         self._table.pop(self.id, None)
 
 
@@ -284,7 +287,7 @@ class Optimizer:
         self.last_lr: List[float] = [self._plan(g, 0).lr for g in self.param_groups]
 
     # ------------------------------------------------------------------ groups
-    def add_param_group(self, group: Dict[str, Any]) -> None:
+    def add_param_group(self, group: Mapping[str, Any]) -> None:
         """Add a group ``{"params": list or dict of arrays, <option>: value, ...}``."""
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError("a parameter group must be a dict with a 'params' entry")
@@ -493,7 +496,7 @@ class Optimizer:
                 "with your own lock (different optimizers may run in parallel); nothing was "
                 "modified by this call")
 
-    def step(self, grads):
+    def step(self, grads: Grads) -> None:
         """Apply one update with ``grads`` (same structure as params) to every parameter.
 
         Every gradient and every hyperparameter of every group is checked before any
@@ -587,13 +590,13 @@ class Optimizer:
                          for gs, c in zip(per_group, coefs)]
         return per_group
 
-    def register_step_pre_hook(self, hook):
+    def register_step_pre_hook(self, hook: Hook) -> _Hook:
         """Call ``hook(optimizer, grads)`` before every step; returns a handle with ``remove()``."""
         h = _Hook(self._pre_hooks)
         self._pre_hooks[h.id] = hook
         return h
 
-    def register_step_post_hook(self, hook):
+    def register_step_post_hook(self, hook: Hook) -> _Hook:
         """Call ``hook(optimizer, grads)`` after every step; returns a handle with ``remove()``."""
         h = _Hook(self._post_hooks)
         self._post_hooks[h.id] = hook
@@ -607,7 +610,7 @@ class Optimizer:
         return _StateView(self)
 
     # ------------------------------------------------------------------ save / resume
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """A snapshot: step counter, group options, copies of every state array and the
         state of stateful schedules (those with ``state_dict``), all plain Python/NumPy.
         Raises RuntimeError if another thread is stepping or loading this optimizer."""
@@ -800,7 +803,7 @@ class Optimizer:
                              "does not have") from None
         return _stateful_parts(target)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__}(backend={self.backend!r}, step_count={self.step_count}"]
         for gi, g in enumerate(self.param_groups):
             opts = ", ".join(f"{k}={g[k]!r}" for k in self.defaults)
