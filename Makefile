@@ -3,11 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
-SOURCES := $(shell find cpp python -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \)) \
-           pyproject.toml CMakeLists.txt
+SOURCES := $(shell find cpp python cmake -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \
+             -o -name '*.h' -o -name '*.in' \)) pyproject.toml CMakeLists.txt
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench bench-peers clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VPY):
 
 # Rebuild and reinstall when a source file changed since the last install.
 $(VENV)/.installed: $(VPY) $(SOURCES)
-	$(VPY) -m pip install --quiet ".[test,demo,tensorboard]"
+	$(VPY) -m pip install --quiet ".[test,demo,tensorboard,mpi]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,6 +30,27 @@ bench: install
 	$(VPY) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,ops \
 	    --benchmark-json=.benchmarks/latest.json -q
 	$(VPY) benchmarks/report.py .benchmarks/latest.json
+
+# Peers (benchmarks/bench_peers.py): installs the `peers` extra of pyproject.toml into the
+# venv without reinstalling fastopt, with torch pinned to the version already there (pip must
+# not swap it for another build), and keeps DeepSpeed's JIT-built cpu_adam op (about 8 minutes
+# of ninja on 2 cores, the first time) in the checkout.  `make clean` removes that cache too.
+PEERS_STAMP   := $(VENV)/.peers-installed
+TORCH_EXT_DIR := $(CURDIR)/.benchmarks/torch_extensions
+PEERS_ARGS    ?=
+
+$(PEERS_STAMP): $(VENV)/.installed pyproject.toml
+	$(VPY) -c "import importlib.metadata as m; print('torch==' + m.version('torch').split('+')[0])" \
+	    > $(VENV)/peers-constraints.txt 2>/dev/null || : > $(VENV)/peers-constraints.txt
+	DS_BUILD_OPS=0 $(VPY) -m pip install --quiet -c $(VENV)/peers-constraints.txt \
+	    $$($(VPY) benchmarks/bench_peers.py --requirements)
+	touch $@
+
+bench-peers: install $(PEERS_STAMP)
+	mkdir -p $(TORCH_EXT_DIR)
+	TORCH_EXTENSIONS_DIR=$(TORCH_EXT_DIR) DS_BUILD_OPS=0 DS_ACCELERATOR=cpu \
+	    BENCH_PEERS_COMMAND="make bench-peers" $(VPY) benchmarks/bench_peers.py \
+	    --json .benchmarks/peers.json --markdown .benchmarks/peers.md $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) build .benchmarks

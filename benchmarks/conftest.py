@@ -6,6 +6,10 @@ pointed at this directory (``pytest benchmarks --benchmark-only``), while a plai
 """
 import pytest
 
+# bench_peers.py is a standalone script (`make bench-peers`) whose peers (DeepSpeed, JAX,
+# Optax) are optional: keep `make bench` from importing it.
+collect_ignore = ["bench_peers.py"]
+
 
 def pytest_collect_file(parent, file_path):
     if file_path.suffix == ".py" and file_path.name.startswith("bench_"):

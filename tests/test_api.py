@@ -58,14 +58,16 @@ def test_import_without_extension_quiet_when_backend_chosen():
     assert r.returncode == 0 and "not available" not in r.stderr
 
 
-def test_dict_params_accept_dict_or_list_grads(backend):
+def test_dict_params_take_dict_grads_by_name(backend):
     w, b = np.ones((2, 3)), np.zeros(3)
     opt = fastopt.SGD({"w": w, "b": b}, lr=0.5, backend=backend)
     opt.step({"b": np.ones(3), "w": np.full((2, 3), 2.0)})
     np.testing.assert_array_equal(w, 0.0)
     np.testing.assert_array_equal(b, -0.5)
-    opt.step([np.zeros((2, 3)), np.ones(3)])  # a list follows the dict's order
-    np.testing.assert_array_equal(b, -1.0)
+    # A list would be matched by dict order, which is ambiguous (issue #9): refused.
+    with pytest.raises(TypeError, match="params were given by name: pass grads as a dict"):
+        opt.step([np.zeros((2, 3)), np.ones(3)])
+    np.testing.assert_array_equal(b, -0.5)
     assert set(opt.state) == {"w", "b"}
 
 

@@ -111,6 +111,9 @@ def _schedule_factories(S):
                                                        staircase=True, end_value=1e-6),
         "per_epoch": lambda: S.step_decay(0.1, step_size=30).per_epoch(1000),
         "composed": lambda: 1e-5 + S.cosine(0.1, total_steps=10**6) * 0.5,
+        "piecewise_interpolate": lambda: S.piecewise_interpolate(
+            "cosine", 0.1, {100: 2.0, 10**8: 0.01, 2 * 10**9: 0.5}),
+        "linear_onecycle": lambda: S.linear_onecycle(2 * 10**9, 0.1),
     }
 
 
@@ -127,7 +130,7 @@ SCHEDULE_NAMES = [
     "polynomial", "linear", "cosine", "cosine_restarts", "warmup", "warmup_cosine", "wsd",
     "one_cycle", "one_cycle_momentum", "cyclic", "cyclic_momentum", "piecewise_constant",
     "join", "from_function", "ReduceOnPlateau", "exponential_staircase", "per_epoch",
-    "composed"]
+    "composed", "piecewise_interpolate", "linear_onecycle"]
 
 
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)

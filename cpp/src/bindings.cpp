@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,18 +48,45 @@ std::string key_of(const py::object& names, std::size_t i) {
   return std::to_string(i);
 }
 
+// No iostreams or locale anywhere in the extension (a toolchain that linked libstdc++
+// statically and exported its symbols crashed in std::ostream here): std::to_string only.
 std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
+  std::string s = "(";
   for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    s << a.shape(d);
-    if (a.ndim() == 1 || d + 1 < a.ndim()) s << (a.ndim() == 1 ? "," : ", ");
+    s += std::to_string(static_cast<long long>(a.shape(d)));
+    if (a.ndim() == 1 || d + 1 < a.ndim()) s += (a.ndim() == 1 ? "," : ", ");
   }
-  s << ")";
-  return s.str();
+  s += ")";
+  return s;
 }
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// numpy.memmap, the one ndarray subclass accepted (set at import; a strong reference never
+// released, so no destructor runs after the interpreter has gone).
+PyObject* g_memmap_type = nullptr;
+
+// A plain ndarray or a memmap: subclasses (np.matrix, masked arrays, ...) redefine arithmetic or
+// carry a mask that a raw-memory kernel would ignore, so every backend refuses them.
+bool plain_array(const py::handle& obj) {
+  if (Py_TYPE(obj.ptr()) == py::detail::npy_api::get().PyArray_Type_) return true;
+  if (g_memmap_type == nullptr) return false;
+  const int r = PyObject_IsInstance(obj.ptr(), g_memmap_type);
+  if (r < 0) throw py::error_already_set();
+  return r == 1;
+}
+
+// Lowest and one past the highest byte that `a` addresses (negative strides included), as
+// np.byte_bounds; only called for arrays with at least one element.
+void byte_bounds(const py::array& a, std::uintptr_t& lo, std::uintptr_t& hi) {
+  lo = reinterpret_cast<std::uintptr_t>(a.data());
+  hi = lo + static_cast<std::uintptr_t>(a.itemsize());
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    const std::intptr_t ext = static_cast<std::intptr_t>(a.shape(d) - 1) * a.strides(d);
+    if (ext < 0) lo -= static_cast<std::uintptr_t>(-ext);
+    else hi += static_cast<std::uintptr_t>(ext);
+  }
+}
 
 struct Interval {
   std::uintptr_t lo, hi;
@@ -69,19 +95,23 @@ struct Interval {
   std::size_t row;  // the label "role[key]" is only built for an error message
 };
 
-// Check every slot of every row and collect raw pointers.  `keep` holds contiguous copies of
-// non-contiguous gradients alive until the kernels have run.
+// Check every slot of every row and collect raw pointers.  `keep` holds a strong reference to
+// every array the rows point into (a tuple snapshot of each list, and the contiguous copies of
+// non-contiguous gradients) until the kernels have run: another thread may replace the items
+// of the caller's lists while the GIL is released, and must not free an array under a kernel.
 std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                          std::vector<py::object>& keep) {
   const std::size_t nslots = slots.size();
-  std::vector<py::sequence> seqs(nslots);
+  std::vector<py::tuple> seqs(nslots);
   std::size_t nrows = 0;
   for (std::size_t s = 0; s < nslots; ++s) {
     if (slots[s].seq.is_none()) continue;
     if (!py::isinstance<py::sequence>(slots[s].seq))
       throw py::type_error(std::string(slots[s].role) + " must be a list of numpy arrays, got " +
                            py::str(py::type::of(slots[s].seq)).cast<std::string>());
-    seqs[s] = slots[s].seq.cast<py::sequence>();
+    seqs[s] = py::reinterpret_steal<py::tuple>(PySequence_Tuple(slots[s].seq.ptr()));
+    if (!seqs[s]) throw py::error_already_set();
+    keep.push_back(seqs[s]);
     const std::size_t len = seqs[s].size();
     if (s == 0) nrows = len;
     else if (len != nrows)
@@ -107,6 +137,11 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
         throw py::type_error(label_of() + " must be a numpy array, got " +
                              py::str(py::type::of(obj)).cast<std::string>() +
                              "; convert it with np.asarray(...)");
+      if (!plain_array(obj))
+        throw py::type_error(label_of() + " is a " + py::str(py::type::of(obj)).cast<std::string>() +
+                             ", an ndarray subclass; fastopt updates plain numpy arrays (np.memmap "
+                             "is fine) and would not honour the subclass: pass np.asarray(x) "
+                             "(a plain array of the same memory) and keep that array");
       py::array a = obj.cast<py::array>();
       if (s == 0) {
         if (a.dtype().is(py::dtype::of<float>())) row.dtype = DType::f32;
@@ -131,7 +166,16 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
           throw py::value_error(label_of() + " has shape " + shape_str(a) + " but its parameter has " +
                                 shape_str(p0) + "; pass an array of the parameter's shape");
       }
+      if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+        throw py::value_error(label_of() + " is not aligned: its data does not start on a multiple "
+                              "of its " + std::to_string(a.itemsize()) + "-byte element size; "
+                              "fastopt reads whole elements: pass an aligned copy, x.copy() (np."
+                              "ascontiguousarray(x) keeps a misaligned array as it is), and keep it");
       const bool contiguous = (a.flags() & py::array::c_style) != 0;
+      // The memory the caller's array addresses, before any contiguous copy: a strided view of
+      // a parameter or state array is as much an alias as the array itself.
+      std::uintptr_t lo = 0, hi = 0;
+      if (row.n > 0) byte_bounds(a, lo, hi);
       if (slots[s].writable) {
         if (!contiguous)
           throw py::value_error(label_of() + " is not C-contiguous; fastopt updates arrays in place "
@@ -146,10 +190,8 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
         a = c.cast<py::array>();
       }
       row.ptr[s] = const_cast<void*>(a.data());
-      if (row.n > 0) {
-        const auto lo = reinterpret_cast<std::uintptr_t>(a.data());
-        intervals.push_back({lo, lo + static_cast<std::uintptr_t>(a.nbytes()), slots[s].writable, static_cast<std::uint32_t>(s), i});
-      }
+      if (row.n > 0)
+        intervals.push_back({lo, hi, slots[s].writable, static_cast<std::uint32_t>(s), i});
     }
   }
   // No array written by this call may share memory with any other array of the call.
@@ -521,9 +563,12 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
 }
 
 // Indices of the arrays that hold a non-finite value (inf or NaN), in one threaded, vectorised
-// read.  Anything that is not a C-contiguous float32/float64 ndarray is listed too, for the
-// caller to examine (and to report) with NumPy.
-py::list nonfinite_rows(py::sequence arrays) {
+// read.  Anything that is not an aligned, C-contiguous float32/float64 ndarray is listed too,
+// for the caller to examine (and to report) with NumPy.  The tuple snapshot holds every array
+// alive while the GIL is released.
+py::list nonfinite_rows(py::sequence seq) {
+  const auto arrays = py::reinterpret_steal<py::tuple>(PySequence_Tuple(seq.ptr()));
+  if (!arrays) throw py::error_already_set();
   const std::size_t n = arrays.size();
   std::vector<Row> rows;
   std::vector<std::size_t> index;
@@ -536,7 +581,8 @@ py::list nonfinite_rows(py::sequence arrays) {
     if (!py::isinstance<py::array>(obj)) { out.append(i); continue; }
     py::array a = obj.cast<py::array>();
     const bool f32 = a.dtype().equal(py::dtype::of<float>());
-    if ((!f32 && !a.dtype().equal(py::dtype::of<double>())) || !(a.flags() & py::array::c_style)) {
+    if ((!f32 && !a.dtype().equal(py::dtype::of<double>())) || !(a.flags() & py::array::c_style) ||
+        !(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
       out.append(i);
       continue;
     }
@@ -587,8 +633,9 @@ void probe(py::list arrays, std::size_t nwrite) {
     const bool f32 = a.dtype().equal(py::dtype::of<float>());
     if (!f32 && !a.dtype().equal(py::dtype::of<double>()))
       throw py::type_error("probe arrays must be float32 or float64");
-    if (!(a.flags() & py::array::c_style) || !a.writeable())
-      throw py::value_error("probe arrays must be C-contiguous and writeable");
+    if (!(a.flags() & py::array::c_style) || !a.writeable() ||
+        !(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+      throw py::value_error("probe arrays must be C-contiguous, aligned and writeable");
     const DType dt = f32 ? DType::f32 : DType::f64;
     if (i == 0) {
       row.dtype = dt;
@@ -619,6 +666,7 @@ void probe_many(py::list slot_lists, std::size_t nwrite) {
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "fastopt compiled kernels (multi-tensor, in place, GIL released, SIMD + threads)";
+  g_memmap_type = py::object(py::module_::import("numpy").attr("memmap")).release().ptr();
   using namespace pybind11::literals;
   m.def("step", &step, "kind"_a, "params"_a, "grads"_a, "state"_a, "scalars"_a,
         "names"_a = py::none(),

@@ -6,6 +6,7 @@
 >>> opt.step([np.ones(3, np.float32)])
 """
 from . import kernels
+from ._paths import get_cmake_dir, get_include
 from .backends import available_backends, check_native_at_import as _check_native
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
@@ -14,7 +15,7 @@ __version__ = "0.1.0"
 _check_native()
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer", "kernels",
-           "available_backends", "__version__"]
+           "available_backends", "get_include", "get_cmake_dir", "__version__"]
 
 
 # Names served lazily from their modules, so that `import fastopt` stays light (plotting,

@@ -15,8 +15,55 @@ import sys
 
 
 def _backend_arg(p):
-    p.add_argument("--backend", default="auto",
+    p.add_argument("--backend", default="auto", choices=["auto", "native", "numba", "numpy"],
                    help="optimizer backend: auto (default), native, numba or numpy")
+
+
+def _positive_int(text):
+    """argparse type: an integer >= 1, with a message that says so."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return v
+
+
+_OPTIMIZER_NAMES = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
+
+
+def _optimizer_list(text):
+    """argparse type: a comma-separated subset of the optimizer names."""
+    names = [o.strip() for o in text.split(",") if o.strip()]
+    bad = [n for n in names if n not in _OPTIMIZER_NAMES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown optimizer(s) {bad or [text]}; choose from {','.join(_OPTIMIZER_NAMES)}")
+    return names
+
+
+def _writable_dir(path, what):
+    """Create ``path`` if needed and check that files can be written there; returns an error
+    message or None."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the {what} {path!r}: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"cannot write into the {what} {path!r} (permission denied)"
+    return None
 
 
 def _parser():
@@ -31,23 +78,22 @@ def _parser():
                                    "rate; prints a table and writes PNG plots.")
     d.add_argument("--out", default="fastopt-demo-output",
                    help="output folder for the plots (default ./fastopt-demo-output)")
-    d.add_argument("--steps", type=int, default=None,
+    d.add_argument("--steps", type=_positive_int, default=None,
                    help="training steps per run (default 600, 40 with --quick)")
     d.add_argument("--quick", action="store_true", help="a reduced run (few steps)")
     d.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="also write TensorBoard logs to DIR (needs fastopt[tensorboard])")
-    d.add_argument("--optimizers", default=None,
+    d.add_argument("--optimizers", type=_optimizer_list, default=None,
                    help="comma-separated subset of SGD,Adagrad,RMSprop,Adam,AdamW")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     _backend_arg(d)
 
     f = sub.add_parser("lr-find", help="LR range test on the demo MLP",
                        description="Run fastopt.lr_find on the demo's digits MLP.")
-    f.add_argument("--optimizer", default="Adam",
-                   choices=["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
-    f.add_argument("--start-lr", type=float, default=1e-6)
-    f.add_argument("--end-lr", type=float, default=10.0)
-    f.add_argument("--num-steps", type=int, default=100)
+    f.add_argument("--optimizer", default="Adam", choices=list(_OPTIMIZER_NAMES))
+    f.add_argument("--start-lr", type=_positive_float, default=1e-6)
+    f.add_argument("--end-lr", type=_positive_float, default=10.0)
+    f.add_argument("--num-steps", type=_positive_int, default=100)
     f.add_argument("--out", default="lr_find.png", help="PNG path for the plot "
                                                       "(default lr_find.png; '' for none)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -107,11 +153,26 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "demo":
+        for folder, what in ((args.out, "output folder (--out)"),
+                             (args.tensorboard, "TensorBoard folder (--tensorboard)")):
+            if folder is not None:
+                problem = _writable_dir(folder, what)
+                if problem:
+                    parser.error(problem)
+    if args.command == "lr-find":
+        if args.end_lr <= args.start_lr:
+            parser.error(f"--end-lr ({args.end_lr}) must be larger than --start-lr "
+                         f"({args.start_lr})")
+        if args.out:
+            problem = _writable_dir(os.path.dirname(os.path.abspath(args.out)),
+                                    "folder of --out")
+            if problem:
+                parser.error(problem)
     try:
         if args.command == "demo":
             from .demo import OPTIMIZERS, run_demo
-            opts = OPTIMIZERS if not args.optimizers else [
-                o.strip() for o in args.optimizers.split(",") if o.strip()]
+            opts = args.optimizers or OPTIMIZERS
             run_demo(args.out, steps=args.steps, quick=args.quick, tensorboard=args.tensorboard,
                      backend=args.backend, optimizers=opts,
                      progress=False if args.no_progress else None)
@@ -124,7 +185,7 @@ def main(argv=None):
             return 0
         if args.command == "bench":
             return _bench(args)
-    except (ImportError, ValueError) as exc:
+    except (ImportError, ValueError, OSError) as exc:
         print(f"fastopt {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 2

@@ -121,9 +121,11 @@ def save(path, optimizer):
     files left by earlier saves that were killed are removed.  Raises TypeError if a group
     option cannot be stored as JSON (nothing is written).
     """
-    collective = getattr(optimizer, "_fastopt_collective_save", None)
+    # --- fastopt.distributed: collective save (same format; rank 0 writes through here) ---
+    collective = getattr(type(optimizer), "_fastopt_collective_save", None)
     if collective is not None:
-        return collective(path)
+        return collective(optimizer, path)
+    # --- end fastopt.distributed ---
     from .optim import Optimizer
 
     if not isinstance(optimizer, Optimizer):
@@ -322,9 +324,11 @@ def load(path, optimizer):
     raises RuntimeError), the values are copied into the optimizer's existing parameter
     and state arrays, and the step counters, options and schedule states are restored.
     """
-    collective = getattr(optimizer, "_fastopt_collective_load", None)
+    # --- fastopt.distributed: collective load (rank 0 reads through here, then resharding) ---
+    collective = getattr(type(optimizer), "_fastopt_collective_load", None)
     if collective is not None:
-        return collective(path)
+        return collective(optimizer, path)
+    # --- end fastopt.distributed ---
     from .optim import Optimizer
 
     if not isinstance(optimizer, Optimizer):

@@ -69,6 +69,27 @@ def _steepest(lrs, losses):
     return i if slope[i] < 0 else None
 
 
+def _descent_start(raw, smoothed, imin):
+    """First index of the sustained descent that ends at the lowest loss ``imin``.
+
+    At the start of a sweep the rates are too small to change the loss, so the smoothed
+    curve only shows batch noise -- amplified, because the debiased average of the first
+    points is made of one or two batches.  Its slopes there can be steeper than the real
+    descent (with small batches the first point often won).  A slope counts only once the
+    loss has really begun to fall: from the point after which the smoothed loss stays below
+    the starting level minus 5% of the total drop, up to the minimum.  The starting level
+    is the median of the raw losses over the first tenth of the sweep (at least 5 points),
+    robust to one unlucky batch.  torch-lr-finder's answer to the same problem is a fixed
+    ``skip_start=10``; this rule reads the skip off the curve instead."""
+    n0 = max(5, len(raw) // 10)
+    start = float(np.median(raw[:n0]))
+    drop = start - float(smoothed[imin])
+    if not drop > 0:
+        return 0
+    above = np.flatnonzero(smoothed[:imin + 1] >= start - 0.05 * drop)
+    return int(above[-1]) + 1 if len(above) else 0
+
+
 def _valley(losses):
     """fastai's "valley": the middle-to-late point of the longest decreasing stretch.
 
@@ -102,7 +123,9 @@ class LRFinderResult:
     * ``valley``: fastai's default rule, a point in the middle of the longest descending
       stretch of the smoothed loss curve (searched from where the loss has begun to fall,
       so that a long flat start at useless tiny rates does not count as valley);
-    * ``steepest``: where the smoothed loss falls fastest against ``log(lr)``;
+    * ``steepest``: where the smoothed loss falls fastest against ``log(lr)``, searched
+      over the sustained descent that ends at the lowest loss (slopes in the flat, noisy
+      start of the sweep are batch noise, not descent; see ``_descent_start``);
     * ``minimum``: the rate of the lowest smoothed loss divided by 10;
 
     ``suggestion`` is the one named by ``method`` (``"valley"`` unless chosen otherwise).
@@ -146,8 +169,9 @@ class LRFinderResult:
         # The steepest descent is looked for up to the lowest loss: after it, a blown-up loss
         # that falls back would show spurious steep slopes.
         imin = int(np.argmin(sm_v))
-        i = _steepest(lrs_v[:imin + 1], sm_v[:imin + 1])
-        out["steepest"] = None if i is None else int(idx[i])
+        d0 = _descent_start(self.losses[idx], sm_v, imin)
+        i = _steepest(lrs_v[d0:imin + 1], sm_v[d0:imin + 1])
+        out["steepest"] = None if i is None else int(idx[d0 + i])
         # The valley is searched from where the loss has started to fall (by 5% of the total
         # drop): a long flat start, at rates too small to move anything, is no valley.
         drop = sm_v[0] - sm_v.min()

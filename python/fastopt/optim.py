@@ -315,9 +315,12 @@ class Optimizer:
         if dup:
             raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
         # The same checks (and messages) as every backend's: arrays, float32/float64,
-        # C-contiguous, writeable, and no two parameters (of any group) sharing memory.
+        # C-contiguous, writeable, and no two parameters (of any group) sharing memory, nor a
+        # parameter with a state array of an earlier group.
         _checks.collect([("params", [p for g in self.param_groups for p in g["params"]] + arrays,
-                          True)], self._names + names)
+                          True)], self._names + names,
+                        (((nm, key), a) for g, bufs in zip(self.param_groups, self._buffers)
+                         for key, states in bufs.items() for nm, a in zip(g["names"], states)))
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         self._check_group(group)
@@ -448,6 +451,11 @@ class Optimizer:
                 raise ValueError("grads does not match params: " + "; ".join(msg) +
                                  "; pass exactly one gradient per parameter name")
             flat = [grads[n] for n in self._names]
+        elif self._string_names and not isinstance(grads, np.ndarray):
+            # Matching a list to named parameters by dict order would silently swap two
+            # gradients of the same shape: the order is ambiguous.
+            raise TypeError("params were given by name: pass grads as a dict by name, "
+                            f"{{name: gradient}} (got {type(grads).__name__})")
         elif isinstance(grads, np.ndarray):
             if total != 1:
                 raise TypeError(f"grads is one array but the optimizer has {total} parameters; "
@@ -513,8 +521,11 @@ class Optimizer:
             self._lock.release()
 
     def _check_all(self, per_group):
+        # Every group's parameters, gradients and state: a gradient may alias none of them.
         _checks.collect([("params", [p for g in self.param_groups for p in g["params"]], True),
-                         ("grads", [x for gs in per_group for x in gs], False)], self._names)
+                         ("grads", [x for gs in per_group for x in gs], False)], self._names,
+                        (((nm, key), a) for g, bufs in zip(self.param_groups, self._buffers)
+                         for key, states in bufs.items() for nm, a in zip(g["names"], states)))
 
     def _step(self, grads):
         if self._pre_hooks:

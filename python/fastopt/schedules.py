@@ -62,6 +62,8 @@ __all__ = [
     "cyclic",
     "cyclic_momentum",
     "piecewise_constant",
+    "piecewise_interpolate",
+    "linear_onecycle",
     "join",
     "from_function",
     "ReduceOnPlateau",
@@ -522,6 +524,11 @@ class Polynomial(Schedule):
     ``polynomial_schedule(init, end, power, transition_steps=T)`` (without
     ``transition_begin``: use ``join([constant(init), polynomial(...)], [begin])``).
     Keras ``PolynomialDecay`` is the same with ``cycle=False``.
+
+    ``total_steps=0`` raises ``ValueError``: Optax's ``polynomial_schedule`` with
+    ``transition_steps <= 0`` instead logs a warning and returns the constant ``init``;
+    fastopt refuses it because such a call is almost always a bug (an epoch count of 0,
+    an integer division that rounded down).  Write ``constant(init)`` for that schedule.
     """
 
     _name = "polynomial"
@@ -547,6 +554,11 @@ class Linear(Schedule):
     PyTorch's ``LinearLR(start_factor=s, end_factor=e, total_iters=T)`` on a base rate
     ``b`` is ``linear(b * s, b * e, T)`` (PyTorch uses factors, here absolute values).
     Optax ``linear_schedule(start, end, T)`` gives the same values.
+
+    ``total_steps=0`` raises ``ValueError``; Optax instead logs a warning and returns the
+    constant ``start``.  Write ``constant(start)`` for that (or ``constant(end)``, which is
+    what a zero-length transition arguably means: the two frameworks' silent choice is
+    why fastopt asks).
     """
 
     _name = "linear"
@@ -575,22 +587,44 @@ class Cosine(Schedule):
     rate climbs back to ``init`` at :math:`2T`; pass ``periodic=True`` for that behaviour
     (then :math:`\min(k, T)` above becomes :math:`k`).  Optax's ``alpha`` is
     ``final / init``.
+
+    ``exponent`` (Optax ``cosine_decay_schedule(..., exponent=p)``) raises the cosine factor
+    to a power :math:`p > 0`:
+
+    .. math::
+        v(k) = \text{final} + (\text{init} - \text{final})
+        \left(\frac{1 + \cos(\pi \min(k, T) / T)}{2}\right)^{p}
+
+    which is Optax's :math:`\text{init}\,((1 - \alpha) c^p + \alpha)` with
+    :math:`\alpha` = final / init.  ``exponent=1`` (the default) keeps PyTorch's operation
+    order, so its values are PyTorch's bits.
     """
 
     _name = "cosine"
-    _fields = ("init", "total_steps", "final", "periodic")
+    _fields = ("init", "total_steps", "final", "periodic", "exponent")
 
-    def __init__(self, init, total_steps, final=0.0, periodic=False):
+    def __init__(self, init, total_steps, final=0.0, periodic=False, exponent=1.0):
         self.init = _real("init", init)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.final = _real("final", final)
         self.periodic = _bool("periodic", periodic)
+        self.exponent = _real("exponent", exponent, lo=0.0, lo_open=True)
 
     def _eval(self, k):
         T = self.total_steps
         kk = k if self.periodic else np.minimum(k, T)
+        if self.exponent != 1.0:
+            # one vectorised power for scalars and arrays alike (NumPy's scalar and SIMD
+            # pow may differ in the last bit)
+            c = 0.5 * (1 + np.cos(np.pi * np.atleast_1d(kk) / T))
+            out = self.final + (self.init - self.final) * np.power(c, self.exponent)
+            return out.reshape(np.shape(kk))
         # same operation order as torch's closed form
         return self.final + (self.init - self.final) * (1 + np.cos(np.pi * kk / T)) / 2
+
+    def __setstate__(self, state):  # schedules pickled before ``exponent`` existed
+        self.__dict__.update(state)
+        self.__dict__.setdefault("exponent", 1.0)
 
 
 class CosineRestarts(Schedule):
@@ -787,6 +821,12 @@ def warmup_cosine(peak, warmup_steps, decay_steps, start=0.0, final=0.0):
     ``decay_steps`` **includes** the warmup: the value reaches ``final`` at update
     :math:`D` and holds there.  Keras ``CosineDecay(warmup_steps=w, decay_steps=D')``
     counts the decay *after* the warmup (:math:`D = w + D'`).  Returns a :func:`join`.
+
+    Degenerate lengths: ``warmup_steps=0`` is plain :func:`cosine` decay (no warmup), as in
+    Optax.  ``decay_steps <= warmup_steps`` (no decay phase left) raises ``ValueError``;
+    Optax builds a cosine of zero length there, which gives a constant ``peak`` (or
+    ``final``) depending on its version.  A warmup followed by a constant is
+    ``warmup(constant(peak), w)``.
     """
     peak = _real("peak", peak)
     warmup_steps = _int("warmup_steps", warmup_steps, 0)
@@ -850,6 +890,108 @@ class WSD(Schedule):
         return np.select(
             [k < w, k < w + s, k < w + s + d], [warm, np.full(k.shape, self.peak), dec], self.final
         )
+
+
+class PiecewiseInterpolate(Schedule):
+    r"""Values at boundaries joined by linear or cosine pieces (Optax ``piecewise_interpolate_schedule``).
+
+    ``boundaries_and_scales`` maps boundary steps :math:`b_1 < b_2 < \dots < b_n` to
+    factors :math:`f_i \ge 0`.  The value at :math:`b_i` is
+    :math:`v_i = \text{init} \prod_{j \le i} f_j` (:math:`b_0 = 0`, :math:`v_0 = \text{init}`);
+    between two boundaries the value moves from :math:`v_{i-1}` to :math:`v_i`:
+
+    .. math::
+        v(k) = \begin{cases}
+        v_{i-1} + (v_i - v_{i-1})\, p & \text{interpolate="linear"} \\
+        v_i + \frac{v_{i-1} - v_i}{2}\,(1 + \cos \pi p) & \text{interpolate="cosine"}
+        \end{cases}
+        \qquad p = \frac{k - b_{i-1}}{b_i - b_{i-1}},\ b_{i-1} \le k < b_i
+
+    and :math:`v(k) = v_n` for :math:`k \ge b_n` (``init`` throughout when there are no
+    boundaries).  The same arithmetic as Optax.  Difference: a boundary at 0 or two
+    equal boundaries make an empty piece, which Optax turns into NaN (0 / 0 multiplied by
+    its indicator); here an empty piece is skipped, so the value jumps to the product of
+    the factors given so far.  Boundaries must be integers >= 0 and factors finite and
+    >= 0 (Optax also refuses negative factors).
+    """
+
+    _name = "piecewise_interpolate"
+    _fields = ("interpolate", "init", "boundaries_and_scales")
+
+    def __init__(self, interpolate, init, boundaries_and_scales=None):
+        self.interpolate = _choice("interpolate", interpolate, ("linear", "cosine"))
+        self.init = _real("init", init)
+        items = {} if boundaries_and_scales is None else boundaries_and_scales
+        if not isinstance(items, dict):
+            raise TypeError("boundaries_and_scales must be a dict {boundary step: factor}, "
+                            f"got {boundaries_and_scales!r}")
+        pairs = []
+        for b, f in items.items():
+            pairs.append((_int(f"boundaries_and_scales key {b!r}", b, 0),
+                          _real(f"boundaries_and_scales[{b!r}]", f, lo=0.0)))
+        pairs.sort()
+        self.boundaries_and_scales = dict(pairs)
+
+    def _table(self):
+        cached = self.__dict__.get("_table_cache")
+        if cached is None:
+            bounds = [0] + list(self.boundaries_and_scales)
+            values = np.cumprod([self.init] + list(self.boundaries_and_scales.values()))
+            cached = (np.asarray(bounds, dtype=np.int64), values.astype(np.float64))
+            self.__dict__["_table_cache"] = cached
+        return cached
+
+    def _eval(self, k):
+        bounds, values = self._table()
+        if len(bounds) == 1:
+            return np.full(k.shape, self.init)
+        # piece i covers [bounds[i], bounds[i+1]); side="right" skips empty pieces
+        i = np.searchsorted(bounds, k, side="right") - 1
+        last = i >= len(bounds) - 1
+        j = np.minimum(i, len(bounds) - 2)
+        lo, hi = bounds[j], bounds[j + 1]
+        v0, v1 = values[j], values[j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = (k - lo) / (hi - lo)
+        if self.interpolate == "linear":
+            inner = (v1 - v0) * pct + v0
+        else:
+            inner = v1 + (v0 - v1) / 2.0 * (np.cos(np.pi * pct) + 1)
+        return np.where(last, values[-1], inner)
+
+
+def linear_onecycle(total_steps, peak, pct_start=0.3, pct_final=0.85, div_factor=25.0,
+                    final_div_factor=1e4):
+    r"""Optax's ``linear_onecycle_schedule``: up, down, then a final linear anneal.
+
+    A :class:`PiecewiseInterpolate` (``"linear"``) from ``init = peak / div_factor`` up to
+    ``peak`` at step :math:`\lfloor 	ext{pct\_start}\, T 
+floor`, back down to ``init``
+    at :math:`\lfloor 	ext{pct\_final}\, T 
+floor`, then to
+    ``init / final_div_factor`` at :math:`T` = ``total_steps``, held afterwards.
+
+    This differs from PyTorch's ``OneCycleLR`` (:func:`one_cycle`), which has two phases
+    (or three with ``three_phase=True``, whose third phase ends at ``total_steps - 1``),
+    anneals by cosine by default and ends at ``init / final_div_factor`` one step
+    earlier.  ``total_steps`` must be >= 1 (Optax raises for 0 too).  When a phase has
+    length 0 (tiny ``total_steps``), Optax returns NaN; here the schedule jumps (see
+    :class:`PiecewiseInterpolate`).
+    """
+    T = _int("total_steps", total_steps, 1)
+    peak = _real("peak", peak)
+    pct_start = _real("pct_start", pct_start, lo=0.0, hi=1.0)
+    pct_final = _real("pct_final", pct_final, lo=0.0, hi=1.0)
+    if pct_final < pct_start:
+        raise ValueError(f"pct_final ({pct_final}) must be >= pct_start ({pct_start})")
+    div_factor = _real("div_factor", div_factor, lo=0.0, lo_open=True)
+    final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
+    marks = {}
+    # Optax builds a dict, so a later entry with the same step replaces an earlier one.
+    for b, f in ((int(pct_start * T), div_factor), (int(pct_final * T), 1.0 / div_factor),
+                 (T, 1.0 / final_div_factor)):
+        marks[b] = f
+    return PiecewiseInterpolate("linear", peak / div_factor, marks)
 
 
 # --------------------------------------------------------------------------- one-cycle
@@ -1247,5 +1389,6 @@ one_cycle_momentum = OneCycleMomentum
 cyclic = Cyclic
 cyclic_momentum = CyclicMomentum
 piecewise_constant = PiecewiseConstant
+piecewise_interpolate = PiecewiseInterpolate
 join = Join
 from_function = FromFunction

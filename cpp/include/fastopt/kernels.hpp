@@ -1,8 +1,9 @@
 // fastopt update kernels: plain C++ over raw pointers and a length.
 //
-// One fused pass over memory per step, no temporaries.  The formulas are those of
-// ../../../shared/REFERENCE.md (PyTorch's torch.optim), written out in the docstrings of
-// python/fastopt/backends/numpy.py, which is the readable reference these loops must match.
+// One fused pass over memory per step, no temporaries.  The formulas are PyTorch's
+// (torch.optim), written out in the docstrings of python/fastopt/backends/numpy.py, which is
+// the readable reference these loops must match.  fastopt/fastopt.hpp is the public C++ API
+// over these loops (it computes the derived scalars and checks the options).
 //
 // Conventions
 //   * Every hyperparameter arrives already converted to the array's type T.  Derived

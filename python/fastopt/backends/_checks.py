@@ -15,12 +15,29 @@ def _key(names, i):
     return repr(names[i]) if names is not None else str(i)
 
 
-def collect(slots, names=None):
+def _byte_bounds(a, contiguous):
+    """``(lo, hi)``: the lowest and one past the highest byte address of non-empty ``a``,
+    negative strides included (as ``np.byte_bounds``)."""
+    lo = hi = a.__array_interface__["data"][0]
+    if contiguous:
+        return lo, hi + a.nbytes
+    for n, st in zip(a.shape, a.strides):
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    return lo, hi + a.itemsize
+
+
+def collect(slots, names=None, others=()):
     """Check a multi-tensor call and return its rows.
 
     ``slots`` is a list of ``(role, seq_or_None, writable)``; slot 0 is the parameters.
     Returns a list of rows, each a list with one array (or None) per slot.  Non-contiguous
-    read-only inputs (gradients) are replaced by contiguous copies.
+    read-only inputs (gradients) are replaced by contiguous copies.  ``others`` is an
+    iterable of ``((name, key), array)``: further arrays written by the caller (the
+    optimizer's state, shown as ``state[name][key]``) that no array of the call may share
+    memory with; their labels are only formatted for an error message.
     """
     seqs = []
     nrows = None
@@ -59,6 +76,8 @@ def collect(slots, names=None):
                 raise TypeError(
                     f"{label} must be a numpy array, got {type(a)}; convert it with np.asarray(...)"
                 )
+            if type(a) is not np.ndarray and not isinstance(a, np.memmap):
+                raise TypeError(_subclass_message(label, a))
             if s == 0:
                 if a.dtype not in _FLOATS:
                     raise TypeError(
@@ -77,27 +96,51 @@ def collect(slots, names=None):
                         f"{label} has shape {a.shape} but its parameter has {p0.shape}; "
                         "pass an array of the parameter's shape"
                     )
+            flags = a.flags
+            if not flags.aligned:
+                raise ValueError(_aligned_message(label, a))
+            contiguous = flags.c_contiguous
+            # The memory the caller's array addresses, before any contiguous copy: a strided
+            # view of a parameter or state array is as much an alias as the array itself.
+            if a.size:
+                intervals.append((*_byte_bounds(a, contiguous), writable, label))
             if writable:
-                if not a.flags.c_contiguous:
+                if not contiguous:
                     raise ValueError(
                         f"{label} is not C-contiguous; fastopt updates arrays in place and will "
                         "not update a copy: use np.ascontiguousarray(...) once when you create "
                         "it and keep that array"
                     )
-                if not a.flags.writeable:
+                if not flags.writeable:
                     raise ValueError(
                         f"{label} is read-only; fastopt updates it in place: pass a writeable "
                         "array (a.setflags(write=True) or a.copy())"
                     )
-            elif not a.flags.c_contiguous:
+            elif not contiguous:
                 a = np.ascontiguousarray(a)
             row.append(a)
-            if a.size:
-                lo = a.__array_interface__["data"][0]
-                intervals.append((lo, lo + a.nbytes, writable, label))
         rows.append(row)
+    for label, a in others:
+        if a.size:
+            intervals.append((*_byte_bounds(a, a.flags.c_contiguous), True, label))
     check_no_overlap(intervals)
     return rows
+
+
+def _label(label):
+    return label if isinstance(label, str) else f"state[{label[0]!r}][{label[1]!r}]"
+
+
+def _subclass_message(label, a):
+    return (f"{label} is a {type(a)}, an ndarray subclass; fastopt updates plain numpy arrays "
+            "(np.memmap is fine) and would not honour the subclass: pass np.asarray(x) (a plain "
+            "array of the same memory) and keep that array")
+
+
+def _aligned_message(label, a):
+    return (f"{label} is not aligned: its data does not start on a multiple of its "
+            f"{a.itemsize}-byte element size; fastopt reads whole elements: pass an aligned copy, "
+            "x.copy() (np.ascontiguousarray(x) keeps a misaligned array as it is), and keep it")
 
 
 def check_no_overlap(intervals):
@@ -112,6 +155,7 @@ def check_no_overlap(intervals):
         elif not writable and last_w is not None and lo < end_w:
             clash = last_w
         if clash is not None:
+            label, clash = _label(label), _label(clash)
             raise ValueError(
                 f"{label} shares memory with {clash}; every parameter, gradient and state array "
                 "must be a separate array (pass grad.copy() if the gradient is a view of a parameter)"

@@ -96,7 +96,7 @@ def _adam(rows, *, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step
 
     ``step_size = lr / (1 - beta1**t)``, ``bc2_sqrt = (1 - beta2**t)**0.5``,
     ``inv_bc2_sqrt = 1 / bc2_sqrt`` and ``decay = 1 - lr * weight_decay`` are computed in
-    float64 by ``_contract.adam_scalars``.
+    float64 by ``_contract.adam_per_step``.
 
     .. math::
         p &\leftarrow p \cdot \mathrm{decay} \text{ (AdamW) or } g \leftarrow g + \lambda p
