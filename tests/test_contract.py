@@ -141,6 +141,7 @@ def test_help_shows_formula_args_and_robustness(name):
     assert "Robustness options" in text and "nonfinite" in text and "max_grad_norm" in text
     for opt in C.SPECS[name].options:
         assert f"{opt.name} (" in text, opt.name
+        assert f"default {opt.default!r})" in text, opt.name  # written from the contract
 
 
 def test_readme_style_script_passes_mypy_strict(tmp_path):

@@ -48,7 +48,7 @@ _adam_per_step = njit(cache=True)(C.adam_per_step)
 
 
 @njit(cache=True)
-def _out_of_range(v, low, high, high_open):  # type: ignore[no-untyped-def]
+def _out_of_range(v, low, high, high_open):
     """The contract's real-number rule: finite, >= low, <= high (< high if high_open)."""
     return (v != v or math.isinf(v) or v < low or v > high or (high_open and v >= high))
 
@@ -93,12 +93,12 @@ def _check_flags(**flags: Any) -> None:
 
 
 @njit(cache=True)
-def _flat_grad(g):  # type: ignore[no-untyped-def]
+def _flat_grad(g):
     return np.ascontiguousarray(g).reshape(-1)
 
 
 @njit(cache=True)
-def _same_size(p, a):  # type: ignore[no-untyped-def]
+def _same_size(p, a):
     if a.shape != p.shape:
         raise ValueError("every array must have the parameter's shape")
 
@@ -118,7 +118,7 @@ def sgd(params: np.ndarray, grads: np.ndarray, momentum_buffers: Optional[np.nda
 
 
 @overload(sgd, jit_options={"cache": False})
-def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=_S.momentum,  # type: ignore[no-untyped-def]
+def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=_S.momentum,
             dampening=_S.dampening, weight_decay=_S.weight_decay, nesterov=_S.nesterov,
             maximize=_S.maximize):
     dt = _float_type(params, (("grads", grads, False), ("momentum_buffers", momentum_buffers, True)))
@@ -128,7 +128,7 @@ def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=
     b_lr, b_mom, b_damp, b_wd = (_bounds(C.SGD, n) for n in
                                  ("lr", "momentum", "dampening", "weight_decay"))
 
-    def impl(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=_S.momentum,  # type: ignore[no-untyped-def]
+    def impl(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=_S.momentum,
              dampening=_S.dampening, weight_decay=_S.weight_decay, nesterov=_S.nesterov,
              maximize=_S.maximize):
         if step < 1:
@@ -161,7 +161,7 @@ def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=
 
 
 @njit
-def _sgd_py(params, grads, bufs, step, lr, momentum, dampening, weight_decay, nesterov,  # type: ignore[no-untyped-def]
+def _sgd_py(params, grads, bufs, step, lr, momentum, dampening, weight_decay, nesterov,
             maximize):
     sgd(params, grads, bufs, step=step, lr=lr, momentum=momentum, dampening=dampening,
         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
@@ -181,7 +181,7 @@ def adagrad(params: np.ndarray, grads: np.ndarray, state_sums: np.ndarray, *, st
 
 
 @overload(adagrad, jit_options={"cache": False})
-def _ov_adagrad(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr_decay,  # type: ignore[no-untyped-def]
+def _ov_adagrad(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr_decay,
                 weight_decay=_AG.weight_decay, eps=_AG.eps, maximize=_AG.maximize):
     dt = _float_type(params, (("grads", grads, False), ("state_sums", state_sums, True)))
     if _absent(state_sums):
@@ -191,7 +191,7 @@ def _ov_adagrad(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr
     b_lr, b_dec, b_wd, b_eps = (_bounds(C.ADAGRAD, n) for n in
                                 ("lr", "lr_decay", "weight_decay", "eps"))
 
-    def impl(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr_decay,  # type: ignore[no-untyped-def]
+    def impl(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr_decay,
              weight_decay=_AG.weight_decay, eps=_AG.eps, maximize=_AG.maximize):
         if step < 1:
             raise ValueError("step must be >= 1 (1 for the first update)")
@@ -214,7 +214,7 @@ def _ov_adagrad(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr
 
 
 @njit
-def _adagrad_py(params, grads, sums, step, lr, lr_decay, weight_decay, eps, maximize):  # type: ignore[no-untyped-def]
+def _adagrad_py(params, grads, sums, step, lr, lr_decay, weight_decay, eps, maximize):
     adagrad(params, grads, sums, step=step, lr=lr, lr_decay=lr_decay,
             weight_decay=weight_decay, eps=eps, maximize=maximize)
 
@@ -237,7 +237,7 @@ def rmsprop(params: np.ndarray, grads: np.ndarray, square_avgs: np.ndarray,
 
 
 @overload(rmsprop, jit_options={"cache": False})
-def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, step=None,  # type: ignore[no-untyped-def]
+def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, step=None,
                 lr=_R.lr, alpha=_R.alpha, eps=_R.eps, weight_decay=_R.weight_decay,
                 momentum=_R.momentum, centered=_R.centered, maximize=_R.maximize):
     dt = _float_type(params, (("grads", grads, False), ("square_avgs", square_avgs, True),
@@ -251,7 +251,7 @@ def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=Non
     b_lr, b_alpha, b_eps, b_wd, b_mom = (_bounds(C.RMSPROP, n) for n in
                                          ("lr", "alpha", "eps", "weight_decay", "momentum"))
 
-    def impl(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, step=None,  # type: ignore[no-untyped-def]
+    def impl(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, step=None,
              lr=_R.lr, alpha=_R.alpha, eps=_R.eps, weight_decay=_R.weight_decay,
              momentum=_R.momentum, centered=_R.centered, maximize=_R.maximize):
         if not no_step and step < 1:
@@ -293,7 +293,7 @@ def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=Non
 
 
 @njit
-def _rmsprop_py(params, grads, sq, ga, bufs, step, lr, alpha, eps, weight_decay, momentum,  # type: ignore[no-untyped-def]
+def _rmsprop_py(params, grads, sq, ga, bufs, step, lr, alpha, eps, weight_decay, momentum,
                 centered, maximize):
     rmsprop(params, grads, sq, ga, bufs, step=step, lr=lr, alpha=alpha, eps=eps,
             weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize)
@@ -315,7 +315,7 @@ def adam(params: np.ndarray, grads: np.ndarray, exp_avgs: np.ndarray, exp_avg_sq
 
 
 @overload(adam, jit_options={"cache": False})
-def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None, lr=_A.lr,  # type: ignore[no-untyped-def]
+def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None, lr=_A.lr,
              betas=_A.betas, eps=_A.eps, weight_decay=_A.weight_decay, amsgrad=_A.amsgrad,
              maximize=_A.maximize, decoupled_weight_decay=False):
     dt = _float_type(params, (("grads", grads, False), ("exp_avgs", exp_avgs, True),
@@ -331,7 +331,7 @@ def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=No
     b_lr, b_eps, b_wd = (_bounds(C.ADAM, n) for n in ("lr", "eps", "weight_decay"))
     b_b1, b_b2 = _bounds(C.ADAM, "betas", 0), _bounds(C.ADAM, "betas", 1)
 
-    def impl(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None, lr=_A.lr,  # type: ignore[no-untyped-def]
+    def impl(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None, lr=_A.lr,
              betas=_A.betas, eps=_A.eps, weight_decay=_A.weight_decay, amsgrad=_A.amsgrad,
              maximize=_A.maximize, decoupled_weight_decay=False):
         if step < 1:
@@ -369,7 +369,7 @@ def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=No
 
 
 @njit
-def _adam_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize,  # type: ignore[no-untyped-def]
+def _adam_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize,
              decoupled):
     adam(params, grads, m, v, vmax, step=step, lr=lr, betas=betas, eps=eps,
          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
@@ -387,10 +387,10 @@ def adamw(params: np.ndarray, grads: np.ndarray, exp_avgs: np.ndarray, exp_avg_s
 
 
 @overload(adamw, jit_options={"cache": False})
-def _ov_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None,  # type: ignore[no-untyped-def]
+def _ov_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None,
               lr=_AW.lr, betas=_AW.betas, eps=_AW.eps, weight_decay=_AW.weight_decay,
               amsgrad=_AW.amsgrad, maximize=_AW.maximize):
-    def impl(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None,  # type: ignore[no-untyped-def]
+    def impl(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None,
              lr=_AW.lr, betas=_AW.betas, eps=_AW.eps, weight_decay=_AW.weight_decay,
              amsgrad=_AW.amsgrad, maximize=_AW.maximize):
         adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr,
@@ -401,7 +401,7 @@ def _ov_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=N
 
 
 @njit
-def _adamw_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad,  # type: ignore[no-untyped-def]
+def _adamw_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad,
               maximize):
     adamw(params, grads, m, v, vmax, step=step, lr=lr, betas=betas, eps=eps,
           weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)

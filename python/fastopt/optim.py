@@ -853,8 +853,14 @@ _ROBUST_DOC = """
 
 def _document(cls: Any) -> Any:
     """Append the shared robustness paragraph to an optimizer's docstring (as torch shares
-    ``_maximize_doc``), so that ``help(fastopt.Adam)`` shows formula, Args and options."""
-    cls.__doc__ = (cls.__doc__ or "") + _ROBUST_DOC
+    ``_maximize_doc``), so that ``help(fastopt.Adam)`` shows formula, Args and options, and
+    write the contract's defaults into the Args section (``@lr@``): the docs cannot drift."""
+    doc = (cls.__doc__ or "") + _ROBUST_DOC
+    for opt in cls._spec.options:
+        doc = doc.replace(f"@{opt.name}@", repr(opt.default))
+    if "@" in doc.replace("@_document", ""):
+        raise AssertionError(f"{cls.__name__}'s docstring names an unknown option")
+    cls.__doc__ = doc
     return cls
 
 
@@ -879,13 +885,14 @@ class SGD(Optimizer):
     Args:
         params: a list of float32/float64 arrays, a dict name -> array, or a list of
             parameter groups ``{"params": ..., <option>: value}``; updated in place.
-        lr (float or schedule, default 1e-3): learning rate :math:`\gamma`.
-        momentum (float or schedule, default 0): momentum factor :math:`\mu`.
-        dampening (float or schedule, default 0): dampening for momentum :math:`\tau`.
-        weight_decay (float or schedule, default 0): L2 penalty :math:`\lambda`.
-        nesterov (bool, default False): Nesterov momentum (needs momentum > 0 and
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
+        dampening (float or schedule, default @dampening@): dampening for momentum
+            :math:`\tau`.
+        weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
+        nesterov (bool, default @nesterov@): Nesterov momentum (needs momentum > 0 and
             dampening == 0).
-        maximize (bool, default False): maximize the objective instead of minimizing.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
 
     State per parameter: ``momentum_buffer`` (when momentum != 0).
     """
@@ -921,12 +928,13 @@ class Adagrad(Optimizer):
     Args:
         params: a list of float32/float64 arrays, a dict name -> array, or a list of
             parameter groups ``{"params": ..., <option>: value}``; updated in place.
-        lr (float or schedule, default 1e-2): learning rate :math:`\gamma`.
-        lr_decay (float or schedule, default 0): learning rate decay :math:`\eta`.
-        weight_decay (float or schedule, default 0): L2 penalty :math:`\lambda`.
-        initial_accumulator_value (float, default 0): initial value of :math:`s`.
-        eps (float or schedule, default 1e-10): term added to the denominator.
-        maximize (bool, default False): maximize the objective instead of minimizing.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        lr_decay (float or schedule, default @lr_decay@): learning rate decay :math:`\eta`.
+        weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
+        initial_accumulator_value (float, default @initial_accumulator_value@): initial
+            value of :math:`s`.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
 
     State per parameter: ``sum`` (:math:`s`).  Difference from PyTorch: an
     ``initial_accumulator_value`` given in a parameter group is honoured for that group;
@@ -970,13 +978,14 @@ class RMSprop(Optimizer):
     Args:
         params: a list of float32/float64 arrays, a dict name -> array, or a list of
             parameter groups ``{"params": ..., <option>: value}``; updated in place.
-        lr (float or schedule, default 1e-2): learning rate :math:`\gamma`.
-        alpha (float or schedule, default 0.99): smoothing constant :math:`\alpha`.
-        eps (float or schedule, default 1e-8): term added to the denominator.
-        weight_decay (float or schedule, default 0): L2 penalty :math:`\lambda`.
-        momentum (float or schedule, default 0): momentum factor :math:`\mu`.
-        centered (bool, default False): normalise by the estimated variance of the gradient.
-        maximize (bool, default False): maximize the objective instead of minimizing.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        alpha (float or schedule, default @alpha@): smoothing constant :math:`\alpha`.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
+        momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
+        centered (bool, default @centered@): normalise by the estimated variance of the
+            gradient.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
 
     State per parameter: ``square_avg`` (:math:`v`), ``grad_avg`` (:math:`\bar g`, when
     centered), ``momentum_buffer`` (when momentum > 0).
@@ -1016,14 +1025,15 @@ _ADAM_MATH = r"""
     Args:
         params: a list of float32/float64 arrays, a dict name -> array, or a list of
             parameter groups ``{"params": ..., <option>: value}``; updated in place.
-        lr (float or schedule, default 1e-3): learning rate :math:`\gamma`.
-        betas (pair of floats or schedules, default (0.9, 0.999)): :math:`(\beta_1,
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
             square.
-        eps (float or schedule, default 1e-8): term added to the denominator.
-        weight_decay (float or schedule, default %s): %s :math:`\lambda`.
-        amsgrad (bool, default False): use the maximum of past squared averages (AMSGrad).
-        maximize (bool, default False): maximize the objective instead of minimizing.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): %s :math:`\lambda`.
+        amsgrad (bool, default @amsgrad@): use the maximum of past squared averages
+            (AMSGrad).
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
 
     State per parameter: ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`),
     ``max_exp_avg_sq`` (:math:`\hat v`, when amsgrad).
@@ -1033,7 +1043,7 @@ _ADAM_MATH = r"""
 @_document
 class Adam(Optimizer):
     __doc__ = ("Adam, as ``torch.optim.Adam`` (coupled, L2 weight decay).\n" + _ADAM_MATH % (
-        r"g_t \leftarrow g_t + \lambda \theta_{t-1}", "", "0", "weight decay (L2 penalty)"))
+        r"g_t \leftarrow g_t + \lambda \theta_{t-1}", "", "weight decay (L2 penalty)"))
 
     _spec = C.ADAM
 
@@ -1054,7 +1064,7 @@ class AdamW(Adam):
     __doc__ = ("AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay (this "
                "step's lr).\n" + _ADAM_MATH % (
                    r"\theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)",
-                   ", ``1 - lr * weight_decay``", "1e-2", "decoupled weight decay"))
+                   ", ``1 - lr * weight_decay``", "decoupled weight decay"))
 
     _spec = C.ADAMW
 
