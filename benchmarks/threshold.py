@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from fastopt import _native as n
+from fastopt._contract import ADAM
 
 
 def bench(size, nt):
@@ -19,13 +20,13 @@ def bench(size, nt):
     p = np.ones(size, np.float32)
     g = np.full(size, 0.1, np.float32)
     m, v = np.zeros_like(p), np.zeros_like(p)
-    args = (0.9, 0.999, 1e-8, 0.0, 1.0, 1e-3, 0.5, False, False, False)
+    scalars = ADAM.scalars(ADAM.defaults, 1)
     reps = max(20, int(3e7 / size))
     ts = []
     for _ in range(7):
         t0 = time.perf_counter()
         for _ in range(reps):
-            n.adam([p], [g], [m], [v], None, *args)
+            n.step("adam", [p], [g], {"exp_avg": [m], "exp_avg_sq": [v]}, scalars)
         ts.append((time.perf_counter() - t0) / reps)
     return float(np.median(ts))
 

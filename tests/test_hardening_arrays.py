@@ -121,8 +121,9 @@ def test_static_libstdcxx_build_keeps_runtime_private(tmp_path):
         import sys; sys.path.insert(0, {str(build)!r})
         import numpy as np, _native
         try:
-            _native.sgd([np.ones((2, 3))], [np.ones((3, 2))], None, 0.1, 0.0, 0.0, 0.0,
-                        False, False, True)
+            _native.step("sgd", [np.ones((2, 3))], [np.ones((3, 2))], {{}},
+                         dict(lr=0.1, momentum=0.0, one_minus_damp=1.0, wd=0.0,
+                              nesterov=False, maximize=False, first=True))
         except ValueError as e:
             print(e)
     """)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from _tolerance import assert_same_bits
+from fastopt import _contract as C
 from fastopt.backends import numpy as ref
 
 native = pytest.importorskip("fastopt.backends.native")
@@ -76,6 +77,15 @@ def _run(kernel_call, shapes, dtype, nstate, seed=0, zero_state=False):
             _close(s1[k][i], s0[k][i], dtype, f"state {k} of param {i}")
 
 
+def _step(mod, spec, p, g, state, t, **options):
+    """One backend call through the contract's keyword interface."""
+    opts = spec.check_options({**spec.defaults, **options})
+    scalars = spec.scalars(opts, t)
+    if spec.kernel == "sgd":
+        scalars["first"] = t == 1
+    mod.step(spec.kernel, p, g, state, scalars)
+
+
 DTYPES = pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 SHAPE = pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 
@@ -90,7 +100,9 @@ def test_sgd(isa, threads, dtype, shape, opts):
     wd, mom, damp, nesterov, maximize = opts
 
     def call(mod, p, g, s, t):
-        mod.sgd(p, g, s[0] if mom else None, 0.01, mom, damp, wd, nesterov, maximize, t == 1)
+        _step(mod, C.SGD, p, g, {"momentum_buffer": s[0] if mom else None}, t,
+              lr=0.01, momentum=mom, dampening=damp, weight_decay=wd, nesterov=nesterov,
+              maximize=maximize)
 
     _run(call, [shape], dtype, 1)
 
@@ -101,7 +113,8 @@ def test_sgd(isa, threads, dtype, shape, opts):
 @pytest.mark.parametrize("maximize", [False, True])
 def test_adagrad(isa, threads, dtype, shape, wd, maximize):
     def call(mod, p, g, s, t):
-        mod.adagrad(p, g, s[0], 0.01 / (1 + (t - 1) * 0.01), wd, 1e-10, maximize)
+        _step(mod, C.ADAGRAD, p, g, {"sum": s[0]}, t, lr=0.01, lr_decay=0.01,
+              weight_decay=wd, eps=1e-10, maximize=maximize)
 
     _run(call, [shape], dtype, 1)
 
@@ -115,8 +128,10 @@ def test_rmsprop(isa, threads, dtype, shape, opts):
     wd, mom, centered, maximize = opts
 
     def call(mod, p, g, s, t):
-        mod.rmsprop(p, g, s[0], s[1] if centered else None, s[2] if mom else None, 0.01, 0.99,
-                    1e-8, wd, mom, centered, maximize)
+        _step(mod, C.RMSPROP, p, g, {"square_avg": s[0], "grad_avg": s[1] if centered else None,
+                                     "momentum_buffer": s[2] if mom else None}, t,
+              lr=0.01, alpha=0.99, eps=1e-8, weight_decay=wd, momentum=mom, centered=centered,
+              maximize=maximize)
 
     _run(call, [shape], dtype, 3, zero_state=True)  # centered needs ga**2 <= sq: start at 0
 
@@ -131,10 +146,10 @@ def test_adam(isa, threads, dtype, shape, opts):
     b1, b2, lr = 0.9, 0.999, 1e-3
 
     def call(mod, p, g, s, t):
-        step_size = lr / (1 - b1 ** t)
-        bc2 = (1 - b2 ** t) ** 0.5
-        mod.adam(p, g, s[0], s[1], s[2] if amsgrad else None, b1, b2, 1e-8, wd, 1 - lr * wd,
-                 step_size, bc2, decoupled, amsgrad, maximize)
+        _step(mod, C.ADAMW if decoupled else C.ADAM, p, g,
+              {"exp_avg": s[0], "exp_avg_sq": s[1], "max_exp_avg_sq": s[2] if amsgrad else None},
+              t, lr=lr, betas=(b1, b2), eps=1e-8, weight_decay=wd, amsgrad=amsgrad,
+              maximize=maximize)
 
     _run(call, [shape], dtype, 3)
 
@@ -147,14 +162,17 @@ def test_multi_tensor_call(isa, threads, dtype, opt):
 
     def call(mod, p, g, s, t):
         if opt == "sgd":
-            mod.sgd(p, g, s[0], 0.01, 0.9, 0.0, 0.1, True, False, t == 1)
+            _step(mod, C.SGD, p, g, {"momentum_buffer": s[0]}, t, lr=0.01, momentum=0.9,
+                  weight_decay=0.1, nesterov=True)
         elif opt == "adagrad":
-            mod.adagrad(p, g, s[0], 0.01, 0.1, 1e-10, False)
+            _step(mod, C.ADAGRAD, p, g, {"sum": s[0]}, 1, lr=0.01, weight_decay=0.1)
         elif opt == "rmsprop":
-            mod.rmsprop(p, g, s[0], s[1], s[2], 0.01, 0.99, 1e-8, 0.1, 0.5, False, False)
+            _step(mod, C.RMSPROP, p, g, {"square_avg": s[0], "momentum_buffer": s[2]}, t,
+                  lr=0.01, weight_decay=0.1, momentum=0.5)
         else:
-            mod.adam(p, g, s[0], s[1], s[2], 0.9, 0.999, 1e-8, 0.1, 1.0, 1e-3 / (1 - 0.9 ** t),
-                     (1 - 0.999 ** t) ** 0.5, False, True, False)
+            _step(mod, C.ADAM, p, g, {"exp_avg": s[0], "exp_avg_sq": s[1],
+                                      "max_exp_avg_sq": s[2]}, t, weight_decay=0.1,
+                  amsgrad=True)
 
     _run(call, shapes, dtype, 3)
 

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -370,87 +371,193 @@ int moved(const std::vector<Row>& rows) {
 }
 
 // ------------------------------------------------------------------ entry points
-void sgd(py::object params, py::object grads, py::object bufs, double lr, double momentum,
-         double dampening, double wd, bool nesterov, bool maximize, bool first, py::object names) {
-  std::vector<Slot> slots{{"params", params, true}, {"grads", grads, false},
-                          {"momentum_buffers", bufs, true}};
+// The backend interface of fastopt._contract: step(kind, params, grads, state, scalars,
+// names).  `kind` names the per-element rule, `state` maps torch's state names to lists of
+// arrays (absent or None: unused), `scalars` maps the Job's field names to the per-step
+// constants computed once, in double, by the contract.  One generic path for every
+// optimizer: check every array and every name, fill the Job, release the GIL, run.
+struct Kind {
+  const char* name;
+  Op op;
+  int nstate;
+  const char* state[kMaxSlots - 2];  // torch's state names, in slot order (slot 2, 3, ...)
+  const char* arg[kMaxSlots - 2];    // the kernels' argument names (error messages)
+  const char* scalars;               // the Job fields this rule reads, space separated
+};
+
+const Kind kKinds[] = {
+    {"sgd", Op::sgd, 1, {"momentum_buffer"}, {"momentum_buffers"},
+     "lr momentum one_minus_damp wd nesterov maximize"},
+    {"adagrad", Op::adagrad, 1, {"sum"}, {"state_sums"}, "clr wd eps maximize"},
+    {"rmsprop", Op::rmsprop, 3, {"square_avg", "grad_avg", "momentum_buffer"},
+     {"square_avgs", "grad_avgs", "momentum_buffers"},
+     "lr alpha one_minus_alpha eps wd momentum centered maximize"},
+    {"adam", Op::adam, 3, {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+     {"exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"},
+     "one_minus_beta1 beta2 one_minus_beta2 eps wd decay step_size inv_bc2_sqrt amsgrad "
+     "maximize decoupled"},
+};
+
+// The Job's fields by name: a real (double) or a flag (bool).
+struct Field {
+  const char* name;
+  double Job::*real;
+  bool Job::*flag;
+};
+const Field kFields[] = {
+    {"lr", &Job::lr, nullptr}, {"momentum", &Job::momentum, nullptr},
+    {"one_minus_damp", &Job::one_minus_damp, nullptr}, {"wd", &Job::wd, nullptr},
+    {"clr", &Job::clr, nullptr}, {"eps", &Job::eps, nullptr}, {"alpha", &Job::alpha, nullptr},
+    {"one_minus_alpha", &Job::one_minus_alpha, nullptr},
+    {"one_minus_beta1", &Job::one_minus_beta1, nullptr}, {"beta2", &Job::beta2, nullptr},
+    {"one_minus_beta2", &Job::one_minus_beta2, nullptr}, {"decay", &Job::decay, nullptr},
+    {"step_size", &Job::step_size, nullptr}, {"inv_bc2_sqrt", &Job::inv_bc2_sqrt, nullptr},
+    {"nesterov", nullptr, &Job::nesterov}, {"maximize", nullptr, &Job::maximize},
+    {"first", nullptr, &Job::first}, {"centered", nullptr, &Job::centered},
+    {"decoupled", nullptr, &Job::decoupled}, {"amsgrad", nullptr, &Job::amsgrad}};
+constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
+
+// Is the word [w, w + n) one of the space-separated words of `list`?
+bool listed(const char* list, const char* w, std::size_t n) {
+  for (const char* p = list; *p;) {
+    const char* e = p;
+    while (*e && *e != ' ') ++e;
+    if (static_cast<std::size_t>(e - p) == n && std::memcmp(p, w, n) == 0) return true;
+    p = *e ? e + 1 : e;
+  }
+  return false;
+}
+
+// Bit f set: kFields[f] is a scalar of the rule (computed once per kind).
+unsigned fields_of(const Kind& k) {
+  unsigned mask = 0;
+  for (int f = 0; f < kNumFields; ++f)
+    if (listed(k.scalars, kFields[f].name, std::strlen(kFields[f].name))) mask |= 1u << f;
+  return mask;
+}
+
+// kFields index of a scalar's name (-1 if none).  The names come from fastopt._contract as
+// interned string constants, so the same objects arrive at every step: a small cache by
+// identity (holding a reference, so an address is never reused by another string) makes
+// the lookup a few pointer compares.
+int field_index(PyObject* key) {
+  constexpr int kCache = 64;
+  static PyObject* keys[kCache] = {};
+  static int index[kCache] = {};
+  static int used = 0;
+  for (int c = 0; c < used; ++c)
+    if (keys[c] == key) return index[c];
+  Py_ssize_t len = 0;
+  const char* w = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &len) : nullptr;
+  if (!w) {
+    PyErr_Clear();
+    return -1;
+  }
+  int f = 0;
+  for (; f < kNumFields; ++f)
+    if (std::strlen(kFields[f].name) == static_cast<std::size_t>(len) &&
+        std::memcmp(kFields[f].name, w, static_cast<std::size_t>(len)) == 0)
+      break;
+  if (f == kNumFields) return -1;
+  if (used < kCache) {  // the GIL is held: no race
+    Py_INCREF(key);
+    keys[used] = key;
+    index[used++] = f;
+  }
+  return f;
+}
+
+constexpr std::size_t kNumKinds = sizeof(kKinds) / sizeof(kKinds[0]);
+
+// Interned names of each kind and of its state arrays, made once (the GIL is held).
+struct KindNames {
+  PyObject* kind = nullptr;
+  PyObject* state[kMaxSlots - 2] = {};
+  unsigned fields = 0;  // bit f: kFields[f] is a scalar of the rule
+};
+
+const KindNames* kind_names() {
+  static KindNames names[kNumKinds];
+  static bool ready = false;
+  if (!ready) {
+    for (std::size_t i = 0; i < kNumKinds; ++i) {
+      names[i].kind = PyUnicode_InternFromString(kKinds[i].name);
+      for (int s = 0; s < kKinds[i].nstate; ++s)
+        names[i].state[s] = PyUnicode_InternFromString(kKinds[i].state[s]);
+      names[i].fields = fields_of(kKinds[i]);
+    }
+    ready = true;
+  }
+  return names;
+}
+
+void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
+          py::dict scalars, py::object names) {
+  const KindNames* kn = kind_names();
+  std::size_t ki = 0;
+  while (ki < kNumKinds && kind_obj.ptr() != kn[ki].kind) ++ki;  // interned: by identity
+  if (ki == kNumKinds) {
+    ki = 0;
+    while (ki < kNumKinds && PyUnicode_CompareWithASCIIString(kind_obj.ptr(), kKinds[ki].name) != 0) ++ki;
+  }
+  if (ki == kNumKinds)
+    throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
+                          "; one of adagrad, adam, rmsprop, sgd");
+  const Kind* k = &kKinds[ki];
+  const std::string kind = k->name;  // for messages (short: no allocation)
+  const unsigned want = kn[ki].fields;
+  // Scalars: every name must be a field this rule reads (or SGD's `first`), and each field
+  // the rule reads must be given.
+  Job j;
+  j.op = k->op;
+  unsigned given = 0;
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(scalars.ptr(), &pos, &key, &value)) {
+    const int f = field_index(key);
+    if (f < 0 && !PyUnicode_Check(key)) throw py::type_error("scalars must be a dict with string keys");
+    const bool first = k->op == Op::sgd && f >= 0 && kFields[f].flag == &Job::first;
+    if (f < 0 || (!((want >> f) & 1u) && !first))
+      throw py::type_error(kind + " takes no scalar " + py::repr(key).cast<std::string>() +
+                           "; it takes: " + k->scalars);
+    if (kFields[f].real) {
+      const double v = PyFloat_AsDouble(value);
+      if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+      j.*(kFields[f].real) = v;
+    } else {
+      const int v = PyObject_IsTrue(value);
+      if (v < 0) throw py::error_already_set();
+      j.*(kFields[f].flag) = v != 0;
+    }
+    given |= 1u << f;
+  }
+  if ((given & want) != want)
+    throw py::type_error(kind + " needs every scalar of: " + std::string(k->scalars));
+  // State: known names only, in the rule's slot order.
+  pos = 0;
+  while (PyDict_Next(state.ptr(), &pos, &key, &value)) {
+    Py_ssize_t len = 0;
+    const char* w = PyUnicode_Check(key) ? PyUnicode_AsUTF8AndSize(key, &len) : nullptr;
+    bool ok = false;
+    for (int s = 0; w && s < k->nstate; ++s)
+      ok = ok || (std::strlen(k->state[s]) == static_cast<std::size_t>(len) &&
+                  std::memcmp(k->state[s], w, static_cast<std::size_t>(len)) == 0);
+    if (!ok)
+      throw py::type_error(kind + " has no state " + py::repr(key).cast<std::string>());
+  }
+  std::vector<Slot> slots;
+  slots.reserve(2 + static_cast<std::size_t>(k->nstate));
+  slots.push_back({"params", params, true});
+  slots.push_back({"grads", grads, false});
+  for (int s = 0; s < k->nstate; ++s) {
+    py::object seq = py::none();
+    if (PyObject* v = PyDict_GetItem(state.ptr(), kn[ki].state[s])) seq = py::reinterpret_borrow<py::object>(v);
+    slots.push_back({k->arg[s], seq, true});
+  }
   std::vector<py::object> keep;
   auto rows = collect(slots, names, keep);
-  Job j;
-  j.op = Op::sgd;
-  j.lr = lr;
-  j.momentum = momentum;
-  j.one_minus_damp = 1.0 - dampening;
-  j.wd = wd;
-  j.nesterov = nesterov;
-  j.maximize = maximize;
-  j.first = first;
-  if (momentum == 0.0)
+  if (k->op == Op::sgd && j.momentum == 0.0)
     for (Row& r : rows) r.ptr[2] = nullptr;  // the kernel ignores the buffer: do not count it
-  py::gil_scoped_release nogil;
-  execute(j, rows, moved(rows));
-}
-
-void adagrad(py::object params, py::object grads, py::object sums, double clr, double wd,
-             double eps, bool maximize, py::object names) {
-  std::vector<Slot> slots{{"params", params, true}, {"grads", grads, false},
-                          {"state_sums", sums, true}};
-  std::vector<py::object> keep;
-  auto rows = collect(slots, names, keep);
-  Job j;
-  j.op = Op::adagrad;
-  j.clr = clr;
-  j.wd = wd;
-  j.eps = eps;
-  j.maximize = maximize;
-  py::gil_scoped_release nogil;
-  execute(j, rows, moved(rows));
-}
-
-void rmsprop(py::object params, py::object grads, py::object square_avgs, py::object grad_avgs,
-             py::object bufs, double lr, double alpha, double eps, double wd, double momentum,
-             bool centered, bool maximize, py::object names) {
-  std::vector<Slot> slots{{"params", params, true}, {"grads", grads, false},
-                          {"square_avgs", square_avgs, true}, {"grad_avgs", grad_avgs, true},
-                          {"momentum_buffers", bufs, true}};
-  std::vector<py::object> keep;
-  auto rows = collect(slots, names, keep);
-  Job j;
-  j.op = Op::rmsprop;
-  j.lr = lr;
-  j.alpha = alpha;
-  j.one_minus_alpha = 1.0 - alpha;
-  j.eps = eps;
-  j.wd = wd;
-  j.momentum = momentum;
-  j.centered = centered;
-  j.maximize = maximize;
-  py::gil_scoped_release nogil;
-  execute(j, rows, moved(rows));
-}
-
-void adam(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
-          py::object max_exp_avg_sqs, double beta1, double beta2, double eps, double wd,
-          double decay, double step_size, double bc2_sqrt, bool decoupled, bool amsgrad,
-          bool maximize, py::object names) {
-  std::vector<Slot> slots{{"params", params, true}, {"grads", grads, false},
-                          {"exp_avgs", exp_avgs, true}, {"exp_avg_sqs", exp_avg_sqs, true},
-                          {"max_exp_avg_sqs", max_exp_avg_sqs, true}};
-  std::vector<py::object> keep;
-  auto rows = collect(slots, names, keep);
-  Job j;
-  j.op = Op::adam;
-  j.one_minus_beta1 = 1.0 - beta1;
-  j.beta2 = beta2;
-  j.one_minus_beta2 = 1.0 - beta2;
-  j.eps = eps;
-  j.wd = wd;
-  j.decay = decay;
-  j.step_size = step_size;
-  j.bc2_sqrt = bc2_sqrt;
-  j.decoupled = decoupled;
-  j.amsgrad = amsgrad;
-  j.maximize = maximize;
   py::gil_scoped_release nogil;
   execute(j, rows, moved(rows));
 }
@@ -561,18 +668,11 @@ PYBIND11_MODULE(_native, m) {
   m.doc() = "fastopt compiled kernels (multi-tensor, in place, GIL released, SIMD + threads)";
   g_memmap_type = py::object(py::module_::import("numpy").attr("memmap")).release().ptr();
   using namespace pybind11::literals;
-  m.def("sgd", &sgd, "params"_a, "grads"_a, "momentum_buffers"_a, "lr"_a, "momentum"_a,
-        "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a, "first"_a,
-        "names"_a = py::none());
-  m.def("adagrad", &adagrad, "params"_a, "grads"_a, "state_sums"_a, "clr"_a, "weight_decay"_a,
-        "eps"_a, "maximize"_a, "names"_a = py::none());
-  m.def("rmsprop", &rmsprop, "params"_a, "grads"_a, "square_avgs"_a, "grad_avgs"_a,
-        "momentum_buffers"_a, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a,
-        "centered"_a, "maximize"_a, "names"_a = py::none());
-  m.def("adam", &adam, "params"_a, "grads"_a, "exp_avgs"_a, "exp_avg_sqs"_a,
-        "max_exp_avg_sqs"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a, "decay"_a,
-        "step_size"_a, "bc2_sqrt"_a, "decoupled"_a, "amsgrad"_a, "maximize"_a,
-        "names"_a = py::none());
+  m.def("step", &step, "kind"_a, "params"_a, "grads"_a, "state"_a, "scalars"_a,
+        "names"_a = py::none(),
+        "One multi-tensor update of optimizer `kind` (the backend interface of "
+        "fastopt._contract): state = {state name: list of arrays or None}, scalars = "
+        "{Job field: value}.");
   m.def("nonfinite_rows", &nonfinite_rows, "arrays"_a,
         "Indices of the arrays holding inf or NaN (and of any that are not C-contiguous "
         "float32/float64 arrays, for the caller to check), in one threaded read.");

@@ -3,8 +3,10 @@
 Each function takes one array or a list of arrays per role (parameters, gradients, state),
 checks every hyperparameter and every array before modifying any, and updates the
 parameters and state in place on the chosen backend.  Hyperparameters use PyTorch's names
-and defaults; ``step`` is the 1-based number of this update (PyTorch's ``state['step']``
-after its increment), from which the bias corrections are computed in float64.
+and defaults (written once, in ``fastopt._contract``); ``step`` is the 1-based number of
+this update (PyTorch's ``state['step']`` after its increment), from which the bias
+corrections are computed in float64.  The formulas are in the docstrings of the optimizer
+classes (``help(fastopt.Adam)``); ``fastopt.jit`` has the same functions for Numba code.
 
 Example::
 
@@ -14,16 +16,22 @@ Example::
 """
 from __future__ import annotations
 
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._validation import check_bool, check_hyper, check_step
+from . import _contract as C
+from ._validation import check_step
 from .backends import resolve
 
 __all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 
+Arrays = Union[np.ndarray, Sequence[np.ndarray]]
+_SGD, _ADAGRAD, _RMSPROP, _ADAM, _ADAMW = (C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D,
+                                           C.ADAMW.D)
 
-def _as_list(x):
+
+def _as_list(x: Any) -> Optional[List[Any]]:
     if x is None:
         return None
     if isinstance(x, np.ndarray):
@@ -31,116 +39,99 @@ def _as_list(x):
     return list(x)
 
 
-def _betas(betas):
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    return check_hyper("beta1", betas[0]), check_hyper("beta2", betas[1])
+def _run(spec: C.Spec, options: Dict[str, Any], t: int, params: Any, grads: Any,
+         given: Dict[str, Any], backend: str, **extra: Any) -> None:
+    """Check the options (the contract's rules), the presence of the state arrays they
+    need, then one keyword call of the backend (which checks every array)."""
+    opts = spec.check_options(options, allow_schedule=False)
+    needed = spec.needed(opts)
+    state = {}
+    for s in spec.state:
+        if s.name in needed:
+            if given[s.name] is None:
+                hint = ("np.full_like(p, initial_accumulator_value)" if s.init == "fill"
+                        else "np.zeros_like(p)")
+                raise ValueError(f"{s.why or spec.name} needs {s.arg} (one array per parameter, "
+                                 f"{hint}); pass them" +
+                                 (f" or change {s.why.split()[0].split('=')[0]}" if s.why else ""))
+            state[s.name] = _as_list(given[s.name])
+    scalars = spec.scalars({**opts, **extra}, t)
+    if spec.kernel == "sgd":
+        scalars["first"] = t == 1
+    _, be = resolve(backend)
+    be.step(spec.kernel, _as_list(params), _as_list(grads), state, scalars)
 
 
-def sgd(params, grads, momentum_buffers=None, *, step, lr=1e-3, momentum=0.0, dampening=0.0,
-        weight_decay=0.0, nesterov=False, maximize=False, backend="auto"):
+def sgd(params: Arrays, grads: Arrays, momentum_buffers: Optional[Arrays] = None, *, step: int,
+        lr: float = _SGD.lr, momentum: float = _SGD.momentum,
+        dampening: float = _SGD.dampening, weight_decay: float = _SGD.weight_decay,
+        nesterov: bool = _SGD.nesterov, maximize: bool = _SGD.maximize,
+        backend: str = "auto") -> None:
     """SGD update (``torch.optim.SGD``); ``momentum_buffers`` is needed when momentum != 0.
 
     On ``step == 1`` the buffer is set to the gradient (PyTorch's first step, no dampening).
     """
     t = check_step(step)
-    lr = check_hyper("lr", lr)
-    momentum = check_hyper("momentum", momentum)
-    dampening = check_hyper("dampening", dampening)
-    weight_decay = check_hyper("weight_decay", weight_decay)
-    nesterov = check_bool("nesterov", nesterov)
-    maximize = check_bool("maximize", maximize)
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("nesterov=True requires momentum > 0 and dampening == 0, got "
-                         f"momentum={momentum}, dampening={dampening}")
-    if momentum != 0 and momentum_buffers is None:
-        raise ValueError(f"momentum={momentum} needs momentum_buffers (one array per parameter, "
-                         "np.zeros_like(p)); pass them or set momentum=0")
-    _, be = resolve(backend)
-    be.sgd(_as_list(params), _as_list(grads), _as_list(momentum_buffers) if momentum != 0 else None,
-           lr, momentum, dampening, weight_decay, nesterov, maximize, t == 1)
+    _run(C.SGD, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                     nesterov=nesterov, maximize=maximize), t, params, grads,
+         {"momentum_buffer": momentum_buffers}, backend)
 
 
-def adagrad(params, grads, state_sums, *, step, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-            eps=1e-10, maximize=False, backend="auto"):
+def adagrad(params: Arrays, grads: Arrays, state_sums: Arrays, *, step: int,
+            lr: float = _ADAGRAD.lr, lr_decay: float = _ADAGRAD.lr_decay,
+            weight_decay: float = _ADAGRAD.weight_decay, eps: float = _ADAGRAD.eps,
+            maximize: bool = _ADAGRAD.maximize, backend: str = "auto") -> None:
     """Adagrad update (``torch.optim.Adagrad``).  ``state_sums`` start at
     ``initial_accumulator_value`` (create them with ``np.full_like(p, value)``)."""
     t = check_step(step)
-    lr = check_hyper("lr", lr)
-    lr_decay = check_hyper("lr_decay", lr_decay)
-    weight_decay = check_hyper("weight_decay", weight_decay)
-    eps = check_hyper("eps", eps)
-    maximize = check_bool("maximize", maximize)
-    clr = lr / (1 + (t - 1) * lr_decay)
-    _, be = resolve(backend)
-    be.adagrad(_as_list(params), _as_list(grads), _as_list(state_sums), clr, weight_decay, eps,
-               maximize)
+    _run(C.ADAGRAD, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                         initial_accumulator_value=0.0, eps=eps, maximize=maximize), t,
+         params, grads, {"sum": state_sums}, backend)
 
 
-def rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, *, step=None,
-            lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-            maximize=False, backend="auto"):
+def rmsprop(params: Arrays, grads: Arrays, square_avgs: Arrays, grad_avgs: Optional[Arrays] = None,
+            momentum_buffers: Optional[Arrays] = None, *, step: Optional[int] = None,
+            lr: float = _RMSPROP.lr, alpha: float = _RMSPROP.alpha, eps: float = _RMSPROP.eps,
+            weight_decay: float = _RMSPROP.weight_decay, momentum: float = _RMSPROP.momentum,
+            centered: bool = _RMSPROP.centered, maximize: bool = _RMSPROP.maximize,
+            backend: str = "auto") -> None:
     """RMSprop update (``torch.optim.RMSprop``); ``grad_avgs`` are needed when centered,
     ``momentum_buffers`` when momentum > 0.  RMSprop has no bias correction, so ``step`` is
     accepted for uniformity and only checked."""
-    if step is not None:
-        check_step(step)
-    lr = check_hyper("lr", lr)
-    alpha = check_hyper("alpha", alpha)
-    eps = check_hyper("eps", eps)
-    weight_decay = check_hyper("weight_decay", weight_decay)
-    momentum = check_hyper("momentum", momentum)
-    centered = check_bool("centered", centered)
-    maximize = check_bool("maximize", maximize)
-    if centered and grad_avgs is None:
-        raise ValueError("centered=True needs grad_avgs (one zero array per parameter)")
-    if momentum > 0 and momentum_buffers is None:
-        raise ValueError(f"momentum={momentum} needs momentum_buffers (one zero array per "
-                         "parameter); pass them or set momentum=0")
-    _, be = resolve(backend)
-    be.rmsprop(_as_list(params), _as_list(grads), _as_list(square_avgs),
-               _as_list(grad_avgs) if centered else None,
-               _as_list(momentum_buffers) if momentum > 0 else None,
-               lr, alpha, eps, weight_decay, momentum, centered, maximize)
+    t = 1 if step is None else check_step(step)
+    _run(C.RMSPROP, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                         momentum=momentum, centered=centered, maximize=maximize), t,
+         params, grads, {"square_avg": square_avgs, "grad_avg": grad_avgs,
+                         "momentum_buffer": momentum_buffers}, backend)
 
 
-def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, step, lr=1e-3,
-         betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False,
-         decoupled_weight_decay=False, backend="auto"):
+def adam(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays,
+         max_exp_avg_sqs: Optional[Arrays] = None, *, step: int, lr: float = _ADAM.lr,
+         betas: Tuple[float, float] = _ADAM.betas, eps: float = _ADAM.eps,
+         weight_decay: float = _ADAM.weight_decay, amsgrad: bool = _ADAM.amsgrad,
+         maximize: bool = _ADAM.maximize, decoupled_weight_decay: bool = False,
+         backend: str = "auto") -> None:
     """Adam update (``torch.optim.Adam``); AdamW with ``decoupled_weight_decay=True``.
 
     ``max_exp_avg_sqs`` are needed when amsgrad=True.  The bias corrections
     ``1 - beta**step`` are computed in float64 from the integer step.
     """
     t = check_step(step)
-    lr = check_hyper("lr", lr)
-    beta1, beta2 = _betas(betas)
-    eps = check_hyper("eps", eps)
-    weight_decay = check_hyper("weight_decay", weight_decay)
-    amsgrad = check_bool("amsgrad", amsgrad)
-    maximize = check_bool("maximize", maximize)
-    decoupled = check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    if amsgrad and max_exp_avg_sqs is None:
-        raise ValueError("amsgrad=True needs max_exp_avg_sqs (one zero array per parameter)")
-    step_size, bc2_sqrt = adam_scalars(lr, beta1, beta2, t)
-    _, be = resolve(backend)
-    be.adam(_as_list(params), _as_list(grads), _as_list(exp_avgs), _as_list(exp_avg_sqs),
-            _as_list(max_exp_avg_sqs) if amsgrad else None, beta1, beta2, eps, weight_decay,
-            1.0 - lr * weight_decay, step_size, bc2_sqrt, decoupled, amsgrad, maximize)
+    decoupled = C.check_bool("decoupled_weight_decay", decoupled_weight_decay)
+    _run(C.ADAM, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                      maximize=maximize), t, params, grads,
+         {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs, "max_exp_avg_sq": max_exp_avg_sqs},
+         backend, decoupled=decoupled)
 
 
-def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, *, step, lr=1e-3,
-          betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False,
-          backend="auto"):
+def adamw(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays,
+          max_exp_avg_sqs: Optional[Arrays] = None, *, step: int, lr: float = _ADAMW.lr,
+          betas: Tuple[float, float] = _ADAMW.betas, eps: float = _ADAMW.eps,
+          weight_decay: float = _ADAMW.weight_decay, amsgrad: bool = _ADAMW.amsgrad,
+          maximize: bool = _ADAMW.maximize, backend: str = "auto") -> None:
     """AdamW update (``torch.optim.AdamW``): Adam with decoupled weight decay
     ``p *= 1 - lr * weight_decay``, default ``weight_decay=1e-2``."""
     adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr, betas=betas,
          eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
          decoupled_weight_decay=True, backend=backend)
 
-
-def adam_scalars(lr, beta1, beta2, t):
-    """``(lr / (1 - beta1**t), sqrt(1 - beta2**t))`` in float64, as PyTorch computes them."""
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
-    return lr / bc1, bc2 ** 0.5  # ** 0.5 as torch.optim does, not math.sqrt

@@ -1,7 +1,9 @@
 """Optimizer objects over NumPy arrays: SGD, Adagrad, RMSprop, Adam and AdamW.
 
-Arguments, defaults and update rules are PyTorch's (``torch.optim``); see the docstrings
-of ``fastopt.backends.numpy`` for the formulas.  Differences from PyTorch:
+Arguments, defaults and update rules are PyTorch's (``torch.optim``); each class's
+docstring gives its formula and arguments (``help(fastopt.Adam)``), and the options,
+defaults, checks, state arrays and per-step scalars of every optimizer are declared once in
+``fastopt._contract``.  Differences from PyTorch:
 
 * ``step(grads)`` takes the gradients explicitly, in the structure of ``params`` (a list
   in order, or a dict by name); every parameter needs a gradient at every step.
@@ -11,7 +13,8 @@ of ``fastopt.backends.numpy`` for the formulas.  Differences from PyTorch:
   passes the numbers to the kernels.  Nothing is written back into the groups.
 * ``state_dict()`` returns copies (a snapshot), not references.
 
-Robustness options (keyword-only, on every optimizer; see ``Optimizer``):
+Robustness options (keyword-only, on every optimizer; the same paragraph closes each
+class's docstring):
 
 * ``nonfinite="raise"`` (default) | ``"skip"`` | ``"ignore"``: what ``step`` does when a
   gradient holds a NaN or an infinity.  ``"raise"`` raises ``NonFiniteGradientError`` (a
@@ -36,23 +39,67 @@ Robustness options (keyword-only, on every optimizer; see ``Optimizer``):
 from __future__ import annotations
 
 import itertools
-import operator
 import numbers
+import operator
 import threading
+from types import MappingProxyType
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 
+from . import _contract as C
 from ._validation import (check_bool, check_clip_value, check_hyper, check_max_norm,
                           check_norm_type)
 from .backends import _checks, resolve
 from .clip import _clip_value_copy, _norm_coef, _total_norm
 from .errors import NonFiniteGradientError
-from .kernels import adam_scalars
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NonFiniteGradientError"]
 
 _SCHEDULE_MARK = "<schedule>"
 _NONFINITE = ("raise", "skip", "ignore")
+
+#: A hyperparameter: a number, or a schedule ``step -> value`` evaluated at every step.
+Schedule = Callable[[int], float]
+Hyper = Union[float, Schedule]
+Betas = Union[Tuple[Hyper, Hyper], List[Hyper]]
+#: Parameters: a list of arrays, a dict name -> array, or a list of parameter groups
+#: ``{"params": ..., <option>: value}`` (checked when the optimizer is built).
+Params = Union[Mapping[str, np.ndarray], Sequence[Any]]
+#: Gradients, in the structure of the parameters.
+Grads = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
+#: A step hook: ``hook(optimizer, grads)``.
+Hook = Callable[[Any, Any], Any]
+
+
+def _evaluate(rule: str, v: Any, k: int) -> float:
+    """A scalar option's value at step ``k`` (a schedule is called), checked by ``rule``."""
+    if callable(v):
+        v = v(k)
+        if isinstance(v, np.ndarray) and v.ndim == 0:
+            v = v.item()
+    return check_hyper(rule, v)
+
+
+def _count(name: str, v: Any) -> int:
+    """A step counter from a state_dict: a non-negative integer (not a bool, float or str)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer, got {v!r} ({type(v).__name__})")
+    if v < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    return int(v)
+
+
+def _checked(where: str, rule: str, v: Any, flag: bool = False) -> Any:
+    try:
+        return check_bool(rule, v) if flag else check_hyper(rule, v)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{where}{exc}") from None
+
+
+def _is_mark(x: Any) -> bool:
+    return isinstance(x, str) and x == _SCHEDULE_MARK
 
 
 def _first_nonfinite(g):
@@ -75,11 +122,11 @@ def _first_nonfinite(g):
 class _Hook:
     _ids = itertools.count()
 
-    def __init__(self, table):
+    def __init__(self, table: Dict[int, Any]) -> None:
         self._table = table
         self.id = next(self._ids)
 
-    def remove(self):
+    def remove(self) -> None:
         self._table.pop(self.id, None)
 
 
@@ -131,19 +178,77 @@ def _parse_params(params):
     return [{"params": items}]
 
 
+class _Plan:
+    """One group's options for one step, checked: ``options`` (evaluated values), the state
+    arrays they need, the kernel's scalars that depend on the options only, and the
+    arguments of the contract's ``per_step`` (without the step)."""
+
+    __slots__ = ("options", "needed", "scalars", "args", "lr", "lazy", "state")
+
+    def __init__(self, spec: C.Spec, options: Dict[str, Any]) -> None:
+        self.options = options
+        self.needed = spec.needed(options)
+        full = {**spec.fixed, **options}
+        #: The kernel's scalars: the constants now, the per-step ones written at each step.
+        self.scalars = spec.constants_at(spec.args_of(full, spec.constant_args))
+        self.args = spec.args_of(full, spec.step_args)
+        lazy = spec.lazy_state
+        self.lr: float = options["lr"]
+        #: The group counter of a buffer that starts as the gradient, if used this step.
+        self.lazy = lazy[1] if lazy is not None and lazy[0] in self.needed else None
+        #: {state name: the group's arrays}, filled by the first step that needs no new one.
+        self.state: Optional[Dict[str, List[np.ndarray]]] = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.options[key]
+
+
+class _StateView(Mapping):  # type: ignore[type-arg]
+    """``opt.state``: a read-only, live view ``{parameter name: {state name: array}}``.
+
+    The arrays are the optimizer's own (modify them in place, e.g. ``opt.state[k]["exp_avg"]
+    [...] = 0``); the mappings cannot be assigned to (``opt.state[k] = ...`` raises
+    TypeError): use ``load_state_dict`` to replace state."""
+
+    __slots__ = ("_opt",)
+
+    def __init__(self, opt: "Optimizer") -> None:
+        self._opt = opt
+
+    def __getitem__(self, name: Any) -> Mapping[str, np.ndarray]:
+        gi, i = self._opt._where[name]
+        return MappingProxyType({k: a[i] for k, a in self._opt._buffers[gi].items()})
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._opt._names)
+
+    def __len__(self) -> int:
+        return len(self._opt._names)
+
+    def __setitem__(self, name: Any, value: Any) -> None:
+        raise TypeError("opt.state is a read-only view of the optimizer's state arrays: modify "
+                        "the arrays in place (opt.state[name]['exp_avg'][...] = x) or use "
+                        "load_state_dict to replace the state")
+
+    __delitem__ = __setitem__  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr({k: dict(self[k]) for k in self})
+
+
 class Optimizer:
     """Base class: parameter groups, scheduled hyperparameters, state, hooks, save/resume.
 
-    Subclasses set ``_defaults`` (PyTorch's), ``_scalars`` (the schedulable scalar options),
-    ``_flags`` (boolean options) and implement ``_state_names(group)`` and ``_apply``.
+    Subclasses set ``_spec``, their optimizer's contract (``fastopt._contract``): options,
+    defaults, checks, state arrays and derived scalars.  Everything else is generic.
     """
 
-    _defaults: dict = {}
-    _scalars: tuple = ()
-    _flags: tuple = ()
+    _spec: C.Spec
 
-    def __init__(self, params, backend="auto", *, nonfinite="raise", max_grad_norm=None,
-                 norm_type=2.0, clip_value=None, clip_scope="all", **options):
+    def __init__(self, params: Params, backend: str = "auto", *, nonfinite: str = "raise",
+                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
+                 clip_value: Optional[float] = None, clip_scope: str = "all",
+                 **options: Any) -> None:
         self.backend, self._be = resolve(backend)
         if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
             raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
@@ -157,28 +262,30 @@ class Optimizer:
         self.skipped_steps = 0
         self.last_step_skipped = False
         self._lock = threading.Lock()
-        self.defaults = dict(self._defaults)
+        spec = self._spec
+        self.defaults: Dict[str, Any] = dict(spec.defaults)
         for key, value in options.items():
             if key not in self.defaults:
                 raise TypeError(f"{type(self).__name__} got an unexpected option {key!r}; "
                                 f"valid options: {sorted(self.defaults)}")
             self.defaults[key] = value
-        self.param_groups = []
-        self._buffers = []      # per group: {state name: [array per param]}
-        self._group_state = []  # per group: {"step": int, ...}
-        self._names = []        # every parameter's name, in order
+        self.param_groups: List[Dict[str, Any]] = []
+        self._buffers: List[Dict[str, List[np.ndarray]]] = []  # per group: {state: [array]}
+        self._group_state: List[Dict[str, Any]] = []  # per group: {"step": int, ...}
+        self._names: List[Any] = []  # every parameter's name, in order
+        self._where: Dict[Any, Tuple[int, int]] = {}  # name -> (group, index in group)
         self._string_names = True
         self.step_count = 0
-        self._pre_hooks = {}
-        self._plans = {}  # group index -> (raw option values, checked plan); see _cached_plan
-        self._raw_options = operator.itemgetter(*self._scalars)  # every optimizer has >= 2
-        self._post_hooks = {}
+        self._pre_hooks: Dict[int, Callable[..., Any]] = {}
+        self._plans: Dict[int, Tuple[Any, _Plan]] = {}  # group -> (option snapshot, plan)
+        self._raw_options = operator.itemgetter(*spec.option)  # every optimizer has >= 2
+        self._post_hooks: Dict[int, Callable[..., Any]] = {}
         for group in _parse_params(params):
             self.add_param_group(group)
-        self.last_lr = [self._value(g, "lr", 0) for g in self.param_groups]
+        self.last_lr: List[float] = [self._plan(g, 0).lr for g in self.param_groups]
 
     # ------------------------------------------------------------------ groups
-    def add_param_group(self, group):
+    def add_param_group(self, group: Mapping[str, Any]) -> None:
         """Add a group ``{"params": list or dict of arrays, <option>: value, ...}``."""
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError("a parameter group must be a dict with a 'params' entry")
@@ -217,75 +324,112 @@ class Optimizer:
         self._check_group(group)
         group["params"] = arrays
         group["names"] = names
+        plan = self._plan(group, self.step_count)
+        gi = len(self.param_groups)
         self.param_groups.append(group)
+        for i, nm in enumerate(names):
+            self._where[nm] = (gi, i)
         self._names.extend(names)
-        self._buffers.append({name: [self._new_state(name, group, p) for p in arrays]
-                              for name in self._state_names(group)})
-        self._group_state.append({"step": 0, **self._extra_group_state()})
+        self._buffers.append({s: [self._new_state(s, group, p) for p in arrays]
+                              for s in plan.needed})
+        self._group_state.append({"step": 0, **self._spec.group_state})
 
-    def _check_group(self, group):
-        for key in self._flags:
-            group[key] = check_bool(key, group[key])
-        for key in self._scalars:
-            if key == "betas":
-                b = group[key]
-                if not isinstance(b, (tuple, list)) or len(b) != 2:
-                    raise TypeError(f"betas must be a pair (beta1, beta2), got {b!r}")
-                for name, v in zip(("beta1", "beta2"), b):
-                    if not callable(v):
-                        check_hyper(name, v)
-                group[key] = tuple(b)
-            elif not callable(group[key]):
-                check_hyper(key, group[key])
+    def _check_group(self, group: Dict[str, Any]) -> None:
+        """Check a group's options with the contract's rules (schedules allowed where the
+        option is schedulable); flags become bools and pairs tuples, in the group."""
+        checked = self._spec.check_options({k: group[k] for k in self._spec.option})
+        for o in self._spec.options:
+            if o.kind == "flag":
+                group[o.name] = checked[o.name]
+            elif o.kind == "pair":
+                group[o.name] = tuple(group[o.name])
 
-    def _value(self, group, key, k):
-        v = group[key]
-        if callable(v):
-            v = v(k)
-            if isinstance(v, np.ndarray) and v.ndim == 0:
-                v = v.item()
-        return check_hyper(key, v)
-
-    def _betas(self, group, k):
-        b1, b2 = group["betas"]
-        b1 = b1(k) if callable(b1) else b1
-        b2 = b2(k) if callable(b2) else b2
-        return check_hyper("beta1", b1), check_hyper("beta2", b2)
-
-    # ------------------------------------------------------------------ subclass API
-    def _state_names(self, group):
-        return ()
-
-    def _new_state(self, name, group, p):
+    def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> np.ndarray:
+        """A new state array, as the contract says it starts (a ``grad`` buffer is written
+        whole by its first step, the kernel's ``first=True``)."""
+        init = next(s.init for s in self._spec.state if s.name == name)
+        if init == "fill":
+            return np.full_like(p, group["initial_accumulator_value"])
         return np.zeros_like(p)
 
-    def _extra_group_state(self):
-        return {}
-
-    def _cached_plan(self, gi, group, k):
+    def _cached_plan(self, gi: int, group: Dict[str, Any], k: int) -> _Plan:
         """``_plan`` of a group, reused while its options are the same constants.
 
-        A group whose options are all plain numbers gives the same checked plan at every
-        step; it is computed again whenever an option changes (``group["lr"] = x``, a
-        ``load_state_dict``) and never cached when an option is a schedule."""
+        A group whose options are all plain values gives the same checked plan at every
+        step; it is computed again whenever an option changes (``group["lr"] = x``, a list
+        of betas mutated in place, a ``load_state_dict``) and never cached when an option is
+        a schedule."""
         raw = self._raw_options(group)
         hit = self._plans.get(gi)
-        if hit is not None and hit[0] == raw:
-            return hit[1]
+        if hit is not None:
+            try:
+                if hit[0] == raw:
+                    return hit[1]
+            except Exception:  # an option that does not compare (an array): check it below
+                pass
         plan = self._plan(group, k)
-        flat = [x for v in raw for x in (v if isinstance(v, tuple) else (v,))]
+        flat = [x for v in raw for x in (v if isinstance(v, (tuple, list)) else (v,))]
         if not any(callable(x) for x in flat):
-            self._plans[gi] = (raw, plan)
+            # A snapshot: lists copied, so that an in-place change is seen at the next step.
+            self._plans[gi] = (tuple(list(v) if isinstance(v, list) else v for v in raw), plan)
         else:
             self._plans.pop(gi, None)
         return plan
 
-    def _plan(self, group, k):
-        """Evaluate and check this step's hyperparameters of one group (no array touched)."""
-        raise NotImplementedError
+    def _plan(self, group: Mapping[str, Any], k: int) -> _Plan:
+        """Evaluate (schedules at step ``k``) and check every option of one group with the
+        contract's rules, including the cross-option checks (no array touched)."""
+        spec = self._spec
+        missing = [key for key in spec.option if key not in group]
+        if missing:
+            raise ValueError(f"a parameter group lacks option(s) {missing}")
+        opts: Dict[str, Any] = {}
+        for o in spec.options:
+            v = group[o.name]
+            if o.kind == "pair":
+                if not isinstance(v, (tuple, list)) or len(v) != 2:
+                    raise TypeError(f"{o.name} must be a pair ({', '.join(o.rules)}), got {v!r}")
+                opts[o.name] = tuple(_evaluate(r, x, k) for r, x in zip(o.rules, v))
+            elif o.kind == "flag":
+                opts[o.name] = check_bool(o.name, v)
+            elif o.kind == "const":
+                opts[o.name] = check_hyper(o.rules[0], v)
+            else:
+                opts[o.name] = _evaluate(o.rules[0], v, k)
+        if spec.cross is not None:
+            spec.cross(opts)
+        return _Plan(spec, opts)
 
-    def _apply(self, group, gstate, buffers, grads, plan):
-        raise NotImplementedError
+    def _apply(self, group: Dict[str, Any], gstate: Dict[str, Any],
+               buffers: Dict[str, List[np.ndarray]], grads: List[Any], plan: _Plan) -> None:
+        """One backend call for one group: the contract's scalars for this step, the state
+        arrays the options need (created as the contract says when first needed, kept only
+        if the call succeeds), and SGD-style lazy buffers started from the gradient."""
+        spec = self._spec
+        scalars = plan.scalars  # the per-step entries are rewritten here, every step
+        if spec.per_step is not None:
+            spec.put(scalars, plan.args, gstate["step"] + 1)
+        state = plan.state
+        new = None
+        if state is None:
+            state = {}
+            for name in plan.needed:
+                arrays = buffers.get(name)
+                if arrays is None:
+                    arrays = [self._new_state(name, group, p) for p in group["params"]]
+                    new = new or {}
+                    new[name] = arrays
+                state[name] = arrays
+            if new is None:
+                plan.state = state  # the group's own lists: reused while the plan is
+        lazy = plan.lazy
+        if lazy is not None:
+            scalars["first"] = not gstate[lazy]
+        self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
+        if new:
+            buffers.update(new)
+        if lazy is not None:
+            gstate[lazy] = True
 
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
@@ -358,7 +502,7 @@ class Optimizer:
                 "with your own lock (different optimizers may run in parallel); nothing was "
                 "modified by this call")
 
-    def step(self, grads):
+    def step(self, grads: Grads) -> None:
         """Apply one update with ``grads`` (same structure as params) to every parameter.
 
         Every gradient and every hyperparameter of every group is checked before any
@@ -367,7 +511,8 @@ class Optimizer:
         ``last_step_skipped`` is True); clipping per ``clip_value``/``max_grad_norm``.
         Raises RuntimeError if this optimizer is being stepped by another thread.
         """
-        self._acquire("step")
+        if not self._lock.acquire(False):  # inline: the common case costs no extra call
+            self._acquire("step")  # raises (or takes the lock, released meanwhile)
         try:
             self._step(grads)
         finally:
@@ -386,7 +531,11 @@ class Optimizer:
                 hook(self, grads)
         per_group = self._split_grads(grads)
         k = self.step_count
-        plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(self.param_groups)]
+        groups = self.param_groups
+        if len(groups) == 1:  # the common case, without a comprehension's frame
+            plans = [self._cached_plan(0, groups[0], k)]
+        else:
+            plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
         checked = False
         if len(self.param_groups) > 1:
             # One backend call per group: check all groups first so that an error in a later
@@ -428,7 +577,7 @@ class Optimizer:
             self._apply(group, gstate, buffers, grads_g, plan)
             gstate["step"] += 1
         self.step_count = k + 1
-        self.last_lr = [plan["lr"] for plan in plans]
+        self.last_lr = [plans[0].lr] if len(plans) == 1 else [plan.lr for plan in plans]
         if self._post_hooks:
             for hook in list(self._post_hooks.values()):
                 hook(self, grads)
@@ -449,29 +598,27 @@ class Optimizer:
                          for gs, c in zip(per_group, coefs)]
         return per_group
 
-    def register_step_pre_hook(self, hook):
+    def register_step_pre_hook(self, hook: Hook) -> _Hook:
         """Call ``hook(optimizer, grads)`` before every step; returns a handle with ``remove()``."""
         h = _Hook(self._pre_hooks)
         self._pre_hooks[h.id] = hook
         return h
 
-    def register_step_post_hook(self, hook):
+    def register_step_post_hook(self, hook: Hook) -> _Hook:
         """Call ``hook(optimizer, grads)`` after every step; returns a handle with ``remove()``."""
         h = _Hook(self._post_hooks)
         self._post_hooks[h.id] = hook
         return h
 
     @property
-    def state(self):
-        """Per-parameter state, ``{name: {state name: array}}`` (live arrays, not copies)."""
-        out = {}
-        for group, buffers in zip(self.param_groups, self._buffers):
-            for i, nm in enumerate(group["names"]):
-                out[nm] = {key: arrays[i] for key, arrays in buffers.items()}
-        return out
+    def state(self) -> Mapping[Any, Mapping[str, np.ndarray]]:
+        """Per-parameter state ``{name: {state name: array}}``: a read-only, live view (the
+        arrays are the optimizer's own, not copies; assigning into the view raises
+        TypeError, use ``load_state_dict`` to replace state)."""
+        return _StateView(self)
 
     # ------------------------------------------------------------------ save / resume
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """A snapshot: step counter, group options, copies of every state array and the
         state of stateful schedules (those with ``state_dict``), all plain Python/NumPy.
         Raises RuntimeError if another thread is stepping or loading this optimizer."""
@@ -489,12 +636,12 @@ class Optimizer:
                      "dtypes": [p.dtype.str for p in group["params"]], **dict(gstate)}
             for key in self.defaults:
                 v = group[key]
-                if key == "betas":
+                if self._spec.option[key].kind == "pair":
                     entry[key] = tuple(_SCHEDULE_MARK if callable(b) else float(b) for b in v)
                     for bi, b in enumerate(v):
                         parts = _stateful_parts(b)
                         if parts:
-                            schedules[f"{gi}.betas.{bi}"] = [x.state_dict() for x in parts]
+                            schedules[f"{gi}.{key}.{bi}"] = [x.state_dict() for x in parts]
                 elif callable(v):
                     entry[key] = _SCHEDULE_MARK
                     parts = _stateful_parts(v)
@@ -509,81 +656,147 @@ class Optimizer:
                 "skipped_steps": self.skipped_steps, "last_lr": list(self.last_lr), "param_groups": groups, "state": state,
                 "schedules": schedules}
 
-    def load_state_dict(self, state_dict):
-        """Restore a snapshot from ``state_dict()``.  Everything is checked first (optimizer
-        kind, group layout, names, shapes, dtypes); on a mismatch nothing is changed."""
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a snapshot from ``state_dict()``, as torch does: the optimizer takes the
+        snapshot's options (checked with the constructor's rules; an option that is a
+        schedule here stays this optimizer's schedule, its state restored) and its state
+        arrays, then steps exactly like an optimizer built with those options.
+
+        Everything is checked before anything is copied (optimizer kind, group layout,
+        names, every option's type and range, the step counters as non-negative integers,
+        every state array's name, shape and dtype, and that the state the options need is
+        there); on any error (TypeError/ValueError) nothing has changed."""
         self._acquire("load_state_dict")
         try:
             self._load_state_dict(state_dict)
         finally:
             self._lock.release()
 
-    def _load_state_dict(self, state_dict):
+    def _load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         sd = state_dict
+        spec = self._spec
         kind = type(self).__name__
+        if not isinstance(sd, Mapping):
+            raise TypeError(f"state_dict must be a dict from state_dict(), got {type(sd).__name__}")
         if sd.get("kind") != kind:
             raise ValueError(f"state_dict is from a {sd.get('kind')} optimizer, not {kind}")
-        groups = sd["param_groups"]
+        groups = sd.get("param_groups")
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(e, Mapping) for e in groups):
+            raise TypeError("state_dict['param_groups'] must be a list of dicts")
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(groups)} parameter groups, this optimizer has "
                              f"{len(self.param_groups)}")
-        for gi, (entry, group, buffers) in enumerate(zip(groups, self.param_groups, self._buffers)):
-            names = list(entry["names"])
-            if [str(n) for n in names] != [str(n) for n in group["names"]]:
-                raise ValueError(f"group {gi}: state_dict has parameters {names[:5]}..., this "
-                                 f"optimizer has {group['names'][:5]}...")
-            for nm, p in zip(group["names"], group["params"]):
-                saved = sd["state"].get(nm, sd["state"].get(str(nm)))
+        states = sd.get("state")
+        if not isinstance(states, Mapping):
+            raise TypeError("state_dict['state'] must be a dict {parameter name: {state: array}}")
+        step_count = _count("step_count", sd.get("step_count"))
+        skipped = _count("skipped_steps", sd.get("skipped_steps", 0))
+        last_lr = sd.get("last_lr", self.last_lr)
+        if (not isinstance(last_lr, (list, tuple)) or len(last_lr) != len(self.param_groups) or
+                not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in last_lr)):
+            raise TypeError(f"state_dict['last_lr'] must be one number per group, got {last_lr!r}")
+        schedules = sd.get("schedules", {})
+        if not isinstance(schedules, Mapping):
+            raise TypeError("state_dict['schedules'] must be a dict")
+        counters = {"step": 0, **spec.group_state}
+        lazy = spec.lazy_state
+        todo = []  # per group: (options, counters, {state name: [saved array per param]})
+        for gi, (entry, group) in enumerate(zip(groups, self.param_groups)):
+            names = entry.get("names")
+            if (not isinstance(names, (list, tuple)) or
+                    [str(n) for n in names] != [str(n) for n in group["names"]]):
+                raise ValueError(f"group {gi}: state_dict has parameters "
+                                 f"{list(names)[:5] if isinstance(names, (list, tuple)) else names}"
+                                 f"..., this optimizer has {group['names'][:5]}...")
+            where = f"group {gi} of the state_dict: "
+            opts: Dict[str, Any] = {}
+            for o in spec.options:
+                if o.name not in entry:
+                    raise ValueError(f"{where}lacks option {o.name!r}")
+                v, cur = entry[o.name], group[o.name]
+                if o.kind == "pair":
+                    if not isinstance(v, (tuple, list)) or len(v) != 2:
+                        raise TypeError(f"{where}{o.name} must be a pair ({', '.join(o.rules)}), "
+                                        f"got {v!r}")
+                    opts[o.name] = tuple(
+                        c if callable(c) or _is_mark(x) else _checked(where, r, x)
+                        for r, x, c in zip(o.rules, v, cur))
+                elif callable(cur) or (_is_mark(v) and o.kind != "flag"):
+                    opts[o.name] = cur  # this optimizer's schedule (its state restored below)
+                elif o.kind == "flag":
+                    opts[o.name] = _checked(where, o.name, v, flag=True)
+                else:
+                    opts[o.name] = _checked(where, o.rules[0], v)
+            try:
+                if spec.cross is not None:
+                    spec.cross(opts)
+                plan = self._plan(opts, step_count)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{where}{exc}") from None
+            gstate = {}
+            for key, default in counters.items():
+                if key not in entry:
+                    raise ValueError(f"{where}lacks the counter {key!r}")
+                gstate[key] = (_count(f"{where}{key}", entry[key]) if key == "step" else
+                               _checked(where, key, entry[key], flag=True))
+            loaded: Dict[str, List[np.ndarray]] = {}
+            keys = None
+            for i, (nm, p) in enumerate(zip(group["names"], group["params"])):
+                saved = states.get(nm, states.get(str(nm)))
                 if saved is None:
                     raise ValueError(f"state_dict has no state for parameter {nm!r}")
-                for key in buffers:
-                    if key not in saved:
-                        raise ValueError(f"state_dict lacks {key!r} for parameter {nm!r} (was "
-                                         "it saved with other options?)")
-                    a = np.asarray(saved[key])
-                    if a.shape != p.shape or a.dtype != p.dtype:
-                        raise ValueError(f"state {key!r} of parameter {nm!r}: saved "
-                                         f"{a.dtype}{a.shape}, parameter is {p.dtype}{p.shape}")
-            for key in self.defaults:
-                if key not in entry:
-                    raise ValueError(f"group {gi} of the state_dict lacks option {key!r}")
-        for tag, saved_states in sd.get("schedules", {}).items():
+                if not isinstance(saved, Mapping):
+                    raise TypeError(f"state of parameter {nm!r} must be a dict of arrays, got "
+                                    f"{type(saved).__name__}")
+                for key, a in saved.items():
+                    if key not in spec.state_names:
+                        raise ValueError(f"state_dict has state {key!r} for parameter {nm!r}; "
+                                         f"{kind} keeps {list(spec.state_names)}")
+                    if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != p.dtype:
+                        desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
+                        raise ValueError(f"state {key!r} of parameter {nm!r}: saved {desc}, "
+                                         f"parameter is {p.dtype}{p.shape}")
+                    loaded.setdefault(key, []).append(a)
+                if keys is None:
+                    keys = set(saved)
+                elif set(saved) != keys:
+                    raise ValueError(f"group {gi}: parameter {nm!r} has state {sorted(saved)}, "
+                                     f"the group's first has {sorted(keys)}")
+                for key in plan.needed:
+                    fresh = lazy is not None and key == lazy[0] and not gstate[lazy[1]]
+                    if key not in saved and not fresh:
+                        raise ValueError(f"state_dict lacks {key!r} for parameter {nm!r} (its "
+                                         "options need it: was it saved with other options?)")
+            todo.append((opts, gstate, loaded))
+        for tag, saved_states in schedules.items():
             parts = self._schedule_parts(tag)
             if isinstance(saved_states, dict):
                 saved_states = [saved_states]
-            if len(parts) != len(saved_states):
+            if not isinstance(saved_states, (list, tuple)) or len(parts) != len(saved_states):
                 raise ValueError(f"state_dict holds {len(saved_states)} stateful schedule(s) for "
                                  f"{tag!r}, this optimizer has {len(parts)} there; construct "
                                  "the optimizer with the same schedules as the saved run")
-        for gi, (entry, group, gstate, buffers) in enumerate(
-                zip(groups, self.param_groups, self._group_state, self._buffers)):
-            for i, nm in enumerate(group["names"]):
-                saved = sd["state"].get(nm, sd["state"].get(str(nm)))
-                for key, arrays in buffers.items():
-                    np.copyto(arrays[i], saved[key])
-            for key in gstate:
-                if key in entry:
-                    gstate[key] = type(gstate[key])(entry[key])
-            for key in self.defaults:
-                v = entry[key]
-                if key == "betas":
-                    cur = list(group["betas"])
-                    for bi in range(2):
-                        if v[bi] != _SCHEDULE_MARK and not callable(cur[bi]):
-                            cur[bi] = float(v[bi])
-                    group["betas"] = tuple(cur)
-                elif isinstance(v, str) and v == _SCHEDULE_MARK:
-                    pass  # the schedule object is the constructor's; its state is restored below
-                elif not callable(group[key]):
-                    group[key] = type(group[key])(v) if isinstance(v, numbers.Number) else v
-        for tag, saved_states in sd.get("schedules", {}).items():
+        # Everything is checked: copy.
+        for gi, (opts, gstate, loaded) in enumerate(todo):
+            group, buffers = self.param_groups[gi], self._buffers[gi]
+            new = {}
+            for key, saved_arrays in loaded.items():
+                arrays = buffers.get(key) or [np.empty_like(p) for p in group["params"]]
+                for dst, src in zip(arrays, saved_arrays):
+                    np.copyto(dst, src)
+                new[key] = arrays
+            self._buffers[gi] = new
+            self._group_state[gi].update(gstate)
+            group.update(opts)
+        for tag, saved_states in schedules.items():
             if isinstance(saved_states, dict):
                 saved_states = [saved_states]
             for part, saved in zip(self._schedule_parts(tag), saved_states):
                 part.load_state_dict(saved)
-        self.step_count = int(sd["step_count"])
-        self.skipped_steps = int(sd.get("skipped_steps", 0))
-        self.last_lr = [float(x) for x in sd.get("last_lr", self.last_lr)]
+        self._plans.clear()
+        self.step_count = step_count
+        self.skipped_steps = skipped
+        self.last_lr = [float(x) for x in last_lr]
 
     def _schedule_parts(self, tag):
         """The stateful schedules inside the hyperparameter named by a state_dict tag
@@ -591,14 +804,14 @@ class Optimizer:
         pieces = str(tag).split(".")
         try:
             target = self.param_groups[int(pieces[0])][pieces[1]]
-            if pieces[1] == "betas":
+            if self._spec.option[pieces[1]].kind == "pair":
                 target = target[int(pieces[2])]
-        except (IndexError, KeyError, ValueError):
+        except (IndexError, KeyError, ValueError, TypeError):
             raise ValueError(f"state_dict has schedule state for {tag!r}, which this optimizer "
                              "does not have") from None
         return _stateful_parts(target)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = [f"{type(self).__name__}(backend={self.backend!r}, step_count={self.step_count}"]
         for gi, g in enumerate(self.param_groups):
             opts = ", ".join(f"{k}={g[k]!r}" for k in self.defaults)
@@ -606,187 +819,258 @@ class Optimizer:
         return "\n".join(lines) + ")"
 
 
+_ROBUST_DOC = """
+    Robustness options (keyword-only, the same on every optimizer):
+        backend (str): "auto" (default: native, else numba, else numpy), "native", "numba"
+            or "numpy"; ``FASTOPT_BACKEND`` overrides what "auto" means.
+        nonfinite (str): what ``step`` does when a gradient holds a NaN or an infinity.
+            "raise" (default) raises ``NonFiniteGradientError`` (a ValueError) naming the
+            array and the first bad index, with nothing modified; "skip" leaves parameters,
+            state and step counters untouched and increments ``skipped_steps``; "ignore"
+            applies the update as PyTorch would (NaN propagates).  The check costs one read
+            of each gradient.
+        clip_value (float, optional): clamp each gradient element to
+            ``[-clip_value, clip_value]`` (``torch.nn.utils.clip_grad_value_``) first.
+        max_grad_norm (float, optional), norm_type (float, default 2.0), clip_scope ("all"
+            or "group"): scale the gradients so that their total norm (over all parameters,
+            or per group) is at most ``max_grad_norm`` (``clip_grad_norm_``'s
+            ``coef = max_norm / (norm + 1e-6)``, applied when ``coef < 1``).  The caller's
+            gradient arrays are never modified (a clipped step uses scaled copies).
+
+    Every scalar option (``lr``, ``momentum``, each of ``betas``, ...) may also be a
+    schedule: a callable ``step -> value`` (such as a ``fastopt.schedules`` schedule),
+    evaluated at the optimizer's step counter (0 for the first update).  Options may be
+    changed between steps (``opt.param_groups[i]["momentum"] = 0.9``, as in torch): they
+    are checked again before any group is updated, and state arrays an option newly needs
+    start as torch starts them (a ``momentum_buffer`` becomes the gradient at its first
+    use; other buffers start at zero).  ``step(grads)`` checks every gradient and option
+    of every group before writing any array; on error nothing has changed.
+"""
+
+
+def _document(cls: Any) -> Any:
+    """Append the shared robustness paragraph to an optimizer's docstring (as torch shares
+    ``_maximize_doc``), so that ``help(fastopt.Adam)`` shows formula, Args and options, and
+    write the contract's defaults into the Args section (``@lr@``): the docs cannot drift."""
+    doc = (cls.__doc__ or "") + _ROBUST_DOC
+    for opt in cls._spec.options:
+        doc = doc.replace(f"@{opt.name}@", repr(opt.default))
+    if "@" in doc.replace("@_document", ""):
+        raise AssertionError(f"{cls.__name__}'s docstring names an unknown option")
+    cls.__doc__ = doc
+    return cls
+
+
+_S, _AG, _R, _A, _AW = C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D, C.ADAMW.D
+
+
+@_document
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay,
-    as ``torch.optim.SGD`` (default ``lr=1e-3``)."""
+    r"""Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
 
-    _defaults = dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                     maximize=False)
-    _scalars = ("lr", "momentum", "dampening", "weight_decay")
-    _flags = ("nesterov", "maximize")
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &\text{if } \mu \neq 0:\ b_t \leftarrow g_t \text{ at the buffer's first use,
+            else } b_t \leftarrow \mu b_{t-1} + (1 - \tau) g_t \\
+        &\qquad g_t \leftarrow g_t + \mu b_t \text{ if nesterov, else } g_t \leftarrow b_t \\
+        &\theta_t \leftarrow \theta_{t-1} - \gamma g_t
+        \end{aligned}
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False, backend="auto",
-                 nonfinite="raise", max_grad_norm=None,
-                 norm_type=2.0, clip_value=None, clip_scope="all"):
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
+        dampening (float or schedule, default @dampening@): dampening for momentum
+            :math:`\tau`.
+        weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
+        nesterov (bool, default @nesterov@): Nesterov momentum (needs momentum > 0 and
+            dampening == 0).
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``momentum_buffer`` (when momentum != 0).
+    """
+
+    _spec = C.SGD
+
+    def __init__(self, params: Params, lr: Hyper = _S.lr, momentum: Hyper = _S.momentum,
+                 dampening: Hyper = _S.dampening, weight_decay: Hyper = _S.weight_decay,
+                 nesterov: bool = _S.nesterov, *, maximize: bool = _S.maximize,
+                 backend: str = "auto", nonfinite: str = "raise",
+                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
+                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
         super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
                          norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
                          lr=lr, momentum=momentum, dampening=dampening,
                          weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
 
-    def _check_group(self, group):
-        super()._check_group(group)
-        m, d = group["momentum"], group["dampening"]
-        if group["nesterov"] and not callable(m) and not callable(d) and (m <= 0 or d != 0):
-            raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
-                             f"momentum={m}, dampening={d}")
 
-    def _state_names(self, group):
-        m = group["momentum"]
-        return ("momentum_buffer",) if callable(m) or m != 0 else ()
-
-    def _extra_group_state(self):
-        return {"momentum_ready": False}
-
-    def _plan(self, group, k):
-        plan = {key: self._value(group, key, k) for key in self._scalars}
-        if group["nesterov"] and (plan["momentum"] <= 0 or plan["dampening"] != 0):
-            raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
-                             f"momentum={plan['momentum']}, dampening={plan['dampening']} at "
-                             f"step {k}")
-        return plan
-
-    def _apply(self, group, gstate, buffers, grads, plan):
-        use_mom = plan["momentum"] != 0
-        self._be.sgd(group["params"], grads, buffers["momentum_buffer"] if use_mom else None,
-                     plan["lr"], plan["momentum"], plan["dampening"], plan["weight_decay"],
-                     group["nesterov"], group["maximize"],
-                     use_mom and not gstate["momentum_ready"], group["names"])
-        if use_mom:
-            gstate["momentum_ready"] = True
-
-
+@_document
 class Adagrad(Optimizer):
-    """Adagrad, as ``torch.optim.Adagrad`` (``lr=1e-2, lr_decay=0, eps=1e-10``).
+    r"""Adagrad, as ``torch.optim.Adagrad``.
 
-    Difference from PyTorch: an ``initial_accumulator_value`` given in a parameter group is
-    honoured for that group; PyTorch 2.13 ignores it and fills every group's sum from the
-    constructor argument."""
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\tilde\gamma \leftarrow \gamma / (1 + (t - 1) \eta) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &s_t \leftarrow s_{t-1} + g_t^2 \\
+        &\theta_t \leftarrow \theta_{t-1} - \tilde\gamma\, g_t / (\sqrt{s_t} + \epsilon)
+        \end{aligned}
 
-    _defaults = dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                     eps=1e-10, maximize=False)
-    _scalars = ("lr", "lr_decay", "weight_decay", "eps")
-    _flags = ("maximize",)
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        lr_decay (float or schedule, default @lr_decay@): learning rate decay :math:`\eta`.
+        weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
+        initial_accumulator_value (float, default @initial_accumulator_value@): initial
+            value of :math:`s`.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False, backend="auto",
-                 nonfinite="raise", max_grad_norm=None,
-                 norm_type=2.0, clip_value=None, clip_scope="all"):
+    State per parameter: ``sum`` (:math:`s`).  Difference from PyTorch: an
+    ``initial_accumulator_value`` given in a parameter group is honoured for that group;
+    PyTorch 2.13 ignores it and fills every group's sum from the constructor argument.
+    """
+
+    _spec = C.ADAGRAD
+
+    def __init__(self, params: Params, lr: Hyper = _AG.lr, lr_decay: Hyper = _AG.lr_decay,
+                 weight_decay: Hyper = _AG.weight_decay,
+                 initial_accumulator_value: float = _AG.initial_accumulator_value,
+                 eps: Hyper = _AG.eps, *, maximize: bool = _AG.maximize, backend: str = "auto",
+                 nonfinite: str = "raise", max_grad_norm: Optional[float] = None,
+                 norm_type: float = 2.0, clip_value: Optional[float] = None,
+                 clip_scope: str = "all") -> None:
         super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
                          norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
                          lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                          initial_accumulator_value=initial_accumulator_value, eps=eps,
                          maximize=maximize)
 
-    def _check_group(self, group):
-        super()._check_group(group)
-        check_hyper("initial_accumulator_value", group["initial_accumulator_value"])
 
-    def _state_names(self, group):
-        return ("sum",)
-
-    def _new_state(self, name, group, p):
-        return np.full_like(p, group["initial_accumulator_value"])
-
-    def _plan(self, group, k):
-        return {key: self._value(group, key, k) for key in self._scalars}
-
-    def _apply(self, group, gstate, buffers, grads, plan):
-        t = gstate["step"] + 1
-        clr = plan["lr"] / (1 + (t - 1) * plan["lr_decay"])
-        self._be.adagrad(group["params"], grads, buffers["sum"], clr, plan["weight_decay"],
-                         plan["eps"], group["maximize"], group["names"])
-
-
+@_document
 class RMSprop(Optimizer):
-    """RMSprop, as ``torch.optim.RMSprop`` (``lr=1e-2, alpha=0.99, eps=1e-8``; eps outside
-    the square root, no bias correction)."""
+    r"""RMSprop, as ``torch.optim.RMSprop`` (eps outside the square root, no bias
+    correction).
 
-    _defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                     centered=False, maximize=False)
-    _scalars = ("lr", "alpha", "eps", "weight_decay", "momentum")
-    _flags = ("centered", "maximize")
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &v_t \leftarrow \alpha v_{t-1} + (1 - \alpha) g_t^2 \\
+        &\text{if centered: } \bar g_t \leftarrow \bar g_{t-1} + (1 - \alpha)(g_t - \bar g_{t-1}),
+            \ d_t = \sqrt{v_t - \bar g_t^2} + \epsilon, \text{ else } d_t = \sqrt{v_t} + \epsilon \\
+        &\text{if } \mu > 0:\ b_t \leftarrow \mu b_{t-1} + g_t / d_t,\
+            \theta_t \leftarrow \theta_{t-1} - \gamma b_t \\
+        &\text{else: } \theta_t \leftarrow \theta_{t-1} - \gamma g_t / d_t
+        \end{aligned}
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False, backend="auto",
-                 nonfinite="raise", max_grad_norm=None,
-                 norm_type=2.0, clip_value=None, clip_scope="all"):
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        alpha (float or schedule, default @alpha@): smoothing constant :math:`\alpha`.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
+        momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
+        centered (bool, default @centered@): normalise by the estimated variance of the
+            gradient.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``square_avg`` (:math:`v`), ``grad_avg`` (:math:`\bar g`, when
+    centered), ``momentum_buffer`` (when momentum > 0).
+    """
+
+    _spec = C.RMSPROP
+
+    def __init__(self, params: Params, lr: Hyper = _R.lr, alpha: Hyper = _R.alpha,
+                 eps: Hyper = _R.eps, weight_decay: Hyper = _R.weight_decay,
+                 momentum: Hyper = _R.momentum, centered: bool = _R.centered, *,
+                 maximize: bool = _R.maximize, backend: str = "auto", nonfinite: str = "raise",
+                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
+                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
         super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
                          norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
                          lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                          momentum=momentum, centered=centered, maximize=maximize)
 
-    def _state_names(self, group):
-        names = ["square_avg"]
-        m = group["momentum"]
-        if callable(m) or m > 0:
-            names.append("momentum_buffer")
-        if group["centered"]:
-            names.append("grad_avg")
-        return tuple(names)
 
-    def _plan(self, group, k):
-        return {key: self._value(group, key, k) for key in self._scalars}
+_ADAM_MATH = r"""
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0: %s \\
+        &m_t \leftarrow m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}) \\
+        &v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        &\hat v_t \leftarrow \max(\hat v_{t-1}, v_t) \text{ if amsgrad, else } \hat v_t = v_t \\
+        &\theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t} \cdot
+            \frac{m_t}{\sqrt{\hat v_t} \cdot \left(1 / \sqrt{1 - \beta_2^t}\right) + \epsilon}
+        \end{aligned}
 
-    def _apply(self, group, gstate, buffers, grads, plan):
-        use_mom = plan["momentum"] > 0
-        self._be.rmsprop(group["params"], grads, buffers["square_avg"],
-                         buffers["grad_avg"] if group["centered"] else None,
-                         buffers["momentum_buffer"] if use_mom else None,
-                         plan["lr"], plan["alpha"], plan["eps"], plan["weight_decay"],
-                         plan["momentum"], group["centered"], group["maximize"], group["names"])
+    The scalars are computed once per step in float64 (``lr / (1 - beta1**t)``,
+    ``1 / (1 - beta2**t)**0.5``%s); the denominator multiplies by the reciprocal where
+    torch divides (at most one rounding apart).
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
+            \beta_2)`, the coefficients of the running averages of the gradient and of its
+            square.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): %s :math:`\lambda`.
+        amsgrad (bool, default @amsgrad@): use the maximum of past squared averages
+            (AMSGrad).
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`),
+    ``max_exp_avg_sq`` (:math:`\hat v`, when amsgrad).
+"""
 
 
+@_document
 class Adam(Optimizer):
-    """Adam, as ``torch.optim.Adam`` (``lr=1e-3, betas=(0.9, 0.999), eps=1e-8``), with
-    amsgrad, maximize and (coupled, L2) weight decay."""
+    __doc__ = ("Adam, as ``torch.optim.Adam`` (coupled, L2 weight decay).\n" + _ADAM_MATH % (
+        r"g_t \leftarrow g_t + \lambda \theta_{t-1}", "", "weight decay (L2 penalty)"))
 
-    _defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                     maximize=False)
-    _scalars = ("lr", "betas", "eps", "weight_decay")
-    _flags = ("amsgrad", "maximize")
-    _decoupled = False
+    _spec = C.ADAM
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, backend="auto",
-                 nonfinite="raise", max_grad_norm=None,
-                 norm_type=2.0, clip_value=None, clip_scope="all"):
+    def __init__(self, params: Params, lr: Hyper = _A.lr, betas: Betas = _A.betas,
+                 eps: Hyper = _A.eps, weight_decay: Hyper = _A.weight_decay,
+                 amsgrad: bool = _A.amsgrad, *, maximize: bool = _A.maximize,
+                 backend: str = "auto", nonfinite: str = "raise",
+                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
+                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
         super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
                          norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
                          lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize)
 
-    def _state_names(self, group):
-        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
-    def _plan(self, group, k):
-        plan = {key: self._value(group, key, k) for key in ("lr", "eps", "weight_decay")}
-        plan["beta1"], plan["beta2"] = self._betas(group, k)
-        return plan
-
-    def _apply(self, group, gstate, buffers, grads, plan):
-        t = gstate["step"] + 1
-        lr, wd, beta1, beta2 = plan["lr"], plan["weight_decay"], plan["beta1"], plan["beta2"]
-        step_size, bc2_sqrt = adam_scalars(lr, beta1, beta2, t)
-        self._be.adam(group["params"], grads, buffers["exp_avg"], buffers["exp_avg_sq"],
-                      buffers["max_exp_avg_sq"] if group["amsgrad"] else None,
-                      beta1, beta2, plan["eps"], wd, 1.0 - lr * wd, step_size,
-                      bc2_sqrt, self._decoupled, group["amsgrad"], group["maximize"],
-                      group["names"])
-
-
+@_document
 class AdamW(Adam):
-    """AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay
-    ``p *= 1 - lr * weight_decay`` (this step's lr), default ``weight_decay=1e-2``."""
+    __doc__ = ("AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay (this "
+               "step's lr).\n" + _ADAM_MATH % (
+                   r"\theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)",
+                   ", ``1 - lr * weight_decay``", "decoupled weight decay"))
 
-    _defaults = dict(Adam._defaults, weight_decay=1e-2)
-    _decoupled = True
+    _spec = C.ADAMW
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, backend="auto",
-                 nonfinite="raise", max_grad_norm=None,
-                 norm_type=2.0, clip_value=None, clip_scope="all"):
-        Optimizer.__init__(self, params, backend, nonfinite=nonfinite,
-                           max_grad_norm=max_grad_norm, norm_type=norm_type,
-                           clip_value=clip_value, clip_scope=clip_scope, lr=lr, betas=betas,
-                           eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+    def __init__(self, params: Params, lr: Hyper = _AW.lr, betas: Betas = _AW.betas,
+                 eps: Hyper = _AW.eps, weight_decay: Hyper = _AW.weight_decay,
+                 amsgrad: bool = _AW.amsgrad, *, maximize: bool = _AW.maximize,
+                 backend: str = "auto", nonfinite: str = "raise",
+                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
+                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         backend=backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
+                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope)

@@ -27,7 +27,7 @@ struct Job {
   Op op;
   double lr = 0, momentum = 0, one_minus_damp = 0, wd = 0, clr = 0, eps = 0, alpha = 0,
          one_minus_alpha = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0, decay = 0,
-         step_size = 0, bc2_sqrt = 0;
+         step_size = 0, inv_bc2_sqrt = 0;
   bool nesterov = false, maximize = false, first = false, centered = false, decoupled = false,
        amsgrad = false;
   int nread = 0, nwrite = 0;  // probe only

@@ -1,6 +1,8 @@
 """The Numba backend: ``@njit(cache=True)`` twins of the reference loops.
 
-Each kernel is the per-element loop of ``numpy.py`` fused into one pass.  Every
+``step(kind, params, grads, state, scalars, names)`` is the backend interface (see
+``fastopt._contract``).  Each kernel is the per-element loop of ``numpy.py`` fused into
+one pass.  Every
 hyperparameter is passed already converted to the array's dtype (``dt(x)``), and the
 loops contain no float literals, so float32 arrays are computed in float32 as in PyTorch
 and in the C++ kernels.  Argument checks are those of the reference (``_checks.collect``).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from .._contract import slots
 from ._checks import collect
 
 
@@ -167,52 +170,50 @@ def _flat(a, like):
     return a.reshape(-1)
 
 
-def sgd(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
-        maximize, first, names=None):
-    rows = collect([("params", params, True), ("grads", grads, False),
-                    ("momentum_buffers", momentum_buffers, True)], names)
+def _run_sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, first=False):
     for p, g, buf in rows:
         dt = p.dtype.type
         use_mom = momentum != 0 and buf is not None
         fn, extra = _pick(_sgd, _sgd_par, p.size)
         fn(p.reshape(-1), g.reshape(-1), _flat(buf, p), dt(lr), dt(momentum),
-           dt(1 - dampening), dt(weight_decay), dt(-1 if maximize else 1),
-           weight_decay != 0, use_mom, bool(nesterov), bool(first), *extra)
+           dt(one_minus_damp), dt(wd), dt(-1 if maximize else 1),
+           wd != 0, use_mom, bool(nesterov), bool(first), *extra)
 
 
-def adagrad(params, grads, state_sums, clr, weight_decay, eps, maximize, names=None):
-    rows = collect([("params", params, True), ("grads", grads, False),
-                    ("state_sums", state_sums, True)], names)
+def _run_adagrad(rows, *, clr, wd, eps, maximize):
     for p, g, s in rows:
         dt = p.dtype.type
         fn, extra = _pick(_adagrad, _adagrad_par, p.size)
-        fn(p.reshape(-1), g.reshape(-1), s.reshape(-1), dt(clr), dt(weight_decay),
-           dt(eps), dt(-1 if maximize else 1), weight_decay != 0, *extra)
+        fn(p.reshape(-1), g.reshape(-1), s.reshape(-1), dt(clr), dt(wd),
+           dt(eps), dt(-1 if maximize else 1), wd != 0, *extra)
 
 
-def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
-            weight_decay, momentum, centered, maximize, names=None):
-    rows = collect([("params", params, True), ("grads", grads, False),
-                    ("square_avgs", square_avgs, True), ("grad_avgs", grad_avgs, True),
-                    ("momentum_buffers", momentum_buffers, True)], names)
+def _run_rmsprop(rows, *, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, maximize):
     for p, g, sq, ga, buf in rows:
         dt = p.dtype.type
         fn, extra = _pick(_rmsprop, _rmsprop_par, p.size)
         fn(p.reshape(-1), g.reshape(-1), sq.reshape(-1), _flat(ga, p), _flat(buf, p),
-           dt(lr), dt(alpha), dt(1 - alpha), dt(eps), dt(weight_decay), dt(momentum),
-           dt(-1 if maximize else 1), weight_decay != 0,
+           dt(lr), dt(alpha), dt(one_minus_alpha), dt(eps), dt(wd), dt(momentum),
+           dt(-1 if maximize else 1), wd != 0,
            bool(centered) and ga is not None, momentum > 0 and buf is not None, *extra)
 
 
-def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, beta1, beta2, eps,
-         weight_decay, decay, step_size, bc2_sqrt, decoupled, amsgrad, maximize, names=None):
-    rows = collect([("params", params, True), ("grads", grads, False),
-                    ("exp_avgs", exp_avgs, True), ("exp_avg_sqs", exp_avg_sqs, True),
-                    ("max_exp_avg_sqs", max_exp_avg_sqs, True)], names)
+def _run_adam(rows, *, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size,
+              inv_bc2_sqrt, decoupled, amsgrad, maximize):
     for p, g, m, v, vmax in rows:
         dt = p.dtype.type
         fn, extra = _pick(_adam, _adam_par, p.size)
         fn(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(vmax, p),
-           dt(1 - beta1), dt(beta2), dt(1 - beta2), dt(eps), dt(weight_decay), dt(decay),
-           dt(step_size), dt(1.0 / bc2_sqrt), dt(-1 if maximize else 1), weight_decay != 0,
+           dt(one_minus_beta1), dt(beta2), dt(one_minus_beta2), dt(eps), dt(wd), dt(decay),
+           dt(step_size), dt(inv_bc2_sqrt), dt(-1 if maximize else 1), wd != 0,
            bool(decoupled), bool(amsgrad) and vmax is not None, *extra)
+
+
+_RUN = {"sgd": _run_sgd, "adagrad": _run_adagrad, "rmsprop": _run_rmsprop, "adam": _run_adam}
+
+
+def step(kind, params, grads, state, scalars, names=None):
+    """One multi-tensor update of optimizer ``kind`` (the backend interface of
+    ``fastopt._contract``): the reference's checks, then the fused loops."""
+    rows = collect(slots(kind, params, grads, state), names)  # checks kind and names too
+    _RUN[kind](rows, **scalars)

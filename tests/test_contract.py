@@ -1,0 +1,156 @@
+"""The kernel contract (fastopt._contract): defaults written once, derived scalars computed
+once with today's formulas, one keyword backend interface, the docs in the classes."""
+import inspect
+import math
+import pydoc
+
+import numpy as np
+import pytest
+
+import fastopt
+from fastopt import _contract as C
+from fastopt._validation import RULES
+
+CLASSES = {"sgd": fastopt.SGD, "adagrad": fastopt.Adagrad, "rmsprop": fastopt.RMSprop,
+           "adam": fastopt.Adam, "adamw": fastopt.AdamW}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_signature_defaults_are_the_contracts(name):
+    spec, cls = C.SPECS[name], CLASSES[name]
+    params = inspect.signature(cls.__init__).parameters
+    for opt in spec.options:
+        assert params[opt.name].default == opt.default, opt.name
+    kern = inspect.signature(getattr(fastopt.kernels, name)).parameters
+    for opt in spec.options:
+        if opt.name in kern:
+            assert kern[opt.name].default == opt.default, opt.name
+    assert not hasattr(cls, "_defaults")  # the class attribute of old is gone
+
+
+def test_torch_defaults():
+    assert C.ADAMW.defaults["weight_decay"] == 1e-2 and C.ADAM.defaults["weight_decay"] == 0.0
+    assert C.SGD.defaults["lr"] == 1e-3 and C.ADAGRAD.defaults["eps"] == 1e-10
+    assert C.ADAM.defaults["betas"] == (0.9, 0.999) and C.RMSPROP.defaults["alpha"] == 0.99
+
+
+def test_adamw_calls_its_parent(monkeypatch):
+    calls = []
+    orig = fastopt.Adam.__init__
+
+    def spy(self, *a, **k):
+        calls.append(type(self).__name__)
+        orig(self, *a, **k)
+
+    monkeypatch.setattr(fastopt.Adam, "__init__", spy)
+    opt = fastopt.AdamW([np.zeros(3)])
+    assert calls == ["AdamW"] and opt.defaults["weight_decay"] == 1e-2
+
+
+@pytest.mark.parametrize("name", sorted(C.SPECS))
+def test_bounds_agree_with_the_validation_rules(name):
+    """The numeric bounds (used by fastopt.jit) say what the Python rules say."""
+    for opt in C.SPECS[name].options:
+        for rule, (low, high, high_open) in zip(opt.rules, opt.bounds):
+            for v in (low, low - 1e-9, high, high - 1e-9, 0.5, 1e3, -1e3, math.inf, math.nan):
+                if math.isinf(v) and v == low:
+                    continue
+                try:
+                    RULES[rule](rule, v)
+                    ok = True
+                except ValueError:
+                    ok = False
+                want = not (v != v or math.isinf(v) or v < low or v > high or
+                            (high_open and v >= high))
+                assert ok == want, (rule, v)
+
+
+def _reference_scalars(kind, o, t):
+    """Today's formulas, written out (the C++ API computes the same)."""
+    if kind == "sgd":
+        return dict(lr=o["lr"], momentum=o["momentum"], one_minus_damp=1 - o["dampening"],
+                    wd=o["weight_decay"], nesterov=o["nesterov"], maximize=o["maximize"])
+    if kind == "adagrad":
+        return dict(clr=o["lr"] / (1 + (t - 1) * o["lr_decay"]), wd=o["weight_decay"],
+                    eps=o["eps"], maximize=o["maximize"])
+    if kind == "rmsprop":
+        return dict(lr=o["lr"], alpha=o["alpha"], one_minus_alpha=1 - o["alpha"], eps=o["eps"],
+                    wd=o["weight_decay"], momentum=o["momentum"], centered=o["centered"],
+                    maximize=o["maximize"])
+    b1, b2 = o["betas"]
+    return dict(one_minus_beta1=1 - b1, beta2=b2, one_minus_beta2=1 - b2, eps=o["eps"],
+                wd=o["weight_decay"], decay=1 - o["lr"] * o["weight_decay"],
+                step_size=o["lr"] / (1 - b1 ** t), inv_bc2_sqrt=1.0 / (1 - b2 ** t) ** 0.5,
+                amsgrad=o["amsgrad"], maximize=o["maximize"], decoupled=kind == "adamw")
+
+
+@pytest.mark.parametrize("name", sorted(C.SPECS))
+def test_scalars_are_todays_formulas_bit_for_bit(name):
+    spec = C.SPECS[name]
+    rng = np.random.default_rng(0)
+    for t in (1, 2, 7, 1000, 10**7, 2**40):
+        o = dict(spec.defaults)
+        for opt in spec.options:
+            if opt.kind == "scalar":
+                o[opt.name] = float(rng.uniform(0, 0.9))
+            elif opt.kind == "pair":
+                o[opt.name] = (float(rng.uniform(0, 0.99)), float(rng.uniform(0.9, 1)))
+        got = spec.scalars(o, t)
+        want = _reference_scalars(name, o, t)
+        assert set(got) == set(want) == set(spec.scalar_names)
+        for k in want:
+            assert got[k] == want[k] and type(got[k]) is type(want[k]), (k, t)
+
+
+def test_numba_compiles_the_same_functions_to_the_same_bits():
+    numba = pytest.importorskip("numba")
+    for fn, args in [(C.adam_per_step, (1e-3, 0.9, 0.999)),
+                     (C.adam_per_step, (0.3, 0.123, 1 - 1e-8)),
+                     (C.adagrad_per_step, (0.1, 0.01))]:
+        jitted = numba.njit(fn)
+        for t in (1, 3, 77, 10**7, 2**40 + 1):
+            assert jitted(*args, t) == fn(*args, t), (fn.__name__, t)
+    jitted = numba.njit(C.adam_constants)
+    assert jitted(1e-3, 0.9, 0.999, 1e-8, 0.1, True, False, True) == \
+        C.adam_constants(1e-3, 0.9, 0.999, 1e-8, 0.1, True, False, True)
+
+
+@pytest.mark.parametrize("backend", fastopt.available_backends())
+def test_backend_interface_is_keyword_based(backend):
+    from fastopt.backends import resolve
+    _, be = resolve(backend)
+    p, g, m, v = np.ones(3), np.ones(3), np.zeros(3), np.zeros(3)
+    sc = C.ADAM.scalars(C.ADAM.defaults, 1)
+    be.step("adam", [p], [g], {"exp_avg": [m], "exp_avg_sq": [v]}, sc, names=["w"])
+    ref = np.ones(3)
+    fastopt.kernels.adam(ref, g, np.zeros(3), np.zeros(3), step=1, backend="numpy")
+    assert p.tobytes() == ref.tobytes()
+    with pytest.raises(TypeError):
+        be.step("adam", [p], [g], {"exp_avg": [m], "exp_avg_sqs": [v]}, sc)  # unknown state
+    with pytest.raises(TypeError):
+        be.step("adam", [p], [g], {"exp_avg": [m], "exp_avg_sq": [v]}, {**sc, "lr": 1.0})
+    with pytest.raises(ValueError):
+        be.step("adamax", [p], [g], {}, sc)
+    assert not hasattr(be, "adam") and not hasattr(be, "sgd")  # no positional entry points
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_help_shows_formula_args_and_robustness(name):
+    text = pydoc.render_doc(CLASSES[name], renderer=pydoc.plaintext)
+    assert ".. math::" in text and "Args:" in text
+    assert "Robustness options" in text and "nonfinite" in text and "max_grad_norm" in text
+    for opt in C.SPECS[name].options:
+        assert f"{opt.name} (" in text, opt.name
+        assert f"default {opt.default!r})" in text, opt.name  # written from the contract
+
+
+def test_readme_style_script_passes_mypy_strict(tmp_path):
+    pytest.importorskip("mypy")
+    import os
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(__file__), "typecheck", "readme_user_script.py")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                          "--cache-dir", str(tmp_path), script], capture_output=True, text=True,
+                         cwd=str(tmp_path), timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr

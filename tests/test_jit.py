@@ -1,0 +1,166 @@
+"""fastopt.jit: the optimizers inside a user's own @numba.njit code, bit-identical to
+fastopt.kernels (numpy backend) for every optimizer, float32 and float64, sizes 1, 7, 1000."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+import fastopt  # noqa: E402
+import fastopt.jit as J  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 5
+
+
+@numba.njit
+def _loop_sgd(w, gs, buf, lr, momentum, dampening, wd, nesterov, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.sgd(w, gs[t - 1], buf, step=t, lr=lr, momentum=momentum, dampening=dampening,
+              weight_decay=wd, nesterov=nesterov, maximize=maximize)
+
+
+@numba.njit
+def _loop_adagrad(w, gs, s, lr, lr_decay, wd, eps, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.adagrad(w, gs[t - 1], s, step=t, lr=lr, lr_decay=lr_decay, weight_decay=wd, eps=eps,
+                  maximize=maximize)
+
+
+@numba.njit
+def _loop_rmsprop(w, gs, sq, ga, buf, lr, alpha, eps, wd, momentum, centered, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.rmsprop(w, gs[t - 1], sq, ga, buf, step=t, lr=lr, alpha=alpha, eps=eps,
+                  weight_decay=wd, momentum=momentum, centered=centered, maximize=maximize)
+
+
+@numba.njit
+def _loop_adam(w, gs, m, v, vmax, lr, betas, eps, wd, amsgrad, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.adam(w, gs[t - 1], m, v, vmax, step=t, lr=lr, betas=betas, eps=eps, weight_decay=wd,
+               amsgrad=amsgrad, maximize=maximize)
+
+
+@numba.njit
+def _loop_adamw(w, gs, m, v, vmax, lr, betas, eps, wd, amsgrad, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.adamw(w, gs[t - 1], m, v, vmax, step=t, lr=lr, betas=betas, eps=eps, weight_decay=wd,
+                amsgrad=amsgrad, maximize=maximize)
+
+
+@numba.njit
+def _loop_defaults(w, gs, m, v):  # every option left at its default
+    for t in range(1, gs.shape[0] + 1):
+        J.adam(w, gs[t - 1], m, v, step=t)
+        J.adamw(w, gs[t - 1], m, v, step=t)
+
+
+CASES = {
+    "sgd": [dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=True,
+                 maximize=False),
+            dict(lr=0.05, momentum=0.5, dampening=0.3, weight_decay=0.0, nesterov=False,
+                 maximize=True)],
+    "adagrad": [dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, eps=1e-10, maximize=False),
+                dict(lr=0.05, lr_decay=0.0, weight_decay=0.0, eps=1e-8, maximize=True)],
+    "rmsprop": [dict(lr=0.005, alpha=0.9, eps=1e-8, weight_decay=0.01, momentum=0.5,
+                     centered=True, maximize=False),
+                dict(lr=0.005, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                     centered=False, maximize=True)],
+    "adam": [dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.05, amsgrad=True,
+                  maximize=False),
+             dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                  maximize=True)],
+}
+CASES["adamw"] = CASES["adam"]
+NSTATE = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
+
+
+def _state_args(name, states, kw):
+    """The state arguments of both calls (None where the options do not need one)."""
+    if name == "sgd":
+        return [states[0] if kw["momentum"] != 0 else None]
+    if name == "adagrad":
+        return [states[0]]
+    if name == "rmsprop":
+        return [states[0], states[1] if kw["centered"] else None,
+                states[2] if kw["momentum"] > 0 else None]
+    return [states[0], states[1], states[2] if kw["amsgrad"] else None]
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(NSTATE))
+def test_njit_loop_equals_kernels(name, dtype, n):
+    rng = np.random.default_rng(n)
+    for kw in CASES[name]:
+        w0 = rng.standard_normal(n).astype(dtype)
+        gs = rng.standard_normal((STEPS, n)).astype(dtype)
+        s0 = [np.abs(rng.standard_normal(n)).astype(dtype) * dtype(0.01) * (name != "rmsprop")
+              for _ in range(NSTATE[name])]
+        w1, s1 = w0.copy(), [s.copy() for s in s0]
+        w2, s2 = w0.copy(), [s.copy() for s in s0]
+        globals()[f"_loop_{name}"](w1, gs, *_state_args(name, s1, kw), *kw.values())
+        kern = getattr(fastopt.kernels, name)
+        for t in range(1, STEPS + 1):
+            kern(w2, gs[t - 1], *_state_args(name, s2, kw), step=t, backend="numpy", **kw)
+        assert w1.tobytes() == w2.tobytes(), (name, kw)
+        for a, b in zip(s1, s2):
+            assert a.tobytes() == b.tobytes(), (name, kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_defaults_are_the_kernels(dtype):
+    rng = np.random.default_rng(1)
+    w0, gs = rng.standard_normal(7).astype(dtype), rng.standard_normal((3, 7)).astype(dtype)
+    w1, m1, v1 = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    w2, m2, v2 = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    _loop_defaults(w1, gs, m1, v1)
+    for t in range(1, 4):
+        fastopt.kernels.adam(w2, gs[t - 1], m2, v2, step=t, backend="numpy")
+        fastopt.kernels.adamw(w2, gs[t - 1], m2, v2, step=t, backend="numpy")
+    assert w1.tobytes() == w2.tobytes()
+
+
+def test_same_signatures_as_kernels():
+    import inspect
+    for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw"):
+        a = inspect.signature(getattr(J, name)).parameters
+        b = inspect.signature(getattr(fastopt.kernels, name)).parameters
+        assert [(p.name, p.kind, p.default) for p in a.values()] == \
+            [(p.name, p.kind, p.default) for p in b.values() if p.name != "backend"]
+
+
+def test_checks_from_python_and_njit():
+    w, g = np.ones(3), np.ones(3)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        J.adam(w, g, np.zeros(3), np.zeros(3), step=0)
+    with pytest.raises(ValueError, match="beta1"):
+        J.adam(w, g, np.zeros(3), np.zeros(3), step=1, betas=(1.5, 0.9))
+    with pytest.raises(ValueError, match="lr"):
+        J.sgd(w, g, step=1, lr=float("nan"))
+    with pytest.raises(ValueError, match="needs momentum_buffers"):
+        J.sgd(w, g, step=1, momentum=0.9)
+    with pytest.raises(ValueError, match="amsgrad=True needs"):
+        J.adam(w, g, np.zeros(3), np.zeros(3), step=1, amsgrad=True)
+    with pytest.raises(ValueError, match="shape"):
+        J.adagrad(w, np.ones(4), np.zeros(3), step=1)
+    assert (w == 1).all()
+    with pytest.raises(numba.core.errors.TypingError):
+        J.adam(w, g.astype(np.float32), np.zeros(3), np.zeros(3), step=1)
+
+
+def test_import_fastopt_does_not_import_numba():
+    code = "import sys, fastopt; fastopt.kernels; print('numba' in sys.modules)"
+    env = dict(os.environ, FASTOPT_BACKEND="numpy")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_example_runs():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "numba_training_loop.py")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "same bits as fastopt.Adam: True" in out.stdout
