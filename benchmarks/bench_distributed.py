@@ -18,6 +18,7 @@ second table is the α-β model (see ``model``), with its constants stated.
 
 Not collected by ``make bench`` as a benchmark (no test functions); a script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,9 +78,12 @@ def worker(nparams: int, steps: int) -> None:
 
     def record(name, fn, opt=None):
         t = timeit(fn)
-        results[name] = {"time": t, "state": state_bytes(opt) if opt is not None else 0,
-                         "extra": extra_bytes(opt) if opt is not None else 0,
-                         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        results[name] = {
+            "time": t,
+            "state": state_bytes(opt) if opt is not None else 0,
+            "extra": extra_bytes(opt) if opt is not None else 0,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
 
     def params():
         return [np.zeros(n, np.float32) for n in sizes]
@@ -93,17 +97,29 @@ def worker(nparams: int, steps: int) -> None:
     record("allreduce", lambda: allreduce_gradients(g2))
     run("DistributedOptimizer", DistributedOptimizer(fastopt.Adam(params(), lr=1e-3)))
     for order in ("mpi", "rank"):
-        run(f"ShardedOptimizer[{order}]",
-            ShardedOptimizer(fastopt.Adam, params(), lr=1e-3, order=order))
+        run(
+            f"ShardedOptimizer[{order}]",
+            ShardedOptimizer(fastopt.Adam, params(), lr=1e-3, order=order),
+        )
     if rank == 0:
-        print("RESULT " + json.dumps({"ranks": size, "params": nparams, "results": results}),
-              flush=True)
+        print(
+            "RESULT " + json.dumps({"ranks": size, "params": nparams, "results": results}),
+            flush=True,
+        )
 
 
 # ----------------------------------------------------------------------------- model
-def model(P: float, p: int, *, bytes_per: int = 4, alpha: float = 5e-6,
-          bandwidth: float = 12.5e9, adam_ns: float = 0.32, add_ns: float = 0.15,
-          state_per: int = 8) -> dict:
+def model(
+    P: float,
+    p: int,
+    *,
+    bytes_per: int = 4,
+    alpha: float = 5e-6,
+    bandwidth: float = 12.5e9,
+    adam_ns: float = 0.32,
+    add_ns: float = 0.15,
+    state_per: int = 8,
+) -> dict:
     """α-β cost of one step for ``P`` float parameters on ``p`` ranks (seconds, bytes),
     with the reduction's arithmetic as a γ term.
 
@@ -130,13 +146,21 @@ def model(P: float, p: int, *, bytes_per: int = 4, alpha: float = 5e-6,
     lg = math.log2(p) if p > 1 else 0.0
     vol = 2 * (p - 1) / p * n / bandwidth + (p - 1) / p * P * add_ns * 1e-9
     return {
-        "DistributedOptimizer": dict(comm=2 * lg * alpha + vol, step=P * adam_ns * 1e-9,
-                                     state=state_per * P, extra=n),
-        "ShardedOptimizer[mpi]": dict(comm=2 * lg * alpha + vol, step=P / p * adam_ns * 1e-9,
-                                      state=state_per * P / p, extra=n + n / p),
-        "ShardedOptimizer[rank]": dict(comm=(lg + p - 1) * alpha + vol,
-                                       step=P / p * adam_ns * 1e-9,
-                                       state=state_per * P / p, extra=2 * n + n / p),
+        "DistributedOptimizer": dict(
+            comm=2 * lg * alpha + vol, step=P * adam_ns * 1e-9, state=state_per * P, extra=n
+        ),
+        "ShardedOptimizer[mpi]": dict(
+            comm=2 * lg * alpha + vol,
+            step=P / p * adam_ns * 1e-9,
+            state=state_per * P / p,
+            extra=n + n / p,
+        ),
+        "ShardedOptimizer[rank]": dict(
+            comm=(lg + p - 1) * alpha + vol,
+            step=P / p * adam_ns * 1e-9,
+            state=state_per * P / p,
+            extra=2 * n + n / p,
+        ),
     }
 
 
@@ -167,8 +191,20 @@ def main() -> None:
     env = dict(os.environ, FASTOPT_NUM_THREADS="1", OMP_NUM_THREADS="1")
     rows = []
     for n in [int(x) for x in a.ranks.split(",")]:
-        cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", str(HERE), "--worker",
-               "--params", str(a.params), "--steps", str(a.steps)]
+        cmd = [
+            mpiexec,
+            "-n",
+            str(n),
+            sys.executable,
+            "-m",
+            "mpi4py",
+            str(HERE),
+            "--worker",
+            "--params",
+            str(a.params),
+            "--steps",
+            str(a.steps),
+        ]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         if out.returncode or not line:
@@ -176,29 +212,42 @@ def main() -> None:
         rows.append(json.loads(line[0][7:]))
     P = int(a.params)
     cpus = len(os.sched_getaffinity(0))
-    print(f"Measured: {P:.3g} float32 parameters (8 arrays), Adam, {a.steps} steps, median "
-          f"of the slowest rank; {cpus} CPUs, 1 kernel thread per rank, MPICH shared memory"
-          f" (ranks > CPUs are oversubscribed).\n")
+    print(
+        f"Measured: {P:.3g} float32 parameters (8 arrays), Adam, {a.steps} steps, median "
+        f"of the slowest rank; {cpus} CPUs, 1 kernel thread per rank, MPICH shared memory"
+        f" (ranks > CPUs are oversubscribed).\n"
+    )
     print("| ranks | optimizer | step time | optimizer state per rank | extra buffers per rank |")
     print("|---|---|---|---|---|")
     for row in rows:
         for name, r in row["results"].items():
-            print(f"| {row['ranks']} | {name} | {fmt_t(r['time'])} | {fmt_b(r['state'])} | "
-                  f"{fmt_b(r['extra'])} |")
-    rss = ", ".join(f"{max(x['rss_mb'] for x in r['results'].values()):.0f} MB on {r['ranks']}"
-                    for r in rows)
-    print(f"\n(state and buffers: bytes of the arrays on rank 0, counted; peak RSS of rank 0 "
-          f"over the whole run: {rss} rank(s))")
-    print("\nModelled (α-β, not measured): 64 ranks × 1e9 float32 parameters, α = 5 µs, "
-          "B = 12.5 GB/s per rank (100 Gb/s network; assumed), Adam 0.32 ns/element (measured "
-          "here: the 1.6e7-element native step, benchmarks/README.md), γ = 0.15 ns per addition "
-          "(assumed: 12 bytes at ~80 GB/s).\n")
-    print("| optimizer | communication | optimizer step | total | state per rank | "
-          "extra buffers per rank |")
+            print(
+                f"| {row['ranks']} | {name} | {fmt_t(r['time'])} | {fmt_b(r['state'])} | "
+                f"{fmt_b(r['extra'])} |"
+            )
+    rss = ", ".join(
+        f"{max(x['rss_mb'] for x in r['results'].values()):.0f} MB on {r['ranks']}" for r in rows
+    )
+    print(
+        f"\n(state and buffers: bytes of the arrays on rank 0, counted; peak RSS of rank 0 "
+        f"over the whole run: {rss} rank(s))"
+    )
+    print(
+        "\nModelled (α-β, not measured): 64 ranks × 1e9 float32 parameters, α = 5 µs, "
+        "B = 12.5 GB/s per rank (100 Gb/s network; assumed), Adam 0.32 ns/element (measured "
+        "here: the 1.6e7-element native step, benchmarks/README.md), γ = 0.15 ns per addition "
+        "(assumed: 12 bytes at ~80 GB/s).\n"
+    )
+    print(
+        "| optimizer | communication | optimizer step | total | state per rank | "
+        "extra buffers per rank |"
+    )
     print("|---|---|---|---|---|---|")
     for name, m in model(1e9, 64).items():
-        print(f"| {name} | {fmt_t(m['comm'])} | {fmt_t(m['step'])} | "
-              f"{fmt_t(m['comm'] + m['step'])} | {fmt_b(m['state'])} | {fmt_b(m['extra'])} |")
+        print(
+            f"| {name} | {fmt_t(m['comm'])} | {fmt_t(m['step'])} | "
+            f"{fmt_t(m['comm'] + m['step'])} | {fmt_b(m['state'])} | {fmt_b(m['extra'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ Cases: float32, one array of 1e3, 1e5, 1e6, 1.6e7 elements; 1000 arrays of 1e3; 
 with log-uniform sizes in [1e2, 2e5].  ``benchmarks/report.py`` turns the JSON into GB/s
 and ratios.  Run: ``make bench`` (or the pytest command in benchmarks/README.md).
 """
+
 import numpy as np
 import pytest
 
@@ -36,8 +37,14 @@ except ImportError:  # pragma: no cover
 # optimizer -> (fastopt class, kwargs, torch class name, torch kwargs, bytes/element, probe
 # (arrays written, arrays read only))
 OPTIMIZERS = {
-    "sgd_momentum": (fastopt.SGD, dict(lr=0.01, momentum=0.9), "SGD",
-                     dict(lr=0.01, momentum=0.9), 20, 2),
+    "sgd_momentum": (
+        fastopt.SGD,
+        dict(lr=0.01, momentum=0.9),
+        "SGD",
+        dict(lr=0.01, momentum=0.9),
+        20,
+        2,
+    ),
     "adagrad": (fastopt.Adagrad, dict(lr=0.01), "Adagrad", dict(lr=0.01), 20, 2),
     "rmsprop": (fastopt.RMSprop, dict(lr=0.01), "RMSprop", dict(lr=0.01), 20, 2),
     "adam": (fastopt.Adam, dict(lr=1e-3), "Adam", dict(lr=1e-3), 28, 3),
@@ -54,12 +61,22 @@ def _sizes(case):
 
 
 CASES = ["1e3", "1e5", "1e6", "1.6e7", "1000x1e3", "100xlog"]
-IMPLS = ["native", "native-raise", "numba", "numpy", "torch", "torch-foreach", "torch-fused", "probe"]
+IMPLS = [
+    "native",
+    "native-raise",
+    "numba",
+    "numpy",
+    "torch",
+    "torch-foreach",
+    "torch-fused",
+    "probe",
+]
 
 
 def _numpy_step(name):
     """The hand-written NumPy optimizer a user would write (state in a dict)."""
     if name == "sgd_momentum":
+
         def step(ps, gs, st, t):
             bufs = st.setdefault("buf", [None] * len(ps))
             for i, (p, g) in enumerate(zip(ps, gs)):
@@ -69,12 +86,14 @@ def _numpy_step(name):
                     bufs[i] = 0.9 * bufs[i] + g
                 p -= 0.01 * bufs[i]
     elif name == "adagrad":
+
         def step(ps, gs, st, t):
             sums = st.setdefault("sum", [np.zeros_like(p) for p in ps])
             for p, g, s in zip(ps, gs, sums):
                 s += g * g
                 p -= 0.01 * g / (np.sqrt(s) + 1e-10)
     elif name == "rmsprop":
+
         def step(ps, gs, st, t):
             sqs = st.setdefault("sq", [np.zeros_like(p) for p in ps])
             for p, g, sq in zip(ps, gs, sqs):
@@ -82,6 +101,7 @@ def _numpy_step(name):
                 sq += 0.01 * g * g
                 p -= 0.01 * g / (np.sqrt(sq) + 1e-8)
     else:
+
         def step(ps, gs, st, t):
             ms = st.setdefault("m", [np.zeros_like(p) for p in ps])
             vs = st.setdefault("v", [np.zeros_like(p) for p in ps])
@@ -90,9 +110,10 @@ def _numpy_step(name):
                 m += 0.1 * g
                 v *= 0.999
                 v += 0.001 * g * g
-                mhat = m / (1 - 0.9 ** t)
-                vhat = v / (1 - 0.999 ** t)
+                mhat = m / (1 - 0.9**t)
+                vhat = v / (1 - 0.999**t)
                 p -= 1e-3 * mhat / (np.sqrt(vhat) + 1e-8)
+
     return step
 
 
@@ -118,6 +139,7 @@ def _make(impl, name, case):
         def run():
             t[0] += 1
             step(params, grads, st, t[0])
+
         run()
         return run
     if impl == "probe":
@@ -132,8 +154,11 @@ def _make(impl, name, case):
     tparams = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params]
     for tp, g in zip(tparams, grads):
         tp.grad = torch.from_numpy(g.copy())
-    flag = {"torch": dict(foreach=False), "torch-foreach": dict(foreach=True),
-            "torch-fused": dict(fused=True)}[impl]
+    flag = {
+        "torch": dict(foreach=False),
+        "torch-foreach": dict(foreach=True),
+        "torch-fused": dict(fused=True),
+    }[impl]
     try:
         topt = getattr(torch.optim, tname)(tparams, **tkw, **flag)
         topt.step()
@@ -150,9 +175,14 @@ def test_step(benchmark, name, case, impl):
     sizes = _sizes(case)
     benchmark.group = f"{name}-{case}"
     benchmark.extra_info.update(
-        optimizer=name, case=case, impl=impl, arrays=len(sizes), elements=int(sum(sizes)),
+        optimizer=name,
+        case=case,
+        impl=impl,
+        arrays=len(sizes),
+        elements=int(sum(sizes)),
         bytes=int(sum(sizes)) * OPTIMIZERS[name][4],
         threads=fastopt.get_num_threads(),
         isa=_native.isa() if _native is not None else "none",
-        torch_threads=torch.get_num_threads() if torch is not None else 0)
+        torch_threads=torch.get_num_threads() if torch is not None else 0,
+    )
     benchmark(fn)

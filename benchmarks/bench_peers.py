@@ -84,6 +84,7 @@ Usage:
         [--cases 1e3,1e5,1e6,1.6e7,1000x1e3] [--optimizers adam,adamw]
         [--json .benchmarks/peers.json] [--markdown .benchmarks/peers.md]
 """
+
 import argparse
 import json
 import os
@@ -137,6 +138,7 @@ class _Contender:
 class _Fastopt(_Contender):
     def __init__(self, opt_name, hp, params0, grads, nonfinite):
         import fastopt
+
         cls = fastopt.AdamW if opt_name == "adamw" else fastopt.Adam
         self.params = [p.copy() for p in params0]
         self.grads = grads
@@ -146,13 +148,17 @@ class _Fastopt(_Contender):
 
     def result(self):
         st = list(self.opt.state.values())
-        return ([p.copy() for p in self.params], [s["exp_avg"].copy() for s in st],
-                [s["exp_avg_sq"].copy() for s in st])
+        return (
+            [p.copy() for p in self.params],
+            [s["exp_avg"].copy() for s in st],
+            [s["exp_avg_sq"].copy() for s in st],
+        )
 
 
 class _TorchFused(_Contender):
     def __init__(self, opt_name, hp, params0, grads):
         import torch
+
         self.tp = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params0]
         for t, g in zip(self.tp, grads):
             t.grad = torch.from_numpy(g.copy())
@@ -162,24 +168,34 @@ class _TorchFused(_Contender):
 
     def result(self):
         st = [self.opt.state[t] for t in self.tp]
-        return ([t.detach().numpy().copy() for t in self.tp],
-                [s["exp_avg"].numpy().copy() for s in st],
-                [s["exp_avg_sq"].numpy().copy() for s in st])
+        return (
+            [t.detach().numpy().copy() for t in self.tp],
+            [s["exp_avg"].numpy().copy() for s in st],
+            [s["exp_avg_sq"].numpy().copy() for s in st],
+        )
 
 
 class _DeepSpeed(_TorchFused):
     def __init__(self, opt_name, hp, params0, grads):
         import torch
         from deepspeed.ops.adam import DeepSpeedCPUAdam
+
         self.tp = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in params0]
         for t, g in zip(self.tp, grads):
             t.grad = torch.from_numpy(g.copy())
         # Its defaults: bias_correction=True, adamw_mode=True (decoupled decay), wd=0.
         # torch.optim.Adam = L2 decay added to the gradient = adamw_mode=False.
-        self.opt = DeepSpeedCPUAdam(self.tp, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
-                                    weight_decay=hp["weight_decay"], bias_correction=True,
-                                    amsgrad=False, adamw_mode=(opt_name == "adamw"),
-                                    fp32_optimizer_states=True)
+        self.opt = DeepSpeedCPUAdam(
+            self.tp,
+            lr=hp["lr"],
+            betas=hp["betas"],
+            eps=hp["eps"],
+            weight_decay=hp["weight_decay"],
+            bias_correction=True,
+            amsgrad=False,
+            adamw_mode=(opt_name == "adamw"),
+            fp32_optimizer_states=True,
+        )
         self.step = self.opt.step
 
 
@@ -187,10 +203,12 @@ class _Optax(_Contender):
     def __init__(self, opt_name, hp, params0, grads):
         import jax
         import optax
+
         b1, b2 = hp["betas"]
         if opt_name == "adamw":
-            tx = optax.adamw(hp["lr"], b1=b1, b2=b2, eps=hp["eps"], eps_root=0.0,
-                             weight_decay=hp["weight_decay"])
+            tx = optax.adamw(
+                hp["lr"], b1=b1, b2=b2, eps=hp["eps"], eps_root=0.0, weight_decay=hp["weight_decay"]
+            )
         else:
             assert hp["weight_decay"] == 0.0
             tx = optax.adam(hp["lr"], b1=b1, b2=b2, eps=hp["eps"], eps_root=0.0)
@@ -220,15 +238,23 @@ class _Optax(_Contender):
 
     def result(self):
         adam_state = self.s[0]
-        return ([np.asarray(p).copy() for p in self.p], [np.asarray(m).copy() for m in adam_state.mu],
-                [np.asarray(v).copy() for v in adam_state.nu])
+        return (
+            [np.asarray(p).copy() for p in self.p],
+            [np.asarray(m).copy() for m in adam_state.mu],
+            [np.asarray(v).copy() for v in adam_state.nu],
+        )
 
 
 class _Probe(_Contender):
     def __init__(self, opt_name, hp, params0, grads):
         from fastopt import _native
-        slots = [[p.copy() for p in params0], [np.zeros_like(p) for p in params0],
-                 [np.zeros_like(p) for p in params0], grads]
+
+        slots = [
+            [p.copy() for p in params0],
+            [np.zeros_like(p) for p in params0],
+            [np.zeros_like(p) for p in params0],
+            grads,
+        ]
         self.step = lambda: _native.probe_many(slots, 3)
 
 
@@ -276,11 +302,12 @@ def _agreement(name, res, ref, params0):
             j = int(np.argmax(ratio))
             if ratio[j] > rep["error_over_tolerance"]:
                 rep["error_over_tolerance"] = float(ratio[j])
-                rep["worst"] = (f"{kind}[{i}][{j}]: {x.flat[j]!r} vs fastopt {r.flat[j]!r} "
-                                f"(tolerance {tol.flat[j]:.3g})")
+                rep["worst"] = (
+                    f"{kind}[{i}][{j}]: {x.flat[j]!r} vs fastopt {r.flat[j]!r} "
+                    f"(tolerance {tol.flat[j]:.3g})"
+                )
     if rep["error_over_tolerance"] > 1.0:
-        return (f"error {rep['error_over_tolerance']:.3g}x the tolerance at {rep['worst']}",
-                rep)
+        return (f"error {rep['error_over_tolerance']:.3g}x the tolerance at {rep['worst']}", rep)
     return None, rep
 
 
@@ -298,8 +325,14 @@ def _run_case(opt_name, case, rounds, min_time, wanted, notes):
     rng = np.random.default_rng(1)
     params0 = [rng.standard_normal(n).astype(np.float32) for n in sizes]
     grads = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in sizes]
-    out = {"optimizer": opt_name, "case": case, "elements": int(sum(sizes)),
-           "arrays": len(sizes), "contenders": {}, "dropped": {}}
+    out = {
+        "optimizer": opt_name,
+        "case": case,
+        "elements": int(sum(sizes)),
+        "arrays": len(sizes),
+        "contenders": {},
+        "dropped": {},
+    }
     live = {}
     for name in wanted:
         if name in notes:  # unavailable in this process
@@ -311,7 +344,7 @@ def _run_case(opt_name, case, rounds, min_time, wanted, notes):
             out["dropped"][name] = f"setup failed: {type(exc).__name__}: {exc}"
             _log(f"  {opt_name} {case}: {name} dropped: {out['dropped'][name]}")
     # agreement check: CHECK_STEPS steps each from the same start, compared to fastopt
-    for name, c in live.items():
+    for c in live.values():
         if isinstance(c, _Optax):
             c.first_steps(CHECK_STEPS)
             if c.donation_warning:
@@ -341,21 +374,27 @@ def _run_case(opt_name, case, rounds, min_time, wanted, notes):
     times = {n: [] for n in names}
     cpu = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             t, u = _measure(live[name].step, ks[name])
             times[name].append(t)
             cpu[name].append(u)
     for name in names:
         d = out["contenders"].setdefault(name, {})
-        d.update(median=statistics.median(times[name]), times=times[name], k=ks[name],
-                 cpu_per_wall=statistics.median(cpu[name]))
+        d.update(
+            median=statistics.median(times[name]),
+            times=times[name],
+            k=ks[name],
+            cpu_per_wall=statistics.median(cpu[name]),
+        )
         if name != "fastopt" and "fastopt" in times:
             d["speedup_of_fastopt"] = statistics.median(
-                x / f for x, f in zip(times[name], times["fastopt"]))
+                x / f for x, f in zip(times[name], times["fastopt"])
+            )
             if "fastopt-raise" in times:
                 d["speedup_of_fastopt_raise"] = statistics.median(
-                    x / f for x, f in zip(times[name], times["fastopt-raise"]))
+                    x / f for x, f in zip(times[name], times["fastopt-raise"])
+                )
     del live
     return out
 
@@ -363,11 +402,13 @@ def _run_case(opt_name, case, rounds, min_time, wanted, notes):
 def _child(args):
     n = args.threads[0]
     import fastopt
+
     fastopt.set_num_threads(n)
     notes = {}
     wanted = [c for c in CONTENDERS if c in args.contenders]
     try:
         import torch
+
         torch.set_num_threads(n)
     except ImportError as exc:
         for c in ("torch-fused", "deepspeed"):
@@ -375,6 +416,7 @@ def _child(args):
     if "deepspeed" in wanted and "deepspeed" not in notes:
         try:
             from deepspeed.ops.op_builder import CPUAdamBuilder
+
             CPUAdamBuilder().load(verbose=False)
         except Exception as exc:
             notes["deepspeed"] = f"unavailable: {type(exc).__name__}: {exc}"
@@ -386,6 +428,7 @@ def _child(args):
             notes["optax"] = f"not installed: {exc}"
     try:
         from fastopt import _native
+
         isa = _native.isa()
     except ImportError as exc:
         isa = "none"
@@ -398,17 +441,27 @@ def _child(args):
             res["threads"] = n
             res["isa"] = isa
             results.append(res)
-            summary = ", ".join(f"{k} {v['median'] * 1e6:.1f}us" for k, v in
-                                res["contenders"].items() if "median" in v)
+            summary = ", ".join(
+                f"{k} {v['median'] * 1e6:.1f}us"
+                for k, v in res["contenders"].items()
+                if "median" in v
+            )
             _log(f"  threads={n} {opt_name} {case}: {summary} [{time.perf_counter() - t0:.1f}s]")
     with open(args.child_out, "w") as f:
-        json.dump({"results": results, "notes": notes,
-                   "cpu_count_affinity": len(os.sched_getaffinity(0))}, f)
+        json.dump(
+            {
+                "results": results,
+                "notes": notes,
+                "cpu_count_affinity": len(os.sched_getaffinity(0)),
+            },
+            f,
+        )
 
 
 # ---------------------------------------------------------------------------- parent
 def _versions():
     import importlib.metadata as md
+
     out = {}
     for pkg in ("fastopt", "numpy", "torch", "deepspeed", "jax", "jaxlib", "optax"):
         try:
@@ -434,12 +487,15 @@ def _build_deepspeed():
     try:
         t0 = time.perf_counter()
         from deepspeed.ops.op_builder import CPUAdamBuilder
+
         b = CPUAdamBuilder()
         b.load(verbose=False)
         simd = b.simd_width() if hasattr(b, "simd_width") else "?"
-        return True, (f"DeepSpeed cpu_adam op loaded in {time.perf_counter() - t0:.0f} s "
-                      f"(cache {os.environ.get('TORCH_EXTENSIONS_DIR', '~/.cache/torch_extensions')}; "
-                      f"built with -O3 -march=native -fopenmp {simd.strip()})")
+        return True, (
+            f"DeepSpeed cpu_adam op loaded in {time.perf_counter() - t0:.0f} s "
+            f"(cache {os.environ.get('TORCH_EXTENSIONS_DIR', '~/.cache/torch_extensions')}; "
+            f"built with -O3 -march=native -fopenmp {simd.strip()})"
+        )
     except Exception as exc:
         return False, f"DeepSpeed unavailable: {type(exc).__name__}: {exc}"
 
@@ -463,20 +519,24 @@ def _table(data):
         f"{data['rounds']} interleaved rounds, >= {data['min_time'] * 1e3:.0f} ms per "
         f"measurement. Runs with fewer threads than CPUs are pinned to that many CPUs "
         f"(XLA sizes its thread pool from them). Load average (1 min) {data['loadavg'][0]:.1f} "
-        f"at the start, {data['loadavg'][1]:.1f} at the end.")
+        f"at the start, {data['loadavg'][1]:.1f} at the end."
+    )
     lines.append("")
     lines.append(f"Command: {data['command']}")
     lines.append("")
     lines.append(
         "Speed-ups of fastopt (time of the peer / time of fastopt, median over rounds of the "
-        "per-round ratio; > 1 = fastopt faster) with `nonfinite=\"ignore\"` (like the peers: "
-        "no finiteness check) and with the default `\"raise\"`. fastopt/probe = probe time / "
+        'per-round ratio; > 1 = fastopt faster) with `nonfinite="ignore"` (like the peers: '
+        'no finiteness check) and with the default `"raise"`. fastopt/probe = probe time / '
         "fastopt time (1.0 = the bandwidth of a kernel moving the same 28 bytes/element with "
-        "no arithmetic). cores = process CPU time / wall time while the contender ran.")
+        "no arithmetic). cores = process CPU time / wall time while the contender ran."
+    )
     lines.append("")
-    lines.append("| optimizer | case | threads | fastopt | GB/s | fastopt/probe | raise/ignore "
-                 "| vs torch fused | vs DeepSpeed | vs Optax | raise: vs torch fused "
-                 "| raise: vs DeepSpeed | raise: vs Optax |")
+    lines.append(
+        "| optimizer | case | threads | fastopt | GB/s | fastopt/probe | raise/ignore "
+        "| vs torch fused | vs DeepSpeed | vs Optax | raise: vs torch fused "
+        "| raise: vs DeepSpeed | raise: vs Optax |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def ratio(c, name, key):
@@ -489,8 +549,15 @@ def _table(data):
         gbs = f"{r['elements'] * BYTES_PER_ELEMENT / f / 1e9:.1f}" if f else "-"
         probe = c.get("probe", {}).get("speedup_of_fastopt")
         raise_ = c.get("fastopt-raise", {}).get("speedup_of_fastopt")
-        cells = [r["optimizer"], r["case"], str(r["threads"]), _fmt_t(f), gbs,
-                 f"{probe:.2f}" if probe else "-", f"{raise_:.2f}" if raise_ else "-"]
+        cells = [
+            r["optimizer"],
+            r["case"],
+            str(r["threads"]),
+            _fmt_t(f),
+            gbs,
+            f"{probe:.2f}" if probe else "-",
+            f"{raise_:.2f}" if raise_ else "-",
+        ]
         cells += [ratio(c, p, "speedup_of_fastopt") for p in PEERS]
         cells += [ratio(c, p, "speedup_of_fastopt_raise") for p in PEERS]
         lines.append("| " + " | ".join(cells) + " |")
@@ -504,19 +571,26 @@ def _table(data):
         cells = []
         for n in CONTENDERS:
             d = c.get(n)
-            cells.append(f"{_fmt_t(d['median'])} ({d['cpu_per_wall']:.1f})"
-                         if d and "median" in d else "-")
-        lines.append(f"| {r['optimizer']} | {r['case']} | {r['threads']} | " + " | ".join(cells)
-                     + " |")
+            cells.append(
+                f"{_fmt_t(d['median'])} ({d['cpu_per_wall']:.1f})" if d and "median" in d else "-"
+            )
+        lines.append(
+            f"| {r['optimizer']} | {r['case']} | {r['threads']} | " + " | ".join(cells) + " |"
+        )
     lines.append("")
-    lines.append(f"Agreement with fastopt after {CHECK_STEPS} steps from the same start, "
-                 "checked for every case and thread count before timing (tolerance "
-                 "A*ulp + B*scale; scale = the update fastopt made for params, the value "
-                 "for the moments):")
+    lines.append(
+        f"Agreement with fastopt after {CHECK_STEPS} steps from the same start, "
+        "checked for every case and thread count before timing (tolerance "
+        "A*ulp + B*scale; scale = the update fastopt made for params, the value "
+        "for the moments):"
+    )
     lines.append("")
     for name in CONTENDERS[1:-1]:
-        errs = [r["contenders"][name]["check"] for r in res
-                if name in r["contenders"] and "check" in r["contenders"][name]]
+        errs = [
+            r["contenders"][name]["check"]
+            for r in res
+            if name in r["contenders"] and "check" in r["contenders"][name]
+        ]
         if errs:
             w = max(e["error_over_tolerance"] for e in errs)
             rel = {k: max(e["max_rel"][k] for e in errs) for k in errs[0]["max_rel"]}
@@ -525,14 +599,19 @@ def _table(data):
                 f"- {name} ({len(errs)} runs): largest error {w:.2g} of the tolerance "
                 f"(A={a:g} ulp, B={b:g}); params within {rel['params']:.2g} of the update, "
                 f"exp_avg within {rel['exp_avg']:.2g} and exp_avg_sq within "
-                f"{rel['exp_avg_sq']:.2g} relative")
+                f"{rel['exp_avg_sq']:.2g} relative"
+            )
     dropped = {}
     for r in res:
         for n, why in r["dropped"].items():
-            dropped.setdefault((n, why), []).append(f"{r['optimizer']} {r['case']} t={r['threads']}")
+            dropped.setdefault((n, why), []).append(
+                f"{r['optimizer']} {r['case']} t={r['threads']}"
+            )
     for (n, why), where in dropped.items():
-        lines.append(f"- {n} left out ({len(where)} runs: {', '.join(where[:3])}"
-                     f"{', ...' if len(where) > 3 else ''}): {why}")
+        lines.append(
+            f"- {n} left out ({len(where)} runs: {', '.join(where[:3])}"
+            f"{', ...' if len(where) > 3 else ''}): {why}"
+        )
     notes = sorted({x for r in res for x in r.get("notes", [])})
     for x in notes:
         lines.append(f"- note: {x}")
@@ -547,6 +626,7 @@ def _peers_requirements():
     except ImportError:  # Python 3.10: read the one list by hand
         import ast
         import re
+
         with open(path) as f:
             m = re.search(r"^peers\s*=\s*(\[[^\]]*\])", f.read(), re.M)
         return ast.literal_eval(m.group(1))
@@ -565,19 +645,27 @@ def main(argv=None):
     csv = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     ap.add_argument("--threads", type=lambda s: [int(x) for x in csv(s)], default=[1, 2])
     ap.add_argument("--rounds", type=int, default=21)
-    ap.add_argument("--min-time", type=float, default=0.02,
-                    help="seconds per measurement (k steps); default 0.02")
+    ap.add_argument(
+        "--min-time",
+        type=float,
+        default=0.02,
+        help="seconds per measurement (k steps); default 0.02",
+    )
     ap.add_argument("--cases", type=csv, default=CASES)
     ap.add_argument("--optimizers", type=csv, default=list(OPTIMIZERS))
     ap.add_argument("--contenders", type=csv, default=CONTENDERS)
     ap.add_argument("--json", default=None, help="write all measurements here")
     ap.add_argument("--markdown", default=None, help="write the tables here too")
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
-    ap.add_argument("--requirements", action="store_true",
-                    help="print the `peers` extra of pyproject.toml, shell-quoted, and exit")
+    ap.add_argument(
+        "--requirements",
+        action="store_true",
+        help="print the `peers` extra of pyproject.toml, shell-quoted, and exit",
+    )
     args = ap.parse_args(argv)
     if args.requirements:
         import shlex
+
         print(" ".join(shlex.quote(r) for r in _peers_requirements()))
         return
     for c in args.cases:
@@ -591,29 +679,47 @@ def main(argv=None):
     if args.child_out:
         return _child(args)
 
-    ds_ok, ds_note = (_build_deepspeed() if "deepspeed" in args.contenders
-                      else (False, "DeepSpeed not requested"))
+    ds_ok, ds_note = (
+        _build_deepspeed() if "deepspeed" in args.contenders else (False, "DeepSpeed not requested")
+    )
     _log(ds_note)
     contenders = [c for c in args.contenders if ds_ok or c != "deepspeed"]
     results, notes = [], {}
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for n in args.threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(n),
-                   XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}",
-                   DS_ACCELERATOR=os.environ.get("DS_ACCELERATOR", "cpu"))
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS=str(n),
+            XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={n}",
+            DS_ACCELERATOR=os.environ.get("DS_ACCELERATOR", "cpu"),
+        )
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "out.json")
-            cmd = [sys.executable, os.path.abspath(__file__), "--child-out", out,
-                   "--threads", str(n), "--rounds", str(args.rounds),
-                   "--min-time", str(args.min_time), "--cases", ",".join(args.cases),
-                   "--optimizers", ",".join(args.optimizers),
-                   "--contenders", ",".join(contenders)]
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--child-out",
+                out,
+                "--threads",
+                str(n),
+                "--rounds",
+                str(args.rounds),
+                "--min-time",
+                str(args.min_time),
+                "--cases",
+                ",".join(args.cases),
+                "--optimizers",
+                ",".join(args.optimizers),
+                "--contenders",
+                ",".join(contenders),
+            ]
             _log(f"threads={n}: {' '.join(cmd[1:])}")
             avail = sorted(os.sched_getaffinity(0))
             cpus = set(avail[:n]) if n < len(avail) else set(avail)
-            subprocess.run(cmd, env=env, check=True,
-                           preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+            subprocess.run(
+                cmd, env=env, check=True, preexec_fn=lambda cpus=cpus: os.sched_setaffinity(0, cpus)
+            )
             with open(out) as f:
                 child = json.load(f)
         results += child["results"]
@@ -621,12 +727,19 @@ def main(argv=None):
     if not ds_ok and "deepspeed" in args.contenders:
         for r in results:
             r["dropped"]["deepspeed"] = ds_note
-    data = {"results": results, "notes": notes, "versions": _versions(), "cpu": _cpu_model(),
-            "cores": os.cpu_count(), "deepspeed_note": ds_note,
-            "date": f"{started} to {time.strftime('%H:%M:%SZ', time.gmtime())}",
-            "rounds": args.rounds, "min_time": args.min_time,
-            "loadavg": [load_before[0], os.getloadavg()[0]],
-            "command": _command(argv)}
+    data = {
+        "results": results,
+        "notes": notes,
+        "versions": _versions(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "deepspeed_note": ds_note,
+        "date": f"{started} to {time.strftime('%H:%M:%SZ', time.gmtime())}",
+        "rounds": args.rounds,
+        "min_time": args.min_time,
+        "loadavg": [load_before[0], os.getloadavg()[0]],
+        "command": _command(argv),
+    }
     table = _table(data)
     print(table)
     if args.json:

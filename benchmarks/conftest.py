@@ -4,6 +4,7 @@ Benchmark files are named ``bench_*.py``; this hook makes pytest collect them wh
 pointed at this directory (``pytest benchmarks --benchmark-only``), while a plain
 ``pytest`` run (testpaths = tests) never does.
 """
+
 import pytest
 
 # bench_peers.py is a standalone script (`make bench-peers`) whose peers (DeepSpeed, JAX,

@@ -10,6 +10,7 @@ PyTorch fused (speed-up, >1 is faster), fastopt / PyTorch's best, fastopt / hand
 NumPy, native / probe (fraction of the bandwidth a no-arithmetic kernel moving the same
 bytes reaches) and numba / native.
 """
+
 import json
 import sys
 from collections import defaultdict
@@ -41,20 +42,26 @@ def main(path):
     mi = data.get("machine_info", {})
     cpu = mi.get("cpu", {})
     any_info = next(iter(info.values()), {})
-    print(f"Machine: {cpu.get('brand_raw', mi.get('processor', '?'))}, "
-          f"{cpu.get('count', '?')} logical CPUs, {mi.get('system', '')} {mi.get('release', '')}, "
-          f"Python {mi.get('python_version', '?')}; fastopt ISA {any_info.get('isa')}, "
-          f"{any_info.get('threads')} threads; torch threads {any_info.get('torch_threads')}. "
-          f"Run {data.get('datetime', '')}.")
+    print(
+        f"Machine: {cpu.get('brand_raw', mi.get('processor', '?'))}, "
+        f"{cpu.get('count', '?')} logical CPUs, {mi.get('system', '')} {mi.get('release', '')}, "
+        f"Python {mi.get('python_version', '?')}; fastopt ISA {any_info.get('isa')}, "
+        f"{any_info.get('threads')} threads; torch threads {any_info.get('torch_threads')}. "
+        f"Run {data.get('datetime', '')}."
+    )
     print()
-    print("Median time of one step (float32). GB/s = bytes moved per step "
-          "(docs/design.md, memory traffic) / time. Ratios are speed-ups (time of the other "
-          "/ time of fastopt native), except native/probe = probe time / native time "
-          "(1.0 = at the bandwidth of a kernel that moves the same bytes with no arithmetic).")
+    print(
+        "Median time of one step (float32). GB/s = bytes moved per step "
+        "(docs/design.md, memory traffic) / time. Ratios are speed-ups (time of the other "
+        "/ time of fastopt native), except native/probe = probe time / native time "
+        "(1.0 = at the bandwidth of a kernel that moves the same bytes with no arithmetic)."
+    )
     print()
-    print("| optimizer | case | native | GB/s | probe GB/s | native/probe | vs torch fused "
-          "| vs torch best | vs NumPy | numba/native | native (nonfinite=raise) | numba "
-          "| NumPy | torch | torch foreach | torch fused |")
+    print(
+        "| optimizer | case | native | GB/s | probe GB/s | native/probe | vs torch fused "
+        "| vs torch best | vs NumPy | numba/native | native (nonfinite=raise) | numba "
+        "| NumPy | torch | torch foreach | torch fused |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     opts = sorted({k[0] for k in rows}, key=["sgd_momentum", "adagrad", "rmsprop", "adam"].index)
     for opt in opts:
@@ -65,19 +72,22 @@ def main(path):
             nbytes = info[(opt, case)]["bytes"]
             nat = r.get("native")
             probe = r.get("probe")
-            tbest = min([r[k] for k in ("torch", "torch-foreach", "torch-fused") if k in r],
-                        default=None)
+            tbest = min(
+                [r[k] for k in ("torch", "torch-foreach", "torch-fused") if k in r], default=None
+            )
 
             def gbs(t, nbytes=nbytes):
                 return "-" if t is None else f"{nbytes / t / 1e9:.1f}"
 
-            print(f"| {opt} | {case} | {_fmt_t(nat)} | {gbs(nat)} | {gbs(probe)} "
-                  f"| {_ratio(probe, nat)} | {_ratio(r.get('torch-fused'), nat)} "
-                  f"| {_ratio(tbest, nat)} | {_ratio(r.get('numpy'), nat)} "
-                  f"| {_ratio(nat, r.get('numba'))} | {_fmt_t(r.get('native-raise'))} "
-                  f"| {_fmt_t(r.get('numba'))} | {_fmt_t(r.get('numpy'))} "
-                  f"| {_fmt_t(r.get('torch'))} | {_fmt_t(r.get('torch-foreach'))} "
-                  f"| {_fmt_t(r.get('torch-fused'))} |")
+            print(
+                f"| {opt} | {case} | {_fmt_t(nat)} | {gbs(nat)} | {gbs(probe)} "
+                f"| {_ratio(probe, nat)} | {_ratio(r.get('torch-fused'), nat)} "
+                f"| {_ratio(tbest, nat)} | {_ratio(r.get('numpy'), nat)} "
+                f"| {_ratio(nat, r.get('numba'))} | {_fmt_t(r.get('native-raise'))} "
+                f"| {_fmt_t(r.get('numba'))} | {_fmt_t(r.get('numpy'))} "
+                f"| {_fmt_t(r.get('torch'))} | {_fmt_t(r.get('torch-foreach'))} "
+                f"| {_fmt_t(r.get('torch-fused'))} |"
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Result on the 2-core EPYC (AVX-512) of benchmarks/README.md, workers spinning be
 back-to-back steps: 2 threads lose below ~3e3 elements (84 KB moved), win x1.36 at 1e4
 (280 KB), x1.5-1.7 at 2e4-5e4; hence the default threshold of 256 KB moved per call.
 """
+
 import time
 
 import numpy as np
@@ -37,8 +38,10 @@ def main():
     try:
         for size in [1000, 3000, 10000, 20000, 50000, 100000, 300000, 1000000]:
             t1, t2 = bench(size, 1), bench(size, nt)
-            print(f"{size:>9}  1 thread {t1 * 1e6:8.2f} us  {nt} threads {t2 * 1e6:8.2f} us"
-                  f"  speed-up {t1 / t2:.2f}")
+            print(
+                f"{size:>9}  1 thread {t1 * 1e6:8.2f} us  {nt} threads {t2 * 1e6:8.2f} us"
+                f"  speed-up {t1 / t2:.2f}"
+            )
     finally:
         n._set_parallel_min_bytes(before)
         n.set_num_threads(nt)

@@ -19,6 +19,7 @@ random streams (so that a NumPy RNG change is reported as such, not as an optimi
 This module must stay importable without torch: ``tests/test_torch_parity.py`` imports
 its helpers (``CASES``, ``initial_params``, ``grads_at``, ``hyper_at``, ...).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ SIZES = [int(np.prod(s)) for s in SHAPES]
 NTOTAL = sum(SIZES)
 STEPS = 125
 SNAP_EVERY = 10
-SNAP_STEPS = [k for k in range(SNAP_EVERY, STEPS + 1, SNAP_EVERY)] + \
-    ([STEPS] if STEPS % SNAP_EVERY else [])
+SNAP_STEPS = [k for k in range(SNAP_EVERY, STEPS + 1, SNAP_EVERY)] + (
+    [STEPS] if STEPS % SNAP_EVERY else []
+)
 DTYPES = ("float64", "float32")
 
 # --------------------------------------------------------------------------- the cases
@@ -55,13 +57,27 @@ DTYPES = ("float64", "float32")
 
 def _sgd_cases():
     out = []
-    for momentum, dampening, nesterov in [(0.0, 0.0, False), (0.9, 0.0, False),
-                                          (0.9, 0.1, False), (0.9, 0.0, True)]:
+    for momentum, dampening, nesterov in [
+        (0.0, 0.0, False),
+        (0.9, 0.0, False),
+        (0.9, 0.1, False),
+        (0.9, 0.0, True),
+    ]:
         for weight_decay in (0.0, 0.01):
             for maximize in (False, True):
-                out.append(dict(opt="SGD", options=dict(
-                    lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                    weight_decay=weight_decay, maximize=maximize)))
+                out.append(
+                    dict(
+                        opt="SGD",
+                        options=dict(
+                            lr=0.05,
+                            momentum=momentum,
+                            dampening=dampening,
+                            nesterov=nesterov,
+                            weight_decay=weight_decay,
+                            maximize=maximize,
+                        ),
+                    )
+                )
     return out
 
 
@@ -72,10 +88,19 @@ def _adagrad_cases():
             for initial_accumulator_value in (0.0, 0.1):
                 for eps in (1e-10, 1e-3):
                     for maximize in (False, True):
-                        out.append(dict(opt="Adagrad", options=dict(
-                            lr=0.1, lr_decay=lr_decay, weight_decay=weight_decay,
-                            initial_accumulator_value=initial_accumulator_value, eps=eps,
-                            maximize=maximize)))
+                        out.append(
+                            dict(
+                                opt="Adagrad",
+                                options=dict(
+                                    lr=0.1,
+                                    lr_decay=lr_decay,
+                                    weight_decay=weight_decay,
+                                    initial_accumulator_value=initial_accumulator_value,
+                                    eps=eps,
+                                    maximize=maximize,
+                                ),
+                            )
+                        )
     return out
 
 
@@ -86,9 +111,20 @@ def _rmsprop_cases():
             for weight_decay in (0.0, 0.01):
                 for alpha in (0.99, 0.9):
                     for maximize in (False, True):
-                        out.append(dict(opt="RMSprop", options=dict(
-                            lr=0.01, alpha=alpha, eps=1e-8, weight_decay=weight_decay,
-                            momentum=momentum, centered=centered, maximize=maximize)))
+                        out.append(
+                            dict(
+                                opt="RMSprop",
+                                options=dict(
+                                    lr=0.01,
+                                    alpha=alpha,
+                                    eps=1e-8,
+                                    weight_decay=weight_decay,
+                                    momentum=momentum,
+                                    centered=centered,
+                                    maximize=maximize,
+                                ),
+                            )
+                        )
     return out
 
 
@@ -98,9 +134,19 @@ def _adam_cases(opt):
         for weight_decay in (0.0, 0.05):
             for maximize in (False, True):
                 for betas, eps in [((0.9, 0.999), 1e-8), ((0.8, 0.95), 1e-4)]:
-                    out.append(dict(opt=opt, options=dict(
-                        lr=0.02, betas=list(betas), eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad, maximize=maximize)))
+                    out.append(
+                        dict(
+                            opt=opt,
+                            options=dict(
+                                lr=0.02,
+                                betas=list(betas),
+                                eps=eps,
+                                weight_decay=weight_decay,
+                                amsgrad=amsgrad,
+                                maximize=maximize,
+                            ),
+                        )
+                    )
     return out
 
 
@@ -123,54 +169,147 @@ QUAD_MAX = {"kind": "quadratic", "noise": 0.1, "sign": -1.0}  # gradient of -f, 
 SPECIAL_CASES = [
     # --- gradients that depend on the parameters (the trajectory feeds back)
     dict(name="SGD-quad", opt="SGD", grad=QUAD, options=dict(lr=0.05)),
-    dict(name="SGD-quad-mom-nesterov-wd", opt="SGD", grad=QUAD, options=dict(
-        lr=0.02, momentum=0.9, nesterov=True, weight_decay=0.01)),
-    dict(name="SGD-quad-mom-damp-max", opt="SGD", grad=QUAD_MAX, options=dict(
-        lr=0.02, momentum=0.9, dampening=0.1, maximize=True)),
+    dict(
+        name="SGD-quad-mom-nesterov-wd",
+        opt="SGD",
+        grad=QUAD,
+        options=dict(lr=0.02, momentum=0.9, nesterov=True, weight_decay=0.01),
+    ),
+    dict(
+        name="SGD-quad-mom-damp-max",
+        opt="SGD",
+        grad=QUAD_MAX,
+        options=dict(lr=0.02, momentum=0.9, dampening=0.1, maximize=True),
+    ),
     dict(name="Adagrad-quad", opt="Adagrad", grad=QUAD, options=dict(lr=0.1)),
-    dict(name="Adagrad-quad-all", opt="Adagrad", grad=QUAD_MAX, options=dict(
-        lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-3,
-        maximize=True)),
+    dict(
+        name="Adagrad-quad-all",
+        opt="Adagrad",
+        grad=QUAD_MAX,
+        options=dict(
+            lr=0.1,
+            lr_decay=0.01,
+            weight_decay=0.01,
+            initial_accumulator_value=0.1,
+            eps=1e-3,
+            maximize=True,
+        ),
+    ),
     dict(name="RMSprop-quad", opt="RMSprop", grad=QUAD, options=dict(lr=0.01)),
-    dict(name="RMSprop-quad-centered-mom", opt="RMSprop", grad=QUAD, options=dict(
-        lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01)),
+    dict(
+        name="RMSprop-quad-centered-mom",
+        opt="RMSprop",
+        grad=QUAD,
+        options=dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.01),
+    ),
     dict(name="Adam-quad", opt="Adam", grad=QUAD, options=dict(lr=0.02)),
-    dict(name="Adam-quad-amsgrad-wd-max", opt="Adam", grad=QUAD_MAX, options=dict(
-        lr=0.02, betas=[0.8, 0.95], amsgrad=True, weight_decay=0.05, maximize=True)),
+    dict(
+        name="Adam-quad-amsgrad-wd-max",
+        opt="Adam",
+        grad=QUAD_MAX,
+        options=dict(lr=0.02, betas=[0.8, 0.95], amsgrad=True, weight_decay=0.05, maximize=True),
+    ),
     dict(name="AdamW-quad", opt="AdamW", grad=QUAD, options=dict(lr=0.02)),
-    dict(name="AdamW-quad-amsgrad-wd", opt="AdamW", grad=QUAD, options=dict(
-        lr=0.02, amsgrad=True, weight_decay=0.1)),
+    dict(
+        name="AdamW-quad-amsgrad-wd",
+        opt="AdamW",
+        grad=QUAD,
+        options=dict(lr=0.02, amsgrad=True, weight_decay=0.1),
+    ),
     # --- scheduled hyperparameters (callables in fastopt, param_groups[...] edits in torch)
-    dict(name="SGD-sched-lr-momentum", opt="SGD", grad=QUAD, options=dict(
-        lr=_exp(0.1, 0.95), momentum=_linear(0.5, 0.9, 50))),
-    dict(name="SGD-sched-lr-nesterov-gauss", opt="SGD", options=dict(
-        lr=_cosine(0.05, 0.001, 40), momentum=_linear(0.3, 0.95, 80), nesterov=True,
-        weight_decay=_linear(0.0, 0.02, 60))),
-    dict(name="Adagrad-sched-lr", opt="Adagrad", grad=QUAD, options=dict(
-        lr=_exp(0.2, 0.97), lr_decay=0.01)),
-    dict(name="RMSprop-sched-lr-momentum", opt="RMSprop", grad=QUAD, options=dict(
-        lr=_exp(0.02, 0.97), momentum=_linear(0.1, 0.6, 40), centered=True)),
-    dict(name="Adam-sched-lr-beta1", opt="Adam", grad=QUAD, options=dict(
-        lr=_exp(0.05, 0.97), betas=[_linear(0.5, 0.9, 60), 0.999])),
-    dict(name="Adam-sched-beta1-beta2-gauss", opt="Adam", options=dict(
-        lr=_cosine(0.02, 0.0, 50), betas=[_linear(0.95, 0.8, 70), _linear(0.9, 0.999, 100)],
-        amsgrad=True)),
-    dict(name="AdamW-sched-lr-beta1-wd", opt="AdamW", grad=QUAD, options=dict(
-        lr=_exp(0.05, 0.97), betas=[_linear(0.5, 0.9, 60), 0.999],
-        weight_decay=_linear(0.2, 0.0, 100))),
+    dict(
+        name="SGD-sched-lr-momentum",
+        opt="SGD",
+        grad=QUAD,
+        options=dict(lr=_exp(0.1, 0.95), momentum=_linear(0.5, 0.9, 50)),
+    ),
+    dict(
+        name="SGD-sched-lr-nesterov-gauss",
+        opt="SGD",
+        options=dict(
+            lr=_cosine(0.05, 0.001, 40),
+            momentum=_linear(0.3, 0.95, 80),
+            nesterov=True,
+            weight_decay=_linear(0.0, 0.02, 60),
+        ),
+    ),
+    dict(
+        name="Adagrad-sched-lr",
+        opt="Adagrad",
+        grad=QUAD,
+        options=dict(lr=_exp(0.2, 0.97), lr_decay=0.01),
+    ),
+    dict(
+        name="RMSprop-sched-lr-momentum",
+        opt="RMSprop",
+        grad=QUAD,
+        options=dict(lr=_exp(0.02, 0.97), momentum=_linear(0.1, 0.6, 40), centered=True),
+    ),
+    dict(
+        name="Adam-sched-lr-beta1",
+        opt="Adam",
+        grad=QUAD,
+        options=dict(lr=_exp(0.05, 0.97), betas=[_linear(0.5, 0.9, 60), 0.999]),
+    ),
+    dict(
+        name="Adam-sched-beta1-beta2-gauss",
+        opt="Adam",
+        options=dict(
+            lr=_cosine(0.02, 0.0, 50),
+            betas=[_linear(0.95, 0.8, 70), _linear(0.9, 0.999, 100)],
+            amsgrad=True,
+        ),
+    ),
+    dict(
+        name="AdamW-sched-lr-beta1-wd",
+        opt="AdamW",
+        grad=QUAD,
+        options=dict(
+            lr=_exp(0.05, 0.97),
+            betas=[_linear(0.5, 0.9, 60), 0.999],
+            weight_decay=_linear(0.2, 0.0, 100),
+        ),
+    ),
     # --- two parameter groups with different lr / weight_decay
-    dict(name="SGD-groups", opt="SGD", options=dict(lr=0.05, momentum=0.9), groups=[
-        {"params": [0]}, {"params": [1, 2], "lr": 0.01, "weight_decay": 0.05}]),
-    dict(name="Adagrad-groups", opt="Adagrad", grad=QUAD, options=dict(lr=0.1), groups=[
-        {"params": [0, 2], "weight_decay": 0.02}, {"params": [1], "lr": 0.05}]),
-    dict(name="RMSprop-groups", opt="RMSprop", options=dict(lr=0.01, centered=True), groups=[
-        {"params": [0]}, {"params": [1, 2], "lr": 0.003, "weight_decay": 0.1,
-                          "momentum": 0.5}]),
-    dict(name="Adam-groups", opt="Adam", grad=QUAD, options=dict(lr=0.02), groups=[
-        {"params": [0]}, {"params": [1, 2], "lr": 0.005, "weight_decay": 0.1}]),
-    dict(name="AdamW-groups-sched", opt="AdamW", grad=QUAD, options=dict(lr=0.02), groups=[
-        {"params": [0], "lr": _exp(0.05, 0.96), "weight_decay": 0.0},
-        {"params": [1, 2], "lr": 0.01, "weight_decay": 0.3}]),
+    dict(
+        name="SGD-groups",
+        opt="SGD",
+        options=dict(lr=0.05, momentum=0.9),
+        groups=[{"params": [0]}, {"params": [1, 2], "lr": 0.01, "weight_decay": 0.05}],
+    ),
+    dict(
+        name="Adagrad-groups",
+        opt="Adagrad",
+        grad=QUAD,
+        options=dict(lr=0.1),
+        groups=[{"params": [0, 2], "weight_decay": 0.02}, {"params": [1], "lr": 0.05}],
+    ),
+    dict(
+        name="RMSprop-groups",
+        opt="RMSprop",
+        options=dict(lr=0.01, centered=True),
+        groups=[
+            {"params": [0]},
+            {"params": [1, 2], "lr": 0.003, "weight_decay": 0.1, "momentum": 0.5},
+        ],
+    ),
+    dict(
+        name="Adam-groups",
+        opt="Adam",
+        grad=QUAD,
+        options=dict(lr=0.02),
+        groups=[{"params": [0]}, {"params": [1, 2], "lr": 0.005, "weight_decay": 0.1}],
+    ),
+    dict(
+        name="AdamW-groups-sched",
+        opt="AdamW",
+        grad=QUAD,
+        options=dict(lr=0.02),
+        groups=[
+            {"params": [0], "lr": _exp(0.05, 0.96), "weight_decay": 0.0},
+            {"params": [1, 2], "lr": 0.01, "weight_decay": 0.3},
+        ],
+    ),
 ]
 
 
@@ -190,16 +329,33 @@ def _case_name(case):
 
 def build_cases():
     """The explicit case list (grid cases + ``SPECIAL_CASES``), each with a unique seed."""
-    grid = _sgd_cases() + _adagrad_cases() + _rmsprop_cases() + _adam_cases("Adam") + \
-        _adam_cases("AdamW")
+    grid = (
+        _sgd_cases()
+        + _adagrad_cases()
+        + _rmsprop_cases()
+        + _adam_cases("Adam")
+        + _adam_cases("AdamW")
+    )
     cases = []
     for case in grid:
-        cases.append(dict(name=_case_name(case), opt=case["opt"], options=case["options"],
-                          grad={"kind": "gauss", "scale": 1.0}))
+        cases.append(
+            dict(
+                name=_case_name(case),
+                opt=case["opt"],
+                options=case["options"],
+                grad={"kind": "gauss", "scale": 1.0},
+            )
+        )
     for case in SPECIAL_CASES:
-        cases.append(dict(name=case["name"], opt=case["opt"], options=case["options"],
-                          grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
-                          **({"groups": case["groups"]} if "groups" in case else {})))
+        cases.append(
+            dict(
+                name=case["name"],
+                opt=case["opt"],
+                options=case["options"],
+                grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
+                **({"groups": case["groups"]} if "groups" in case else {}),
+            )
+        )
     for i, case in enumerate(cases):
         case["seed"] = 1000 + i
     names = [c["name"] for c in cases]
@@ -226,7 +382,9 @@ def schedule_value(spec, k):
         return spec["start"] + (spec["end"] - spec["start"]) * frac
     if kind == "cosine":
         phase = (k % spec["period"]) / spec["period"]
-        return spec["eta_min"] + (spec["base"] - spec["eta_min"]) * (1 + math.cos(math.pi * phase)) / 2
+        return (
+            spec["eta_min"] + (spec["base"] - spec["eta_min"]) * (1 + math.cos(math.pi * phase)) / 2
+        )
     raise ValueError(f"unknown schedule {kind!r}")
 
 
@@ -293,7 +451,7 @@ def grads_at(case, prob, k, params, dtype):
         raise ValueError(f"unknown gradient recipe {g['kind']!r}")
     out, i = [], 0
     for s, n in zip(SHAPES, SIZES):
-        out.append(np.ascontiguousarray(flat[i:i + n].reshape(s), dtype=dtype))
+        out.append(np.ascontiguousarray(flat[i : i + n].reshape(s), dtype=dtype))
         i += n
     return out
 
@@ -316,18 +474,24 @@ def run_torch(case, dtype, steps=STEPS, snap_steps=SNAP_STEPS):
 
     tdtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
     prob = problem(case)
-    params = [torch.nn.Parameter(torch.tensor(p.astype(dtype), dtype=tdtype))
-              for p in initial_params(case)]
+    params = [
+        torch.nn.Parameter(torch.tensor(p.astype(dtype), dtype=tdtype))
+        for p in initial_params(case)
+    ]
     cls = getattr(torch.optim, case["opt"])
     # The case's options go to the constructor (torch's Adagrad reads
     # initial_accumulator_value from there, not from the groups); a group dict carries
     # only its overrides.  Scheduled values start at their step-0 value.
     layout = group_layout(case)
     overrides = case.get("groups", [{"params": list(range(len(SHAPES)))}])
-    groups = [{key: ([params[i] for i in v] if key == "params" else hyper_at(v, 0))
-               for key, v in g.items()} for g in overrides]
-    opt = cls(groups, foreach=False,
-              **{key: hyper_at(v, 0) for key, v in case["options"].items()})
+    groups = [
+        {
+            key: ([params[i] for i in v] if key == "params" else hyper_at(v, 0))
+            for key, v in g.items()
+        }
+        for g in overrides
+    ]
+    opt = cls(groups, foreach=False, **{key: hyper_at(v, 0) for key, v in case["options"].items()})
     snaps = []
     for k in range(steps):
         for group, (_, opts) in zip(opt.param_groups, layout):
@@ -347,8 +511,10 @@ def main():
     import torch
 
     if torch.__version__.split("+")[0] != TORCH_VERSION:
-        print(f"warning: torch {torch.__version__}, the fixture expects {TORCH_VERSION}",
-              file=sys.stderr)
+        print(
+            f"warning: torch {torch.__version__}, the fixture expects {TORCH_VERSION}",
+            file=sys.stderr,
+        )
     torch.set_num_threads(1)
     data = {
         "torch_version": np.array(torch.__version__),
@@ -363,8 +529,10 @@ def main():
             data[f"{case['name']}|{dtype}"] = snaps.astype(dtype)
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(FIXTURE, **data)
-    print(f"wrote {FIXTURE} ({FIXTURE.stat().st_size / 1e3:.0f} kB): {len(CASES)} cases x "
-          f"{len(DTYPES)} dtypes, {STEPS} steps, torch {torch.__version__}")
+    print(
+        f"wrote {FIXTURE} ({FIXTURE.stat().st_size / 1e3:.0f} kB): {len(CASES)} cases x "
+        f"{len(DTYPES)} dtypes, {STEPS} steps, torch {torch.__version__}"
+    )
 
 
 if __name__ == "__main__":

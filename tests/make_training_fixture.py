@@ -3,6 +3,7 @@ trained with torch.optim.SGD + OneCycleLR (momentum cycling on).  Run with PyTor
 
     python tests/make_training_fixture.py
 """
+
 import os
 
 import numpy as np

@@ -1,5 +1,6 @@
 """A small two-layer tanh MLP in plain NumPy (forward and backward), shared by the training
 tests and their fixture script, and its PyTorch twin for the golden loss curves."""
+
 import numpy as np
 
 N, D, H = 128, 6, 12
@@ -25,9 +26,9 @@ def loss_and_grads(params, X, y):
     h = np.tanh(h_pre)
     out = h @ params["W2"] + params["b2"]
     diff = out - y
-    loss = float(np.mean(diff ** 2))
+    loss = float(np.mean(diff**2))
     d_out = 2.0 * diff / diff.size
-    d_h = d_out @ params["W2"].T * (1.0 - h ** 2)
+    d_h = d_out @ params["W2"].T * (1.0 - h**2)
     grads = {
         "W1": X.T @ d_h,
         "b1": d_h.sum(axis=0),
@@ -44,8 +45,9 @@ def torch_onecycle_losses(steps, max_lr, seed=0):
     X, y, params = data_and_init(seed)
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     opt = torch.optim.SGD(list(tp.values()), lr=max_lr, momentum=0.9, nesterov=False)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps,
-                                                cycle_momentum=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lr, total_steps=steps, cycle_momentum=True
+    )
     Xt, yt = torch.tensor(X), torch.tensor(y)
     losses = []
     for _ in range(steps):

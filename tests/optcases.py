@@ -1,4 +1,5 @@
 """Every option combination of every optimizer, shared by the cross-backend tests."""
+
 import itertools
 
 import fastopt
@@ -12,18 +13,31 @@ def _combos(**axes):
 
 def all_cases():
     cases = []
-    for kw in _combos(momentum=[0.0, 0.9], dampening=[0.0, 0.3], nesterov=[False, True],
-                      weight_decay=[0.0, 0.01], maximize=[False, True]):
+    for kw in _combos(
+        momentum=[0.0, 0.9],
+        dampening=[0.0, 0.3],
+        nesterov=[False, True],
+        weight_decay=[0.0, 0.01],
+        maximize=[False, True],
+    ):
         if kw["nesterov"] and (kw["momentum"] == 0 or kw["dampening"] != 0):
             continue
         if kw["momentum"] == 0 and kw["dampening"] != 0:
             continue
         cases.append((fastopt.SGD, dict(lr=0.05, **kw)))
-    for kw in _combos(lr_decay=[0.0, 0.05], weight_decay=[0.0, 0.01],
-                      initial_accumulator_value=[0.0, 0.1], maximize=[False, True]):
+    for kw in _combos(
+        lr_decay=[0.0, 0.05],
+        weight_decay=[0.0, 0.01],
+        initial_accumulator_value=[0.0, 0.1],
+        maximize=[False, True],
+    ):
         cases.append((fastopt.Adagrad, dict(lr=0.05, **kw)))
-    for kw in _combos(centered=[False, True], momentum=[0.0, 0.5], weight_decay=[0.0, 0.01],
-                      maximize=[False, True]):
+    for kw in _combos(
+        centered=[False, True],
+        momentum=[0.0, 0.5],
+        weight_decay=[0.0, 0.01],
+        maximize=[False, True],
+    ):
         cases.append((fastopt.RMSprop, dict(lr=0.005, alpha=0.9, **kw)))
     for cls in (fastopt.Adam, fastopt.AdamW):
         for kw in _combos(amsgrad=[False, True], weight_decay=[0.0, 0.05], maximize=[False, True]):

@@ -1,4 +1,5 @@
 """The optimizer API: parameter structures, groups, schedules as callables, state, backends."""
+
 import os
 import subprocess
 import sys
@@ -32,8 +33,13 @@ def test_env_variable_selects_backend(monkeypatch):
 
 def _run(code, env_extra=None):
     env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_import_without_extension_warns_once_and_falls_back():
@@ -81,8 +87,9 @@ def test_list_params_reject_dict_grads():
 
 def test_param_groups_have_their_own_options(backend):
     a, b = np.ones(3), np.ones(3)
-    opt = fastopt.SGD([{"params": [a]}, {"params": [b], "lr": 0.5, "weight_decay": 1.0}],
-                      lr=0.1, backend=backend)
+    opt = fastopt.SGD(
+        [{"params": [a]}, {"params": [b], "lr": 0.5, "weight_decay": 1.0}], lr=0.1, backend=backend
+    )
     opt.step([np.ones(3), np.ones(3)])
     np.testing.assert_allclose(a, 0.9)
     np.testing.assert_allclose(b, 1 - 0.5 * (1 + 1.0))
@@ -121,11 +128,11 @@ def test_state_dict_resume_is_bit_identical(backend):
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal(11) for _ in range(40)]
     p = np.ones(11)
-    full = fastopt.Adam([p], lr=lambda k: 0.01 * 0.9 ** k, amsgrad=True, backend=backend)
+    full = fastopt.Adam([p], lr=lambda k: 0.01 * 0.9**k, amsgrad=True, backend=backend)
     for g in grads:
         full.step([g])
     q = np.ones(11)
-    first = fastopt.Adam([q], lr=lambda k: 0.01 * 0.9 ** k, amsgrad=True, backend=backend)
+    first = fastopt.Adam([q], lr=lambda k: 0.01 * 0.9**k, amsgrad=True, backend=backend)
     for g in grads[:20]:
         first.step([g])
     sd = first.state_dict()
@@ -133,7 +140,7 @@ def test_state_dict_resume_is_bit_identical(backend):
     for g in grads[:5]:
         first.step([g])  # the snapshot must not follow later steps
     r = q_saved.copy()
-    resumed = fastopt.Adam([r], lr=lambda k: 0.01 * 0.9 ** k, amsgrad=True, backend=backend)
+    resumed = fastopt.Adam([r], lr=lambda k: 0.01 * 0.9**k, amsgrad=True, backend=backend)
     resumed.load_state_dict(sd)
     assert resumed.step_count == 20
     for g in grads[20:]:

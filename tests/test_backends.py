@@ -1,4 +1,5 @@
 """Every backend agrees with the NumPy reference on every option combination."""
+
 import numpy as np
 import pytest
 
@@ -60,16 +61,27 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
         for t in range(1, 51):
             g = (p + r.standard_normal(n)).astype(dtype)
             if fn == "sgd":
-                fastopt.kernels.sgd(p, g, s1, step=t, lr=0.01, momentum=0.9, nesterov=True,
-                                    weight_decay=0.01, backend=be)
+                fastopt.kernels.sgd(
+                    p,
+                    g,
+                    s1,
+                    step=t,
+                    lr=0.01,
+                    momentum=0.9,
+                    nesterov=True,
+                    weight_decay=0.01,
+                    backend=be,
+                )
             elif fn == "adagrad":
                 fastopt.kernels.adagrad(p, g, s1, step=t, lr=0.1, lr_decay=0.01, backend=be)
             elif fn == "rmsprop":
-                fastopt.kernels.rmsprop(p, g, s1, s2, s3, lr=0.01, centered=True, momentum=0.3,
-                                        backend=be)
+                fastopt.kernels.rmsprop(
+                    p, g, s1, s2, s3, lr=0.01, centered=True, momentum=0.3, backend=be
+                )
             elif fn == "adam":
-                fastopt.kernels.adam(p, g, s1, s2, s3, step=t, lr=0.01, amsgrad=True,
-                                     weight_decay=0.1, backend=be)
+                fastopt.kernels.adam(
+                    p, g, s1, s2, s3, step=t, lr=0.01, amsgrad=True, weight_decay=0.1, backend=be
+                )
             else:
                 fastopt.kernels.adamw(p, g, s1, s2, step=t, lr=0.01, backend=be)
         return p

@@ -1,4 +1,5 @@
 """Bad input raises a clear error before any array is modified, on every backend."""
+
 import math
 
 import numpy as np
@@ -44,8 +45,12 @@ def bad_grads(arrays, good):
         ("none", [good[0], None, good[2]], TypeError, "is None"),
         ("list-not-array", [good[0], good[1].tolist(), good[2]], TypeError, "numpy array"),
         ("grad-is-param", [p0, good[1], good[2]], ValueError, "shares memory"),
-        ("grad-view-of-other-param", [good[0], good[1], arrays[0][:1]], ValueError,
-         "shares memory"),
+        (
+            "grad-view-of-other-param",
+            [good[0], good[1], arrays[0][:1]],
+            ValueError,
+            "shares memory",
+        ),
         ("int-grads", [g.astype(np.int64) for g in good], TypeError, "dtype int64"),
         ("not-a-list", 3.0, TypeError, "grads must be a list"),
     ]
@@ -122,37 +127,86 @@ def test_non_contiguous_grad_is_read_correctly(backend):
 GOOD = np.ones(4, np.float32)
 
 
-@pytest.mark.parametrize("build, exc, fragment", [
-    (lambda: fastopt.SGD([np.ones(3, np.int64)]), TypeError, "dtype int64"),
-    (lambda: fastopt.SGD([np.ones((4, 4))[:, 0]]), ValueError, "not C-contiguous"),
-    (lambda: fastopt.SGD([np.broadcast_to(np.ones(1), (4,))]), ValueError, "not C-contiguous|read-only"),
-    (lambda: fastopt.SGD([GOOD.copy()], lr=math.nan), ValueError, "lr must be a number, got NaN"),
-    (lambda: fastopt.SGD([GOOD.copy()], lr=-0.1), ValueError, "lr must be >= 0.0, got -0.1"),
-    (lambda: fastopt.SGD([GOOD.copy()], lr="0.1"), TypeError, "lr must be a real number"),
-    (lambda: fastopt.SGD([GOOD.copy()], nesterov=True), ValueError, "nesterov=True requires momentum > 0"),
-    (lambda: fastopt.SGD([GOOD.copy()], momentum=0.9, dampening=0.1, nesterov=True), ValueError,
-     "dampening == 0"),
-    (lambda: fastopt.SGD([GOOD.copy()], momentum=-0.9), ValueError, "momentum must be >= 0.0"),
-    (lambda: fastopt.Adam([GOOD.copy()], betas=(1.0, 0.999)), ValueError, r"beta1 must be in \[0, 1\), got 1.0"),
-    (lambda: fastopt.Adam([GOOD.copy()], betas=(0.9, 1.2)), ValueError, r"beta2 must be in \[0, 1\), got 1.2"),
-    (lambda: fastopt.Adam([GOOD.copy()], betas=(-0.1, 0.9)), ValueError, r"beta1 must be in \[0, 1\)"),
-    (lambda: fastopt.Adam([GOOD.copy()], betas=0.9), TypeError, "betas must be a pair"),
-    (lambda: fastopt.Adam([GOOD.copy()], eps=-1e-8), ValueError, "eps must be >= 0.0"),
-    (lambda: fastopt.AdamW([GOOD.copy()], weight_decay=-0.01), ValueError, "weight_decay must be >= 0.0"),
-    (lambda: fastopt.Adam([GOOD.copy()], amsgrad="yes"), TypeError, "amsgrad must be True or False"),
-    (lambda: fastopt.Adagrad([GOOD.copy()], lr_decay=-1), ValueError, "lr_decay must be >= 0.0"),
-    (lambda: fastopt.Adagrad([GOOD.copy()], initial_accumulator_value=-1), ValueError,
-     "initial_accumulator_value must be >= 0.0"),
-    (lambda: fastopt.RMSprop([GOOD.copy()], alpha=-0.5), ValueError, "alpha must be >= 0.0"),
-    (lambda: fastopt.SGD([]), ValueError, "params is empty"),
-    (lambda: fastopt.SGD(GOOD.copy()), TypeError, "single ndarray"),
-    (lambda: fastopt.SGD([GOOD, GOOD]), ValueError, "shares memory"),
-    (lambda: fastopt.SGD([GOOD[:3], GOOD[2:]]), ValueError, "shares memory"),
-    (lambda: fastopt.SGD([GOOD.copy()], backend="cuda"), ValueError, "backend must be one of"),
-    (lambda: fastopt.SGD([{"params": [GOOD.copy()], "lrr": 0.1}]), ValueError, "unknown option 'lrr'"),
-    (lambda: fastopt.SGD([GOOD.copy(), {"params": [GOOD.copy()]}]), TypeError, "mixes arrays"),
-    (lambda: fastopt.SGD([[1.0, 2.0]]), TypeError, "must be a numpy array"),
-])
+@pytest.mark.parametrize(
+    "build, exc, fragment",
+    [
+        (lambda: fastopt.SGD([np.ones(3, np.int64)]), TypeError, "dtype int64"),
+        (lambda: fastopt.SGD([np.ones((4, 4))[:, 0]]), ValueError, "not C-contiguous"),
+        (
+            lambda: fastopt.SGD([np.broadcast_to(np.ones(1), (4,))]),
+            ValueError,
+            "not C-contiguous|read-only",
+        ),
+        (
+            lambda: fastopt.SGD([GOOD.copy()], lr=math.nan),
+            ValueError,
+            "lr must be a number, got NaN",
+        ),
+        (lambda: fastopt.SGD([GOOD.copy()], lr=-0.1), ValueError, "lr must be >= 0.0, got -0.1"),
+        (lambda: fastopt.SGD([GOOD.copy()], lr="0.1"), TypeError, "lr must be a real number"),
+        (
+            lambda: fastopt.SGD([GOOD.copy()], nesterov=True),
+            ValueError,
+            "nesterov=True requires momentum > 0",
+        ),
+        (
+            lambda: fastopt.SGD([GOOD.copy()], momentum=0.9, dampening=0.1, nesterov=True),
+            ValueError,
+            "dampening == 0",
+        ),
+        (lambda: fastopt.SGD([GOOD.copy()], momentum=-0.9), ValueError, "momentum must be >= 0.0"),
+        (
+            lambda: fastopt.Adam([GOOD.copy()], betas=(1.0, 0.999)),
+            ValueError,
+            r"beta1 must be in \[0, 1\), got 1.0",
+        ),
+        (
+            lambda: fastopt.Adam([GOOD.copy()], betas=(0.9, 1.2)),
+            ValueError,
+            r"beta2 must be in \[0, 1\), got 1.2",
+        ),
+        (
+            lambda: fastopt.Adam([GOOD.copy()], betas=(-0.1, 0.9)),
+            ValueError,
+            r"beta1 must be in \[0, 1\)",
+        ),
+        (lambda: fastopt.Adam([GOOD.copy()], betas=0.9), TypeError, "betas must be a pair"),
+        (lambda: fastopt.Adam([GOOD.copy()], eps=-1e-8), ValueError, "eps must be >= 0.0"),
+        (
+            lambda: fastopt.AdamW([GOOD.copy()], weight_decay=-0.01),
+            ValueError,
+            "weight_decay must be >= 0.0",
+        ),
+        (
+            lambda: fastopt.Adam([GOOD.copy()], amsgrad="yes"),
+            TypeError,
+            "amsgrad must be True or False",
+        ),
+        (
+            lambda: fastopt.Adagrad([GOOD.copy()], lr_decay=-1),
+            ValueError,
+            "lr_decay must be >= 0.0",
+        ),
+        (
+            lambda: fastopt.Adagrad([GOOD.copy()], initial_accumulator_value=-1),
+            ValueError,
+            "initial_accumulator_value must be >= 0.0",
+        ),
+        (lambda: fastopt.RMSprop([GOOD.copy()], alpha=-0.5), ValueError, "alpha must be >= 0.0"),
+        (lambda: fastopt.SGD([]), ValueError, "params is empty"),
+        (lambda: fastopt.SGD(GOOD.copy()), TypeError, "single ndarray"),
+        (lambda: fastopt.SGD([GOOD, GOOD]), ValueError, "shares memory"),
+        (lambda: fastopt.SGD([GOOD[:3], GOOD[2:]]), ValueError, "shares memory"),
+        (lambda: fastopt.SGD([GOOD.copy()], backend="cuda"), ValueError, "backend must be one of"),
+        (
+            lambda: fastopt.SGD([{"params": [GOOD.copy()], "lrr": 0.1}]),
+            ValueError,
+            "unknown option 'lrr'",
+        ),
+        (lambda: fastopt.SGD([GOOD.copy(), {"params": [GOOD.copy()]}]), TypeError, "mixes arrays"),
+        (lambda: fastopt.SGD([[1.0, 2.0]]), TypeError, "must be a numpy array"),
+    ],
+)
 def test_bad_construction(build, exc, fragment):
     with pytest.raises(exc, match=fragment):
         build()

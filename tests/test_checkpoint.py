@@ -1,4 +1,5 @@
 """Checkpoints: exact resume, atomic saves, no pickles, mismatch reports."""
+
 import glob
 import json
 import os
@@ -17,8 +18,11 @@ OPTIMIZERS = [
     ("sgd", fastopt.SGD, dict(weight_decay=1e-3)),
     ("sgd-nesterov", fastopt.SGD, dict(momentum=0.9, nesterov=True, weight_decay=1e-3)),
     ("sgd-dampening", fastopt.SGD, dict(momentum=0.8, dampening=0.3)),
-    ("adagrad", fastopt.Adagrad, dict(lr_decay=1e-3, weight_decay=1e-3,
-                                      initial_accumulator_value=0.1)),
+    (
+        "adagrad",
+        fastopt.Adagrad,
+        dict(lr_decay=1e-3, weight_decay=1e-3, initial_accumulator_value=0.1),
+    ),
     ("rmsprop", fastopt.RMSprop, dict(weight_decay=1e-3)),
     ("rmsprop-centered-mom", fastopt.RMSprop, dict(centered=True, momentum=0.9)),
     ("adam", fastopt.Adam, dict(weight_decay=1e-3)),
@@ -47,15 +51,13 @@ def _make(cls, kwargs, sched, backend, init_seed):
     b = rng.standard_normal(5).astype(np.float32)
     v = rng.standard_normal(11)
     lr = sched()
-    groups = [{"params": {"w": w, "b/bias": b}},
-              {"params": {"v": v}, "lr": 0.005}]
+    groups = [{"params": {"w": w, "b/bias": b}}, {"params": {"v": v}, "lr": 0.005}]
     opt = cls(groups, lr=lr, backend=backend, **kwargs)
     return opt, {"w": w, "b/bias": b, "v": v}, lr
 
 
 def _grads(params, k):
-    return {n: (np.cos(p * 1.3 + 0.1 * k) + 0.01 * k).astype(p.dtype)
-            for n, p in params.items()}
+    return {n: (np.cos(p * 1.3 + 0.1 * k) + 0.01 * k).astype(p.dtype) for n, p in params.items()}
 
 
 def _train(opt, params, lr, k0, k1):
@@ -223,8 +225,10 @@ def _mismatch_cases():
     f32, f64 = np.float32, np.float64
 
     def layout(w_shape=(7, 3), b_dtype=f32, names=("w", "b/bias")):
-        return [{"params": {names[0]: np.zeros(w_shape, f32), names[1]: np.zeros(5, b_dtype)}},
-                {"params": {"v": np.zeros(11, f64)}}]
+        return [
+            {"params": {names[0]: np.zeros(w_shape, f32), names[1]: np.zeros(5, b_dtype)}},
+            {"params": {"v": np.zeros(11, f64)}},
+        ]
 
     return {
         "kind": (lambda: fastopt.SGD(layout(), momentum=0.9), "Adam optimizer, this is a SGD"),

@@ -1,5 +1,6 @@
 """Checkpoints against a hostile environment: other threads, killed saves, symbolic links,
 crafted files (issue: hardening).  Each test failed before its fix."""
+
 import json
 import os
 import threading
@@ -79,8 +80,11 @@ def test_load_and_state_dict_refuse_while_another_thread_steps(tmp_path):
     t.start()
     assert inside.wait(10)
     try:
-        for call in (lambda: fastopt.load(tmp_path / "c.npz", opt),
-                     lambda: fastopt.save(tmp_path / "d.npz", opt), opt.state_dict):
+        for call in (
+            lambda: fastopt.load(tmp_path / "c.npz", opt),
+            lambda: fastopt.save(tmp_path / "d.npz", opt),
+            opt.state_dict,
+        ):
             with pytest.raises(RuntimeError, match="two threads at once"):
                 call()
     finally:
@@ -97,8 +101,8 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path):
     host = checkpoint._host()
     # A pid that does not exist (pid_max on Linux is at most 2**22).
     dead = [tmp_path / f"ckpt.npz.{host}-{4_194_304 + i}-x{i}.tmp" for i in range(19)]
-    alive = tmp_path / f"ckpt.npz.{host}-{os.getppid()}-y.tmp"   # a concurrent save
-    other_host = tmp_path / "ckpt.npz.elsewhere-123-z.tmp"          # shared file system
+    alive = tmp_path / f"ckpt.npz.{host}-{os.getppid()}-y.tmp"  # a concurrent save
+    other_host = tmp_path / "ckpt.npz.elsewhere-123-z.tmp"  # shared file system
     foreign = tmp_path / "notes.tmp"
     for f in dead + [alive, other_host, foreign]:
         f.write_bytes(b"partial")
@@ -150,7 +154,7 @@ def test_huge_compressed_member_is_refused_before_reading(tmp_path):
 
 
 def _with_meta(tmp_path, edit):
-    opt, w = _sgd(5)
+    opt, _w = _sgd(5)
     opt.step([np.ones(5)])
     path = tmp_path / "c.npz"
     fastopt.save(path, opt)

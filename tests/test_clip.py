@@ -1,4 +1,5 @@
 """Gradient clipping: functions (in place, as torch.nn.utils) and optimizer options."""
+
 import math
 
 import numpy as np
@@ -34,8 +35,9 @@ def test_clip_grad_norm_by_hand():
     # other norms
     assert fastopt.clip_grad_norm([np.array([-3.0, 4.0])], 100, norm_type=1) == 7.0
     assert fastopt.clip_grad_norm([np.array([-3.0, 4.0])], 100, norm_type=math.inf) == 4.0
-    assert fastopt.clip_grad_norm([np.array([-3.0, 4.0])], 100, norm_type=3) == \
-        pytest.approx((27 + 64) ** (1 / 3))
+    assert fastopt.clip_grad_norm([np.array([-3.0, 4.0])], 100, norm_type=3) == pytest.approx(
+        (27 + 64) ** (1 / 3)
+    )
     assert fastopt.clip_grad_norm([], 1.0) == 0.0
     d = {"x": np.array([6.0, 8.0])}
     assert fastopt.clip_grad_norm(d, 5.0) == 10.0
@@ -95,20 +97,23 @@ def test_error_if_nonfinite():
     np.testing.assert_array_equal(g[0], [1.0, np.inf])
 
 
-@pytest.mark.parametrize("call,exc", [
-    (lambda g: fastopt.clip_grad_norm(g, float("nan")), ValueError),
-    (lambda g: fastopt.clip_grad_norm(g, -1.0), ValueError),
-    (lambda g: fastopt.clip_grad_norm(g, "1"), TypeError),
-    (lambda g: fastopt.clip_grad_norm(g, 1.0, norm_type=0), ValueError),
-    (lambda g: fastopt.clip_grad_norm(g, 1.0, norm_type=-2), ValueError),
-    (lambda g: fastopt.clip_grad_norm(g + [g[0]], 0.1), ValueError),       # same array twice
-    (lambda g: fastopt.clip_grad_norm(g + [np.ones(3, int)], 0.1), TypeError),
-    (lambda g: fastopt.clip_grad_norm(g + [[1.0, 2.0]], 0.1), TypeError),
-    (lambda g: fastopt.clip_grad_norm("abc", 0.1), TypeError),
-    (lambda g: fastopt.clip_grad_value(g, float("nan")), ValueError),
-    (lambda g: fastopt.clip_grad_value(g, -0.1), ValueError),
-    (lambda g: fastopt.clip_grad_value(g + [g[1][::2]], 0.1), ValueError),  # overlapping view
-])
+@pytest.mark.parametrize(
+    "call,exc",
+    [
+        (lambda g: fastopt.clip_grad_norm(g, float("nan")), ValueError),
+        (lambda g: fastopt.clip_grad_norm(g, -1.0), ValueError),
+        (lambda g: fastopt.clip_grad_norm(g, "1"), TypeError),
+        (lambda g: fastopt.clip_grad_norm(g, 1.0, norm_type=0), ValueError),
+        (lambda g: fastopt.clip_grad_norm(g, 1.0, norm_type=-2), ValueError),
+        (lambda g: fastopt.clip_grad_norm(g + [g[0]], 0.1), ValueError),  # same array twice
+        (lambda g: fastopt.clip_grad_norm(g + [np.ones(3, int)], 0.1), TypeError),
+        (lambda g: fastopt.clip_grad_norm(g + [[1.0, 2.0]], 0.1), TypeError),
+        (lambda g: fastopt.clip_grad_norm("abc", 0.1), TypeError),
+        (lambda g: fastopt.clip_grad_value(g, float("nan")), ValueError),
+        (lambda g: fastopt.clip_grad_value(g, -0.1), ValueError),
+        (lambda g: fastopt.clip_grad_value(g + [g[1][::2]], 0.1), ValueError),  # overlapping view
+    ],
+)
 def test_invalid_clip_arguments_change_nothing(call, exc):
     g = _grads(np.float64)
     ro = np.ones(3)
@@ -154,8 +159,13 @@ def test_clip_scope_group(backend):
     g1 = {"w": rng.standard_normal(8)}
     g2 = {"v": rng.standard_normal(3) * 0.01}
     p = {"w": np.zeros(8), "v": np.zeros(3)}
-    opt = fastopt.SGD([{"params": {"w": p["w"]}}, {"params": {"v": p["v"]}}], lr=1.0,
-                      max_grad_norm=0.5, clip_scope="group", backend=backend)
+    opt = fastopt.SGD(
+        [{"params": {"w": p["w"]}}, {"params": {"v": p["v"]}}],
+        lr=1.0,
+        max_grad_norm=0.5,
+        clip_scope="group",
+        backend=backend,
+    )
     opt.step({**g1, **g2})
     w = g1["w"].copy()
     fastopt.clip_grad_norm([w], 0.5)
@@ -164,9 +174,14 @@ def test_clip_scope_group(backend):
 
 
 def test_invalid_clip_options():
-    for kw, exc in [(dict(max_grad_norm=-1), ValueError), (dict(max_grad_norm=float("nan")),
-                    ValueError), (dict(clip_value=-1), ValueError), (dict(norm_type=0), ValueError),
-                    (dict(clip_scope="layer"), ValueError), (dict(max_grad_norm="1"), TypeError)]:
+    for kw, exc in [
+        (dict(max_grad_norm=-1), ValueError),
+        (dict(max_grad_norm=float("nan")), ValueError),
+        (dict(clip_value=-1), ValueError),
+        (dict(norm_type=0), ValueError),
+        (dict(clip_scope="layer"), ValueError),
+        (dict(max_grad_norm="1"), TypeError),
+    ]:
         with pytest.raises(exc):
             fastopt.Adam([np.zeros(2)], **kw)
 

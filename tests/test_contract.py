@@ -1,5 +1,6 @@
 """The kernel contract (fastopt._contract): defaults written once, derived scalars computed
 once with today's formulas, one keyword backend interface, the docs in the classes."""
+
 import inspect
 import math
 import pydoc
@@ -11,8 +12,13 @@ import fastopt
 from fastopt import _contract as C
 from fastopt._validation import RULES
 
-CLASSES = {"sgd": fastopt.SGD, "adagrad": fastopt.Adagrad, "rmsprop": fastopt.RMSprop,
-           "adam": fastopt.Adam, "adamw": fastopt.AdamW}
+CLASSES = {
+    "sgd": fastopt.SGD,
+    "adagrad": fastopt.Adagrad,
+    "rmsprop": fastopt.RMSprop,
+    "adam": fastopt.Adam,
+    "adamw": fastopt.AdamW,
+}
 
 
 @pytest.mark.parametrize("name", sorted(CLASSES))
@@ -60,28 +66,55 @@ def test_bounds_agree_with_the_validation_rules(name):
                     ok = True
                 except ValueError:
                     ok = False
-                want = not (v != v or math.isinf(v) or v < low or v > high or
-                            (high_open and v >= high))
+                want = not (
+                    v != v or math.isinf(v) or v < low or v > high or (high_open and v >= high)
+                )
                 assert ok == want, (rule, v)
 
 
 def _reference_scalars(kind, o, t):
     """Today's formulas, written out (the C++ API computes the same)."""
     if kind == "sgd":
-        return dict(lr=o["lr"], momentum=o["momentum"], one_minus_damp=1 - o["dampening"],
-                    wd=o["weight_decay"], nesterov=o["nesterov"], maximize=o["maximize"])
+        return dict(
+            lr=o["lr"],
+            momentum=o["momentum"],
+            one_minus_damp=1 - o["dampening"],
+            wd=o["weight_decay"],
+            nesterov=o["nesterov"],
+            maximize=o["maximize"],
+        )
     if kind == "adagrad":
-        return dict(clr=o["lr"] / (1 + (t - 1) * o["lr_decay"]), wd=o["weight_decay"],
-                    eps=o["eps"], maximize=o["maximize"])
+        return dict(
+            clr=o["lr"] / (1 + (t - 1) * o["lr_decay"]),
+            wd=o["weight_decay"],
+            eps=o["eps"],
+            maximize=o["maximize"],
+        )
     if kind == "rmsprop":
-        return dict(lr=o["lr"], alpha=o["alpha"], one_minus_alpha=1 - o["alpha"], eps=o["eps"],
-                    wd=o["weight_decay"], momentum=o["momentum"], centered=o["centered"],
-                    maximize=o["maximize"])
+        return dict(
+            lr=o["lr"],
+            alpha=o["alpha"],
+            one_minus_alpha=1 - o["alpha"],
+            eps=o["eps"],
+            wd=o["weight_decay"],
+            momentum=o["momentum"],
+            centered=o["centered"],
+            maximize=o["maximize"],
+        )
     b1, b2 = o["betas"]
-    return dict(one_minus_beta1=1 - b1, beta2=b2, one_minus_beta2=1 - b2, eps=o["eps"],
-                wd=o["weight_decay"], decay=1 - o["lr"] * o["weight_decay"],
-                step_size=o["lr"] / (1 - b1 ** t), inv_bc2_sqrt=1.0 / (1 - b2 ** t) ** 0.5,
-                amsgrad=o["amsgrad"], maximize=o["maximize"], decoupled=kind == "adamw")
+    return dict(
+        one_minus_beta1=1 - b1,
+        beta2=b2,
+        one_minus_beta2=1 - b2,
+        eps=o["eps"],
+        wd=o["weight_decay"],
+        decay=1 - o["lr"] * o["weight_decay"],
+        step_size=o["lr"] / (1 - b1**t),
+        inv_bc2_sqrt=1.0 / (1 - b2**t) ** 0.5,
+        amsgrad=o["amsgrad"],
+        maximize=o["maximize"],
+        decoupled=kind == "adamw",
+    )
 
 
 @pytest.mark.parametrize("name", sorted(C.SPECS))
@@ -104,20 +137,24 @@ def test_scalars_are_todays_formulas_bit_for_bit(name):
 
 def test_numba_compiles_the_same_functions_to_the_same_bits():
     numba = pytest.importorskip("numba")
-    for fn, args in [(C.adam_per_step, (1e-3, 0.9, 0.999)),
-                     (C.adam_per_step, (0.3, 0.123, 1 - 1e-8)),
-                     (C.adagrad_per_step, (0.1, 0.01))]:
+    for fn, args in [
+        (C.adam_per_step, (1e-3, 0.9, 0.999)),
+        (C.adam_per_step, (0.3, 0.123, 1 - 1e-8)),
+        (C.adagrad_per_step, (0.1, 0.01)),
+    ]:
         jitted = numba.njit(fn)
         for t in (1, 3, 77, 10**7, 2**40 + 1):
             assert jitted(*args, t) == fn(*args, t), (fn.__name__, t)
     jitted = numba.njit(C.adam_constants)
-    assert jitted(1e-3, 0.9, 0.999, 1e-8, 0.1, True, False, True) == \
-        C.adam_constants(1e-3, 0.9, 0.999, 1e-8, 0.1, True, False, True)
+    assert jitted(1e-3, 0.9, 0.999, 1e-8, 0.1, True, False, True) == C.adam_constants(
+        1e-3, 0.9, 0.999, 1e-8, 0.1, True, False, True
+    )
 
 
 @pytest.mark.parametrize("backend", fastopt.available_backends())
 def test_backend_interface_is_keyword_based(backend):
     from fastopt.backends import resolve
+
     _, be = resolve(backend)
     p, g, m, v = np.ones(3), np.ones(3), np.zeros(3), np.zeros(3)
     sc = C.ADAM.scalars(C.ADAM.defaults, 1)
@@ -149,8 +186,22 @@ def test_readme_style_script_passes_mypy_strict(tmp_path):
     import os
     import subprocess
     import sys
+
     script = os.path.join(os.path.dirname(__file__), "typecheck", "readme_user_script.py")
-    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-                          "--cache-dir", str(tmp_path), script], capture_output=True, text=True,
-                         cwd=str(tmp_path), timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path),
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

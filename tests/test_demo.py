@@ -1,4 +1,5 @@
 """The demo in reduced mode, and the command line."""
+
 import importlib.util
 import os
 
@@ -23,8 +24,18 @@ def test_demo_quick_writes_pngs_and_table(tmp_path, capsys):
         assert path.read_bytes()[:4] == b"\x89PNG", png
         assert png in text
     assert str(out) in text
-    for word in ("optimizer", "schedule", "suggested lr", "test acc", "steps/s", "AdamW",
-                 "one-cycle", "cosine+warmup", "step decay", "constant"):
+    for word in (
+        "optimizer",
+        "schedule",
+        "suggested lr",
+        "test acc",
+        "steps/s",
+        "AdamW",
+        "one-cycle",
+        "cosine+warmup",
+        "step decay",
+        "constant",
+    ):
         assert word in text
     assert (out / "results.json").exists()
     if not has_tbx:
@@ -32,14 +43,28 @@ def test_demo_quick_writes_pngs_and_table(tmp_path, capsys):
     runs = os.listdir(tb)
     assert len(runs) == 20
     from fastopt.history import read_tensorboard_scalars
+
     scalars = read_tensorboard_scalars(str(tb / "Adam-one-cycle"))
     assert len(scalars["loss"]) == 40 and "lr" in scalars and "test_accuracy" in scalars
 
 
 def test_lr_find_subcommand(tmp_path, capsys):
     png = tmp_path / "lr.png"
-    assert main(["lr-find", "--optimizer", "SGD", "--num-steps", "40", "--out", str(png),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "lr-find",
+                "--optimizer",
+                "SGD",
+                "--num-steps",
+                "40",
+                "--out",
+                str(png),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "suggestion" in text and "restored bit-identically: yes" in text
     assert png.read_bytes()[:4] == b"\x89PNG"

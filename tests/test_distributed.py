@@ -3,6 +3,7 @@ tests/mpi/ (with a timeout; the whole process group is killed on expiry) and che
 output.  Skipped, with the reason, only if mpi4py is missing or ``mpiexec`` cannot start
 two ranks on this machine.  Ranks may outnumber cores (MPICH allows oversubscription);
 each rank runs its kernels on one thread."""
+
 from __future__ import annotations
 
 import os
@@ -17,21 +18,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MPI_DIR = ROOT / "tests" / "mpi"
-ENV = dict(os.environ, FASTOPT_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
-           PYTHONPATH="")
+ENV = dict(
+    os.environ, FASTOPT_NUM_THREADS="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONPATH=""
+)
 
 
 def _run(cmd, timeout, cwd=ROOT):
     """Run ``cmd`` in its own process group; kill the group on timeout."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"timed out after {timeout} s (a deadlock?): {' '.join(map(str, cmd))}\n"
-                    f"{out[-4000:]}")
+        pytest.fail(
+            f"timed out after {timeout} s (a deadlock?): {' '.join(map(str, cmd))}\n{out[-4000:]}"
+        )
     return proc.returncode, out
 
 
@@ -48,18 +58,28 @@ def mpirun():
         pytest.skip("MPI cannot start: mpi4py is not installed (pip install 'fastopt[mpi]')")
     exe = _mpiexec()
     if exe is None:
-        pytest.skip("MPI cannot start: no mpiexec next to the Python executable or on PATH "
-                    "(pip install mpich)")
-    probe = [exe, "-n", "2", sys.executable, "-c",
-             "from mpi4py import MPI; c = MPI.COMM_WORLD; "
-             "n = c.allreduce(1); print(n if c.rank == 0 else '', flush=True)"]
+        pytest.skip(
+            "MPI cannot start: no mpiexec next to the Python executable or on PATH "
+            "(pip install mpich)"
+        )
+    probe = [
+        exe,
+        "-n",
+        "2",
+        sys.executable,
+        "-c",
+        "from mpi4py import MPI; c = MPI.COMM_WORLD; "
+        "n = c.allreduce(1); print(n if c.rank == 0 else '', flush=True)",
+    ]
     try:
         proc = subprocess.run(probe, env=ENV, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"MPI cannot start: {' '.join(probe)}: {exc}")
     if proc.returncode != 0 or proc.stdout.split() != ["2"]:
-        pytest.skip(f"MPI cannot start two ranks: {' '.join(probe)} exited "
-                    f"{proc.returncode}: {(proc.stdout + proc.stderr)[-1000:]}")
+        pytest.skip(
+            f"MPI cannot start two ranks: {' '.join(probe)} exited "
+            f"{proc.returncode}: {(proc.stdout + proc.stderr)[-1000:]}"
+        )
 
     def run(n, *args, timeout=120, cwd=ROOT):
         cmd = [exe, "-n", str(n), sys.executable, "-m", "mpi4py", *map(str, args)]
@@ -71,9 +91,11 @@ def mpirun():
 
 
 def test_import_fastopt_does_not_import_mpi4py():
-    code = ("import sys, numpy as np, fastopt; o = fastopt.Adam([np.zeros(3)]); "
-            "o.step([np.ones(3)]); import fastopt.checkpoint, fastopt.clip; "
-            "print('mpi4py' in sys.modules)")
+    code = (
+        "import sys, numpy as np, fastopt; o = fastopt.Adam([np.zeros(3)]); "
+        "o.step([np.ones(3)]); import fastopt.checkpoint, fastopt.clip; "
+        "print('mpi4py' in sys.modules)"
+    )
     rc, out = _run([sys.executable, "-c", code], 60)
     assert rc == 0 and out.split()[-1] == "False", out
 
@@ -82,16 +104,29 @@ def test_import_fastopt_does_not_import_mpi4py():
 def test_mpi_checks(mpirun, n):
     out = mpirun(n, MPI_DIR / "checks.py")
     assert f"ALL OK on {n} ranks" in out, out
-    for what in ("allreduce_gradients", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
-                 "clipping", "state memory", "non-finite", "bad input", "checkpoints",
-                 "fewer elements than ranks", "backends",
-                 "training run"):
+    for what in (
+        "allreduce_gradients",
+        "SGD",
+        "Adagrad",
+        "RMSprop",
+        "Adam",
+        "AdamW",
+        "clipping",
+        "state memory",
+        "non-finite",
+        "bad input",
+        "checkpoints",
+        "fewer elements than ranks",
+        "backends",
+        "training run",
+    ):
         assert f"ok {what}" in out, (what, out)
 
 
 def test_resharding_round_trips(mpirun, tmp_path):
     """Save on one rank count, load on another (or in a single process), continue: every
     leg bit-identical to the single-process history (order="rank")."""
+
     def plain(*args):
         cmd = [sys.executable, MPI_DIR / "reshard.py", "--kind", "plain", *args]
         rc, out = _run(cmd, 60)
@@ -100,22 +135,86 @@ def test_resharding_round_trips(mpirun, tmp_path):
 
     d = tmp_path
     legs = "4:2"
-    out = [plain("--phases", legs, "--save", d / "single")]             # single process
-    out.append(mpirun(4, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
-                      legs + ",4:2", "--load", d / "single", "--save", d / "four"))
+    out = [plain("--phases", legs, "--save", d / "single")]  # single process
+    out.append(
+        mpirun(
+            4,
+            MPI_DIR / "reshard.py",
+            "--kind",
+            "sharded",
+            "--phases",
+            legs + ",4:2",
+            "--load",
+            d / "single",
+            "--save",
+            d / "four",
+        )
+    )
     legs += ",4:2"
     out.append(plain("--phases", legs + ",1:1", "--load", d / "four"))  # 4 -> single process
-    out.append(mpirun(2, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
-                      legs + ",2:2", "--load", d / "four", "--save", d / "two"))
-    out.append(mpirun(1, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
-                      legs + ",1:1", "--load", d / "four"))                # 4 -> 1 rank
-    out.append(mpirun(2, MPI_DIR / "reshard.py", "--kind", "dp", "--phases",
-                      legs + ",2:1", "--load", d / "four"))                # 4 -> 2, data parallel
-    out.append(mpirun(8, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
-                      legs + ",8:1", "--load", d / "four"))                # 4 -> 8 ranks
+    out.append(
+        mpirun(
+            2,
+            MPI_DIR / "reshard.py",
+            "--kind",
+            "sharded",
+            "--phases",
+            legs + ",2:2",
+            "--load",
+            d / "four",
+            "--save",
+            d / "two",
+        )
+    )
+    out.append(
+        mpirun(
+            1,
+            MPI_DIR / "reshard.py",
+            "--kind",
+            "sharded",
+            "--phases",
+            legs + ",1:1",
+            "--load",
+            d / "four",
+        )
+    )  # 4 -> 1 rank
+    out.append(
+        mpirun(
+            2,
+            MPI_DIR / "reshard.py",
+            "--kind",
+            "dp",
+            "--phases",
+            legs + ",2:1",
+            "--load",
+            d / "four",
+        )
+    )  # 4 -> 2, data parallel
+    out.append(
+        mpirun(
+            8,
+            MPI_DIR / "reshard.py",
+            "--kind",
+            "sharded",
+            "--phases",
+            legs + ",8:1",
+            "--load",
+            d / "four",
+        )
+    )  # 4 -> 8 ranks
     legs += ",2:2"
-    out.append(mpirun(4, MPI_DIR / "reshard.py", "--kind", "sharded", "--phases",
-                      legs + ",4:1", "--load", d / "two"))                 # 2 -> 4
+    out.append(
+        mpirun(
+            4,
+            MPI_DIR / "reshard.py",
+            "--kind",
+            "sharded",
+            "--phases",
+            legs + ",4:1",
+            "--load",
+            d / "two",
+        )
+    )  # 2 -> 4
     text = "".join(out)
     assert text.count("RESHARD OK") == 8, text
 
@@ -129,7 +228,9 @@ def test_readme_scaling_out_example(mpirun, tmp_path):
     assert "w = [0. 1. 2. 3. 4. 5. 6. 7.]" in out, out
     assert (tmp_path / "ckpt.npz").exists()
     import numpy as np
+
     import fastopt
+
     w = np.zeros(8)
     opt = fastopt.Adam([w], lr=0.1)
     fastopt.load(tmp_path / "ckpt.npz", opt)  # the sharded run's file, in one process

@@ -10,6 +10,7 @@ and float64, several steps with non-trivial options, and the results must equal
 nothing written.  A last test installs the checkout with ``cmake --install`` and builds the
 examples against that prefix.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,10 @@ def _tools_missing():
     return None
 
 
-pytestmark = pytest.mark.skipif(_tools_missing() is not None,
-                                reason=f"embedding tests need CMake and compilers: {_tools_missing()}")
+pytestmark = pytest.mark.skipif(
+    _tools_missing() is not None,
+    reason=f"embedding tests need CMake and compilers: {_tools_missing()}",
+)
 
 
 def _build_env():
@@ -50,8 +53,7 @@ def _build_env():
 
 
 def _cmake(args, cwd=None):
-    r = subprocess.run(["cmake", *args], cwd=cwd, env=_build_env(), capture_output=True,
-                       text=True)
+    r = subprocess.run(["cmake", *args], cwd=cwd, env=_build_env(), capture_output=True, text=True)
     if r.returncode != 0:
         raise AssertionError(f"cmake {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
     return r
@@ -70,10 +72,12 @@ def builds(tmp_path_factory):
     (find_package from the installed wheel)."""
     base = tmp_path_factory.mktemp("embedding")
     return {
-        "subdir": _configure_build(CONSUMERS, base / "subdir", f"-DFASTOPT_CHECKOUT={ROOT}",
-                                   "-DFASTOPT_TEST_NATIVE=ON"),
-        "installed": _configure_build(CONSUMERS, base / "installed",
-                                      f"-Dfastopt_DIR={fastopt.get_cmake_dir()}"),
+        "subdir": _configure_build(
+            CONSUMERS, base / "subdir", f"-DFASTOPT_CHECKOUT={ROOT}", "-DFASTOPT_TEST_NATIVE=ON"
+        ),
+        "installed": _configure_build(
+            CONSUMERS, base / "installed", f"-Dfastopt_DIR={fastopt.get_cmake_dir()}"
+        ),
     }
 
 
@@ -95,43 +99,102 @@ B_NAMES = {
     "adamw": ["amsgrad", "maximize"],
 }
 DEFAULTS = {  # torch's, as fastopt.kernels has them
-    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-                maximize=False),
+    "sgd": dict(
+        lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
+    ),
     "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False),
-    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                    centered=False, maximize=False),
-    "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 maximize=False, decoupled_weight_decay=False),
-    "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, amsgrad=False,
-                  maximize=False),
+    "rmsprop": dict(
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        maximize=False,
+    ),
+    "adam": dict(
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=False,
+        maximize=False,
+        decoupled_weight_decay=False,
+    ),
+    "adamw": dict(
+        lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False
+    ),
 }
 
 # (optimizer, options, state arrays passed (True) or null, first step, steps)
 VALID = [
     ("sgd", {}, (False, False, False), 1, 3),
-    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01), (True, False, False), 1, 4),
-    ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, maximize=True),
-     (True, False, False), 1, 4),
+    (
+        "sgd",
+        dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        (True, False, False),
+        1,
+        4,
+    ),
+    (
+        "sgd",
+        dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01, maximize=True),
+        (True, False, False),
+        1,
+        4,
+    ),
     ("sgd", dict(lr=0.1, momentum=0.5, weight_decay=1e-4), (True, False, False), 7, 3),
     ("sgd", dict(lr=0.1, weight_decay=0.1), (True, False, False), 1, 2),  # buffer unused
     ("adagrad", {}, (True, False, False), 1, 3),
-    ("adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, eps=1e-6, maximize=True),
-     (True, False, False), 5, 4),
+    (
+        "adagrad",
+        dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, eps=1e-6, maximize=True),
+        (True, False, False),
+        5,
+        4,
+    ),
     ("rmsprop", {}, (True, False, False), 1, 3),
-    ("rmsprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=0.9,
-                     centered=True), (True, True, True), 1, 4),
+    (
+        "rmsprop",
+        dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.01, momentum=0.9, centered=True),
+        (True, True, True),
+        1,
+        4,
+    ),
     ("rmsprop", dict(centered=True, maximize=True), (True, True, False), 3, 3),
     ("rmsprop", dict(momentum=0.5), (True, True, True), 2, 3),  # grad_avg passed, unused
     ("adam", {}, (True, True, False), 1, 3),
-    ("adam", dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.01, amsgrad=True),
-     (True, True, True), 1, 4),
-    ("adam", dict(lr=0.01, weight_decay=0.1, maximize=True, decoupled_weight_decay=True),
-     (True, True, True), 1, 3),  # max_exp_avg_sq passed, unused
-    ("adam", dict(lr=3e-3, amsgrad=True, weight_decay=0.05, decoupled_weight_decay=True),
-     (True, True, True), 100, 3),
+    (
+        "adam",
+        dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.01, amsgrad=True),
+        (True, True, True),
+        1,
+        4,
+    ),
+    (
+        "adam",
+        dict(lr=0.01, weight_decay=0.1, maximize=True, decoupled_weight_decay=True),
+        (True, True, True),
+        1,
+        3,
+    ),  # max_exp_avg_sq passed, unused
+    (
+        "adam",
+        dict(lr=3e-3, amsgrad=True, weight_decay=0.05, decoupled_weight_decay=True),
+        (True, True, True),
+        100,
+        3,
+    ),
     ("adam", dict(beta1=0.0, beta2=0.5), (True, True, False), 1, 3),
     ("adamw", {}, (True, True, False), 1, 3),
-    ("adamw", dict(lr=0.02, weight_decay=0.1, amsgrad=True, maximize=True), (True, True, True), 2, 3),
+    (
+        "adamw",
+        dict(lr=0.02, weight_decay=0.1, amsgrad=True, maximize=True),
+        (True, True, True),
+        2,
+        3,
+    ),
 ]
 NAN, INF = float("nan"), float("inf")
 # (optimizer, options, arrays passed (param, grad, state 0..2), step, expected message part)
@@ -187,8 +250,17 @@ def _pack(case):
     o = {**DEFAULTS[name], **opts}
     d = [float(o[k]) for k in D_NAMES[name]] + [0.0] * (6 - len(D_NAMES[name]))
     b = [int(o[k]) for k in B_NAMES[name]] + [0] * (4 - len(B_NAMES[name]))
-    head = struct.pack("=5q6d4q5q", OPT_IDS[name], np.dtype(dtype).itemsize, n, step0, nsteps,
-                       *d, *b, *[int(h) for h in has])
+    head = struct.pack(
+        "=5q6d4q5q",
+        OPT_IDS[name],
+        np.dtype(dtype).itemsize,
+        n,
+        step0,
+        nsteps,
+        *d,
+        *b,
+        *[int(h) for h in has],
+    )
     return head + a.tobytes() + g.tobytes()
 
 
@@ -233,8 +305,9 @@ def cases():
             out.append((name, opts, dtype, 5, step, 1, has, a, g))
     # n == 0: nothing to do, null pointers allowed
     for name in OPT_IDS:
-        out.append((name, {}, np.float64, 0, 1, 1, (0, 0, 0, 0, 0), np.zeros((4, 0)),
-                    np.zeros((1, 0))))
+        out.append(
+            (name, {}, np.float64, 0, 1, 1, (0, 0, 0, 0, 0), np.zeros((4, 0)), np.zeros((1, 0)))
+        )
     return out
 
 
@@ -247,10 +320,10 @@ def _run_driver(exe, cases, tmp_path):
     for c in cases:
         dtype, n = c[2], c[3]
         rc = struct.unpack_from("=q", data, pos)[0]
-        msg = data[pos + 8:pos + 264].split(b"\0", 1)[0].decode()
+        msg = data[pos + 8 : pos + 264].split(b"\0", 1)[0].decode()
         pos += 264
         nbytes = 4 * n * np.dtype(dtype).itemsize
-        arrays = np.frombuffer(data[pos:pos + nbytes], dtype).reshape(4, n)
+        arrays = np.frombuffer(data[pos : pos + nbytes], dtype).reshape(4, n)
         pos += nbytes
         results.append((rc, msg, arrays))
     assert pos == len(data)
@@ -259,12 +332,19 @@ def _run_driver(exe, cases, tmp_path):
 
 def _label(c):
     name, opts, dtype, n, step0, nsteps, has = c[:7]
-    return f"{name}({opts}) {np.dtype(dtype).name} n={n} steps {step0}..{step0 + nsteps - 1} has={has}"
+    return (
+        f"{name}({opts}) {np.dtype(dtype).name} n={n} steps {step0}..{step0 + nsteps - 1} has={has}"
+    )
 
 
-DRIVERS = [("subdir", "driver_cpp"), ("subdir", "driver_c"), ("subdir", "driver_cpp_native"),
-           ("subdir", "driver_cpp_pragma"), ("installed", "driver_cpp"),
-           ("installed", "driver_c")]
+DRIVERS = [
+    ("subdir", "driver_cpp"),
+    ("subdir", "driver_c"),
+    ("subdir", "driver_cpp_native"),
+    ("subdir", "driver_cpp_pragma"),
+    ("installed", "driver_cpp"),
+    ("installed", "driver_c"),
+]
 
 
 @pytest.mark.parametrize("mode,driver", DRIVERS, ids=[f"{m}-{d}" for m, d in DRIVERS])
@@ -276,11 +356,13 @@ def test_driver_bits_equal_kernels(builds, cases, tmp_path, mode, driver):
     nvalid = len(VALID) * len(DTYPES) * len(SIZES)
     bad = []
     for i, (c, (rc, msg, got)) in enumerate(zip(cases, results)):
-        name, opts, dtype, n, step0, nsteps, has, a, g = c
+        name, opts, _dtype, _n, step0, _nsteps, has, a, g = c
         if nvalid <= i < nvalid + len(INVALID) * len(DTYPES):
             want_part = INVALID[(i - nvalid) // len(DTYPES)][4]
             if rc != 1 or want_part not in msg:
-                bad.append(f"{_label(c)}: rc={rc} msg={msg!r}, expected a refusal about {want_part}")
+                bad.append(
+                    f"{_label(c)}: rc={rc} msg={msg!r}, expected a refusal about {want_part}"
+                )
             elif got.tobytes() != a.tobytes():
                 bad.append(f"{_label(c)}: refused ({msg}) but wrote")
             continue
@@ -290,16 +372,20 @@ def test_driver_bits_equal_kernels(builds, cases, tmp_path, mode, driver):
         want = _reference(name, opts, has, a, g, step0)
         if got.tobytes() != want.tobytes():
             diff = np.nonzero(got.view(f"u{got.itemsize}") != want.view(f"u{want.itemsize}"))
-            bad.append(f"{_label(c)}: differs at {list(zip(*diff))[:4]}: {got[diff][:4]} vs {want[diff][:4]}")
+            bad.append(
+                f"{_label(c)}: differs at {list(zip(*diff))[:4]}: {got[diff][:4]} vs {want[diff][:4]}"
+            )
     assert not bad, f"{len(bad)} of {len(cases)} cases wrong:\n" + "\n".join(bad[:30])
 
 
-@pytest.mark.parametrize("mode,driver", DRIVERS[:2] + DRIVERS[4:],
-                         ids=[f"{m}-{d}" for m, d in DRIVERS[:2] + DRIVERS[4:]])
+@pytest.mark.parametrize(
+    "mode,driver", DRIVERS[:2] + DRIVERS[4:], ids=[f"{m}-{d}" for m, d in DRIVERS[:2] + DRIVERS[4:]]
+)
 def test_driver_self_check(builds, mode, driver):
     """Overlapping arrays refused with nothing written, NULL options, torch's defaults."""
-    r = subprocess.run([str(builds[mode] / driver), "--self-check"], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [str(builds[mode] / driver), "--self-check"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stdout == "ok\n", r.stdout + r.stderr
 
 
@@ -314,10 +400,13 @@ def test_invalid_options_are_python_rules(cases):
         o = {**DEFAULTS[name], **opts}
         if name in ("adam", "adamw"):
             o["betas"] = (o.pop("beta1"), o.pop("beta2"))
-        args = {"sgd": (a[0], a[1], a[2]), "adagrad": (a[0], a[1], a[2]),
-                "rmsprop": (a[0], a[1], a[2], a[3] if has[3] else None, a[3] if has[4] else None),
-                "adam": (a[0], a[1], a[2], a[3], a[3] if has[4] else None),
-                "adamw": (a[0], a[1], a[2], a[3], a[3] if has[4] else None)}[name]
+        args = {
+            "sgd": (a[0], a[1], a[2]),
+            "adagrad": (a[0], a[1], a[2]),
+            "rmsprop": (a[0], a[1], a[2], a[3] if has[3] else None, a[3] if has[4] else None),
+            "adam": (a[0], a[1], a[2], a[3], a[3] if has[4] else None),
+            "adamw": (a[0], a[1], a[2], a[3], a[3] if has[4] else None),
+        }[name]
         with pytest.raises((ValueError, TypeError)):
             getattr(fastopt.kernels, name)(*args, step=step, backend="numpy", **o)
 
@@ -339,8 +428,7 @@ def _fit_line_reference():
             err = float(w[0]) * x[k] + float(w[1]) - y[k]
             g0 += err * x[k]
             g1 += err
-        fastopt.kernels.adam(w, np.array([g0 / N, g1 / N]), m, v, step=t, lr=0.05,
-                             backend="numpy")
+        fastopt.kernels.adam(w, np.array([g0 / N, g1 / N]), m, v, step=t, lr=0.05, backend="numpy")
     return list(w)
 
 
@@ -352,14 +440,22 @@ def _quadratic_reference():
     w, buf = np.zeros(n, np.float32), np.zeros(n, np.float32)
     for t in range(1, 101):
         g = a * (w - c)
-        fastopt.kernels.sgd(w, g, buf, step=t, lr=0.05, momentum=0.9, nesterov=True,
-                            weight_decay=1e-3, backend="numpy")
+        fastopt.kernels.sgd(
+            w,
+            g,
+            buf,
+            step=t,
+            lr=0.05,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-3,
+            backend="numpy",
+        )
     return [float(x) for x in w]
 
 
 def _run(exe):
-    return subprocess.run([str(exe)], check=True, capture_output=True, text=True,
-                          timeout=60).stdout
+    return subprocess.run([str(exe)], check=True, capture_output=True, text=True, timeout=60).stdout
 
 
 @pytest.mark.parametrize("mode", ["subdir", "installed"])
@@ -374,7 +470,9 @@ def test_examples(builds, mode):
 
 def test_cmake_install_prefix(tmp_path):
     """`cmake --install` of the checkout (no Python) gives a prefix that the examples find."""
-    build = _configure_build(ROOT, tmp_path / "lib", f"-DCMAKE_INSTALL_PREFIX={tmp_path / 'prefix'}")
+    build = _configure_build(
+        ROOT, tmp_path / "lib", f"-DCMAKE_INSTALL_PREFIX={tmp_path / 'prefix'}"
+    )
     cache = (build / "CMakeCache.txt").read_text()
     assert "pybind11_DIR" not in cache and "FASTOPT_BUILD_PYTHON:BOOL=OFF" in cache
     _cmake(["--install", str(build)])
@@ -392,4 +490,7 @@ def test_paths():
     cmake_dir = Path(fastopt.get_cmake_dir())
     assert (cmake_dir / "fastoptConfig.cmake").is_file()
     assert (cmake_dir / "fastoptConfigVersion.cmake").is_file()
-    assert f'PACKAGE_VERSION "{fastopt.__version__}"' in (cmake_dir / "fastoptConfigVersion.cmake").read_text()
+    assert (
+        f'PACKAGE_VERSION "{fastopt.__version__}"'
+        in (cmake_dir / "fastoptConfigVersion.cmake").read_text()
+    )

@@ -1,6 +1,7 @@
 """Array-level hardening (issue #9): the C++ runtime kept private, aliasing through strided
 views and other groups' state, ndarray subclasses, misaligned arrays, arrays freed by another
 thread during a native step, and named parameters stepped with a list of gradients."""
+
 import os
 import re
 import shutil
@@ -29,8 +30,9 @@ IDS = [c.__name__ for c, _ in OPTIMIZERS]
 
 
 def everything(opt):
-    return ([p for g in opt.param_groups for p in g["params"]]
-            + [a for st in opt.state.values() for a in st.values()])
+    return [p for g in opt.param_groups for p in g["params"]] + [
+        a for st in opt.state.values() for a in st.values()
+    ]
 
 
 def refuses(opt, grads, exc, fragment):
@@ -58,12 +60,14 @@ def same_message_everywhere(call):
 # ---------------------------------------------------------------- 1. private C++ runtime
 def _native_path():
     from fastopt import _native
+
     return _native.__file__
 
 
 def _exported_std_symbols(path):
-    out = subprocess.run(["nm", "-DC", "--defined-only", path], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["nm", "-DC", "--defined-only", path], capture_output=True, text=True, check=True
+    ).stdout
     return [line for line in out.splitlines() if "std::" in line]
 
 
@@ -74,8 +78,13 @@ def test_native_module_exports_no_std_symbols():
 
 def test_extension_sources_use_no_iostreams():
     bad = re.compile(r"#\s*include\s*<(sstream|iostream|ostream|istream|fstream|iomanip|locale)>")
-    hits = [f"{p}: {line}" for p in (ROOT / "cpp").rglob("*") if p.is_file()
-            for line in p.read_text(errors="replace").splitlines() if bad.search(line)]
+    hits = [
+        f"{p}: {line}"
+        for p in (ROOT / "cpp").rglob("*")
+        if p.is_file()
+        for line in p.read_text(errors="replace").splitlines()
+        if bad.search(line)
+    ]
     assert hits == []
 
 
@@ -86,8 +95,9 @@ def _static_build_tools():
     for tool in ("cmake", "nm", "readelf", "g++"):
         if shutil.which(tool) is None:
             return f"needs {tool}"
-    lib = subprocess.run(["g++", "-print-file-name=libstdc++.a"], capture_output=True,
-                         text=True).stdout.strip()
+    lib = subprocess.run(
+        ["g++", "-print-file-name=libstdc++.a"], capture_output=True, text=True
+    ).stdout.strip()
     if not os.path.isabs(lib):
         return "this toolchain has no static libstdc++ (libstdc++.a)"
     try:
@@ -103,18 +113,38 @@ def test_static_libstdcxx_build_keeps_runtime_private(tmp_path):
     embeds the C++ runtime): no std:: symbol may be exported, and the wrong-shape message
     (formatted without iostreams) comes out of that build intact."""
     import pybind11
+
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CXXFLAGS", "CFLAGS")}
     env["LDFLAGS"] = "-static-libstdc++"
     build = tmp_path / "build"
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-                    f"-DPython_EXECUTABLE={sys.executable}",
-                    f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", "-DFASTOPT_BUILD_PYTHON=ON"],
-                   env=env, check=True, capture_output=True, timeout=600)
-    subprocess.run(["cmake", "--build", str(build), "--target", "_native", "-j", "2"],
-                   env=env, check=True, capture_output=True, timeout=1200)
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+            "-DFASTOPT_BUILD_PYTHON=ON",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    subprocess.run(
+        ["cmake", "--build", str(build), "--target", "_native", "-j", "2"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=1200,
+    )
     [so] = build.glob("_native*.so")
-    needed = subprocess.run(["readelf", "-d", str(so)], capture_output=True, text=True,
-                            check=True).stdout
+    needed = subprocess.run(
+        ["readelf", "-d", str(so)], capture_output=True, text=True, check=True
+    ).stdout
     assert "libstdc++" not in needed  # the runtime really is inside the module
     assert _exported_std_symbols(str(so)) == []
     code = textwrap.dedent(f"""
@@ -127,8 +157,9 @@ def test_static_libstdcxx_build_keeps_runtime_private(tmp_path):
         except ValueError as e:
             print(e)
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "grads[0] has shape (3, 2) but its parameter has (2, 3)" in r.stdout
 
@@ -147,17 +178,21 @@ def test_grad_strided_view_of_other_groups_param_is_refused(opt_case, backend):
     opt, a, b = two_groups(*opt_case, backend)
     refuses(opt, [np.ones(6, np.float32), a[::-1]], ValueError, "shares memory")
     refuses(opt, [b[::-1], np.ones(6, np.float32)], ValueError, "shares memory")
-    refuses(opt, [np.ones(6, np.float32), a.reshape(2, 3).T.ravel(order="K")[::-1]], ValueError,
-            "shares memory")
+    refuses(
+        opt,
+        [np.ones(6, np.float32), a.reshape(2, 3).T.ravel(order="K")[::-1]],
+        ValueError,
+        "shares memory",
+    )
 
 
 @pytest.mark.parametrize("opt_case", OPTIMIZERS, ids=IDS)
 def test_grad_that_is_other_groups_state_is_refused(opt_case, backend):
-    opt, a, b = two_groups(*opt_case, backend)
-    for key, st in opt.state[0].items():  # group 0's state, as group 1's gradient
+    opt, _a, _b = two_groups(*opt_case, backend)
+    for _key, st in opt.state[0].items():  # group 0's state, as group 1's gradient
         refuses(opt, [np.ones(6, np.float32), st], ValueError, "shares memory")
         refuses(opt, [np.ones(6, np.float32), st[::-1]], ValueError, "shares memory")
-    for key, st in opt.state[1].items():
+    for _key, st in opt.state[1].items():
         refuses(opt, [st[::-1], np.ones(6, np.float32)], ValueError, "shares memory")
 
 
@@ -186,9 +221,11 @@ def test_functional_kernel_refuses_strided_alias(backend):
 def test_strided_alias_message_is_the_same_on_every_backend():
     p, m, v = np.ones(5), np.zeros(10), np.zeros(5)
     _, msg = same_message_everywhere(
-        lambda be: fastopt.kernels.adam([p], [m[::-2]], [m[:5]], [v], step=1, backend=be))
-    assert msg.startswith("exp_avgs[0] shares memory with grads[0]") or \
-        msg.startswith("grads[0] shares memory with exp_avgs[0]"), msg
+        lambda be: fastopt.kernels.adam([p], [m[::-2]], [m[:5]], [v], step=1, backend=be)
+    )
+    assert msg.startswith("exp_avgs[0] shares memory with grads[0]") or msg.startswith(
+        "grads[0] shares memory with exp_avgs[0]"
+    ), msg
 
 
 def test_add_param_group_refuses_another_params_state(backend):
@@ -196,8 +233,11 @@ def test_add_param_group_refuses_another_params_state(backend):
     opt.step([np.ones(4)])
     m = opt.state[0]["exp_avg"]
     for bad in (m, m[1:3]):
-        with pytest.raises(ValueError, match=r"state\[0\]\['exp_avg'\] shares memory with "
-                           r"params\[1\]|params\[1\] shares memory with state\[0\]\['exp_avg'\]"):
+        with pytest.raises(
+            ValueError,
+            match=r"state\[0\]\['exp_avg'\] shares memory with "
+            r"params\[1\]|params\[1\] shares memory with state\[0\]\['exp_avg'\]",
+        ):
             opt.add_param_group({"params": [bad]})
     assert len(opt.param_groups) == 1 and len(opt._names) == 1
 
@@ -238,8 +278,10 @@ def test_subclass_message_is_the_same_on_every_backend(role):
     def call(be):
         arrays = dict(params=np.ones((2, 3)), grads=np.ones((2, 3)), state=np.zeros((2, 3)))
         arrays[role] = np.matrix(arrays[role])
-        fastopt.kernels.adagrad(arrays["params"], arrays["grads"], arrays["state"], step=1,
-                                backend=be)
+        fastopt.kernels.adagrad(
+            arrays["params"], arrays["grads"], arrays["state"], step=1, backend=be
+        )
+
     exc, msg = same_message_everywhere(call)
     assert exc is TypeError and re.search(SUBCLASS, msg), msg
 
@@ -263,13 +305,15 @@ def misaligned(n, dtype=np.float64, fill=1.0):
     itemsize = np.dtype(dtype).itemsize
     buf = np.zeros(n * itemsize + 8, np.uint8)
     start = 4 if buf.ctypes.data % 8 == 0 else 8 - buf.ctypes.data % 8 + 4
-    a = buf[start:start + n * itemsize].view(dtype)
+    a = buf[start : start + n * itemsize].view(dtype)
     a[...] = fill
     assert not a.flags.aligned and a.flags.writeable
     return a
 
 
-ALIGNED = r"is not aligned: its data does not start on a multiple of its 8-byte element size.*x\.copy\(\)"
+ALIGNED = (
+    r"is not aligned: its data does not start on a multiple of its 8-byte element size.*x\.copy\(\)"
+)
 
 
 @pytest.mark.parametrize("opt_case", OPTIMIZERS, ids=IDS)
@@ -301,8 +345,10 @@ def test_misaligned_message_is_the_same_on_every_backend(role):
     def call(be):
         arrays = dict(params=np.ones(5), grads=np.ones(5), state=np.zeros(5))
         arrays[role] = misaligned(5, fill=arrays[role][0])
-        fastopt.kernels.adagrad(arrays["params"], arrays["grads"], arrays["state"], step=1,
-                                backend=be)
+        fastopt.kernels.adagrad(
+            arrays["params"], arrays["grads"], arrays["state"], step=1, backend=be
+        )
+
     exc, msg = same_message_everywhere(call)
     assert exc is ValueError and re.search(ALIGNED, msg), msg
 
@@ -346,8 +392,9 @@ def test_arrays_replaced_by_another_thread_during_native_step_stay_alive():
         print("ok", opt.step_count)
     """)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600
+    )
     assert r.returncode == 0, (r.returncode, r.stderr[-3000:])
     assert "ok 150" in r.stdout
 
@@ -361,7 +408,6 @@ def test_named_params_refuse_a_list_of_grads(opt_case, backend):
     opt.step({"w": np.ones(4, np.float32), "b": np.ones(4, np.float32)})
     g = [np.full(4, 0.5, np.float32), np.full(4, 0.25, np.float32)]
     for grads in (g, tuple(g), g[::-1]):
-        refuses(opt, grads, TypeError,
-                r"params were given by name: pass grads as a dict by name")
+        refuses(opt, grads, TypeError, r"params were given by name: pass grads as a dict by name")
     two = cls([{"params": {"w": np.ones(2)}}, {"params": {"b": np.ones(3)}}], backend=backend, **kw)
     refuses(two, [np.ones(2), np.ones(3)], TypeError, "pass grads as a dict by name")

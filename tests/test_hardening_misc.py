@@ -1,4 +1,5 @@
 """Regression tests for defects found by hostile testing (issue: hardening), one per defect."""
+
 import numpy as np
 import pytest
 
@@ -14,13 +15,16 @@ def _restarts_reference(k, init, period, mult, decay, final=0.0):
     return final + (init - final) * decay**i * (1 + np.cos(np.pi * (k - start) / length)) / 2
 
 
-@pytest.mark.parametrize("period, mult, k", [
-    (10, 10**6, 10_000_010),        # gave 0.125 (int64 overflow in the cycle search)
-    (1, 2**31, 2**31 + 1),          # gave NaN
-    (1, 2**31, 2**31 + 2**45),
-    (3, 2, 2**52 + 5),
-    (7, 3, 12345),
-])
+@pytest.mark.parametrize(
+    "period, mult, k",
+    [
+        (10, 10**6, 10_000_010),  # gave 0.125 (int64 overflow in the cycle search)
+        (1, 2**31, 2**31 + 1),  # gave NaN
+        (1, 2**31, 2**31 + 2**45),
+        (3, 2, 2**52 + 5),
+        (7, 3, 12345),
+    ],
+)
 def test_cosine_restarts_does_not_overflow(period, mult, k):
     s = schedules.cosine_restarts(1.0, period=period, period_mult=mult, decay=0.5)
     want = _restarts_reference(k, 1.0, period, mult, 0.5)
@@ -45,8 +49,9 @@ def test_lr_find_steepest_is_not_the_noisy_first_point(kind):
     from fastopt.lr_finder import lr_find
 
     X, y, _, _ = load_digits_data()
-    factory = {"adam": lambda p: fastopt.Adam(p),
-               "sgd": lambda p: fastopt.SGD(p, momentum=0.9)}[kind]
+    factory = {"adam": lambda p: fastopt.Adam(p), "sgd": lambda p: fastopt.SGD(p, momentum=0.9)}[
+        kind
+    ]
     for seed in range(3):
         model = MLP(seed=seed)
         it = batches(len(X), 8, seed)
@@ -61,21 +66,25 @@ def test_lr_find_steepest_is_not_the_noisy_first_point(kind):
         assert i <= res.indices["minimum"]
         # the loss has clearly fallen by then
         assert res.smoothed_losses[i] < np.median(res.losses[:10]) - 0.05 * (
-            np.median(res.losses[:10]) - res.smoothed_losses.min())
+            np.median(res.losses[:10]) - res.smoothed_losses.min()
+        )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["demo", "--steps", "0"], "--steps: must be >= 1, got 0"),
-    (["demo", "--steps", "-5"], "--steps: must be >= 1, got -5"),
-    (["demo", "--steps", "x"], "expected a whole number"),
-    (["demo", "--out", "/proc/nope"], "cannot create the output folder (--out) '/proc/nope'"),
-    (["demo", "--optimizers", "Adam,Foo"], "unknown optimizer(s) ['Foo']"),
-    (["demo", "--backend", "gpu"], "invalid choice: 'gpu'"),
-    (["lr-find", "--num-steps", "0"], "--num-steps: must be >= 1"),
-    (["lr-find", "--start-lr", "-1"], "--start-lr: must be a finite number > 0"),
-    (["lr-find", "--end-lr", "1e-9"], "--end-lr (1e-09) must be larger than --start-lr"),
-    (["lr-find", "--out", "/proc/nope/x.png"], "cannot create the folder of --out"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["demo", "--steps", "0"], "--steps: must be >= 1, got 0"),
+        (["demo", "--steps", "-5"], "--steps: must be >= 1, got -5"),
+        (["demo", "--steps", "x"], "expected a whole number"),
+        (["demo", "--out", "/proc/nope"], "cannot create the output folder (--out) '/proc/nope'"),
+        (["demo", "--optimizers", "Adam,Foo"], "unknown optimizer(s) ['Foo']"),
+        (["demo", "--backend", "gpu"], "invalid choice: 'gpu'"),
+        (["lr-find", "--num-steps", "0"], "--num-steps: must be >= 1"),
+        (["lr-find", "--start-lr", "-1"], "--start-lr: must be a finite number > 0"),
+        (["lr-find", "--end-lr", "1e-9"], "--end-lr (1e-09) must be larger than --start-lr"),
+        (["lr-find", "--out", "/proc/nope/x.png"], "cannot create the folder of --out"),
+    ],
+)
 def test_cli_rejects_bad_arguments_with_a_clear_message(argv, message, capsys):
     from fastopt.__main__ import main
 

@@ -1,4 +1,5 @@
 """History, TensorBoardLogger and plot_schedule: read back what was written."""
+
 import math
 
 import numpy as np
@@ -11,16 +12,17 @@ from fastopt.history import History, read_tensorboard_scalars
 def _problem(n_steps=12, groups=False, **hist_kwargs):
     a, b = np.ones(4, np.float32), np.full(3, 2.0)
     if groups:
-        opt = fastopt.SGD([{"params": [a]}, {"params": [b], "lr": lambda k: 0.1 / (k + 1)}],
-                          lr=0.05, momentum=0.9)
+        opt = fastopt.SGD(
+            [{"params": [a]}, {"params": [b], "lr": lambda k: 0.1 / (k + 1)}], lr=0.05, momentum=0.9
+        )
     else:
         opt = fastopt.Adam({"a": a, "b": b}, lr=lambda k: 0.01 * (k + 1))
     h = History(**hist_kwargs).attach(opt)
     losses, gnorms = [], []
     for _k in range(n_steps):
         ga, gb = 2 * a, 2 * b
-        loss = float(np.sum(a.astype(np.float64) ** 2) + np.sum(b ** 2))
-        gnorms.append(math.sqrt(float(np.sum(ga.astype(np.float64) ** 2) + np.sum(gb ** 2))))
+        loss = float(np.sum(a.astype(np.float64) ** 2) + np.sum(b**2))
+        gnorms.append(math.sqrt(float(np.sum(ga.astype(np.float64) ** 2) + np.sum(gb**2))))
         opt.step([ga, gb] if groups else {"a": ga, "b": gb})
         h.log_loss(loss)
         losses.append(loss)
@@ -45,7 +47,7 @@ def test_groups_detach_and_pending_values():
     a = np.ones(2)
     opt = fastopt.SGD([a], lr=0.1)
     h = History(track_grad_norm=False).attach(opt)
-    h.record(loss=5.0)                 # before the first step: belongs to step 0
+    h.record(loss=5.0)  # before the first step: belongs to step 0
     opt.step([np.ones_like(a)])
     assert h.rows == [{"step": 0, "loss": 5.0, "lr": 0.1}]
     h.detach()
@@ -84,19 +86,19 @@ def test_csv_and_json_round_trip(tmp_path):
         assert back.columns == h.columns
         np.testing.assert_array_equal(back.steps, h.steps)
         for c in h.columns:
-            np.testing.assert_array_equal(back[c], h[c])   # exact (repr round-trips floats)
+            np.testing.assert_array_equal(back[c], h[c])  # exact (repr round-trips floats)
     assert back["test_accuracy"][-1] == 0.75 and math.isnan(back["test_accuracy"][0])
 
 
 def test_tensorboard_event_file_read_back(tmp_path):
     pytest.importorskip("tensorboardX")
     a = np.ones(3)
-    opt = fastopt.SGD([a], lr=lambda k: 0.1 * 0.5 ** k)
+    opt = fastopt.SGD([a], lr=lambda k: 0.1 * 0.5**k)
     with fastopt.TensorBoardLogger(str(tmp_path / "run"), prefix="train/") as tb:
         tb.attach(opt)
         for _k in range(5):
             opt.step([np.ones_like(a)])
-            tb.log_loss(float(np.sum(a ** 2)))
+            tb.log_loss(float(np.sum(a**2)))
     scalars = read_tensorboard_scalars(str(tmp_path / "run"))
     assert {"train/lr", "train/loss", "train/grad_norm"} <= set(scalars)
     steps, lrs = zip(*scalars["train/lr"])
@@ -108,6 +110,7 @@ def test_tensorboard_event_file_read_back(tmp_path):
 def test_plots_return_figures_and_save_png(tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
+
     _, h, _, _ = _problem()
     fig = h.plot(smooth=0.5, label="adam")
     assert len(fig.axes) == 2
@@ -130,6 +133,7 @@ def test_plot_schedule_uses_vectorised_schedules():
     import matplotlib.pyplot as plt
 
     from fastopt import schedules as S
+
     sched = S.warmup_cosine(0.1, warmup_steps=10, decay_steps=90)
     fig = fastopt.plot_schedule(sched, 100)
     y = fig.axes[0].get_lines()[0].get_ydata()

@@ -4,6 +4,7 @@ error type and leave every array bit-identical.
 
 The number of cases run is printed at the end of the module (``-s`` not needed).
 """
+
 import collections
 import math
 
@@ -20,19 +21,39 @@ from hypothesis import strategies as st  # noqa: E402
 BACKENDS = fastopt.available_backends()
 OTHERS = [b for b in BACKENDS if b != "numpy"]
 CASES = collections.Counter()
-SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-SHAPES = [(1,), (2,), (3,), (7,), (13,), (31,), (97,), (1021,), (1, 1), (3, 5), (17, 4),
-          (2, 3, 5), (0,)]
+SHAPES = [
+    (1,),
+    (2,),
+    (3,),
+    (7,),
+    (13,),
+    (31,),
+    (97,),
+    (1021,),
+    (1, 1),
+    (3, 5),
+    (17, 4),
+    (2, 3, 5),
+    (0,),
+]
 KINDS = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _report_counts(pytestconfig):
     yield
-    line = "hypothesis cases run: " + ", ".join(f"{k}={v}" for k, v in sorted(CASES.items())) + \
-        f" (total {sum(CASES.values())})"
+    line = (
+        "hypothesis cases run: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(CASES.items()))
+        + f" (total {sum(CASES.values())})"
+    )
     capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
     if capture is not None:
         with capture.global_and_fixture_disabled():
@@ -45,8 +66,9 @@ def _unit(lo=0.0, hi=1.0):
     """Floats in [lo, hi], including exact 0 and values so small that they round to 0 in
     float32 (momentum=1e-46 must still take the momentum path on every backend)."""
     if lo == 0.0:
-        return st.one_of(st.just(0.0), st.just(1e-46),
-                         st.floats(0.0, hi, allow_nan=False, allow_infinity=False))
+        return st.one_of(
+            st.just(0.0), st.just(1e-46), st.floats(0.0, hi, allow_nan=False, allow_infinity=False)
+        )
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
@@ -58,20 +80,34 @@ def optimizer_configs(draw):
     if kind == "sgd":
         mom = draw(st.one_of(st.just(0.0), _unit(0.0, 0.99)))
         nesterov = mom > 0 and draw(st.booleans())
-        opts.update(momentum=mom, nesterov=nesterov, weight_decay=wd,
-                    dampening=0.0 if nesterov else draw(st.one_of(st.just(0.0), _unit(0, 0.9))))
+        opts.update(
+            momentum=mom,
+            nesterov=nesterov,
+            weight_decay=wd,
+            dampening=0.0 if nesterov else draw(st.one_of(st.just(0.0), _unit(0, 0.9))),
+        )
     elif kind == "adagrad":
-        opts.update(lr_decay=draw(st.one_of(st.just(0.0), _unit(0, 0.1))), weight_decay=wd,
-                    initial_accumulator_value=draw(st.one_of(st.just(0.0), _unit(0, 1))),
-                    eps=draw(st.sampled_from([1e-10, 1e-8, 1e-3])))
+        opts.update(
+            lr_decay=draw(st.one_of(st.just(0.0), _unit(0, 0.1))),
+            weight_decay=wd,
+            initial_accumulator_value=draw(st.one_of(st.just(0.0), _unit(0, 1))),
+            eps=draw(st.sampled_from([1e-10, 1e-8, 1e-3])),
+        )
     elif kind == "rmsprop":
-        opts.update(alpha=draw(_unit(0.0, 0.999)), eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3])),
-                    weight_decay=wd, momentum=draw(st.one_of(st.just(0.0), _unit(0, 0.99))),
-                    centered=draw(st.booleans()))
+        opts.update(
+            alpha=draw(_unit(0.0, 0.999)),
+            eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3])),
+            weight_decay=wd,
+            momentum=draw(st.one_of(st.just(0.0), _unit(0, 0.99))),
+            centered=draw(st.booleans()),
+        )
     else:
-        opts.update(betas=(draw(_unit(0.0, 0.999)), draw(_unit(0.0, 0.99999))),
-                    eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3, 0.0])),
-                    weight_decay=wd, amsgrad=draw(st.booleans()))
+        opts.update(
+            betas=(draw(_unit(0.0, 0.999)), draw(_unit(0.0, 0.99999))),
+            eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3, 0.0])),
+            weight_decay=wd,
+            amsgrad=draw(st.booleans()),
+        )
     opts["maximize"] = draw(st.booleans())
     robust = {}
     if draw(st.booleans()):
@@ -83,23 +119,32 @@ def optimizer_configs(draw):
     return kind, opts, robust
 
 
-CLASSES = {"sgd": fastopt.SGD, "adagrad": fastopt.Adagrad, "rmsprop": fastopt.RMSprop,
-           "adam": fastopt.Adam, "adamw": fastopt.AdamW}
+CLASSES = {
+    "sgd": fastopt.SGD,
+    "adagrad": fastopt.Adagrad,
+    "rmsprop": fastopt.RMSprop,
+    "adam": fastopt.Adam,
+    "adamw": fastopt.AdamW,
+}
 
 
 @settings(max_examples=250, **SETTINGS)
-@given(cfg=optimizer_configs(),
-       shapes=st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3),
-       dtype=st.sampled_from([np.float32, np.float64]),
-       steps=st.integers(1, 4),
-       seed=st.integers(0, 2**32 - 1),
-       nan_step=st.one_of(st.none(), st.integers(0, 3)))
+@given(
+    cfg=optimizer_configs(),
+    shapes=st.lists(st.sampled_from(SHAPES), min_size=1, max_size=3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    steps=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+    nan_step=st.one_of(st.none(), st.integers(0, 3)),
+)
 def test_backends_agree_with_numpy_reference(cfg, shapes, dtype, steps, seed, nan_step):
     kind, opts, robust = cfg
     rng = np.random.default_rng(seed)
     init = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    grads = [[(rng.standard_normal(s) * rng.choice([0.01, 1, 30])).astype(dtype) for s in shapes]
-             for _ in range(steps)]
+    grads = [
+        [(rng.standard_normal(s) * rng.choice([0.01, 1, 30])).astype(dtype) for s in shapes]
+        for _ in range(steps)
+    ]
     if nan_step is not None and nan_step < steps and init[0].size:
         grads[nan_step][0].flat[rng.integers(init[0].size)] = rng.choice([np.nan, np.inf])
 
@@ -129,17 +174,34 @@ def test_backends_agree_with_numpy_reference(cfg, shapes, dtype, steps, seed, na
 # ------------------------------------------------------------------------- invalid inputs
 INVALID = {
     # name: expected exception type
-    "grad_dtype": TypeError, "grad_int": TypeError, "grad_shape": ValueError,
-    "param_noncontiguous": ValueError, "param_readonly": ValueError, "param_int": TypeError,
-    "lr_nan": ValueError, "lr_negative": ValueError, "lr_string": TypeError,
-    "eps_negative": ValueError, "beta_out_of_range": ValueError, "grad_aliases_param": ValueError,
-    "grads_wrong_length": ValueError, "state_dtype": TypeError, "state_shape": ValueError,
-    "state_aliases_param": ValueError, "grad_not_array": TypeError, "step_zero": ValueError,
+    "grad_dtype": TypeError,
+    "grad_int": TypeError,
+    "grad_shape": ValueError,
+    "param_noncontiguous": ValueError,
+    "param_readonly": ValueError,
+    "param_int": TypeError,
+    "lr_nan": ValueError,
+    "lr_negative": ValueError,
+    "lr_string": TypeError,
+    "eps_negative": ValueError,
+    "beta_out_of_range": ValueError,
+    "grad_aliases_param": ValueError,
+    "grads_wrong_length": ValueError,
+    "state_dtype": TypeError,
+    "state_shape": ValueError,
+    "state_aliases_param": ValueError,
+    "grad_not_array": TypeError,
+    "step_zero": ValueError,
 }
 OPT_INVALID = {
-    "nan_grad": ValueError, "grads_wrong_length": ValueError, "grad_dtype": TypeError,
-    "grad_shape": ValueError, "grad_aliases_param": ValueError, "grad_none": TypeError,
-    "scheduled_lr_nan": ValueError, "unknown_grad_name": ValueError,
+    "nan_grad": ValueError,
+    "grads_wrong_length": ValueError,
+    "grad_dtype": TypeError,
+    "grad_shape": ValueError,
+    "grad_aliases_param": ValueError,
+    "grad_none": TypeError,
+    "scheduled_lr_nan": ValueError,
+    "unknown_grad_name": ValueError,
 }
 
 STATE_COUNT = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
@@ -148,17 +210,47 @@ STATE_COUNT = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
 def _functional(kind, params, grads, states, hp, backend, step):
     K = fastopt.kernels
     if kind == "sgd":
-        K.sgd(params, grads, states[0], step=step, lr=hp["lr"], momentum=0.9,
-              weight_decay=hp["eps"], backend=backend)  # "eps" stands for a decay here
+        K.sgd(
+            params,
+            grads,
+            states[0],
+            step=step,
+            lr=hp["lr"],
+            momentum=0.9,
+            weight_decay=hp["eps"],
+            backend=backend,
+        )  # "eps" stands for a decay here
     elif kind == "adagrad":
         K.adagrad(params, grads, states[0], step=step, lr=hp["lr"], eps=hp["eps"], backend=backend)
     elif kind == "rmsprop":
-        K.rmsprop(params, grads, states[0], states[1], states[2], step=step, lr=hp["lr"],
-                  eps=hp["eps"], momentum=0.5, centered=True, backend=backend)
+        K.rmsprop(
+            params,
+            grads,
+            states[0],
+            states[1],
+            states[2],
+            step=step,
+            lr=hp["lr"],
+            eps=hp["eps"],
+            momentum=0.5,
+            centered=True,
+            backend=backend,
+        )
     else:
-        K.adam(params, grads, states[0], states[1], states[2], step=step, lr=hp["lr"],
-               betas=hp["betas"], eps=hp["eps"], amsgrad=True, backend=backend,
-               decoupled_weight_decay=kind == "adamw")
+        K.adam(
+            params,
+            grads,
+            states[0],
+            states[1],
+            states[2],
+            step=step,
+            lr=hp["lr"],
+            betas=hp["betas"],
+            eps=hp["eps"],
+            amsgrad=True,
+            backend=backend,
+            decoupled_weight_decay=kind == "adamw",
+        )
 
 
 def _snapshot(*groups):
@@ -166,21 +258,28 @@ def _snapshot(*groups):
 
 
 @settings(max_examples=300, **SETTINGS)
-@given(case=st.sampled_from(sorted(INVALID)), kind=st.sampled_from(KINDS),
-       backend=st.sampled_from(BACKENDS),
-       shapes=st.lists(st.sampled_from([s for s in SHAPES if s != (0,)]), min_size=1, max_size=3),
-       dtype=st.sampled_from([np.float32, np.float64]), which=st.integers(0, 2),
-       seed=st.integers(0, 2**16))
-def test_invalid_functional_inputs_raise_and_change_nothing(case, kind, backend, shapes, dtype,
-                                                           which, seed):
+@given(
+    case=st.sampled_from(sorted(INVALID)),
+    kind=st.sampled_from(KINDS),
+    backend=st.sampled_from(BACKENDS),
+    shapes=st.lists(st.sampled_from([s for s in SHAPES if s != (0,)]), min_size=1, max_size=3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    which=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_invalid_functional_inputs_raise_and_change_nothing(
+    case, kind, backend, shapes, dtype, which, seed
+):
     rng = np.random.default_rng(seed)
     which = which % len(shapes)
     if case == "param_noncontiguous" and math.prod(shapes[which]) < 2:
-        shapes = shapes[:which] + [(5,)] + shapes[which + 1:]  # size-1 views are contiguous
+        shapes = shapes[:which] + [(5,)] + shapes[which + 1 :]  # size-1 views are contiguous
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
-    states = [[np.abs(rng.standard_normal(s)).astype(dtype) for s in shapes]
-              for _ in range(STATE_COUNT[kind])]
+    states = [
+        [np.abs(rng.standard_normal(s)).astype(dtype) for s in shapes]
+        for _ in range(STATE_COUNT[kind])
+    ]
     hp = {"lr": 1e-2, "eps": 1e-8, "betas": (0.9, 0.999)}
     step = 3
     other = np.float64 if dtype == np.float32 else np.float32
@@ -214,7 +313,9 @@ def test_invalid_functional_inputs_raise_and_change_nothing(case, kind, backend,
             bad = float(rng.choice([1.0, 1.5, -0.1, np.nan]))
             hp["betas"] = (bad, 0.999) if rng.integers(2) else (0.9, bad)
     elif case == "grad_aliases_param":
-        grads[which] = params[which] if rng.integers(2) else params[which].reshape(params[which].shape)
+        grads[which] = (
+            params[which] if rng.integers(2) else params[which].reshape(params[which].shape)
+        )
     elif case == "grads_wrong_length":
         grads = grads[:-1] if len(grads) > 1 else grads + [grads[0].copy()]
     elif case == "state_dtype":
@@ -235,15 +336,22 @@ def test_invalid_functional_inputs_raise_and_change_nothing(case, kind, backend,
 
 
 @settings(max_examples=250, **SETTINGS)
-@given(case=st.sampled_from(sorted(OPT_INVALID)), kind=st.sampled_from(KINDS),
-       backend=st.sampled_from(BACKENDS),
-       shapes=st.lists(st.sampled_from([s for s in SHAPES if s != (0,)]), min_size=1, max_size=3),
-       dtype=st.sampled_from([np.float32, np.float64]), which=st.integers(0, 2),
-       warm=st.integers(0, 2), seed=st.integers(0, 2**16),
-       nonfinite=st.sampled_from(["raise", "skip"]), clip=st.booleans(), groups=st.booleans())
-def test_invalid_optimizer_steps_raise_and_change_nothing(case, kind, backend, shapes, dtype,
-                                                          which, warm, seed, nonfinite, clip,
-                                                          groups):
+@given(
+    case=st.sampled_from(sorted(OPT_INVALID)),
+    kind=st.sampled_from(KINDS),
+    backend=st.sampled_from(BACKENDS),
+    shapes=st.lists(st.sampled_from([s for s in SHAPES if s != (0,)]), min_size=1, max_size=3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    which=st.integers(0, 2),
+    warm=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+    nonfinite=st.sampled_from(["raise", "skip"]),
+    clip=st.booleans(),
+    groups=st.booleans(),
+)
+def test_invalid_optimizer_steps_raise_and_change_nothing(
+    case, kind, backend, shapes, dtype, which, warm, seed, nonfinite, clip, groups
+):
     rng = np.random.default_rng(seed)
     which = which % len(shapes)
     names = [f"p{i}" for i in range(len(shapes))]
@@ -288,9 +396,15 @@ def test_invalid_optimizer_steps_raise_and_change_nothing(case, kind, backend, s
         grads[name] = None
     elif case == "unknown_grad_name":
         grads["nope"] = grads.pop(name)
-    arrays = list(params.values()) + [a for s in opt.state.values() for a in s.values()] + \
-        [g for g in (grads.values() if isinstance(grads, dict) else grads)
-         if isinstance(g, np.ndarray)]
+    arrays = (
+        list(params.values())
+        + [a for s in opt.state.values() for a in s.values()]
+        + [
+            g
+            for g in (grads.values() if isinstance(grads, dict) else grads)
+            if isinstance(g, np.ndarray)
+        ]
+    )
     before = [a.tobytes() for a in arrays]
     counters = (opt.step_count, [dict(g) for g in opt._group_state])
     if expected is None:

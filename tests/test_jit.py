@@ -1,5 +1,6 @@
 """fastopt.jit: the optimizers inside a user's own @numba.njit code, bit-identical to
 fastopt.kernels (numpy backend) for every optimizer, float32 and float64, sizes 1, 7, 1000."""
+
 import os
 import subprocess
 import sys
@@ -18,36 +19,92 @@ STEPS = 5
 @numba.njit
 def _loop_sgd(w, gs, buf, lr, momentum, dampening, wd, nesterov, maximize):
     for t in range(1, gs.shape[0] + 1):
-        J.sgd(w, gs[t - 1], buf, step=t, lr=lr, momentum=momentum, dampening=dampening,
-              weight_decay=wd, nesterov=nesterov, maximize=maximize)
+        J.sgd(
+            w,
+            gs[t - 1],
+            buf,
+            step=t,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=wd,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
 
 
 @numba.njit
 def _loop_adagrad(w, gs, s, lr, lr_decay, wd, eps, maximize):
     for t in range(1, gs.shape[0] + 1):
-        J.adagrad(w, gs[t - 1], s, step=t, lr=lr, lr_decay=lr_decay, weight_decay=wd, eps=eps,
-                  maximize=maximize)
+        J.adagrad(
+            w,
+            gs[t - 1],
+            s,
+            step=t,
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=wd,
+            eps=eps,
+            maximize=maximize,
+        )
 
 
 @numba.njit
 def _loop_rmsprop(w, gs, sq, ga, buf, lr, alpha, eps, wd, momentum, centered, maximize):
     for t in range(1, gs.shape[0] + 1):
-        J.rmsprop(w, gs[t - 1], sq, ga, buf, step=t, lr=lr, alpha=alpha, eps=eps,
-                  weight_decay=wd, momentum=momentum, centered=centered, maximize=maximize)
+        J.rmsprop(
+            w,
+            gs[t - 1],
+            sq,
+            ga,
+            buf,
+            step=t,
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=wd,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
 
 
 @numba.njit
 def _loop_adam(w, gs, m, v, vmax, lr, betas, eps, wd, amsgrad, maximize):
     for t in range(1, gs.shape[0] + 1):
-        J.adam(w, gs[t - 1], m, v, vmax, step=t, lr=lr, betas=betas, eps=eps, weight_decay=wd,
-               amsgrad=amsgrad, maximize=maximize)
+        J.adam(
+            w,
+            gs[t - 1],
+            m,
+            v,
+            vmax,
+            step=t,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=wd,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
 
 
 @numba.njit
 def _loop_adamw(w, gs, m, v, vmax, lr, betas, eps, wd, amsgrad, maximize):
     for t in range(1, gs.shape[0] + 1):
-        J.adamw(w, gs[t - 1], m, v, vmax, step=t, lr=lr, betas=betas, eps=eps, weight_decay=wd,
-                amsgrad=amsgrad, maximize=maximize)
+        J.adamw(
+            w,
+            gs[t - 1],
+            m,
+            v,
+            vmax,
+            step=t,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=wd,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
 
 
 @numba.njit
@@ -58,20 +115,40 @@ def _loop_defaults(w, gs, m, v):  # every option left at its default
 
 
 CASES = {
-    "sgd": [dict(lr=0.05, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=True,
-                 maximize=False),
-            dict(lr=0.05, momentum=0.5, dampening=0.3, weight_decay=0.0, nesterov=False,
-                 maximize=True)],
-    "adagrad": [dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, eps=1e-10, maximize=False),
-                dict(lr=0.05, lr_decay=0.0, weight_decay=0.0, eps=1e-8, maximize=True)],
-    "rmsprop": [dict(lr=0.005, alpha=0.9, eps=1e-8, weight_decay=0.01, momentum=0.5,
-                     centered=True, maximize=False),
-                dict(lr=0.005, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                     centered=False, maximize=True)],
-    "adam": [dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.05, amsgrad=True,
-                  maximize=False),
-             dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                  maximize=True)],
+    "sgd": [
+        dict(
+            lr=0.05, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=True, maximize=False
+        ),
+        dict(lr=0.05, momentum=0.5, dampening=0.3, weight_decay=0.0, nesterov=False, maximize=True),
+    ],
+    "adagrad": [
+        dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, eps=1e-10, maximize=False),
+        dict(lr=0.05, lr_decay=0.0, weight_decay=0.0, eps=1e-8, maximize=True),
+    ],
+    "rmsprop": [
+        dict(
+            lr=0.005,
+            alpha=0.9,
+            eps=1e-8,
+            weight_decay=0.01,
+            momentum=0.5,
+            centered=True,
+            maximize=False,
+        ),
+        dict(
+            lr=0.005,
+            alpha=0.99,
+            eps=1e-8,
+            weight_decay=0.0,
+            momentum=0.0,
+            centered=False,
+            maximize=True,
+        ),
+    ],
+    "adam": [
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.05, amsgrad=True, maximize=False),
+        dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=True),
+    ],
 }
 CASES["adamw"] = CASES["adam"]
 NSTATE = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
@@ -84,8 +161,11 @@ def _state_args(name, states, kw):
     if name == "adagrad":
         return [states[0]]
     if name == "rmsprop":
-        return [states[0], states[1] if kw["centered"] else None,
-                states[2] if kw["momentum"] > 0 else None]
+        return [
+            states[0],
+            states[1] if kw["centered"] else None,
+            states[2] if kw["momentum"] > 0 else None,
+        ]
     return [states[0], states[1], states[2] if kw["amsgrad"] else None]
 
 
@@ -97,8 +177,10 @@ def test_njit_loop_equals_kernels(name, dtype, n):
     for kw in CASES[name]:
         w0 = rng.standard_normal(n).astype(dtype)
         gs = rng.standard_normal((STEPS, n)).astype(dtype)
-        s0 = [np.abs(rng.standard_normal(n)).astype(dtype) * dtype(0.01) * (name != "rmsprop")
-              for _ in range(NSTATE[name])]
+        s0 = [
+            np.abs(rng.standard_normal(n)).astype(dtype) * dtype(0.01) * (name != "rmsprop")
+            for _ in range(NSTATE[name])
+        ]
         w1, s1 = w0.copy(), [s.copy() for s in s0]
         w2, s2 = w0.copy(), [s.copy() for s in s0]
         globals()[f"_loop_{name}"](w1, gs, *_state_args(name, s1, kw), *kw.values())
@@ -125,11 +207,13 @@ def test_defaults_are_the_kernels(dtype):
 
 def test_same_signatures_as_kernels():
     import inspect
+
     for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw"):
         a = inspect.signature(getattr(J, name)).parameters
         b = inspect.signature(getattr(fastopt.kernels, name)).parameters
-        assert [(p.name, p.kind, p.default) for p in a.values()] == \
-            [(p.name, p.kind, p.default) for p in b.values() if p.name != "backend"]
+        assert [(p.name, p.kind, p.default) for p in a.values()] == [
+            (p.name, p.kind, p.default) for p in b.values() if p.name != "backend"
+        ]
 
 
 def test_checks_from_python_and_njit():
@@ -154,13 +238,18 @@ def test_checks_from_python_and_njit():
 def test_import_fastopt_does_not_import_numba():
     code = "import sys, fastopt; fastopt.kernels; print('numba' in sys.modules)"
     env = dict(os.environ, FASTOPT_BACKEND="numpy")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     assert out.stdout.strip() == "False"
 
 
 def test_example_runs():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "numba_training_loop.py")],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "numba_training_loop.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     assert "same bits as fastopt.Adam: True" in out.stdout

@@ -2,6 +2,7 @@
 take the snapshot's options (as torch does); options changed after construction are checked
 again and their state starts as torch's; opt.state cannot be assigned to silently.
 Every test here failed before its fix."""
+
 import copy
 import json
 import math
@@ -22,12 +23,18 @@ def _grads(n, steps, seed=0, dtype=np.float64):
 
 def _snapshot(opt):
     """Everything a load could change: arrays (bytes), options, counters."""
-    return (opt.step_count, opt.skipped_steps, list(opt.last_lr),
-            [copy.deepcopy({k: v for k, v in g.items() if k not in ("params",)})
-             for g in opt.param_groups],
-            [dict(s) for s in opt._group_state],
-            {nm: {k: a.tobytes() for k, a in st.items()} for nm, st in opt.state.items()},
-            [p.tobytes() for g in opt.param_groups for p in g["params"]])
+    return (
+        opt.step_count,
+        opt.skipped_steps,
+        list(opt.last_lr),
+        [
+            copy.deepcopy({k: v for k, v in g.items() if k not in ("params",)})
+            for g in opt.param_groups
+        ],
+        [dict(s) for s in opt._group_state],
+        {nm: {k: a.tobytes() for k, a in st.items()} for nm, st in opt.state.items()},
+        [p.tobytes() for g in opt.param_groups for p in g["params"]],
+    )
 
 
 def _adam(backend="numpy", **kw):
@@ -39,21 +46,35 @@ def _adam(backend="numpy", **kw):
 
 
 # ----------------------------------------------------------------------------- R1
-@pytest.mark.parametrize("change, exc", [
-    (lambda sd: sd["param_groups"][0].__setitem__("betas", (0.9,)), (TypeError, ValueError)),
-    (lambda sd: sd["param_groups"][0].__setitem__("step", "x"), TypeError),
-    (lambda sd: sd["param_groups"][0].__setitem__("step", 2.7), TypeError),
-    (lambda sd: sd["param_groups"][0].__setitem__("step", True), TypeError),
-    (lambda sd: sd["param_groups"][0].__setitem__("step", -1), ValueError),
-    (lambda sd: sd.__setitem__("step_count", 3.0), TypeError),
-    (lambda sd: sd.__setitem__("step_count", "3"), TypeError),
-    (lambda sd: sd.__setitem__("skipped_steps", -2), ValueError),
-    (lambda sd: sd["state"][0].__setitem__("bogus", np.zeros(5)), ValueError),
-    (lambda sd: sd["state"][0].__setitem__("exp_avg", [0.0] * 5), ValueError),
-    (lambda sd: sd.__setitem__("last_lr", ["a"]), TypeError),
-], ids=["betas-arity", "step-str", "step-float", "step-bool", "step-negative",
-        "step_count-float", "step_count-str", "skipped-negative", "unknown-state",
-        "state-not-array", "last_lr-str"])
+@pytest.mark.parametrize(
+    "change, exc",
+    [
+        (lambda sd: sd["param_groups"][0].__setitem__("betas", (0.9,)), (TypeError, ValueError)),
+        (lambda sd: sd["param_groups"][0].__setitem__("step", "x"), TypeError),
+        (lambda sd: sd["param_groups"][0].__setitem__("step", 2.7), TypeError),
+        (lambda sd: sd["param_groups"][0].__setitem__("step", True), TypeError),
+        (lambda sd: sd["param_groups"][0].__setitem__("step", -1), ValueError),
+        (lambda sd: sd.__setitem__("step_count", 3.0), TypeError),
+        (lambda sd: sd.__setitem__("step_count", "3"), TypeError),
+        (lambda sd: sd.__setitem__("skipped_steps", -2), ValueError),
+        (lambda sd: sd["state"][0].__setitem__("bogus", np.zeros(5)), ValueError),
+        (lambda sd: sd["state"][0].__setitem__("exp_avg", [0.0] * 5), ValueError),
+        (lambda sd: sd.__setitem__("last_lr", ["a"]), TypeError),
+    ],
+    ids=[
+        "betas-arity",
+        "step-str",
+        "step-float",
+        "step-bool",
+        "step-negative",
+        "step_count-float",
+        "step_count-str",
+        "skipped-negative",
+        "unknown-state",
+        "state-not-array",
+        "last_lr-str",
+    ],
+)
 def test_partial_load_refused_with_nothing_changed(change, exc):
     src = _adam()
     sd = src.state_dict()
@@ -68,8 +89,9 @@ def test_partial_load_refused_with_nothing_changed(change, exc):
     assert _snapshot(dst) == before
 
 
-@pytest.mark.parametrize("value", [math.nan, -1.0, "abc", None, [1, 2]],
-                         ids=["nan", "negative", "str", "none", "list"])
+@pytest.mark.parametrize(
+    "value", [math.nan, -1.0, "abc", None, [1, 2]], ids=["nan", "negative", "str", "none", "list"]
+)
 @pytest.mark.parametrize("option", ["lr", "eps", "weight_decay", "beta1", "beta2", "amsgrad"])
 def test_crafted_option_values_refused(option, value):
     if option == "amsgrad" and value == -1.0:
@@ -98,17 +120,29 @@ def _rewrite_meta(path, edit):
         np.savez(f, **arrays)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda m: m["param_groups"][0].__setitem__("betas", [0.9]),
-    lambda m: m["param_groups"][0].__setitem__("step", "x"),
-    lambda m: m["param_groups"][0].__setitem__("step", 2.7),
-    lambda m: m["param_groups"][0].__setitem__("lr", "abc"),
-    lambda m: m["param_groups"][0].__setitem__("eps", None),
-    lambda m: m["param_groups"][0].__setitem__("betas", [1.5, 0.9]),
-    lambda m: m["param_groups"][0].__setitem__("amsgrad", "yes"),
-    lambda m: m["param_groups"][0].pop("step"),
-], ids=["betas-arity", "step-str", "step-float", "lr-str", "eps-null", "beta1-1.5",
-        "amsgrad-str", "no-step"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["param_groups"][0].__setitem__("betas", [0.9]),
+        lambda m: m["param_groups"][0].__setitem__("step", "x"),
+        lambda m: m["param_groups"][0].__setitem__("step", 2.7),
+        lambda m: m["param_groups"][0].__setitem__("lr", "abc"),
+        lambda m: m["param_groups"][0].__setitem__("eps", None),
+        lambda m: m["param_groups"][0].__setitem__("betas", [1.5, 0.9]),
+        lambda m: m["param_groups"][0].__setitem__("amsgrad", "yes"),
+        lambda m: m["param_groups"][0].pop("step"),
+    ],
+    ids=[
+        "betas-arity",
+        "step-str",
+        "step-float",
+        "lr-str",
+        "eps-null",
+        "beta1-1.5",
+        "amsgrad-str",
+        "no-step",
+    ],
+)
 def test_crafted_checkpoint_metadata_gives_checkpoint_error(tmp_path, edit):
     path = tmp_path / "c.npz"
     fastopt.save(path, _adam())
@@ -136,8 +170,11 @@ R2_CASES = [
 
 @pytest.mark.parametrize("via", ["state_dict", "checkpoint"])
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cls, saved_kw, other_kw", R2_CASES,
-                         ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(R2_CASES)])
+@pytest.mark.parametrize(
+    "cls, saved_kw, other_kw",
+    R2_CASES,
+    ids=[f"{c.__name__}-{i}" for i, (c, _, _) in enumerate(R2_CASES)],
+)
 def test_load_takes_the_checkpoints_options(tmp_path, cls, saved_kw, other_kw, backend, via):
     gs = _grads(6, 8, seed=3)
     ref = cls([np.linspace(-1, 1, 6)], backend=backend, **saved_kw)
@@ -164,17 +201,23 @@ def test_load_takes_the_checkpoints_options(tmp_path, cls, saved_kw, other_kw, b
 
 # ----------------------------------------------------------------------------- R3
 def _two_groups(cls, backend, **kw):
-    return cls([{"params": [np.linspace(-1, 1, 4)]}, {"params": [np.linspace(1, 2, 3)]}],
-               backend=backend, **kw)
+    return cls(
+        [{"params": [np.linspace(-1, 1, 4)]}, {"params": [np.linspace(1, 2, 3)]}],
+        backend=backend,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cls, key, value", [
-    (fastopt.SGD, "momentum", 0.9),
-    (fastopt.RMSprop, "momentum", 0.5),
-    (fastopt.RMSprop, "centered", True),
-    (fastopt.Adam, "amsgrad", True),
-])
+@pytest.mark.parametrize(
+    "cls, key, value",
+    [
+        (fastopt.SGD, "momentum", 0.9),
+        (fastopt.RMSprop, "momentum", 0.5),
+        (fastopt.RMSprop, "centered", True),
+        (fastopt.Adam, "amsgrad", True),
+    ],
+)
 def test_option_switched_on_after_construction(cls, key, value, backend):
     opt = _two_groups(cls, backend, lr=0.01)
     g = [np.ones(4), np.full(3, 0.5)]
@@ -211,16 +254,19 @@ def test_sgd_momentum_switched_on_matches_torch():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cls, key, value", [
-    (fastopt.Adam, "maximize", "yes"),
-    (fastopt.Adam, "amsgrad", 1),
-    (fastopt.Adam, "betas", (0.9,)),
-    (fastopt.Adam, "betas", (0.9, 1.5)),
-    (fastopt.SGD, "nesterov", True),  # with momentum 0: refused
-    (fastopt.SGD, "momentum", -1.0),
-    (fastopt.RMSprop, "centered", None),
-    (fastopt.Adagrad, "eps", float("nan")),
-])
+@pytest.mark.parametrize(
+    "cls, key, value",
+    [
+        (fastopt.Adam, "maximize", "yes"),
+        (fastopt.Adam, "amsgrad", 1),
+        (fastopt.Adam, "betas", (0.9,)),
+        (fastopt.Adam, "betas", (0.9, 1.5)),
+        (fastopt.SGD, "nesterov", True),  # with momentum 0: refused
+        (fastopt.SGD, "momentum", -1.0),
+        (fastopt.RMSprop, "centered", None),
+        (fastopt.Adagrad, "eps", float("nan")),
+    ],
+)
 def test_bad_option_after_construction_refused_before_any_group(cls, key, value, backend):
     opt = _two_groups(cls, backend, lr=0.01)
     g = [np.ones(4), np.full(3, 0.5)]

@@ -1,5 +1,6 @@
 """Long runs: Python-int step counters, bias corrections exact at step 10**7, schedules
 finite at step 10**9."""
+
 import math
 
 import numpy as np
@@ -50,9 +51,18 @@ def test_adam_update_at_step_ten_million(cls, dtype, backend):
     assert opt.step_count == T + 1 and type(opt.step_count) is int
 
     ref_w, ref_m, ref_v = w.copy(), m.copy(), v.copy()
-    fastopt.kernels.adam(ref_w, g, ref_m, ref_v, step=T + 1, lr=1e-3, betas=betas,
-                         weight_decay=opt.param_groups[0]["weight_decay"],
-                         decoupled_weight_decay=cls is fastopt.AdamW, backend="numpy")
+    fastopt.kernels.adam(
+        ref_w,
+        g,
+        ref_m,
+        ref_v,
+        step=T + 1,
+        lr=1e-3,
+        betas=betas,
+        weight_decay=opt.param_groups[0]["weight_decay"],
+        decoupled_weight_decay=cls is fastopt.AdamW,
+        backend="numpy",
+    )
     got = opt.param_groups[0]["params"][0]
     assert got.tobytes() == ref_w.tobytes()
     # and the reference itself is the float64 formula with the exact corrections
@@ -107,12 +117,14 @@ def _schedule_factories(S):
         "join": lambda: S.join([S.constant(0.1), S.exponential(0.1, decay_rate=0.99)], [100]),
         "from_function": lambda: S.from_function(lambda k: 0.1 / (1 + k) ** 0.5),
         "ReduceOnPlateau": lambda: S.ReduceOnPlateau(0.1),
-        "exponential_staircase": lambda: S.exponential(0.1, decay_rate=0.5, transition_steps=1000,
-                                                       staircase=True, end_value=1e-6),
+        "exponential_staircase": lambda: S.exponential(
+            0.1, decay_rate=0.5, transition_steps=1000, staircase=True, end_value=1e-6
+        ),
         "per_epoch": lambda: S.step_decay(0.1, step_size=30).per_epoch(1000),
         "composed": lambda: 1e-5 + S.cosine(0.1, total_steps=10**6) * 0.5,
         "piecewise_interpolate": lambda: S.piecewise_interpolate(
-            "cosine", 0.1, {100: 2.0, 10**8: 0.01, 2 * 10**9: 0.5}),
+            "cosine", 0.1, {100: 2.0, 10**8: 0.01, 2 * 10**9: 0.5}
+        ),
         "linear_onecycle": lambda: S.linear_onecycle(2 * 10**9, 0.1),
     }
 
@@ -126,11 +138,33 @@ def _schedules_module():
 
 
 SCHEDULE_NAMES = [
-    "constant", "step_decay", "multistep", "exponential", "inverse_time", "inverse_sqrt",
-    "polynomial", "linear", "cosine", "cosine_restarts", "warmup", "warmup_cosine", "wsd",
-    "one_cycle", "one_cycle_momentum", "cyclic", "cyclic_momentum", "piecewise_constant",
-    "join", "from_function", "ReduceOnPlateau", "exponential_staircase", "per_epoch",
-    "composed", "piecewise_interpolate", "linear_onecycle"]
+    "constant",
+    "step_decay",
+    "multistep",
+    "exponential",
+    "inverse_time",
+    "inverse_sqrt",
+    "polynomial",
+    "linear",
+    "cosine",
+    "cosine_restarts",
+    "warmup",
+    "warmup_cosine",
+    "wsd",
+    "one_cycle",
+    "one_cycle_momentum",
+    "cyclic",
+    "cyclic_momentum",
+    "piecewise_constant",
+    "join",
+    "from_function",
+    "ReduceOnPlateau",
+    "exponential_staircase",
+    "per_epoch",
+    "composed",
+    "piecewise_interpolate",
+    "linear_onecycle",
+]
 
 
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)

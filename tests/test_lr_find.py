@@ -1,4 +1,5 @@
 """LR range test: suggestions in the converging range, exact restoration, plotting."""
+
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ from fastopt.lr_finder import LRFinderResult, lr_find
 N, D = 512, 10
 _rng = np.random.default_rng(0)
 X = _rng.normal(size=(N, D))
-Y = (X @ _rng.normal(size=D) > 0).astype(np.float64)   # linearly separable
+Y = (X @ _rng.normal(size=D) > 0).astype(np.float64)  # linearly separable
 
 
 def logreg_params(dtype=np.float64):
@@ -29,7 +30,9 @@ def logreg_loss_and_grads(params, seed=1, bs=64):
         g = (p - yb) / bs
         return float(np.mean(np.logaddexp(0, z) - yb * z)), {
             "w": (xb.T @ g).astype(params["w"].dtype),
-            "b": np.array([g.sum()], params["b"].dtype)}
+            "b": np.array([g.sum()], params["b"].dtype),
+        }
+
     return f
 
 
@@ -79,8 +82,7 @@ def assert_state_identical(sd1, sd2):
 def test_logreg_suggestion_converges(name):
     factory = FACTORIES[name]
     params = logreg_params()
-    res = lr_find(params, lambda p: factory(p, 1e-3), logreg_loss_and_grads(params),
-                  progress=False)
+    res = lr_find(params, lambda p: factory(p, 1e-3), logreg_loss_and_grads(params), progress=False)
     initial = logreg_full_loss(logreg_params())
     for method in ("valley", "steepest", "minimum"):
         lr = res.suggestions[method]
@@ -96,6 +98,7 @@ def test_logreg_suggestion_converges(name):
 def _digits_setup(seed=0):
     pytest.importorskip("sklearn")
     from fastopt.demo import MLP, batches, load_digits_data
+
     data = load_digits_data()
     return data, MLP, batches
 
@@ -141,16 +144,15 @@ def test_restores_params_and_state_bit_identical(name, dtype):
     params["w"][:] = np.linspace(-1, 1, D).astype(dtype)
     opt = FACTORIES[name](params, 0.01)
     f = logreg_loss_and_grads(params, seed=5)
-    for k in range(7):                                   # some real state first
+    for k in range(7):  # some real state first
         opt.step(f(k)[1])
     ids = {k: id(v) for k, v in params.items()}
     before = {k: v.copy() for k, v in params.items()}
     sd = opt.state_dict()
     lr_entry = opt.param_groups[0]["lr"]
-    res = lr_find(params, opt, logreg_loss_and_grads(params, seed=9), num_steps=60,
-                  progress=False)
+    res = lr_find(params, opt, logreg_loss_and_grads(params, seed=9), num_steps=60, progress=False)
     assert len(res.lrs) > 10
-    assert {k: id(v) for k, v in params.items()} == ids   # same arrays, not rebound
+    assert {k: id(v) for k, v in params.items()} == ids  # same arrays, not rebound
     for k in params:
         assert bits_equal(params[k], before[k])
     assert_state_identical(sd, opt.state_dict())
@@ -211,23 +213,33 @@ def test_restores_on_nan_loss_even_without_restore():
 def test_restore_false_keeps_the_trained_parameters():
     params = logreg_params()
     opt = fastopt.SGD(params, lr=0.1)
-    lr_find(params, opt, logreg_loss_and_grads(params), num_steps=30, end_lr=1.0,
-            progress=False, restore=False)
+    lr_find(
+        params,
+        opt,
+        logreg_loss_and_grads(params),
+        num_steps=30,
+        end_lr=1.0,
+        progress=False,
+        restore=False,
+    )
     assert np.abs(params["w"]).sum() > 0
     assert opt.step_count == 30 and opt.param_groups[0]["lr"] == 0.1
 
 
 def test_schedule_lr_and_groups_restored():
     params = [np.ones(3), np.ones(2)]
-    sched = lambda k: 0.1 * 0.9 ** k  # noqa: E731
-    opt = fastopt.SGD([{"params": [params[0]], "lr": sched}, {"params": [params[1]]}],
-                      lr=0.05, momentum=0.5)
+    sched = lambda k: 0.1 * 0.9**k  # noqa: E731
+    opt = fastopt.SGD(
+        [{"params": [params[0]], "lr": sched}, {"params": [params[1]]}], lr=0.05, momentum=0.5
+    )
     seen = []
 
     def f(step):
         seen.append([g["lr"] for g in opt.param_groups])
-        return float(np.sum(params[0] ** 2) + np.sum(params[1] ** 2)), [2 * params[0],
-                                                                        2 * params[1]]
+        return float(np.sum(params[0] ** 2) + np.sum(params[1] ** 2)), [
+            2 * params[0],
+            2 * params[1],
+        ]
 
     res = lr_find(params, opt, f, num_steps=20, start_lr=1e-4, end_lr=1e-2, progress=False)
     assert opt.param_groups[0]["lr"] is sched and opt.param_groups[1]["lr"] == 0.05
@@ -239,13 +251,21 @@ def test_schedule_lr_and_groups_restored():
 def test_divergence_stops_early_and_linear_mode():
     params = {"x": np.array([3.0])}
     f = lambda step: (float(params["x"][0] ** 2), {"x": 2 * params["x"]})  # noqa: E731
-    res = lr_find(params, fastopt.SGD, f, start_lr=1e-3, end_lr=10, num_steps=100,
-                  progress=False)
+    res = lr_find(params, fastopt.SGD, f, start_lr=1e-3, end_lr=10, num_steps=100, progress=False)
     assert res.diverged and res.stop_reason == "diverged" and len(res.lrs) < 100
     assert res.smoothed_losses[-1] > 4 * np.nanmin(res.smoothed_losses)
     assert res.suggestion < 1.0  # SGD on x^2 diverges above lr = 1
-    lin = lr_find(params, fastopt.SGD, f, start_lr=1e-3, end_lr=0.5, num_steps=50,
-                  mode="linear", progress=False, diverge_factor=None)
+    lin = lr_find(
+        params,
+        fastopt.SGD,
+        f,
+        start_lr=1e-3,
+        end_lr=0.5,
+        num_steps=50,
+        mode="linear",
+        progress=False,
+        diverge_factor=None,
+    )
     np.testing.assert_allclose(lin.lrs, np.linspace(1e-3, 0.5, 50))
     assert not lin.diverged and lin.stop_reason == "completed"
     assert params["x"][0] == 3.0
@@ -255,8 +275,9 @@ def test_smoothing_is_debiased_ema():
     params = {"x": np.zeros(1)}
     losses = [1.0, 3.0, 2.0, 5.0]
     f = lambda step: (losses[step], {"x": np.zeros(1)})  # noqa: E731
-    res = lr_find(params, fastopt.SGD, f, num_steps=4, smoothing=0.9, progress=False,
-                  diverge_factor=None)
+    res = lr_find(
+        params, fastopt.SGD, f, num_steps=4, smoothing=0.9, progress=False, diverge_factor=None
+    )
     avg, expect = 0.0, []
     for i, v in enumerate(losses):
         avg = 0.9 * avg + 0.1 * v
@@ -270,7 +291,7 @@ def test_suggestion_rules_on_a_synthetic_curve():
     x = np.log10(lrs)
     loss = 2 - 1.5 / (1 + np.exp(-(x + 3) * 3)) + np.where(x > -1, (x + 1) ** 2 * 8, 0)
     res = LRFinderResult(lrs, loss, loss)
-    assert 10 ** -3.3 < res.steepest < 10 ** -2.7           # inflection of the sigmoid at 1e-3
+    assert 10**-3.3 < res.steepest < 10**-2.7  # inflection of the sigmoid at 1e-3
     assert res.minimum == pytest.approx(lrs[np.argmin(loss)] / 10)
     assert 1e-4 < res.valley < 1e-1
     assert res.suggestion == res.valley
@@ -295,16 +316,14 @@ def test_validation_errors():
 def test_progress_bar_runs(capsys):
     pytest.importorskip("tqdm")
     params = logreg_params()
-    res = lr_find(params, fastopt.SGD, logreg_loss_and_grads(params), num_steps=10,
-                  progress=True)
+    res = lr_find(params, fastopt.SGD, logreg_loss_and_grads(params), num_steps=10, progress=True)
     assert len(res.lrs) == 10
 
 
 def test_plot_saves_png(tmp_path):
     pytest.importorskip("matplotlib")
     params = logreg_params()
-    res = lr_find(params, fastopt.Adam, logreg_loss_and_grads(params), num_steps=40,
-                  progress=False)
+    res = lr_find(params, fastopt.Adam, logreg_loss_and_grads(params), num_steps=40, progress=False)
     fig = res.plot()
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
@@ -319,9 +338,13 @@ def test_plot_saves_png(tmp_path):
     fig.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib
-    assert matplotlib.get_backend().lower() in ("agg", "module://matplotlib_inline.backend_inline") \
+
+    assert (
+        matplotlib.get_backend().lower() in ("agg", "module://matplotlib_inline.backend_inline")
         or fig.canvas is not None
+    )
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     d = res.to_dict()
     assert d["suggestion"] == res.suggestion and len(d["lrs"]) == 40
@@ -330,13 +353,14 @@ def test_plot_saves_png(tmp_path):
 
 def test_missing_optional_dependencies_name_the_extra(monkeypatch):
     import sys
+
     params = logreg_params()
     f = logreg_loss_and_grads(params)
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match=r"fastopt\[progress\]"):
         lr_find(params, fastopt.SGD, f, num_steps=5, progress=True)
-    res = lr_find(params, fastopt.SGD, f, num_steps=5)      # default: no bar, no error
+    res = lr_find(params, fastopt.SGD, f, num_steps=5)  # default: no bar, no error
     assert len(res.lrs) == 5
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"fastopt\[plot\]"):

@@ -4,6 +4,7 @@ NumPy reports its data allocations to tracemalloc, so a temporary of a 1e6-eleme
 (4 MB) would show up as a multi-megabyte peak.  A fused step may allocate only small
 Python objects (argument lists, views): the peak must stay below a few KB.
 """
+
 import tracemalloc
 
 import numpy as np
@@ -26,7 +27,9 @@ CASES = [
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("cls,kw", CASES, ids=[f"{c.__name__}{i}" for i, (c, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "cls,kw", CASES, ids=[f"{c.__name__}{i}" for i, (c, _) in enumerate(CASES)]
+)
 def test_step_allocates_nothing_proportional(backend, threads, cls, kw, monkeypatch):
     if backend == "numba" and threads > 1:  # take the prange path at this size too
         monkeypatch.setattr("fastopt.backends.numba.PARALLEL_MIN_SIZE", 1)

@@ -1,4 +1,5 @@
 """The native finiteness check and the optimizer's cached hyperparameter plan."""
+
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ def test_nonfinite_rows_finds_every_position(isa, dtype, n):
     old = native.isa()
     native.set_isa(isa)
     try:
-        big = np.full(n, np.finfo(dtype).max, dtype)        # finite extremes are finite
+        big = np.full(n, np.finfo(dtype).max, dtype)  # finite extremes are finite
         tiny = np.full(n, np.finfo(dtype).smallest_subnormal, dtype)
         for bad in (np.nan, np.inf, -np.inf):
             for pos in sorted({0, n // 2, n - 1}):
@@ -40,7 +41,9 @@ def test_native_optimizer_reports_first_bad_index():
     g = np.zeros((3, 4), np.float32)
     g[2, 1] = np.inf
     opt = fastopt.Adam({"w": p}, backend="native")
-    with pytest.raises(ValueError, match=r"grads\['w'\] has a non-finite value \(inf\) at index \(2, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"grads\['w'\] has a non-finite value \(inf\) at index \(2, 1\)"
+    ):
         opt.step({"w": g})
     assert np.array_equal(p, np.ones((3, 4), np.float32)) and opt.step_count == 0
 
@@ -49,10 +52,10 @@ def test_changed_constant_options_take_effect_and_are_checked(backend):
     p = np.zeros(1)
     opt = fastopt.SGD([p], lr=0.1, backend=backend)
     opt.step([np.ones(1)])
-    opt.param_groups[0]["lr"] = 0.5          # a new constant: used from the next step on
+    opt.param_groups[0]["lr"] = 0.5  # a new constant: used from the next step on
     opt.step([np.ones(1)])
     np.testing.assert_allclose(p, -0.6)
-    opt.param_groups[0]["lr"] = math.nan     # and checked, although the plan was cached
+    opt.param_groups[0]["lr"] = math.nan  # and checked, although the plan was cached
     with pytest.raises(ValueError, match="lr must be a number, got NaN"):
         opt.step([np.ones(1)])
     opt.param_groups[0]["lr"] = lambda k: 1.0  # a schedule is evaluated at every step

@@ -1,4 +1,5 @@
 """nonfinite="raise" | "skip" | "ignore": a NaN in one batch must not poison the weights."""
+
 import tracemalloc
 
 import numpy as np
@@ -20,8 +21,7 @@ IDS = [c.__name__ for c, _ in KINDS]
 
 def _setup(cls, kw, backend, nonfinite=None):
     rng = np.random.default_rng(1)
-    params = {"a": rng.standard_normal((4, 5)).astype(np.float32),
-              "b": rng.standard_normal(9)}
+    params = {"a": rng.standard_normal((4, 5)).astype(np.float32), "b": rng.standard_normal(9)}
     extra = {} if nonfinite is None else {"nonfinite": nonfinite}
     opt = cls(params, backend=backend, **kw, **extra)
     return opt, params
@@ -35,8 +35,7 @@ def _snap(opt, params):
     out = {n: p.tobytes() for n, p in params.items()}
     for n, st in opt.state.items():
         out.update({f"{n}/{k}": a.tobytes() for k, a in st.items()})
-    out["counters"] = (opt.step_count, opt.skipped_steps,
-                       [dict(g) for g in opt._group_state])
+    out["counters"] = (opt.step_count, opt.skipped_steps, [dict(g) for g in opt._group_state])
     return out
 
 
@@ -90,8 +89,9 @@ def test_skip_leaves_everything_and_counts(cls, kw, backend):
         opt.step(_grads(k))
         ref.step(_grads(k))
     assert not opt.last_step_skipped
-    assert {n: p.tobytes() for n, p in params.items()} == \
-        {n: p.tobytes() for n, p in ref_params.items()}
+    assert {n: p.tobytes() for n, p in params.items()} == {
+        n: p.tobytes() for n, p in ref_params.items()
+    }
     assert opt.step_count == ref.step_count == 3
 
 

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run(code, *args):
     env = {k: v for k, v in os.environ.items() if k != "FASTOPT_BACKEND"}
-    return subprocess.run([sys.executable, *args, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, *args, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 # ---------------------------------------------------------------------------- version
@@ -30,8 +31,11 @@ def test_version_is_single_sourced():
     assert fastopt.__version__ == __version__ == importlib.metadata.version("fastopt")
 
 
-@pytest.mark.parametrize("cmd", [[sys.executable, "-m", "fastopt"], ["fastopt"]],
-                         ids=["python -m fastopt", "fastopt script"])
+@pytest.mark.parametrize(
+    "cmd",
+    [[sys.executable, "-m", "fastopt"], ["fastopt"]],
+    ids=["python -m fastopt", "fastopt script"],
+)
 def test_version_on_the_command_line(cmd):
     if cmd == ["fastopt"]:
         script = Path(sys.executable).with_name("fastopt")
@@ -95,11 +99,15 @@ def test_everything_works_without_numba():
 
 
 def test_without_numba_and_extension_falls_back_to_numpy_and_says_how_to_fix():
-    code = _BLOCK_NUMBA + _BLOCK_NATIVE + (
-        "import numpy as np, fastopt\n"
-        "assert fastopt.available_backends() == ['numpy']\n"
-        "p = np.ones(3); opt = fastopt.Adam([p], lr=0.1); opt.step([np.ones(3)])\n"
-        "print(opt.backend, p)\n"
+    code = (
+        _BLOCK_NUMBA
+        + _BLOCK_NATIVE
+        + (
+            "import numpy as np, fastopt\n"
+            "assert fastopt.available_backends() == ['numpy']\n"
+            "p = np.ones(3); opt = fastopt.Adam([p], lr=0.1); opt.step([np.ones(3)])\n"
+            "print(opt.backend, p)\n"
+        )
     )
     r = _run(code, "-W", "always")
     assert r.returncode == 0, r.stderr
@@ -111,8 +119,9 @@ def test_without_numba_and_extension_falls_back_to_numpy_and_says_how_to_fix():
 # ---------------------------------------------------------------------------- read-only build
 def _git_files():
     try:
-        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
-                             check=True, timeout=60).stdout
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return [f for f in out.decode().split("\0") if f]
@@ -141,9 +150,23 @@ def test_wheel_builds_from_a_read_only_source_tree(tmp_path):
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-             "--no-cache-dir", "-w", str(out), str(src)],
-            capture_output=True, text=True, timeout=900, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-cache-dir",
+                "-w",
+                str(out),
+                str(src),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
+        )
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     finally:
         for p in [src, *src.rglob("*")]:

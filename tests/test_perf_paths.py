@@ -6,6 +6,7 @@ multiples of any SIMD width, a 2-D array and a multi-array call, and every optio
 combination of every optimizer: ~20 steps of the native backend against numpy.py.
 Every result must be bit-identical to the reference (``tests/_tolerance.py`` says why).
 """
+
 import itertools
 
 import numpy as np
@@ -51,8 +52,10 @@ def _arrays(shapes, dtype, nstate, seed, zero_state=False):
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
     scale = 0.0 if zero_state else 0.01
-    states = [[np.abs(rng.standard_normal(s)).astype(dtype) * dtype(scale) for s in shapes]
-              for _ in range(nstate)]
+    states = [
+        [np.abs(rng.standard_normal(s)).astype(dtype) * dtype(scale) for s in shapes]
+        for _ in range(nstate)
+    ]
     return params, grads, states
 
 
@@ -92,17 +95,33 @@ SHAPE = pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str,
 
 @DTYPES
 @SHAPE
-@pytest.mark.parametrize("opts", [o for o in itertools.product([0.0, 0.1], [0.0, 0.9], [0.0, 0.3],
-                                                               [False, True], [False, True])
-                                  if not o[3] or (o[1] > 0 and o[2] == 0)],  # nesterov's rule
-                         ids=lambda o: f"wd{o[0]}-mom{o[1]}-damp{o[2]}-nest{o[3]}-max{o[4]}")
+@pytest.mark.parametrize(
+    "opts",
+    [
+        o
+        for o in itertools.product([0.0, 0.1], [0.0, 0.9], [0.0, 0.3], [False, True], [False, True])
+        if not o[3] or (o[1] > 0 and o[2] == 0)
+    ],  # nesterov's rule
+    ids=lambda o: f"wd{o[0]}-mom{o[1]}-damp{o[2]}-nest{o[3]}-max{o[4]}",
+)
 def test_sgd(isa, threads, dtype, shape, opts):
     wd, mom, damp, nesterov, maximize = opts
 
     def call(mod, p, g, s, t):
-        _step(mod, C.SGD, p, g, {"momentum_buffer": s[0] if mom else None}, t,
-              lr=0.01, momentum=mom, dampening=damp, weight_decay=wd, nesterov=nesterov,
-              maximize=maximize)
+        _step(
+            mod,
+            C.SGD,
+            p,
+            g,
+            {"momentum_buffer": s[0] if mom else None},
+            t,
+            lr=0.01,
+            momentum=mom,
+            dampening=damp,
+            weight_decay=wd,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
 
     _run(call, [shape], dtype, 1)
 
@@ -113,43 +132,83 @@ def test_sgd(isa, threads, dtype, shape, opts):
 @pytest.mark.parametrize("maximize", [False, True])
 def test_adagrad(isa, threads, dtype, shape, wd, maximize):
     def call(mod, p, g, s, t):
-        _step(mod, C.ADAGRAD, p, g, {"sum": s[0]}, t, lr=0.01, lr_decay=0.01,
-              weight_decay=wd, eps=1e-10, maximize=maximize)
+        _step(
+            mod,
+            C.ADAGRAD,
+            p,
+            g,
+            {"sum": s[0]},
+            t,
+            lr=0.01,
+            lr_decay=0.01,
+            weight_decay=wd,
+            eps=1e-10,
+            maximize=maximize,
+        )
 
     _run(call, [shape], dtype, 1)
 
 
 @DTYPES
 @SHAPE
-@pytest.mark.parametrize("opts", list(itertools.product([0.0, 0.1], [0.0, 0.5], [False, True],
-                                                          [False, True])),
-                         ids=lambda o: f"wd{o[0]}-mom{o[1]}-cen{o[2]}-max{o[3]}")
+@pytest.mark.parametrize(
+    "opts",
+    list(itertools.product([0.0, 0.1], [0.0, 0.5], [False, True], [False, True])),
+    ids=lambda o: f"wd{o[0]}-mom{o[1]}-cen{o[2]}-max{o[3]}",
+)
 def test_rmsprop(isa, threads, dtype, shape, opts):
     wd, mom, centered, maximize = opts
 
     def call(mod, p, g, s, t):
-        _step(mod, C.RMSPROP, p, g, {"square_avg": s[0], "grad_avg": s[1] if centered else None,
-                                     "momentum_buffer": s[2] if mom else None}, t,
-              lr=0.01, alpha=0.99, eps=1e-8, weight_decay=wd, momentum=mom, centered=centered,
-              maximize=maximize)
+        _step(
+            mod,
+            C.RMSPROP,
+            p,
+            g,
+            {
+                "square_avg": s[0],
+                "grad_avg": s[1] if centered else None,
+                "momentum_buffer": s[2] if mom else None,
+            },
+            t,
+            lr=0.01,
+            alpha=0.99,
+            eps=1e-8,
+            weight_decay=wd,
+            momentum=mom,
+            centered=centered,
+            maximize=maximize,
+        )
 
     _run(call, [shape], dtype, 3, zero_state=True)  # centered needs ga**2 <= sq: start at 0
 
 
 @DTYPES
 @SHAPE
-@pytest.mark.parametrize("opts", list(itertools.product([0.0, 0.1], [False, True],
-                                                          [False, True], [False, True])),
-                         ids=lambda o: f"wd{o[0]}-decoupled{o[1]}-ams{o[2]}-max{o[3]}")
+@pytest.mark.parametrize(
+    "opts",
+    list(itertools.product([0.0, 0.1], [False, True], [False, True], [False, True])),
+    ids=lambda o: f"wd{o[0]}-decoupled{o[1]}-ams{o[2]}-max{o[3]}",
+)
 def test_adam(isa, threads, dtype, shape, opts):
     wd, decoupled, amsgrad, maximize = opts
     b1, b2, lr = 0.9, 0.999, 1e-3
 
     def call(mod, p, g, s, t):
-        _step(mod, C.ADAMW if decoupled else C.ADAM, p, g,
-              {"exp_avg": s[0], "exp_avg_sq": s[1], "max_exp_avg_sq": s[2] if amsgrad else None},
-              t, lr=lr, betas=(b1, b2), eps=1e-8, weight_decay=wd, amsgrad=amsgrad,
-              maximize=maximize)
+        _step(
+            mod,
+            C.ADAMW if decoupled else C.ADAM,
+            p,
+            g,
+            {"exp_avg": s[0], "exp_avg_sq": s[1], "max_exp_avg_sq": s[2] if amsgrad else None},
+            t,
+            lr=lr,
+            betas=(b1, b2),
+            eps=1e-8,
+            weight_decay=wd,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
 
     _run(call, [shape], dtype, 3)
 
@@ -162,17 +221,43 @@ def test_multi_tensor_call(isa, threads, dtype, opt):
 
     def call(mod, p, g, s, t):
         if opt == "sgd":
-            _step(mod, C.SGD, p, g, {"momentum_buffer": s[0]}, t, lr=0.01, momentum=0.9,
-                  weight_decay=0.1, nesterov=True)
+            _step(
+                mod,
+                C.SGD,
+                p,
+                g,
+                {"momentum_buffer": s[0]},
+                t,
+                lr=0.01,
+                momentum=0.9,
+                weight_decay=0.1,
+                nesterov=True,
+            )
         elif opt == "adagrad":
             _step(mod, C.ADAGRAD, p, g, {"sum": s[0]}, 1, lr=0.01, weight_decay=0.1)
         elif opt == "rmsprop":
-            _step(mod, C.RMSPROP, p, g, {"square_avg": s[0], "momentum_buffer": s[2]}, t,
-                  lr=0.01, weight_decay=0.1, momentum=0.5)
+            _step(
+                mod,
+                C.RMSPROP,
+                p,
+                g,
+                {"square_avg": s[0], "momentum_buffer": s[2]},
+                t,
+                lr=0.01,
+                weight_decay=0.1,
+                momentum=0.5,
+            )
         else:
-            _step(mod, C.ADAM, p, g, {"exp_avg": s[0], "exp_avg_sq": s[1],
-                                      "max_exp_avg_sq": s[2]}, t, weight_decay=0.1,
-                  amsgrad=True)
+            _step(
+                mod,
+                C.ADAM,
+                p,
+                g,
+                {"exp_avg": s[0], "exp_avg_sq": s[1], "max_exp_avg_sq": s[2]},
+                t,
+                weight_decay=0.1,
+                amsgrad=True,
+            )
 
     _run(call, shapes, dtype, 3)
 
@@ -193,15 +278,21 @@ def test_isa_api():
 def test_isa_env_var(tmp_path):
     import subprocess
     import sys
+
     for name in ISAS:
-        out = subprocess.run([sys.executable, "-c", "import fastopt._native as n; print(n.isa())"],
-                             env={**__import__("os").environ, "FASTOPT_ISA": name},
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", "import fastopt._native as n; print(n.isa())"],
+            env={**__import__("os").environ, "FASTOPT_ISA": name},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert out.stdout.strip() == name
 
 
 def test_num_threads_api():
     import fastopt
+
     before = fastopt.get_num_threads()
     try:
         fastopt.set_num_threads(1)
@@ -216,6 +307,7 @@ def test_num_threads_api():
 
 def test_flatten():
     import fastopt
+
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     b = np.ones(4, np.float32)
     buf, (va, vb) = fastopt.flatten([a, b])

@@ -59,8 +59,11 @@ def test_readme_python_blocks_run_verbatim_in_order(tmp_path):
         blocks = python_blocks(f.read())
     assert len(blocks) >= 3, "the README's examples were not found"
     missing = [m for m in OPTIONAL if importlib.util.find_spec(m) is None]
-    left_out = [line for line, code in blocks
-                if any(re.search(rf"^\s*(import|from) {m}\b", code, re.M) for m in missing)]
+    left_out = [
+        line
+        for line, code in blocks
+        if any(re.search(rf"^\s*(import|from) {m}\b", code, re.M) for m in missing)
+    ]
     blocks = [(line, code) for line, code in blocks if line not in left_out]
     env = {**os.environ, "MPLBACKEND": "Agg"}
     proc = subprocess.run(
@@ -80,5 +83,6 @@ def test_readme_python_blocks_run_verbatim_in_order(tmp_path):
     assert result["steps"] == 200
     assert result["mse"] < 0.9 * result["baseline"]
     if left_out:
-        pytest.skip(f"README blocks at lines {left_out} not run: they need "
-                    f"{[OPTIONAL[m] for m in missing]}")
+        pytest.skip(
+            f"README blocks at lines {left_out} not run: they need {[OPTIONAL[m] for m in missing]}"
+        )

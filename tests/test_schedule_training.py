@@ -1,5 +1,6 @@
 """fastopt.SGD + schedules.one_cycle (with its momentum schedule) follows PyTorch's
 SGD + OneCycleLR(cycle_momentum=True) loss curve on a real MLP."""
+
 import os
 
 import numpy as np

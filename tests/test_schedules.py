@@ -9,6 +9,7 @@
 3. Properties of every schedule: array == scalar evaluation, pickling, repr, huge steps,
    argument validation.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -61,17 +62,33 @@ def build(case):
     elif cls == "CosineAnnealingWarmRestarts":
         lr = S.cosine_restarts(base, kw["T_0"], kw["T_mult"], final=kw["eta_min"])
     elif cls == "CyclicLR":
-        args = dict(step_size_up=kw["step_size_up"], step_size_down=kw.get("step_size_down"),
-                    mode=kw["mode"], gamma=kw.get("gamma", 1.0))
+        args = dict(
+            step_size_up=kw["step_size_up"],
+            step_size_down=kw.get("step_size_down"),
+            mode=kw["mode"],
+            gamma=kw.get("gamma", 1.0),
+        )
         lr = S.cyclic(kw["base_lr"], kw["max_lr"], **args)
         mom = S.cyclic_momentum(kw.get("base_momentum", 0.8), kw.get("max_momentum", 0.9), **args)
     elif cls == "OneCycleLR":
-        args = dict(pct_start=kw.get("pct_start", 0.3), anneal=kw.get("anneal_strategy", "cos"),
-                    three_phase=kw.get("three_phase", False))
-        lr = S.one_cycle(kw["max_lr"], kw["total_steps"], div_factor=kw.get("div_factor", 25.0),
-                         final_div_factor=kw.get("final_div_factor", 1e4), **args)
-        mom = S.one_cycle_momentum(kw["total_steps"], base_momentum=kw.get("base_momentum", 0.85),
-                                   max_momentum=kw.get("max_momentum", 0.95), **args)
+        args = dict(
+            pct_start=kw.get("pct_start", 0.3),
+            anneal=kw.get("anneal_strategy", "cos"),
+            three_phase=kw.get("three_phase", False),
+        )
+        lr = S.one_cycle(
+            kw["max_lr"],
+            kw["total_steps"],
+            div_factor=kw.get("div_factor", 25.0),
+            final_div_factor=kw.get("final_div_factor", 1e4),
+            **args,
+        )
+        mom = S.one_cycle_momentum(
+            kw["total_steps"],
+            base_momentum=kw.get("base_momentum", 0.85),
+            max_momentum=kw.get("max_momentum", 0.95),
+            **args,
+        )
     elif cls == "ReduceLROnPlateau":
         lr = S.ReduceOnPlateau(base, **kw)
     else:  # pragma: no cover
@@ -94,8 +111,16 @@ def replay(case, lr):
 def test_fixture_covers_the_required_cases():
     classes = {c["cls"] for c in CASES}
     assert classes >= {
-        "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "ConstantLR", "PolynomialLR",
-        "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR",
+        "StepLR",
+        "MultiStepLR",
+        "ExponentialLR",
+        "LinearLR",
+        "ConstantLR",
+        "PolynomialLR",
+        "CosineAnnealingLR",
+        "CosineAnnealingWarmRestarts",
+        "CyclicLR",
+        "OneCycleLR",
         "ReduceLROnPlateau",
     }
     for c in CASES:
@@ -135,22 +160,27 @@ def test_one_cycle_momentum_method_matches_torch(case):
     lr, _ = build(case)
     kw = case["kwargs"]
     mom = lr.momentum(kw.get("base_momentum", 0.85), kw.get("max_momentum", 0.95))
-    np.testing.assert_allclose(mom(np.arange(case["steps"])), ARRAYS[case["name"] + "__momentum"],
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        mom(np.arange(case["steps"])), ARRAYS[case["name"] + "__momentum"], rtol=RTOL, atol=ATOL
+    )
 
 
-@pytest.mark.parametrize("case", [c for c in _cases("CyclicLR") if c.get("momentum")], ids=lambda c: c["name"])
+@pytest.mark.parametrize(
+    "case", [c for c in _cases("CyclicLR") if c.get("momentum")], ids=lambda c: c["name"]
+)
 def test_cyclic_momentum_method_matches_torch(case):
     lr, _ = build(case)
     kw = case["kwargs"]
     mom = lr.momentum(kw.get("base_momentum", 0.8), kw.get("max_momentum", 0.9))
-    np.testing.assert_allclose(mom(np.arange(case["steps"])), ARRAYS[case["name"] + "__momentum"],
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        mom(np.arange(case["steps"])), ARRAYS[case["name"] + "__momentum"], rtol=RTOL, atol=ATOL
+    )
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("make_schedule_fixtures",
-                                                  os.path.join(HERE, "make_schedule_fixtures.py"))
+    spec = importlib.util.spec_from_file_location(
+        "make_schedule_fixtures", os.path.join(HERE, "make_schedule_fixtures.py")
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -158,19 +188,50 @@ def _generator():
 
 LIVE = [
     dict(name="live_step", cls="StepLR", kwargs=dict(step_size=11, gamma=0.7), lr=0.3, steps=60),
-    dict(name="live_multistep", cls="MultiStepLR", kwargs=dict(milestones=[0, 0, 9, 3], gamma=0.6), lr=0.3,
-         steps=20),
-    dict(name="live_restarts", cls="CosineAnnealingWarmRestarts", kwargs=dict(T_0=3, T_mult=2, eta_min=0.05),
-         lr=0.5, steps=200),
-    dict(name="live_cyclic", cls="CyclicLR",
-         kwargs=dict(base_lr=0.02, max_lr=0.3, step_size_up=3, step_size_down=7, mode="exp_range", gamma=0.98),
-         lr=0.1, steps=70, optimizer="SGD", momentum=True),
-    dict(name="live_onecycle", cls="OneCycleLR",
-         kwargs=dict(max_lr=0.7, total_steps=91, pct_start=0.2, three_phase=True), lr=0.1, steps=91,
-         optimizer="Adam", momentum=True),
-    dict(name="live_plateau", cls="ReduceLROnPlateau",
-         kwargs=dict(mode="max", factor=0.5, patience=1, threshold=0.02, threshold_mode="abs", cooldown=1),
-         lr=0.1, steps=40, metrics=[math.sin(i / 3.0) + 0.01 * i for i in range(40)]),
+    dict(
+        name="live_multistep",
+        cls="MultiStepLR",
+        kwargs=dict(milestones=[0, 0, 9, 3], gamma=0.6),
+        lr=0.3,
+        steps=20,
+    ),
+    dict(
+        name="live_restarts",
+        cls="CosineAnnealingWarmRestarts",
+        kwargs=dict(T_0=3, T_mult=2, eta_min=0.05),
+        lr=0.5,
+        steps=200,
+    ),
+    dict(
+        name="live_cyclic",
+        cls="CyclicLR",
+        kwargs=dict(
+            base_lr=0.02, max_lr=0.3, step_size_up=3, step_size_down=7, mode="exp_range", gamma=0.98
+        ),
+        lr=0.1,
+        steps=70,
+        optimizer="SGD",
+        momentum=True,
+    ),
+    dict(
+        name="live_onecycle",
+        cls="OneCycleLR",
+        kwargs=dict(max_lr=0.7, total_steps=91, pct_start=0.2, three_phase=True),
+        lr=0.1,
+        steps=91,
+        optimizer="Adam",
+        momentum=True,
+    ),
+    dict(
+        name="live_plateau",
+        cls="ReduceLROnPlateau",
+        kwargs=dict(
+            mode="max", factor=0.5, patience=1, threshold=0.02, threshold_mode="abs", cooldown=1
+        ),
+        lr=0.1,
+        steps=40,
+        metrics=[math.sin(i / 3.0) + 0.01 * i for i in range(40)],
+    ),
 ]
 
 
@@ -181,7 +242,9 @@ def test_matches_torch_live(case):
     lr, mom = build(case)
     np.testing.assert_allclose(replay(case, lr), expected_lr, rtol=RTOL, atol=ATOL)
     if expected_mom is not None:
-        np.testing.assert_allclose(mom(np.arange(case["steps"])), expected_mom, rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(
+            mom(np.arange(case["steps"])), expected_mom, rtol=RTOL, atol=ATOL
+        )
 
 
 # ----------------------------------------------------------------------------- 2. by hand
@@ -210,7 +273,11 @@ def test_exponential_optax(staircase, begin, end):
         v = init if c <= 0 else init * rate**p
         return v if end is None else max(v, end)
 
-    _check(S.exponential(init, rate, T, staircase=staircase, transition_begin=begin, end_value=end), ref, K)
+    _check(
+        S.exponential(init, rate, T, staircase=staircase, transition_begin=begin, end_value=end),
+        ref,
+        K,
+    )
 
 
 def test_exponential_growth_clips_from_above():
@@ -303,8 +370,11 @@ def test_wsd_hf(decay_type, final):
             return peak * 1.0
         if k < w + s_ + d:
             p = (k - w - s_) / max(1, d)
-            f = {"cosine": 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * p)),
-                 "linear": 1.0 - p, "1-sqrt": 1.0 - math.sqrt(p)}[decay_type]
+            f = {
+                "cosine": 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * p)),
+                "linear": 1.0 - p,
+                "1-sqrt": 1.0 - math.sqrt(p),
+            }[decay_type]
             return peak * max(0.0, f * (1.0 - r) + r)
         return peak * r
 
@@ -318,6 +388,7 @@ def test_piecewise_constant_switches_at_boundary():
     table = {0: 1.0, 2: 1.0, 3: 0.5, 9: 0.5, 10: 0.125, 19: 0.125, 20: 0.0625, 10**9: 0.0625}
     for k, v in table.items():
         assert s(k) == v, k
+
     # Keras PiecewiseConstantDecay switches one step later: shift the boundaries by one.
     # keras PiecewiseConstantDecay(boundaries=[3, 10], values): values[0] for step <= 3,
     # values[1] for 3 < step <= 10, values[2] for step > 10.
@@ -414,7 +485,9 @@ def test_arithmetic():
 def test_per_epoch():
     s = S.step_decay(0.1, 30, 0.1).per_epoch(100)  # 30 epochs of 100 updates
     assert s(2999) == pytest.approx(0.1) and s(3000) == pytest.approx(0.01)
-    np.testing.assert_allclose(s(np.arange(0, 10000, 500)), 0.1 * 0.1 ** (np.arange(0, 10000, 500) // 3000))
+    np.testing.assert_allclose(
+        s(np.arange(0, 10000, 500)), 0.1 * 0.1 ** (np.arange(0, 10000, 500) // 3000)
+    )
     with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer, got 0"):
         S.constant(1.0).per_epoch(0)
 
@@ -519,7 +592,9 @@ ALL = [
     S.step_decay(0.1, 30).per_epoch(391),
 ]
 IDS = [f"{i}-{type(s).__name__}" for i, s in enumerate(ALL)]
-STEPS = np.array(list(range(0, 250)) + [999, 1000, 1001, 12345, 10**6, 10**9, 2**52], dtype=np.int64)
+STEPS = np.array(
+    list(range(0, 250)) + [999, 1000, 1001, 12345, 10**6, 10**9, 2**52], dtype=np.int64
+)
 
 
 @pytest.mark.parametrize("s", ALL, ids=IDS)
@@ -532,8 +607,12 @@ def test_array_equals_scalar(s):
     np.testing.assert_allclose(arr, scal, rtol=1e-15, atol=1e-300)
     # other shapes, dtypes and containers
     shuffled = np.random.default_rng(0).permutation(STEPS)
-    np.testing.assert_allclose(s(shuffled.reshape(-1, 1)).ravel(), np.array([s(int(k)) for k in shuffled]),
-                               rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(
+        s(shuffled.reshape(-1, 1)).ravel(),
+        np.array([s(int(k)) for k in shuffled]),
+        rtol=1e-15,
+        atol=1e-300,
+    )
     np.testing.assert_array_equal(s(STEPS[:10].astype(np.uint32)), arr[:10])
     np.testing.assert_array_equal(s(list(STEPS[:10])), arr[:10])
     assert s(np.int64(7)) == s(7) and s(7.0) == s(7)
@@ -563,7 +642,10 @@ def test_repr_readable(s):
     [
         (S.step_decay(0.1, 7, 0.5), ["step_decay", "init=0.1", "step_size=7", "gamma=0.5"]),
         (S.cosine_restarts(0.1, 5, 2), ["cosine_restarts", "period=5", "period_mult=2"]),
-        (S.one_cycle(0.5, 100, three_phase=True), ["one_cycle", "max_lr=0.5", "total_steps=100", "three_phase=True"]),
+        (
+            S.one_cycle(0.5, 100, three_phase=True),
+            ["one_cycle", "max_lr=0.5", "total_steps=100", "three_phase=True"],
+        ),
         (S.cosine(1.0, 10) * 0.5, ["cosine(", "*", "constant(0.5)"]),
         (S.constant(2.0).per_epoch(10), ["constant(2.0)", "per_epoch(10)"]),
         (S.from_function(_fn_square_decay), ["from_function", "_fn_square_decay"]),
@@ -585,14 +667,35 @@ def test_huge_step_is_finite_and_fast_path_agrees(s):
 
 
 def test_docstrings_carry_formula_and_differences():
-    public = [S.constant, S.step_decay, S.multistep, S.exponential, S.inverse_time, S.inverse_sqrt,
-              S.polynomial, S.linear, S.cosine, S.cosine_restarts, S.warmup, S.warmup_cosine, S.wsd,
-              S.one_cycle, S.one_cycle_momentum, S.cyclic, S.cyclic_momentum, S.piecewise_constant,
-              S.join, S.from_function, S.ReduceOnPlateau]
+    public = [
+        S.constant,
+        S.step_decay,
+        S.multistep,
+        S.exponential,
+        S.inverse_time,
+        S.inverse_sqrt,
+        S.polynomial,
+        S.linear,
+        S.cosine,
+        S.cosine_restarts,
+        S.warmup,
+        S.warmup_cosine,
+        S.wsd,
+        S.one_cycle,
+        S.one_cycle_momentum,
+        S.cyclic,
+        S.cyclic_momentum,
+        S.piecewise_constant,
+        S.join,
+        S.from_function,
+        S.ReduceOnPlateau,
+    ]
     for obj in public:
         doc = obj.__doc__ or ""
         assert ".. math::" in doc, obj
-        assert any(w in doc for w in ("PyTorch", "Optax", "Keras", "Hugging Face", "np.vectorize")), obj
+        assert any(
+            w in doc for w in ("PyTorch", "Optax", "Keras", "Hugging Face", "np.vectorize")
+        ), obj
 
 
 def test_bad_steps():
@@ -612,59 +715,210 @@ def test_bad_steps():
 BAD = [
     (S.step_decay, (0.1, 0), {}, ValueError, "step_size must be a positive integer, got 0"),
     (S.step_decay, (0.1, 2.5), {}, TypeError, "step_size must be a positive integer, got 2.5"),
-    (S.step_decay, (0.1, 10), {"gamma": -0.1}, ValueError, "gamma must be a finite number >= 0.0, got -0.1"),
+    (
+        S.step_decay,
+        (0.1, 10),
+        {"gamma": -0.1},
+        ValueError,
+        "gamma must be a finite number >= 0.0, got -0.1",
+    ),
     (S.step_decay, (float("nan"), 10), {}, ValueError, "init must be a finite number, got nan"),
     (S.step_decay, ("0.1", 10), {}, TypeError, "init must be a finite number, got '0.1'"),
-    (S.multistep, (0.1, [3, -1]), {}, ValueError, r"milestones\[1\] must be an integer >= 0, got -1"),
+    (
+        S.multistep,
+        (0.1, [3, -1]),
+        {},
+        ValueError,
+        r"milestones\[1\] must be an integer >= 0, got -1",
+    ),
     (S.multistep, (0.1, 5), {}, TypeError, "milestones must be a list"),
-    (S.exponential, (0.1, 0.0), {}, ValueError, "decay_rate must be a finite number > 0.0, got 0.0"),
-    (S.exponential, (0.1, 0.9), {"transition_steps": 0}, ValueError, "transition_steps must be a positive integer"),
-    (S.exponential, (0.1, 0.9), {"transition_begin": -1}, ValueError, "transition_begin must be an integer >= 0"),
+    (
+        S.exponential,
+        (0.1, 0.0),
+        {},
+        ValueError,
+        "decay_rate must be a finite number > 0.0, got 0.0",
+    ),
+    (
+        S.exponential,
+        (0.1, 0.9),
+        {"transition_steps": 0},
+        ValueError,
+        "transition_steps must be a positive integer",
+    ),
+    (
+        S.exponential,
+        (0.1, 0.9),
+        {"transition_begin": -1},
+        ValueError,
+        "transition_begin must be an integer >= 0",
+    ),
     (S.exponential, (0.1, 0.9), {"staircase": 1}, TypeError, "staircase must be True or False"),
-    (S.inverse_time, (0.1, -1.0, 10), {}, ValueError, "decay_rate must be a finite number >= 0.0, got -1.0"),
-    (S.inverse_time, (0.1, 1.0, 0), {}, ValueError, "decay_steps must be a finite number > 0.0, got 0.0"),
+    (
+        S.inverse_time,
+        (0.1, -1.0, 10),
+        {},
+        ValueError,
+        "decay_rate must be a finite number >= 0.0, got -1.0",
+    ),
+    (
+        S.inverse_time,
+        (0.1, 1.0, 0),
+        {},
+        ValueError,
+        "decay_steps must be a finite number > 0.0, got 0.0",
+    ),
     (S.inverse_sqrt, (0.1, -5), {}, ValueError, "warmup_steps must be an integer >= 0, got -5"),
-    (S.inverse_sqrt, (0.1, 5), {"timescale": 0}, ValueError, "timescale must be a positive integer, got 0"),
+    (
+        S.inverse_sqrt,
+        (0.1, 5),
+        {"timescale": 0},
+        ValueError,
+        "timescale must be a positive integer, got 0",
+    ),
     (S.polynomial, (0.1, 0), {}, ValueError, "total_steps must be a positive integer, got 0"),
-    (S.polynomial, (0.1, 10), {"power": 0.0}, ValueError, "power must be a finite number > 0.0, got 0.0"),
+    (
+        S.polynomial,
+        (0.1, 10),
+        {"power": 0.0},
+        ValueError,
+        "power must be a finite number > 0.0, got 0.0",
+    ),
     (S.linear, (0.0, 1.0, 0), {}, ValueError, "total_steps must be a positive integer, got 0"),
     (S.cosine, (0.1, -3), {}, ValueError, "total_steps must be a positive integer, got -3"),
-    (S.cosine, (0.1, 10), {"final": float("inf")}, ValueError, "final must be a finite number, got inf"),
+    (
+        S.cosine,
+        (0.1, 10),
+        {"final": float("inf")},
+        ValueError,
+        "final must be a finite number, got inf",
+    ),
     (S.cosine_restarts, (0.1, 0), {}, ValueError, "period must be a positive integer, got 0"),
-    (S.cosine_restarts, (0.1, 10, 1.5), {}, TypeError, "period_mult must be a positive integer, got 1.5"),
-    (S.cosine_restarts, (0.1, 10, 0), {}, ValueError, "period_mult must be a positive integer, got 0"),
-    (S.cosine_restarts, (0.1, 10), {"decay": -0.5}, ValueError, "decay must be a finite number >= 0.0"),
-    (S.warmup, (S.constant(1.0), -1), {}, ValueError, "warmup_steps must be an integer >= 0, got -1"),
+    (
+        S.cosine_restarts,
+        (0.1, 10, 1.5),
+        {},
+        TypeError,
+        "period_mult must be a positive integer, got 1.5",
+    ),
+    (
+        S.cosine_restarts,
+        (0.1, 10, 0),
+        {},
+        ValueError,
+        "period_mult must be a positive integer, got 0",
+    ),
+    (
+        S.cosine_restarts,
+        (0.1, 10),
+        {"decay": -0.5},
+        ValueError,
+        "decay must be a finite number >= 0.0",
+    ),
+    (
+        S.warmup,
+        (S.constant(1.0), -1),
+        {},
+        ValueError,
+        "warmup_steps must be an integer >= 0, got -1",
+    ),
     (S.warmup, (lambda k: 1.0, 10), {}, TypeError, "schedule must be a Schedule or a number"),
     (S.warmup_cosine, (1.0, 10, 10), {}, ValueError, "decay_steps must be > warmup_steps"),
     (S.wsd, (1.0, 10, 10, 10), {"decay_type": "exp"}, ValueError, "decay_type must be one of"),
     (S.one_cycle, (0.1, 0), {}, ValueError, "total_steps must be an integer >= 2, got 0"),
-    (S.one_cycle, (0.1, 100), {"pct_start": 1.2}, ValueError, "pct_start must be a finite number > 0.0 and < 1.0"),
-    (S.one_cycle, (0.1, 100), {"anneal": "cosine"}, ValueError, "anneal must be one of 'cos', 'linear', got 'cosine'"),
+    (
+        S.one_cycle,
+        (0.1, 100),
+        {"pct_start": 1.2},
+        ValueError,
+        "pct_start must be a finite number > 0.0 and < 1.0",
+    ),
+    (
+        S.one_cycle,
+        (0.1, 100),
+        {"anneal": "cosine"},
+        ValueError,
+        "anneal must be one of 'cos', 'linear', got 'cosine'",
+    ),
     (S.one_cycle, (0.1, 10), {"pct_start": 0.1}, ValueError, "empty phase"),
     (S.one_cycle, (0.1, 100), {"pct_start": 0.6, "three_phase": True}, ValueError, "empty phase"),
-    (S.one_cycle, (0.1, 100), {"div_factor": 0}, ValueError, "div_factor must be a finite number > 0.0"),
-    (S.one_cycle_momentum, (100,), {"max_momentum": None}, TypeError, "max_momentum must be a finite number"),
+    (
+        S.one_cycle,
+        (0.1, 100),
+        {"div_factor": 0},
+        ValueError,
+        "div_factor must be a finite number > 0.0",
+    ),
+    (
+        S.one_cycle_momentum,
+        (100,),
+        {"max_momentum": None},
+        TypeError,
+        "max_momentum must be a finite number",
+    ),
     (S.cyclic, (0.01, 0.1, 0), {}, ValueError, "step_size_up must be a positive integer, got 0"),
-    (S.cyclic, (0.01, 0.1, 5, 0), {}, ValueError, "step_size_down must be a positive integer, got 0"),
+    (
+        S.cyclic,
+        (0.01, 0.1, 5, 0),
+        {},
+        ValueError,
+        "step_size_down must be a positive integer, got 0",
+    ),
     (S.cyclic, (0.01, 0.1), {"mode": "exp"}, ValueError, "mode must be one of 'triangular'"),
-    (S.cyclic, (0.01, 0.1), {"gamma": 0.0}, ValueError, "gamma must be a finite number > 0.0, got 0.0"),
+    (
+        S.cyclic,
+        (0.01, 0.1),
+        {"gamma": 0.0},
+        ValueError,
+        "gamma must be a finite number > 0.0, got 0.0",
+    ),
     (S.piecewise_constant, ([5, 3], [1.0, 2.0, 3.0]), {}, ValueError, "boundaries must be sorted"),
     (S.piecewise_constant, ([5], [1.0]), {}, ValueError, "values must have len"),
-    (S.join, ([S.constant(1.0)], [5]), {}, ValueError, "join needs one more schedule than boundaries"),
+    (
+        S.join,
+        ([S.constant(1.0)], [5]),
+        {},
+        ValueError,
+        "join needs one more schedule than boundaries",
+    ),
     (S.join, (S.constant(1.0), []), {}, TypeError, "schedules must be a list"),
     (S.from_function, (3.0,), {}, TypeError, "fn must be callable"),
-    (S.ReduceOnPlateau, (0.1,), {"factor": 1.0}, ValueError, "factor must be a finite number >= 0.0 and < 1.0, got 1.0"),
-    (S.ReduceOnPlateau, (0.1,), {"mode": "minimum"}, ValueError, "mode must be one of 'min', 'max', got 'minimum'"),
-    (S.ReduceOnPlateau, (0.1,), {"threshold_mode": "x"}, ValueError, "threshold_mode must be one of"),
-    (S.ReduceOnPlateau, (0.1,), {"patience": -1}, ValueError, "patience must be an integer >= 0, got -1"),
+    (
+        S.ReduceOnPlateau,
+        (0.1,),
+        {"factor": 1.0},
+        ValueError,
+        "factor must be a finite number >= 0.0 and < 1.0, got 1.0",
+    ),
+    (
+        S.ReduceOnPlateau,
+        (0.1,),
+        {"mode": "minimum"},
+        ValueError,
+        "mode must be one of 'min', 'max', got 'minimum'",
+    ),
+    (
+        S.ReduceOnPlateau,
+        (0.1,),
+        {"threshold_mode": "x"},
+        ValueError,
+        "threshold_mode must be one of",
+    ),
+    (
+        S.ReduceOnPlateau,
+        (0.1,),
+        {"patience": -1},
+        ValueError,
+        "patience must be an integer >= 0, got -1",
+    ),
     (S.ReduceOnPlateau, (0.1,), {"cooldown": 1.0}, TypeError, "cooldown must be an integer >= 0"),
     (S.ReduceOnPlateau, (0.1,), {"eps": -1e-8}, ValueError, "eps must be a finite number >= 0.0"),
 ]
 
 
-@pytest.mark.parametrize("ctor,args,kwargs,exc,msg", BAD,
-                         ids=[f"{i}-{b[0].__name__}" for i, b in enumerate(BAD)])
+@pytest.mark.parametrize(
+    "ctor,args,kwargs,exc,msg", BAD, ids=[f"{i}-{b[0].__name__}" for i, b in enumerate(BAD)]
+)
 def test_bad_arguments(ctor, args, kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
         ctor(*args, **kwargs)
@@ -679,7 +933,9 @@ def test_closed_form_cost_does_not_depend_on_step():
     # a huge step is evaluated directly, not by iterating (would take minutes)
     import time
 
-    s = S.join([S.warmup(S.cosine_restarts(0.1, 3, 2, decay=0.9), 10), S.cyclic(0.01, 0.1, 7)], [10**12])
+    s = S.join(
+        [S.warmup(S.cosine_restarts(0.1, 3, 2, decay=0.9), 10), S.cyclic(0.01, 0.1, 7)], [10**12]
+    )
     t = time.perf_counter()
     for _ in range(50):
         s(10**15)
@@ -727,12 +983,21 @@ if given is not None:
         assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
 
     @settings(max_examples=200, deadline=None)
-    @given(ks=st.lists(st.integers(0, 10**9), min_size=1, max_size=20), w=st.integers(0, 50),
-           b=st.integers(1, 10**6), spe=st.integers(1, 1000))
+    @given(
+        ks=st.lists(st.integers(0, 10**9), min_size=1, max_size=20),
+        w=st.integers(0, 50),
+        b=st.integers(1, 10**6),
+        spe=st.integers(1, 1000),
+    )
     def test_composites_array_equals_scalar(ks, w, b, spe):
-        s = S.join([S.warmup(S.cosine(0.1, 200), w, start=0.001), S.step_decay(0.05, 3).per_epoch(spe)], [b])
+        s = S.join(
+            [S.warmup(S.cosine(0.1, 200), w, start=0.001), S.step_decay(0.05, 3).per_epoch(spe)],
+            [b],
+        )
         arr = s(np.asarray(ks))
         np.testing.assert_allclose(arr, [s(k) for k in ks], rtol=1e-15, atol=1e-300)
         for k, v in zip(ks, arr):
             if k >= b:  # the second schedule sees k - b
-                assert v == pytest.approx(0.05 * 0.1 ** (((k - b) // spe) // 3), rel=1e-12, abs=1e-300)
+                assert v == pytest.approx(
+                    0.05 * 0.1 ** (((k - b) // spe) // 3), rel=1e-12, abs=1e-300
+                )

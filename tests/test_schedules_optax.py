@@ -2,6 +2,7 @@
 cosine(exponent=).  The references below are Optax's algorithms written out with NumPy
 (indicator vectors and a dot product, as optax/schedules/_schedule.py computes them), so
 they check the closed forms here against an independent formulation."""
+
 import math
 import pickle
 
@@ -35,8 +36,11 @@ def optax_piecewise_interpolate(kind, init, boundaries_and_scales, count):
 
 def optax_linear_onecycle(T, peak, pct_start, pct_final, div, final_div, count):
     return optax_piecewise_interpolate(
-        "linear", peak / div,
-        {int(pct_start * T): div, int(pct_final * T): 1.0 / div, T: 1.0 / final_div}, count)
+        "linear",
+        peak / div,
+        {int(pct_start * T): div, int(pct_final * T): 1.0 / div, T: 1.0 / final_div},
+        count,
+    )
 
 
 def optax_cosine(init, decay_steps, alpha, exponent, count):
@@ -46,12 +50,15 @@ def optax_cosine(init, decay_steps, alpha, exponent, count):
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
-@pytest.mark.parametrize("table", [
-    {},
-    {50: 0.1},
-    {20: 3.0, 100: 0.5, 180: 0.0},
-    {7: 2.0, 8: 0.25, 200: 4.0},
-])
+@pytest.mark.parametrize(
+    "table",
+    [
+        {},
+        {50: 0.1},
+        {20: 3.0, 100: 0.5, 180: 0.0},
+        {7: 2.0, 8: 0.25, 200: 4.0},
+    ],
+)
 def test_piecewise_interpolate_equals_optax(kind, table):
     s = S.piecewise_interpolate(kind, 0.3, table)
     want = np.array([optax_piecewise_interpolate(kind, 0.3, table, int(k)) for k in STEPS])
@@ -59,11 +66,14 @@ def test_piecewise_interpolate_equals_optax(kind, table):
     assert s(int(STEPS[-1])) == want[-1]
 
 
-@pytest.mark.parametrize("args", [
-    (100, 1.0, 0.3, 0.85, 25.0, 1e4),
-    (250, 0.02, 0.1, 0.9, 10.0, 100.0),
-    (37, 3.0, 0.5, 0.5, 4.0, 1e3),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (100, 1.0, 0.3, 0.85, 25.0, 1e4),
+        (250, 0.02, 0.1, 0.9, 10.0, 100.0),
+        (37, 3.0, 0.5, 0.5, 4.0, 1e3),
+    ],
+)
 def test_linear_onecycle_equals_optax(args):
     s = S.linear_onecycle(*args)
     want = np.array([optax_linear_onecycle(*args, int(k)) for k in STEPS])
@@ -98,11 +108,14 @@ def test_empty_pieces_jump_instead_of_nan():
     assert vals[0] == pytest.approx(0.04 * 0.04) and vals[1] == pytest.approx(0.04 * 0.04 * 1e-4)
 
 
-@pytest.mark.parametrize("s", [
-    S.piecewise_interpolate("cosine", 0.1, {10: 0.5, 40: 2.0}),
-    S.linear_onecycle(90, 0.5),
-    S.cosine(1.0, 30, exponent=2.5),
-])
+@pytest.mark.parametrize(
+    "s",
+    [
+        S.piecewise_interpolate("cosine", 0.1, {10: 0.5, 40: 2.0}),
+        S.linear_onecycle(90, 0.5),
+        S.cosine(1.0, 30, exponent=2.5),
+    ],
+)
 def test_repr_pickle_and_arrays(s):
     assert pickle.loads(pickle.dumps(s)) == s
     rebuilt = eval(repr(s), vars(S))
@@ -110,18 +123,20 @@ def test_repr_pickle_and_arrays(s):
     np.testing.assert_array_equal(s(STEPS), np.array([s(int(k)) for k in STEPS]))
 
 
-@pytest.mark.parametrize("call, exc, message", [
-    (lambda: S.piecewise_interpolate("cos", 1.0), ValueError, "interpolate must be one of"),
-    (lambda: S.piecewise_interpolate("linear", 1.0, {5: -1.0}), ValueError, ">= 0.0"),
-    (lambda: S.piecewise_interpolate("linear", 1.0, {-1: 1.0}), ValueError, "integer >= 0"),
-    (lambda: S.piecewise_interpolate("linear", 1.0, [(5, 1.0)]), TypeError, "must be a dict"),
-    (lambda: S.linear_onecycle(0, 1.0), ValueError, "total_steps"),
-    (lambda: S.linear_onecycle(10, 1.0, pct_start=0.9, pct_final=0.5), ValueError,
-     "pct_final"),
-    (lambda: S.cosine(1.0, 10, exponent=0.0), ValueError, "exponent"),
-    (lambda: S.linear(1.0, 0.0, 0), ValueError, "total_steps"),
-    (lambda: S.polynomial(1.0, 0), ValueError, "total_steps"),
-])
+@pytest.mark.parametrize(
+    "call, exc, message",
+    [
+        (lambda: S.piecewise_interpolate("cos", 1.0), ValueError, "interpolate must be one of"),
+        (lambda: S.piecewise_interpolate("linear", 1.0, {5: -1.0}), ValueError, ">= 0.0"),
+        (lambda: S.piecewise_interpolate("linear", 1.0, {-1: 1.0}), ValueError, "integer >= 0"),
+        (lambda: S.piecewise_interpolate("linear", 1.0, [(5, 1.0)]), TypeError, "must be a dict"),
+        (lambda: S.linear_onecycle(0, 1.0), ValueError, "total_steps"),
+        (lambda: S.linear_onecycle(10, 1.0, pct_start=0.9, pct_final=0.5), ValueError, "pct_final"),
+        (lambda: S.cosine(1.0, 10, exponent=0.0), ValueError, "exponent"),
+        (lambda: S.linear(1.0, 0.0, 0), ValueError, "total_steps"),
+        (lambda: S.polynomial(1.0, 0), ValueError, "total_steps"),
+    ],
+)
 def test_bad_arguments(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
@@ -135,8 +150,7 @@ def test_degenerate_cases_are_documented():
 
 def test_new_schedules_drive_an_optimizer():
     w = np.zeros(4)
-    opt = fastopt.SGD([w], lr=S.linear_onecycle(10, 1.0), momentum=S.cosine(0.9, 10,
-                                                                           exponent=2.0))
+    opt = fastopt.SGD([w], lr=S.linear_onecycle(10, 1.0), momentum=S.cosine(0.9, 10, exponent=2.0))
     for _ in range(12):
         opt.step([np.ones(4)])
     assert np.isfinite(w).all() and opt.last_lr[0] == pytest.approx(1.0 / 25 / 1e4)

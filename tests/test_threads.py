@@ -1,5 +1,6 @@
 """Threads: different optimizers in different threads == serial; one optimizer from two
 threads at once is refused with RuntimeError (nothing corrupted)."""
+
 import copy
 import pickle
 import threading
@@ -10,8 +11,13 @@ import pytest
 import fastopt
 
 BACKENDS = fastopt.available_backends()
-KINDS = [(fastopt.SGD, dict(momentum=0.9, lr=0.01)), (fastopt.Adam, dict(amsgrad=True)),
-         (fastopt.RMSprop, dict(centered=True)), (fastopt.AdamW, {}), (fastopt.Adagrad, {})]
+KINDS = [
+    (fastopt.SGD, dict(momentum=0.9, lr=0.01)),
+    (fastopt.Adam, dict(amsgrad=True)),
+    (fastopt.RMSprop, dict(centered=True)),
+    (fastopt.AdamW, {}),
+    (fastopt.Adagrad, {}),
+]
 
 
 def _job(i, backend):

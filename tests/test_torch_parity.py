@@ -22,6 +22,7 @@ Tolerances (measured worst errors are in the comments; see the generator for the
 A deliberate 1e-7 relative change of lr, or a 0.1 % change of AdamW's decay factor, fails
 these tests (float64 cases).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,8 +39,9 @@ _HERE = Path(__file__).resolve().parent
 
 
 def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_torch_fixtures",
-                                                  _HERE / "make_torch_fixtures.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_torch_fixtures", _HERE / "make_torch_fixtures.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("make_torch_fixtures", mod)
     spec.loader.exec_module(mod)
@@ -82,8 +84,13 @@ def make_optimizer(case, params, backend):
     options = {key: _to_fastopt(v) for key, v in case["options"].items()}
     if "groups" not in case:
         return cls(list(params), backend=backend, **options)
-    groups = [{key: ([params[i] for i in v] if key == "params" else _to_fastopt(v))
-               for key, v in g.items()} for g in case["groups"]]
+    groups = [
+        {
+            key: ([params[i] for i in v] if key == "params" else _to_fastopt(v))
+            for key, v in g.items()
+        }
+        for g in case["groups"]
+    ]
     return cls(groups, backend=backend, **options)
 
 
@@ -108,15 +115,21 @@ def assert_trajectory_close(got, ref, dtype, snap_steps, label):
     for i, step in enumerate(snap_steps):
         scale = float(np.abs(ref[i]).max())
         np.testing.assert_allclose(
-            got[i], ref[i], rtol=rtol, atol=atol_frac * scale,
-            err_msg=f"{label}: parameters after step {step} differ from torch.optim")
+            got[i],
+            ref[i],
+            rtol=rtol,
+            atol=atol_frac * scale,
+            err_msg=f"{label}: parameters after step {step} differ from torch.optim",
+        )
 
 
 # --------------------------------------------------------------------------- fixture
 def _require_fixture():
     if DATA is None:
-        pytest.fail(f"{FIXTURE} is missing; run `python3 tests/make_torch_fixtures.py` "
-                    "(needs torch==2.13.0)")
+        pytest.fail(
+            f"{FIXTURE} is missing; run `python3 tests/make_torch_fixtures.py` "
+            "(needs torch==2.13.0)"
+        )
 
 
 def test_fixture_is_complete_and_current():
@@ -124,22 +137,28 @@ def test_fixture_is_complete_and_current():
     assert str(DATA["torch_version"]).startswith(gen.TORCH_VERSION), DATA["torch_version"]
     assert list(DATA["snap_steps"]) == gen.SNAP_STEPS
     # The fixture was generated from the script's current case list (else: regenerate).
-    assert FIXTURE_CASES == json.loads(json.dumps(gen.CASES, sort_keys=True)), \
+    assert FIXTURE_CASES == json.loads(json.dumps(gen.CASES, sort_keys=True)), (
         "tests/make_torch_fixtures.py changed since the fixture was made: regenerate it"
+    )
     # Every optimizer, both dtypes, a param-dependent gradient, a schedule and groups.
     for opt in gen.OPTIMIZERS:
         mine = [c for c in FIXTURE_CASES if c["opt"] == opt]
         assert len(mine) >= 8, f"only {len(mine)} {opt} cases in the fixture"
         assert any(c["grad"]["kind"] == "quadratic" for c in mine), opt
-        assert any(any(gen.is_scheduled(v) for v in c["options"].values()) or
-                   any(gen.is_scheduled(v) for g in c.get("groups", []) for v in g.values())
-                   for c in mine), opt
+        assert any(
+            any(gen.is_scheduled(v) for v in c["options"].values())
+            or any(gen.is_scheduled(v) for g in c.get("groups", []) for v in g.values())
+            for c in mine
+        ), opt
         assert any("groups" in c for c in mine), opt
-        for flag in {"SGD": ["nesterov", "maximize"], "Adagrad": ["maximize"],
-                     "RMSprop": ["centered", "maximize"], "Adam": ["amsgrad", "maximize"],
-                     "AdamW": ["amsgrad", "maximize"]}[opt]:
-            assert {bool(c["options"].get(flag, False)) for c in mine} == {False, True}, \
-                (opt, flag)
+        for flag in {
+            "SGD": ["nesterov", "maximize"],
+            "Adagrad": ["maximize"],
+            "RMSprop": ["centered", "maximize"],
+            "Adam": ["amsgrad", "maximize"],
+            "AdamW": ["amsgrad", "maximize"],
+        }[opt]:
+            assert {bool(c["options"].get(flag, False)) for c in mine} == {False, True}, (opt, flag)
     for case in FIXTURE_CASES:
         for dtype in gen.DTYPES:
             key = f"{case['name']}|{dtype}"
@@ -155,9 +174,12 @@ def test_rng_streams_unchanged():
     """Initial parameters and gradients are regenerated from seeds with default_rng; if
     NumPy ever changes that stream, say so here rather than as optimizer mismatches."""
     _require_fixture()
-    np.testing.assert_array_equal(gen.rng_fingerprint(), DATA["rng_fingerprint"],
-                                  err_msg="numpy.random.default_rng produced other numbers "
-                                  "than when the fixture was made: regenerate the fixture")
+    np.testing.assert_array_equal(
+        gen.rng_fingerprint(),
+        DATA["rng_fingerprint"],
+        err_msg="numpy.random.default_rng produced other numbers "
+        "than when the fixture was made: regenerate the fixture",
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -166,8 +188,9 @@ def test_rng_streams_unchanged():
 def test_matches_torch_fixture(case, dtype, backend):
     ref = DATA[f"{case['name']}|{dtype}"].astype(np.float64)
     got = run_fastopt(case, dtype, backend)
-    assert_trajectory_close(got, ref, dtype, gen.SNAP_STEPS,
-                            f"{case['name']} [{dtype}, backend={backend}]")
+    assert_trajectory_close(
+        got, ref, dtype, gen.SNAP_STEPS, f"{case['name']} [{dtype}, backend={backend}]"
+    )
 
 
 # --------------------------------------------------------------------------- live torch
@@ -194,5 +217,6 @@ def test_live_torch_parity(name, dtype):
     ref = gen.run_torch(case, dtype, steps=steps, snap_steps=snaps)
     for backend in BACKENDS:
         got = run_fastopt(case, dtype, backend, steps=steps, snap_steps=snaps)
-        assert_trajectory_close(got, ref, dtype, snaps,
-                                f"{name} seed {case['seed']} [{dtype}, backend={backend}]")
+        assert_trajectory_close(
+            got, ref, dtype, snaps, f"{name} seed {case['seed']} [{dtype}, backend={backend}]"
+        )

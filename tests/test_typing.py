@@ -102,9 +102,21 @@ def _mypy(tmp_path, source):
     script = tmp_path / "user_script.py"
     script.write_text(source)
     return subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental",
-         "--cache-dir", str(tmp_path / ".mypy_cache"), "--no-error-summary", script.name],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            "--no-error-summary",
+            script.name,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
     )
 
 
@@ -141,8 +153,13 @@ def _pyright():
 def _run_pyright(tmp_path, source):
     exe = _pyright()
     (tmp_path / "user_script.py").write_text(source)
-    return subprocess.run([exe, "--pythonpath", sys.executable, "user_script.py"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    return subprocess.run(
+        [exe, "--pythonpath", sys.executable, "user_script.py"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
 
 
 def test_readme_style_script_passes_pyright(tmp_path):

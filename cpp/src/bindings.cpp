@@ -31,9 +31,9 @@
 namespace py = pybind11;
 using fastopt::DType;
 using fastopt::Job;
+using fastopt::kMaxSlots;
 using fastopt::Op;
 using fastopt::Row;
-using fastopt::kMaxSlots;
 
 namespace {
 
@@ -83,8 +83,10 @@ void byte_bounds(const py::array& a, std::uintptr_t& lo, std::uintptr_t& hi) {
   hi = lo + static_cast<std::uintptr_t>(a.itemsize());
   for (py::ssize_t d = 0; d < a.ndim(); ++d) {
     const std::intptr_t ext = static_cast<std::intptr_t>(a.shape(d) - 1) * a.strides(d);
-    if (ext < 0) lo -= static_cast<std::uintptr_t>(-ext);
-    else hi += static_cast<std::uintptr_t>(ext);
+    if (ext < 0)
+      lo -= static_cast<std::uintptr_t>(-ext);
+    else
+      hi += static_cast<std::uintptr_t>(ext);
   }
 }
 
@@ -113,7 +115,8 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
     if (!seqs[s]) throw py::error_already_set();
     keep.push_back(seqs[s]);
     const std::size_t len = seqs[s].size();
-    if (s == 0) nrows = len;
+    if (s == 0)
+      nrows = len;
     else if (len != nrows)
       throw py::value_error(std::string(slots[s].role) + " has " + std::to_string(len) +
                             " arrays but params has " + std::to_string(nrows) +
@@ -131,23 +134,29 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
       py::object obj = seqs[s][i];
       auto label_of = [&] { return std::string(slots[s].role) + "[" + key_of(names, i) + "]"; };
       if (obj.is_none())
-        throw py::type_error(label_of() + " is None; fastopt needs a gradient for every "
+        throw py::type_error(label_of() +
+                             " is None; fastopt needs a gradient for every "
                              "parameter at every step (put frozen parameters in no optimizer)");
       if (!py::isinstance<py::array>(obj))
         throw py::type_error(label_of() + " must be a numpy array, got " +
                              py::str(py::type::of(obj)).cast<std::string>() +
                              "; convert it with np.asarray(...)");
       if (!plain_array(obj))
-        throw py::type_error(label_of() + " is a " + py::str(py::type::of(obj)).cast<std::string>() +
+        throw py::type_error(label_of() + " is a " +
+                             py::str(py::type::of(obj)).cast<std::string>() +
                              ", an ndarray subclass; fastopt updates plain numpy arrays (np.memmap "
                              "is fine) and would not honour the subclass: pass np.asarray(x) "
                              "(a plain array of the same memory) and keep that array");
       py::array a = obj.cast<py::array>();
       if (s == 0) {
-        if (a.dtype().is(py::dtype::of<float>())) row.dtype = DType::f32;
-        else if (a.dtype().is(py::dtype::of<double>())) row.dtype = DType::f64;
-        else if (a.dtype().equal(py::dtype::of<float>())) row.dtype = DType::f32;
-        else if (a.dtype().equal(py::dtype::of<double>())) row.dtype = DType::f64;
+        if (a.dtype().is(py::dtype::of<float>()))
+          row.dtype = DType::f32;
+        else if (a.dtype().is(py::dtype::of<double>()))
+          row.dtype = DType::f64;
+        else if (a.dtype().equal(py::dtype::of<float>()))
+          row.dtype = DType::f32;
+        else if (a.dtype().equal(py::dtype::of<double>()))
+          row.dtype = DType::f64;
         else
           throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
                                "; fastopt updates float32 or float64 arrays in place: "
@@ -156,21 +165,27 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
         p0 = a;
       } else {
         if (!a.dtype().equal(p0.dtype()))
-          throw py::type_error(label_of() + " has dtype " + dtype_str(a) + " but its parameter has " +
-                               dtype_str(p0) + "; pass an array of dtype " + dtype_str(p0) +
+          throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
+                               " but its parameter has " + dtype_str(p0) +
+                               "; pass an array of dtype " + dtype_str(p0) +
                                " (for example g.astype(np." + dtype_str(p0) + "))");
         bool same_shape = a.ndim() == p0.ndim();
         for (py::ssize_t d = 0; same_shape && d < a.ndim(); ++d)
           same_shape = a.shape(d) == p0.shape(d);
         if (!same_shape)
-          throw py::value_error(label_of() + " has shape " + shape_str(a) + " but its parameter has " +
-                                shape_str(p0) + "; pass an array of the parameter's shape");
+          throw py::value_error(label_of() + " has shape " + shape_str(a) +
+                                " but its parameter has " + shape_str(p0) +
+                                "; pass an array of the parameter's shape");
       }
       if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
-        throw py::value_error(label_of() + " is not aligned: its data does not start on a multiple "
-                              "of its " + std::to_string(a.itemsize()) + "-byte element size; "
-                              "fastopt reads whole elements: pass an aligned copy, x.copy() (np."
-                              "ascontiguousarray(x) keeps a misaligned array as it is), and keep it");
+        throw py::value_error(
+            label_of() +
+            " is not aligned: its data does not start on a multiple "
+            "of its " +
+            std::to_string(a.itemsize()) +
+            "-byte element size; "
+            "fastopt reads whole elements: pass an aligned copy, x.copy() (np."
+            "ascontiguousarray(x) keeps a misaligned array as it is), and keep it");
       const bool contiguous = (a.flags() & py::array::c_style) != 0;
       // The memory the caller's array addresses, before any contiguous copy: a strided view of
       // a parameter or state array is as much an alias as the array itself.
@@ -178,11 +193,13 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
       if (row.n > 0) byte_bounds(a, lo, hi);
       if (slots[s].writable) {
         if (!contiguous)
-          throw py::value_error(label_of() + " is not C-contiguous; fastopt updates arrays in place "
+          throw py::value_error(label_of() +
+                                " is not C-contiguous; fastopt updates arrays in place "
                                 "and will not update a copy: use np.ascontiguousarray(...) "
                                 "once when you create it and keep that array");
         if (!a.writeable())
-          throw py::value_error(label_of() + " is read-only; fastopt updates it in place: pass a "
+          throw py::value_error(label_of() +
+                                " is read-only; fastopt updates it in place: pass a "
                                 "writeable array (a.setflags(write=True) or a.copy())");
       } else if (!contiguous) {
         py::object c = py::module_::import("numpy").attr("ascontiguousarray")(a);
@@ -202,16 +219,24 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
   const Interval* last_w = nullptr;
   for (const Interval& iv : intervals) {
     const Interval* clash = nullptr;
-    if (iv.writable && last_all && iv.lo < end_all) clash = last_all;
-    else if (!iv.writable && last_w && iv.lo < end_w) clash = last_w;
+    if (iv.writable && last_all && iv.lo < end_all)
+      clash = last_all;
+    else if (!iv.writable && last_w && iv.lo < end_w)
+      clash = last_w;
     if (clash)
       throw py::value_error(std::string(slots[iv.slot].role) + "[" + key_of(names, iv.row) + "]" +
                             " shares memory with " + std::string(slots[clash->slot].role) + "[" +
                             key_of(names, clash->row) + "]" +
                             "; every parameter, gradient and state array must be a separate "
                             "array (pass grad.copy() if the gradient is a view of a parameter)");
-    if (iv.hi > end_all) { end_all = iv.hi; last_all = &iv; }
-    if (iv.writable && iv.hi > end_w) { end_w = iv.hi; last_w = &iv; }
+    if (iv.hi > end_all) {
+      end_all = iv.hi;
+      last_all = &iv;
+    }
+    if (iv.writable && iv.hi > end_w) {
+      end_w = iv.hi;
+      last_w = &iv;
+    }
   }
   return rows;
 }
@@ -291,8 +316,8 @@ struct Exec {
   fastopt::RunFn fn;
 
   void run_range(std::size_t b0, std::size_t b1) const {
-    std::size_t r = static_cast<std::size_t>(
-        std::upper_bound(prefix.begin(), prefix.end(), b0) - prefix.begin() - 1);
+    std::size_t r = static_cast<std::size_t>(std::upper_bound(prefix.begin(), prefix.end(), b0) -
+                                             prefix.begin() - 1);
     for (; r < nrows && prefix[r] < b1; ++r) {
       const std::size_t lo = b0 > prefix[r] ? b0 - prefix[r] : 0;
       const std::size_t hi = std::min(rows[r].n, b1 - prefix[r]);
@@ -315,8 +340,8 @@ std::size_t elem_size(const Row& r) { return r.dtype == DType::f32 ? 4 : 8; }
 
 // Boundary at global element g, moved down so that the parameter's element starts a cache line.
 std::size_t align_boundary(const Exec& e, std::size_t g) {
-  std::size_t r = static_cast<std::size_t>(
-      std::upper_bound(e.prefix.begin(), e.prefix.end(), g) - e.prefix.begin() - 1);
+  std::size_t r = static_cast<std::size_t>(std::upper_bound(e.prefix.begin(), e.prefix.end(), g) -
+                                           e.prefix.begin() - 1);
   if (r >= e.nrows) return g;
   const std::size_t o = g - e.prefix[r];
   const std::size_t es = elem_size(e.rows[r]);
@@ -355,8 +380,10 @@ void execute(const Job& job, const std::vector<Row>& rows, int arrays_moved) {
   e.bounds.resize(nchunks + 1);
   e.bounds[0] = 0;
   for (std::size_t c = 1; c < nchunks; ++c)
-    e.bounds[c] = std::max(e.bounds[c - 1], align_boundary(e, static_cast<std::size_t>(
-                                                  static_cast<unsigned __int128>(total) * c / nchunks)));
+    e.bounds[c] = std::max(
+        e.bounds[c - 1],
+        align_boundary(
+            e, static_cast<std::size_t>(static_cast<unsigned __int128>(total) * c / nchunks)));
   e.bounds[nchunks] = total;
   fastopt::threads::run(static_cast<int>(std::min<std::size_t>(nchunks, nt)), &Exec::task, &e);
 }
@@ -386,13 +413,23 @@ struct Kind {
 };
 
 const Kind kKinds[] = {
-    {"sgd", Op::sgd, 1, {"momentum_buffer"}, {"momentum_buffers"},
+    {"sgd",
+     Op::sgd,
+     1,
+     {"momentum_buffer"},
+     {"momentum_buffers"},
      "lr momentum one_minus_damp wd nesterov maximize"},
     {"adagrad", Op::adagrad, 1, {"sum"}, {"state_sums"}, "clr wd eps maximize"},
-    {"rmsprop", Op::rmsprop, 3, {"square_avg", "grad_avg", "momentum_buffer"},
+    {"rmsprop",
+     Op::rmsprop,
+     3,
+     {"square_avg", "grad_avg", "momentum_buffer"},
      {"square_avgs", "grad_avgs", "momentum_buffers"},
      "lr alpha one_minus_alpha eps wd momentum centered maximize"},
-    {"adam", Op::adam, 3, {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    {"adam",
+     Op::adam,
+     3,
+     {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
      {"exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"},
      "one_minus_beta1 beta2 one_minus_beta2 eps wd decay step_size inv_bc2_sqrt amsgrad "
      "maximize decoupled"},
@@ -401,20 +438,29 @@ const Kind kKinds[] = {
 // The Job's fields by name: a real (double) or a flag (bool).
 struct Field {
   const char* name;
-  double Job::*real;
-  bool Job::*flag;
+  double Job::* real;
+  bool Job::* flag;
 };
-const Field kFields[] = {
-    {"lr", &Job::lr, nullptr}, {"momentum", &Job::momentum, nullptr},
-    {"one_minus_damp", &Job::one_minus_damp, nullptr}, {"wd", &Job::wd, nullptr},
-    {"clr", &Job::clr, nullptr}, {"eps", &Job::eps, nullptr}, {"alpha", &Job::alpha, nullptr},
-    {"one_minus_alpha", &Job::one_minus_alpha, nullptr},
-    {"one_minus_beta1", &Job::one_minus_beta1, nullptr}, {"beta2", &Job::beta2, nullptr},
-    {"one_minus_beta2", &Job::one_minus_beta2, nullptr}, {"decay", &Job::decay, nullptr},
-    {"step_size", &Job::step_size, nullptr}, {"inv_bc2_sqrt", &Job::inv_bc2_sqrt, nullptr},
-    {"nesterov", nullptr, &Job::nesterov}, {"maximize", nullptr, &Job::maximize},
-    {"first", nullptr, &Job::first}, {"centered", nullptr, &Job::centered},
-    {"decoupled", nullptr, &Job::decoupled}, {"amsgrad", nullptr, &Job::amsgrad}};
+const Field kFields[] = {{"lr", &Job::lr, nullptr},
+                         {"momentum", &Job::momentum, nullptr},
+                         {"one_minus_damp", &Job::one_minus_damp, nullptr},
+                         {"wd", &Job::wd, nullptr},
+                         {"clr", &Job::clr, nullptr},
+                         {"eps", &Job::eps, nullptr},
+                         {"alpha", &Job::alpha, nullptr},
+                         {"one_minus_alpha", &Job::one_minus_alpha, nullptr},
+                         {"one_minus_beta1", &Job::one_minus_beta1, nullptr},
+                         {"beta2", &Job::beta2, nullptr},
+                         {"one_minus_beta2", &Job::one_minus_beta2, nullptr},
+                         {"decay", &Job::decay, nullptr},
+                         {"step_size", &Job::step_size, nullptr},
+                         {"inv_bc2_sqrt", &Job::inv_bc2_sqrt, nullptr},
+                         {"nesterov", nullptr, &Job::nesterov},
+                         {"maximize", nullptr, &Job::maximize},
+                         {"first", nullptr, &Job::first},
+                         {"centered", nullptr, &Job::centered},
+                         {"decoupled", nullptr, &Job::decoupled},
+                         {"amsgrad", nullptr, &Job::amsgrad}};
 constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
 
 // Is the word [w, w + n) one of the space-separated words of `list`?
@@ -491,14 +537,15 @@ const KindNames* kind_names() {
   return names;
 }
 
-void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
-          py::dict scalars, py::object names) {
+void step(py::str kind_obj, py::object params, py::object grads, py::dict state, py::dict scalars,
+          py::object names) {
   const KindNames* kn = kind_names();
   std::size_t ki = 0;
   while (ki < kNumKinds && kind_obj.ptr() != kn[ki].kind) ++ki;  // interned: by identity
   if (ki == kNumKinds) {
     ki = 0;
-    while (ki < kNumKinds && PyUnicode_CompareWithASCIIString(kind_obj.ptr(), kKinds[ki].name) != 0) ++ki;
+    while (ki < kNumKinds && PyUnicode_CompareWithASCIIString(kind_obj.ptr(), kKinds[ki].name) != 0)
+      ++ki;
   }
   if (ki == kNumKinds)
     throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
@@ -515,7 +562,8 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
   Py_ssize_t pos = 0;
   while (PyDict_Next(scalars.ptr(), &pos, &key, &value)) {
     const int f = field_index(key);
-    if (f < 0 && !PyUnicode_Check(key)) throw py::type_error("scalars must be a dict with string keys");
+    if (f < 0 && !PyUnicode_Check(key))
+      throw py::type_error("scalars must be a dict with string keys");
     const bool first = k->op == Op::sgd && f >= 0 && kFields[f].flag == &Job::first;
     if (f < 0 || (!((want >> f) & 1u) && !first))
       throw py::type_error(kind + " takes no scalar " + py::repr(key).cast<std::string>() +
@@ -542,8 +590,7 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
     for (int s = 0; w && s < k->nstate; ++s)
       ok = ok || (std::strlen(k->state[s]) == static_cast<std::size_t>(len) &&
                   std::memcmp(k->state[s], w, static_cast<std::size_t>(len)) == 0);
-    if (!ok)
-      throw py::type_error(kind + " has no state " + py::repr(key).cast<std::string>());
+    if (!ok) throw py::type_error(kind + " has no state " + py::repr(key).cast<std::string>());
   }
   std::vector<Slot> slots;
   slots.reserve(2 + static_cast<std::size_t>(k->nstate));
@@ -551,7 +598,8 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
   slots.push_back({"grads", grads, false});
   for (int s = 0; s < k->nstate; ++s) {
     py::object seq = py::none();
-    if (PyObject* v = PyDict_GetItem(state.ptr(), kn[ki].state[s])) seq = py::reinterpret_borrow<py::object>(v);
+    if (PyObject* v = PyDict_GetItem(state.ptr(), kn[ki].state[s]))
+      seq = py::reinterpret_borrow<py::object>(v);
     slots.push_back({k->arg[s], seq, true});
   }
   std::vector<py::object> keep;
@@ -578,7 +626,10 @@ py::list nonfinite_rows(py::sequence seq) {
   index.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     py::object obj = arrays[i];
-    if (!py::isinstance<py::array>(obj)) { out.append(i); continue; }
+    if (!py::isinstance<py::array>(obj)) {
+      out.append(i);
+      continue;
+    }
     py::array a = obj.cast<py::array>();
     const bool f32 = a.dtype().equal(py::dtype::of<float>());
     if ((!f32 && !a.dtype().equal(py::dtype::of<double>())) || !(a.flags() & py::array::c_style) ||
@@ -679,20 +730,26 @@ PYBIND11_MODULE(_native, m) {
   m.def("probe", &probe, "arrays"_a, "nwrite"_a,
         "Bandwidth probe: read every array, write the first nwrite back (same threads/ISA).");
   m.def("probe_many", &probe_many, "slots"_a, "nwrite"_a,
-        "Multi-tensor bandwidth probe: one list of arrays per role; the first nwrite roles are written.");
+        "Multi-tensor bandwidth probe: one list of arrays per role; the first nwrite roles are "
+        "written.");
   m.def("isa", [] { return g_isa; }, "The instruction set the kernels run with now.");
-  m.def("supported_isas", [] {
-    py::list out;
-    for (const auto& s : supported_isas()) out.append(py::str(s));
-    return out;
-  },
-        "Instruction sets compiled in and supported by this CPU, slowest first.");
+  m.def(
+      "supported_isas",
+      [] {
+        py::list out;
+        for (const auto& s : supported_isas()) out.append(py::str(s));
+        return out;
+      },
+      "Instruction sets compiled in and supported by this CPU, slowest first.");
   m.def("set_isa", &set_isa, "name"_a,
         "Force the kernels' instruction set: 'generic', 'avx2', 'avx512' or 'auto' (the best).");
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
-    fastopt::threads::set_threads(n);
-  }, "n"_a);
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
+        fastopt::threads::set_threads(n);
+      },
+      "n"_a);
   m.def("get_num_threads", &fastopt::threads::get_threads);
   m.def("default_num_threads", &fastopt::threads::default_threads);
   m.def("_set_parallel_min_bytes", [](std::size_t b) { g_parallel_min_bytes = b; }, "bytes"_a);

@@ -1,13 +1,12 @@
 // The C ABI (fastopt/fastopt.h) over the C++ API (fastopt/fastopt.hpp): converts the option
 // structs, catches every exception, and keeps the message of the last failure per thread.
 #define FASTOPT_C_BUILDING 1
-#include "fastopt/fastopt.h"
-
 #include <cstring>
 #include <exception>
 #include <new>
 #include <stdexcept>
 
+#include "fastopt/fastopt.h"
 #include "fastopt/fastopt.hpp"
 
 namespace {
@@ -108,52 +107,53 @@ fastopt_rmsprop_options fastopt_rmsprop_default_options(void) {
 
 fastopt_adam_options fastopt_adam_default_options(void) {
   const fastopt::AdamOptions d;
-  return {d.lr, d.beta1, d.beta2, d.eps, d.weight_decay, d.amsgrad, d.maximize,
-          d.decoupled_weight_decay};
+  return {d.lr,           d.beta1,   d.beta2,    d.eps,
+          d.weight_decay, d.amsgrad, d.maximize, d.decoupled_weight_decay};
 }
 
 fastopt_adam_options fastopt_adamw_default_options(void) {
   const fastopt::AdamOptions d = fastopt::to_adam(fastopt::AdamWOptions());
-  return {d.lr, d.beta1, d.beta2, d.eps, d.weight_decay, d.amsgrad, d.maximize,
-          d.decoupled_weight_decay};
+  return {d.lr,           d.beta1,   d.beta2,    d.eps,
+          d.weight_decay, d.amsgrad, d.maximize, d.decoupled_weight_decay};
 }
 
-#define FASTOPT_C_SGD(SUFFIX, T)                                                             \
-  int fastopt_sgd_##SUFFIX(T* param, const T* grad, T* momentum_buffer, size_t n,            \
-                           int64_t step, const fastopt_sgd_options* options) {               \
-    return guarded([&] { fastopt::sgd<T>(param, grad, momentum_buffer, n, step, to_cpp(options)); }); \
+#define FASTOPT_C_SGD(SUFFIX, T)                                                                \
+  int fastopt_sgd_##SUFFIX(T* param, const T* grad, T* momentum_buffer, size_t n, int64_t step, \
+                           const fastopt_sgd_options* options) {                                \
+    return guarded(                                                                             \
+        [&] { fastopt::sgd<T>(param, grad, momentum_buffer, n, step, to_cpp(options)); });      \
   }
 FASTOPT_C_SGD(f32, float)
 FASTOPT_C_SGD(f64, double)
 
-#define FASTOPT_C_ADAGRAD(SUFFIX, T)                                                         \
+#define FASTOPT_C_ADAGRAD(SUFFIX, T)                                                          \
   int fastopt_adagrad_##SUFFIX(T* param, const T* grad, T* state_sum, size_t n, int64_t step, \
-                               const fastopt_adagrad_options* options) {                     \
-    return guarded([&] { fastopt::adagrad<T>(param, grad, state_sum, n, step, to_cpp(options)); }); \
+                               const fastopt_adagrad_options* options) {                      \
+    return guarded(                                                                           \
+        [&] { fastopt::adagrad<T>(param, grad, state_sum, n, step, to_cpp(options)); });      \
   }
 FASTOPT_C_ADAGRAD(f32, float)
 FASTOPT_C_ADAGRAD(f64, double)
 
-#define FASTOPT_C_RMSPROP(SUFFIX, T)                                                         \
-  int fastopt_rmsprop_##SUFFIX(T* param, const T* grad, T* square_avg, T* grad_avg,          \
-                               T* momentum_buffer, size_t n, int64_t step,                   \
-                               const fastopt_rmsprop_options* options) {                     \
-    return guarded([&] {                                                                     \
-      fastopt::rmsprop<T>(param, grad, square_avg, grad_avg, momentum_buffer, n, step,       \
-                          to_cpp(options));                                                  \
-    });                                                                                      \
+#define FASTOPT_C_RMSPROP(SUFFIX, T)                                                   \
+  int fastopt_rmsprop_##SUFFIX(T* param, const T* grad, T* square_avg, T* grad_avg,    \
+                               T* momentum_buffer, size_t n, int64_t step,             \
+                               const fastopt_rmsprop_options* options) {               \
+    return guarded([&] {                                                               \
+      fastopt::rmsprop<T>(param, grad, square_avg, grad_avg, momentum_buffer, n, step, \
+                          to_cpp(options));                                            \
+    });                                                                                \
   }
 FASTOPT_C_RMSPROP(f32, float)
 FASTOPT_C_RMSPROP(f64, double)
 
-#define FASTOPT_C_ADAM(SUFFIX, T)                                                            \
-  int fastopt_adam_##SUFFIX(T* param, const T* grad, T* exp_avg, T* exp_avg_sq,              \
-                            T* max_exp_avg_sq, size_t n, int64_t step,                       \
-                            const fastopt_adam_options* options) {                           \
-    return guarded([&] {                                                                     \
-      fastopt::adam<T>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, step,            \
-                       to_cpp(options));                                                     \
-    });                                                                                      \
+#define FASTOPT_C_ADAM(SUFFIX, T)                                                                  \
+  int fastopt_adam_##SUFFIX(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, \
+                            size_t n, int64_t step, const fastopt_adam_options* options) {         \
+    return guarded([&] {                                                                           \
+      fastopt::adam<T>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, step,                  \
+                       to_cpp(options));                                                           \
+    });                                                                                            \
   }
 FASTOPT_C_ADAM(f32, float)
 FASTOPT_C_ADAM(f64, double)

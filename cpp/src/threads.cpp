@@ -1,7 +1,7 @@
 #include "threads.hpp"
 
-#include <sched.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -36,8 +36,8 @@ constexpr auto kSpinIdle = std::chrono::microseconds(300);
 struct Pool {
   std::vector<std::thread> workers;  // detached; the pool is never destroyed
   std::atomic<std::uint64_t> epoch{0};
-  std::atomic<int> inflight{0};  // workers inside a job
-  std::atomic<bool> open{false};   // the current job still accepts workers
+  std::atomic<int> inflight{0};   // workers inside a job
+  std::atomic<bool> open{false};  // the current job still accepts workers
   TaskFn fn = nullptr;
   void* ctx = nullptr;
   int active = 0;  // workers 1..active-1 may run fn
@@ -154,8 +154,10 @@ int run(int nt, TaskFn fn, void* ctx) {
   p->open.store(false, std::memory_order_seq_cst);
   int spins = 0;
   while (p->inflight.load(std::memory_order_seq_cst) != 0) {  // chunks still running
-    if (++spins < 4000) FASTOPT_PAUSE();
-    else std::this_thread::yield();
+    if (++spins < 4000)
+      FASTOPT_PAUSE();
+    else
+      std::this_thread::yield();
   }
   return nt;
 }

@@ -14,9 +14,9 @@ namespace threads {
 
 using TaskFn = void (*)(void* ctx, int worker);
 
-int default_threads();            // CPUs available to this process (sched_getaffinity)
-int get_threads();                // current setting (FASTOPT_NUM_THREADS or default)
-void set_threads(int n);          // n >= 1
+int default_threads();    // CPUs available to this process (sched_getaffinity)
+int get_threads();        // current setting (FASTOPT_NUM_THREADS or default)
+void set_threads(int n);  // n >= 1
 // Runs fn on min(nt, get_threads()) threads; returns the number used.
 int run(int nt, TaskFn fn, void* ctx);
 

@@ -37,11 +37,13 @@ Adding an optimizer: its per-element rule in each backend (``backends/numpy.py``
 + the kind table of ``cpp/src/bindings.cpp``), its ``Spec`` here, its class in ``optim.py``
 (and a line each in ``kernels.py`` / ``jit.py`` for the functional forms).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any
 
 from ._validation import check_bool, check_hyper
 
@@ -57,10 +59,17 @@ class Option:
     ``bounds`` gives each rule's range as numbers ``(low, high, high_open)`` for the Numba
     kernels (tests hold both to the same values)."""
 
-    __slots__ = ("name", "default", "kind", "rules", "bounds", "doc")
+    __slots__ = ("bounds", "default", "doc", "kind", "name", "rules")
 
-    def __init__(self, name: str, default: Any, kind: str, rules: Tuple[str, ...] = (),
-                 bounds: Tuple[Tuple[float, float, bool], ...] = (), doc: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        default: Any,
+        kind: str,
+        rules: tuple[str, ...] = (),
+        bounds: tuple[tuple[float, float, bool], ...] = (),
+        doc: str = "",
+    ) -> None:
         self.name, self.default, self.kind = name, default, kind
         self.rules, self.bounds, self.doc = rules, bounds, doc
 
@@ -73,8 +82,13 @@ _UNIT = (0.0, 1.0, True)
 _ANY = (-math.inf, math.inf, False)
 
 
-def scalar(name: str, default: float, rule: Optional[str] = None,
-           bounds: Tuple[float, float, bool] = _NONNEG, doc: str = "") -> Option:
+def scalar(
+    name: str,
+    default: float,
+    rule: str | None = None,
+    bounds: tuple[float, float, bool] = _NONNEG,
+    doc: str = "",
+) -> Option:
     return Option(name, default, "scalar", (rule or name,), (bounds,), doc)
 
 
@@ -86,8 +100,13 @@ def flag(name: str, default: bool, doc: str = "") -> Option:
     return Option(name, default, "flag", (), (), doc)
 
 
-def pair(name: str, default: Tuple[float, float], rules: Tuple[str, str],
-         bounds: Tuple[Tuple[float, float, bool], ...], doc: str = "") -> Option:
+def pair(
+    name: str,
+    default: tuple[float, float],
+    rules: tuple[str, str],
+    bounds: tuple[tuple[float, float, bool], ...],
+    doc: str = "",
+) -> Option:
     return Option(name, default, "pair", rules, bounds, doc)
 
 
@@ -95,10 +114,16 @@ class State:
     """One state array per parameter: torch's name (``opt.state`` and checkpoints), the
     kernels' argument name, when the (checked, evaluated) options need it, how it starts."""
 
-    __slots__ = ("name", "arg", "needed", "init", "why")
+    __slots__ = ("arg", "init", "name", "needed", "why")
 
-    def __init__(self, name: str, arg: str, needed: Callable[[Mapping[str, Any]], bool],
-                 init: str = "zeros", why: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        arg: str,
+        needed: Callable[[Mapping[str, Any]], bool],
+        init: str = "zeros",
+        why: str = "",
+    ) -> None:
         self.name, self.arg, self.needed, self.init, self.why = name, arg, needed, init, why
 
 
@@ -109,15 +134,22 @@ def _always(options: Mapping[str, Any]) -> bool:
 class Spec:
     """The contract of one optimizer (see the module docstring)."""
 
-    def __init__(self, name: str, kernel: str, options: Tuple[Option, ...],
-                 state: Tuple[State, ...],
-                 constants: Callable[..., Tuple[Any, ...]], constant_names: Tuple[str, ...],
-                 per_step: Optional[Callable[..., Tuple[Any, ...]]] = None,
-                 step_names: Tuple[str, ...] = (),
-                 cross: Optional[Callable[[Mapping[str, Any]], None]] = None,
-                 fixed: Optional[Dict[str, Any]] = None,
-                 group_state: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        kernel: str,
+        options: tuple[Option, ...],
+        state: tuple[State, ...],
+        constants: Callable[..., tuple[Any, ...]],
+        constant_names: tuple[str, ...],
+        per_step: Callable[..., tuple[Any, ...]] | None = None,
+        step_names: tuple[str, ...] = (),
+        cross: Callable[[Mapping[str, Any]], None] | None = None,
+        fixed: dict[str, Any] | None = None,
+        group_state: dict[str, Any] | None = None,
+    ) -> None:
         import inspect
+
         self.name = name
         self.kernel = kernel
         self.options = options
@@ -130,7 +162,7 @@ class Spec:
         self.cross = cross
         self.fixed = dict(fixed or {})
         self.group_state = dict(group_state or {})
-        self.defaults: Dict[str, Any] = {o.name: o.default for o in options}
+        self.defaults: dict[str, Any] = {o.name: o.default for o in options}
         #: The defaults as attributes, for the public signatures: ``lr=ADAM.D.lr``.
         self.D: Any = SimpleNamespace(**self.defaults)
         self.state_names = tuple(s.name for s in state)
@@ -143,8 +175,9 @@ class Spec:
         # The options each function takes, in its order (a pair's elements by their rule
         # names: beta1, beta2; ``fixed`` kernel flags such as decoupled).
         self.constant_args = tuple(inspect.signature(constants).parameters)
-        self.step_args = (tuple(inspect.signature(per_step).parameters)[:-1]
-                          if per_step is not None else ())
+        self.step_args = (
+            tuple(inspect.signature(per_step).parameters)[:-1] if per_step is not None else ()
+        )
         # Generated (as namedtuple does) so that the per-step cost of the optimizers is one
         # dict display and a few stores:
         #   constants_at(args) -> {constant name: value}
@@ -152,26 +185,46 @@ class Spec:
         for n in self.scalar_names:
             if not n.isidentifier():
                 raise ValueError(f"scalar name {n!r} is not an identifier")
-        src = ("def constants_at(args):\n    v = constants(*args)\n    return {" +
-               ", ".join(f"{n!r}: v[{i}]" for i, n in enumerate(constant_names)) + "}\n"
-               "def put(d, args, step):\n" +
-               ("    v = per_step(*args, step)\n" +
-                "".join(f"    d[{n!r}] = v[{i}]\n" for i, n in enumerate(step_names))
-                if per_step is not None else "    pass\n"))
-        namespace: Dict[str, Any] = {"constants": constants, "per_step": per_step}
+        src = (
+            "def constants_at(args):\n    v = constants(*args)\n    return {"
+            + ", ".join(f"{n!r}: v[{i}]" for i, n in enumerate(constant_names))
+            + "}\n"
+            "def put(d, args, step):\n"
+            + (
+                "    v = per_step(*args, step)\n"
+                + "".join(f"    d[{n!r}] = v[{i}]\n" for i, n in enumerate(step_names))
+                if per_step is not None
+                else "    pass\n"
+            )
+        )
+        namespace: dict[str, Any] = {"constants": constants, "per_step": per_step}
         exec(src, namespace)
-        self.constants_at: Callable[[Tuple[Any, ...]], Dict[str, Any]] = \
-            namespace["constants_at"]
-        self.put: Callable[[Dict[str, Any], Tuple[Any, ...], int], None] = namespace["put"]
+        self.constants_at: Callable[[tuple[Any, ...]], dict[str, Any]] = namespace["constants_at"]
+        self.put: Callable[[dict[str, Any], tuple[Any, ...], int], None] = namespace["put"]
 
-    def replace(self, name: str, defaults: Optional[Dict[str, Any]] = None,
-                fixed: Optional[Dict[str, Any]] = None) -> "Spec":
+    def replace(
+        self, name: str, defaults: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None
+    ) -> Spec:
         """A variant (AdamW from Adam): other defaults and fixed kernel flags."""
-        opts = tuple(Option(o.name, (defaults or {}).get(o.name, o.default), o.kind, o.rules,
-                            o.bounds, o.doc) for o in self.options)
-        return Spec(name, self.kernel, opts, self.state, self.constants, self.constant_names,
-                    self.per_step, self.step_names, self.cross,
-                    {**self.fixed, **(fixed or {})}, self.group_state)
+        opts = tuple(
+            Option(
+                o.name, (defaults or {}).get(o.name, o.default), o.kind, o.rules, o.bounds, o.doc
+            )
+            for o in self.options
+        )
+        return Spec(
+            name,
+            self.kernel,
+            opts,
+            self.state,
+            self.constants,
+            self.constant_names,
+            self.per_step,
+            self.step_names,
+            self.cross,
+            {**self.fixed, **(fixed or {})},
+            self.group_state,
+        )
 
     # ---------------------------------------------------------------- checks
     def check_value(self, name: str, value: Any, *, allow_schedule: bool) -> Any:
@@ -183,31 +236,37 @@ class Spec:
         if opt.kind == "pair":
             if not isinstance(value, (tuple, list)) or len(value) != 2:
                 raise TypeError(f"{name} must be a pair ({', '.join(opt.rules)}), got {value!r}")
-            return tuple(v if allow_schedule and callable(v) else check_hyper(r, v)
-                         for r, v in zip(opt.rules, value))
+            return tuple(
+                v if allow_schedule and callable(v) else check_hyper(r, v)
+                for r, v in zip(opt.rules, value)
+            )
         if allow_schedule and opt.kind == "scalar" and callable(value):
             return value
         return check_hyper(opt.rules[0], value)
 
-    def check_options(self, options: Mapping[str, Any], *, allow_schedule: bool = True,
-                      where: str = "") -> Dict[str, Any]:
+    def check_options(
+        self, options: Mapping[str, Any], *, allow_schedule: bool = True, where: str = ""
+    ) -> dict[str, Any]:
         """Every option checked (unknown or missing names refused) and the cross-option
         check on the constant values; returns the normalised dict.  Nothing is modified."""
         unknown = [k for k in options if k not in self.option]
         if unknown:
-            raise ValueError(f"{where}unknown option(s) {unknown} for {self.name}; valid "
-                             f"options: {sorted(self.option)}")
+            raise ValueError(
+                f"{where}unknown option(s) {unknown} for {self.name}; valid "
+                f"options: {sorted(self.option)}"
+            )
         missing = [k for k in self.option if k not in options]
         if missing:
             raise ValueError(f"{where}missing option(s) {missing} for {self.name}")
-        out = {k: self.check_value(k, options[k], allow_schedule=allow_schedule)
-               for k in self.option}
+        out = {
+            k: self.check_value(k, options[k], allow_schedule=allow_schedule) for k in self.option
+        }
         if self.cross is not None:
             self.cross(out)
         return out
 
     # ---------------------------------------------------------------- per step
-    def args_of(self, options: Mapping[str, Any], names: Tuple[str, ...]) -> Tuple[Any, ...]:
+    def args_of(self, options: Mapping[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
         """The arguments ``names`` (``constant_args`` or ``step_args``) from evaluated
         options (and ``fixed``)."""
         out = []
@@ -223,13 +282,13 @@ class Spec:
                     out.append(self.fixed[a])
         return tuple(out)
 
-    def scalars(self, options: Mapping[str, Any], step: int) -> Dict[str, Any]:
+    def scalars(self, options: Mapping[str, Any], step: int) -> dict[str, Any]:
         """Every per-step constant of the kernel, in double, for 1-based ``step``."""
         d = self.constants_at(self.args_of(options, self.constant_args))
         self.put(d, self.args_of(options, self.step_args), step)
         return d
 
-    def needed(self, options: Mapping[str, Any]) -> Tuple[str, ...]:
+    def needed(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         """The state arrays these evaluated options use this step."""
         return tuple(s.name for s in self.state if s.needed(options))
 
@@ -240,57 +299,100 @@ class Spec:
 # the integer step are taken as ``beta ** float(step)`` (C ``pow``, as CPython computes
 # ``beta ** step``; Numba would otherwise multiply by repeated squaring).
 
-def sgd_constants(lr: float, momentum: float, dampening: float, weight_decay: float,
-                  nesterov: bool, maximize: bool) -> Tuple[Any, ...]:
+
+def sgd_constants(
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+) -> tuple[Any, ...]:
     return (lr, momentum, 1.0 - dampening, weight_decay, nesterov, maximize)
 
 
-def adagrad_constants(weight_decay: float, eps: float, maximize: bool) -> Tuple[Any, ...]:
+def adagrad_constants(weight_decay: float, eps: float, maximize: bool) -> tuple[Any, ...]:
     return (weight_decay, eps, maximize)
 
 
-def adagrad_per_step(lr: float, lr_decay: float, step: int) -> Tuple[float]:
+def adagrad_per_step(lr: float, lr_decay: float, step: int) -> tuple[float]:
     return (lr / (1 + (step - 1) * lr_decay),)
 
 
-def rmsprop_constants(lr: float, alpha: float, eps: float, weight_decay: float,
-                      momentum: float, centered: bool, maximize: bool) -> Tuple[Any, ...]:
+def rmsprop_constants(
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+) -> tuple[Any, ...]:
     return (lr, alpha, 1.0 - alpha, eps, weight_decay, momentum, centered, maximize)
 
 
-def adam_constants(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-                   amsgrad: bool, maximize: bool, decoupled: bool) -> Tuple[Any, ...]:
-    return (1.0 - beta1, beta2, 1.0 - beta2, eps, weight_decay, 1.0 - lr * weight_decay,
-            amsgrad, maximize, decoupled)
+def adam_constants(
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+) -> tuple[Any, ...]:
+    return (
+        1.0 - beta1,
+        beta2,
+        1.0 - beta2,
+        eps,
+        weight_decay,
+        1.0 - lr * weight_decay,
+        amsgrad,
+        maximize,
+        decoupled,
+    )
 
 
-def adam_per_step(lr: float, beta1: float, beta2: float, step: int) -> Tuple[float, float]:
+def adam_per_step(lr: float, beta1: float, beta2: float, step: int) -> tuple[float, float]:
     t = float(step)
-    bc1 = 1.0 - beta1 ** t
-    bc2 = 1.0 - beta2 ** t
-    bc2_sqrt = bc2 ** 0.5  # ** 0.5 as torch.optim does, not math.sqrt
+    bc1 = 1.0 - beta1**t
+    bc2 = 1.0 - beta2**t
+    bc2_sqrt = bc2**0.5  # ** 0.5 as torch.optim does, not math.sqrt
     return (lr / bc1, 1.0 / bc2_sqrt)
 
 
 def _nesterov_check(o: Mapping[str, Any]) -> None:
     m, d = o["momentum"], o["dampening"]
     if o["nesterov"] and not callable(m) and not callable(d) and (m <= 0 or d != 0):
-        raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
-                         f"momentum={m}, dampening={d}")
+        raise ValueError(
+            f"nesterov=True requires momentum > 0 and dampening == 0, got "
+            f"momentum={m}, dampening={d}"
+        )
 
 
 _MAXIMIZE = flag("maximize", False, "maximize the objective (the gradient is negated)")
 
 SGD = Spec(
-    "sgd", "sgd",
-    options=(scalar("lr", 1e-3, doc="learning rate"),
-             scalar("momentum", 0.0, doc="momentum factor"),
-             scalar("dampening", 0.0, bounds=_ANY, doc="dampening for momentum"),
-             scalar("weight_decay", 0.0, doc="L2 penalty"),
-             flag("nesterov", False, "Nesterov momentum"),
-             _MAXIMIZE),
-    state=(State("momentum_buffer", "momentum_buffers", lambda o: o["momentum"] != 0, "grad",
-                 "momentum != 0"),),
+    "sgd",
+    "sgd",
+    options=(
+        scalar("lr", 1e-3, doc="learning rate"),
+        scalar("momentum", 0.0, doc="momentum factor"),
+        scalar("dampening", 0.0, bounds=_ANY, doc="dampening for momentum"),
+        scalar("weight_decay", 0.0, doc="L2 penalty"),
+        flag("nesterov", False, "Nesterov momentum"),
+        _MAXIMIZE,
+    ),
+    state=(
+        State(
+            "momentum_buffer",
+            "momentum_buffers",
+            lambda o: o["momentum"] != 0,
+            "grad",
+            "momentum != 0",
+        ),
+    ),
     constants=sgd_constants,
     constant_names=("lr", "momentum", "one_minus_damp", "wd", "nesterov", "maximize"),
     cross=_nesterov_check,
@@ -298,13 +400,16 @@ SGD = Spec(
 )
 
 ADAGRAD = Spec(
-    "adagrad", "adagrad",
-    options=(scalar("lr", 1e-2, doc="learning rate"),
-             scalar("lr_decay", 0.0, doc="learning rate decay"),
-             scalar("weight_decay", 0.0, doc="L2 penalty"),
-             const("initial_accumulator_value", 0.0, "initial value of the sum of squares"),
-             scalar("eps", 1e-10, doc="term added to the denominator"),
-             _MAXIMIZE),
+    "adagrad",
+    "adagrad",
+    options=(
+        scalar("lr", 1e-2, doc="learning rate"),
+        scalar("lr_decay", 0.0, doc="learning rate decay"),
+        scalar("weight_decay", 0.0, doc="L2 penalty"),
+        const("initial_accumulator_value", 0.0, "initial value of the sum of squares"),
+        scalar("eps", 1e-10, doc="term added to the denominator"),
+        _MAXIMIZE,
+    ),
     state=(State("sum", "state_sums", _always, "fill"),),
     constants=adagrad_constants,
     constant_names=("wd", "eps", "maximize"),
@@ -313,38 +418,71 @@ ADAGRAD = Spec(
 )
 
 RMSPROP = Spec(
-    "rmsprop", "rmsprop",
-    options=(scalar("lr", 1e-2, doc="learning rate"),
-             scalar("alpha", 0.99, doc="smoothing constant"),
-             scalar("eps", 1e-8, doc="term added to the denominator"),
-             scalar("weight_decay", 0.0, doc="L2 penalty"),
-             scalar("momentum", 0.0, doc="momentum factor"),
-             flag("centered", False, "normalise by the estimated variance of the gradient"),
-             _MAXIMIZE),
-    state=(State("square_avg", "square_avgs", _always),
-           State("grad_avg", "grad_avgs", lambda o: o["centered"], why="centered=True"),
-           State("momentum_buffer", "momentum_buffers", lambda o: o["momentum"] > 0,
-                 why="momentum > 0")),
+    "rmsprop",
+    "rmsprop",
+    options=(
+        scalar("lr", 1e-2, doc="learning rate"),
+        scalar("alpha", 0.99, doc="smoothing constant"),
+        scalar("eps", 1e-8, doc="term added to the denominator"),
+        scalar("weight_decay", 0.0, doc="L2 penalty"),
+        scalar("momentum", 0.0, doc="momentum factor"),
+        flag("centered", False, "normalise by the estimated variance of the gradient"),
+        _MAXIMIZE,
+    ),
+    state=(
+        State("square_avg", "square_avgs", _always),
+        State("grad_avg", "grad_avgs", lambda o: o["centered"], why="centered=True"),
+        State(
+            "momentum_buffer", "momentum_buffers", lambda o: o["momentum"] > 0, why="momentum > 0"
+        ),
+    ),
     constants=rmsprop_constants,
-    constant_names=("lr", "alpha", "one_minus_alpha", "eps", "wd", "momentum", "centered",
-                    "maximize"),
+    constant_names=(
+        "lr",
+        "alpha",
+        "one_minus_alpha",
+        "eps",
+        "wd",
+        "momentum",
+        "centered",
+        "maximize",
+    ),
 )
 
 ADAM = Spec(
-    "adam", "adam",
-    options=(scalar("lr", 1e-3, doc="learning rate"),
-             pair("betas", (0.9, 0.999), ("beta1", "beta2"), (_UNIT, _UNIT),
-                  "coefficients of the running averages of the gradient and its square"),
-             scalar("eps", 1e-8, doc="term added to the denominator"),
-             scalar("weight_decay", 0.0, doc="weight decay"),
-             flag("amsgrad", False, "use the maximum of past squared averages (AMSGrad)"),
-             _MAXIMIZE),
-    state=(State("exp_avg", "exp_avgs", _always),
-           State("exp_avg_sq", "exp_avg_sqs", _always),
-           State("max_exp_avg_sq", "max_exp_avg_sqs", lambda o: o["amsgrad"], why="amsgrad=True")),
+    "adam",
+    "adam",
+    options=(
+        scalar("lr", 1e-3, doc="learning rate"),
+        pair(
+            "betas",
+            (0.9, 0.999),
+            ("beta1", "beta2"),
+            (_UNIT, _UNIT),
+            "coefficients of the running averages of the gradient and its square",
+        ),
+        scalar("eps", 1e-8, doc="term added to the denominator"),
+        scalar("weight_decay", 0.0, doc="weight decay"),
+        flag("amsgrad", False, "use the maximum of past squared averages (AMSGrad)"),
+        _MAXIMIZE,
+    ),
+    state=(
+        State("exp_avg", "exp_avgs", _always),
+        State("exp_avg_sq", "exp_avg_sqs", _always),
+        State("max_exp_avg_sq", "max_exp_avg_sqs", lambda o: o["amsgrad"], why="amsgrad=True"),
+    ),
     constants=adam_constants,
-    constant_names=("one_minus_beta1", "beta2", "one_minus_beta2", "eps", "wd", "decay",
-                    "amsgrad", "maximize", "decoupled"),
+    constant_names=(
+        "one_minus_beta1",
+        "beta2",
+        "one_minus_beta2",
+        "eps",
+        "wd",
+        "decay",
+        "amsgrad",
+        "maximize",
+        "decoupled",
+    ),
     per_step=adam_per_step,
     step_names=("step_size", "inv_bc2_sqrt"),
     fixed={"decoupled": False},
@@ -352,7 +490,8 @@ ADAM = Spec(
 
 ADAMW = ADAM.replace("adamw", defaults={"weight_decay": 1e-2}, fixed={"decoupled": True})
 
-def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list:
+
+def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[Any]:
     """The ``(role, arrays or None, writable)`` slots of a backend call of kernel ``kind``
     (as ``backends._checks.collect`` takes them): params, grads, then each state array in
     the contract's order, labelled by the kernels' argument names."""
@@ -360,15 +499,17 @@ def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list:
     if spec is None:
         raise ValueError(f"unknown kernel kind {kind!r}; one of {sorted(KERNELS)}")
     if not isinstance(state, Mapping):
-        raise TypeError(f"state must be a dict of state name -> list of arrays, got "
-                        f"{type(state).__name__}")
+        raise TypeError(
+            f"state must be a dict of state name -> list of arrays, got {type(state).__name__}"
+        )
     for key in state:
         if key not in spec.state_names:
             raise TypeError(f"{kind} has no state {key!r}; its state: {list(spec.state_names)}")
     return [("params", params, True), ("grads", grads, False)] + [
-        (s.arg, state.get(s.name), True) for s in spec.state]
+        (s.arg, state.get(s.name), True) for s in spec.state
+    ]
 
 
-SPECS: Dict[str, Spec] = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW)}
+SPECS: dict[str, Spec] = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW)}
 #: Kernel kind -> (the kernels' state argument names in slot order, the state names).
-KERNELS: Dict[str, Spec] = {"sgd": SGD, "adagrad": ADAGRAD, "rmsprop": RMSPROP, "adam": ADAM}
+KERNELS: dict[str, Spec] = {"sgd": SGD, "adagrad": ADAGRAD, "rmsprop": RMSPROP, "adam": ADAM}

@@ -7,6 +7,7 @@ the header-only C++ API, and ``fastopt/fastopt.h``, the C ABI), ``fastopt/lib``
     cmake -Dfastopt_DIR=$(python -c "import fastopt; print(fastopt.get_cmake_dir())") ...
     c++ -std=c++17 -ffp-contract=off -I$(python -c "import fastopt; print(fastopt.get_include())") ...
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,10 @@ def get_include() -> str:
     checkout = _HERE.parent.parent / "cpp" / "include"
     if (checkout / "fastopt" / "fastopt.hpp").is_file():
         return str(checkout)
-    raise FileNotFoundError(f"fastopt's headers are not installed (no {installed}); "
-                            "install fastopt with pip to get them")
+    raise FileNotFoundError(
+        f"fastopt's headers are not installed (no {installed}); "
+        "install fastopt with pip to get them"
+    )
 
 
 def get_cmake_dir() -> str:
@@ -32,6 +35,8 @@ def get_cmake_dir() -> str:
     CMake, then ``find_package(fastopt CONFIG)`` gives ``fastopt::fastopt`` and ``fastopt::c``."""
     d = _HERE / "share" / "cmake" / "fastopt"
     if not (d / "fastoptConfig.cmake").is_file():
-        raise FileNotFoundError(f"fastopt's CMake package is not installed (no {d}); install "
-                                "fastopt with pip, or use add_subdirectory on a source checkout")
+        raise FileNotFoundError(
+            f"fastopt's CMake package is not installed (no {d}); install "
+            "fastopt with pip, or use add_subdirectory on a source checkout"
+        )
     return str(d)

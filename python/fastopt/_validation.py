@@ -75,14 +75,17 @@ def as_scalar(value: object, what: str, where: str = "") -> float:
     names it in the errors, ``where`` follows (e.g. " at step 3")."""
     if isinstance(value, np.ndarray):
         if value.size != 1:
-            raise ValueError(f"{what} must be a scalar (e.g. the batch mean), got an array of "
-                             f"shape {value.shape}{where}")
+            raise ValueError(
+                f"{what} must be a scalar (e.g. the batch mean), got an array of "
+                f"shape {value.shape}{where}"
+            )
         value = value.reshape(()).item()
     try:
         return float(value)  # type: ignore[arg-type]  # anything float() accepts
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a real number, got {type(value).__name__}"
-                        f"{where}") from None
+        raise TypeError(
+            f"{what} must be a real number, got {type(value).__name__}{where}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- clipping

@@ -23,6 +23,7 @@ during a save leaves the previous checkpoint at ``path`` intact (and no temporar
 behind, except after a hard kill).  The file is written to exactly ``path`` (no ``.npz``
 suffix is added).
 """
+
 from __future__ import annotations
 
 import json
@@ -83,7 +84,7 @@ def _stale_temp_files(directory: str, base: str) -> list[str]:
     for name in entries:
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
-        tag = name[len(prefix):-len(".tmp")]
+        tag = name[len(prefix) : -len(".tmp")]
         parts = tag.rsplit("-", 2)
         if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
             continue
@@ -158,11 +159,17 @@ def _save_locked(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
         entry["shapes"] = [list(s) for s in entry["shapes"]]
         entry["indices"] = [index[nm] for nm in entry["names"]]
         groups.append(entry)
-    meta = {"format": FORMAT, "version": VERSION, "kind": sd["kind"],
-            "step_count": int(sd["step_count"]), "skipped_steps": int(sd.get("skipped_steps", 0)),
-            "last_lr": [float(x) for x in sd["last_lr"]], "param_groups": groups,
-            "state_keys": {str(index[nm]): sorted(st) for nm, st in sd["state"].items()},
-            "schedules": sd["schedules"]}
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": sd["kind"],
+        "step_count": int(sd["step_count"]),
+        "skipped_steps": int(sd.get("skipped_steps", 0)),
+        "last_lr": [float(x) for x in sd["last_lr"]],
+        "param_groups": groups,
+        "state_keys": {str(index[nm]): sorted(st) for nm, st in sd["state"].items()},
+        "schedules": sd["schedules"],
+    }
     text = json.dumps(meta, default=_jsonable)  # Infinity/NaN allowed (plateau's best)
     arrays[_META] = np.array(text)  # a '<U' array: no pickle
 
@@ -174,8 +181,9 @@ def _save_locked(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
             os.unlink(stale)
         except OSError:
             pass
-    fd, tmp = tempfile.mkstemp(prefix=f"{base}.{_host()}-{os.getpid()}-", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{base}.{_host()}-{os.getpid()}-", suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
@@ -232,17 +240,22 @@ def _check_sizes(path: str | os.PathLike[str], zf: zipfile.ZipFile, optimizer: O
             limit = 2 * largest + _NPY_HEADER_MAX  # a state may be wider than its parameter
             count += 1
         else:
-            raise CheckpointError(f"{path} is not a fastopt checkpoint for this optimizer: "
-                                  f"unexpected entry {info.filename!r}")
+            raise CheckpointError(
+                f"{path} is not a fastopt checkpoint for this optimizer: "
+                f"unexpected entry {info.filename!r}"
+            )
         if info.file_size > limit:
             raise CheckpointError(
                 f"checkpoint {path} does not match the optimizer: entry {info.filename!r} "
                 f"holds {info.file_size} bytes, more than any array of this optimizer "
-                f"({limit} bytes); refusing to read it")
+                f"({limit} bytes); refusing to read it"
+            )
         budget += info.file_size
     if count > nparams * (1 + _STATE_PER_PARAM_MAX):
-        raise CheckpointError(f"checkpoint {path} does not match the optimizer: it holds "
-                              f"{count} arrays for {nparams} parameters")
+        raise CheckpointError(
+            f"checkpoint {path} does not match the optimizer: it holds "
+            f"{count} arrays for {nparams} parameters"
+        )
 
 
 def _read(
@@ -258,8 +271,9 @@ def _read(
                 _check_sizes(path, z.zip, optimizer)
             files = list(z.files)
             if _META not in files:
-                raise CheckpointError(f"{path} is not a fastopt checkpoint (no {_META!r} entry; "
-                                      f"entries: {files[:5]})")
+                raise CheckpointError(
+                    f"{path} is not a fastopt checkpoint (no {_META!r} entry; entries: {files[:5]})"
+                )
             meta = json.loads(str(z[_META][()]))
             arrays = {k: z[k] for k in files if k != _META}
     except CheckpointError:
@@ -267,13 +281,16 @@ def _read(
     except FileNotFoundError:
         raise
     except Exception as exc:  # BadZipFile, truncated members, bad JSON, pickled objects
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") \
-            from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a fastopt checkpoint")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {meta.get('version')}; "
-                              f"this fastopt reads version {VERSION}")
+        raise CheckpointError(
+            f"{path} has checkpoint format version {meta.get('version')}; "
+            f"this fastopt reads version {VERSION}"
+        )
     return meta, arrays
 
 
@@ -288,6 +305,7 @@ def _is_int(x: object) -> bool:
 def _check_meta(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
     """Structural checks of the JSON metadata (a crafted file gets CheckpointError, not a
     KeyError or AttributeError from deep inside the loader)."""
+
     def bad(what: str) -> NoReturn:
         raise CheckpointError(f"checkpoint {path} has malformed metadata: {what}")
 
@@ -301,8 +319,9 @@ def _check_meta(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
         if not _is_int(v) or v < 0:
             bad(f"{key} must be a non-negative integer, got {v!r}")
     if not isinstance(meta["last_lr"], list) or not all(
-            x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
-            for x in meta["last_lr"]):
+        x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+        for x in meta["last_lr"]
+    ):
         bad(f"last_lr must be a list of numbers, got {meta['last_lr']!r}")
     if not isinstance(meta.get("schedules", {}), dict):
         bad("schedules must be a dict")
@@ -311,14 +330,22 @@ def _check_meta(path: str | os.PathLike[str], meta: dict[str, Any]) -> None:
         bad("param_groups must be a list of dicts")
     for gi, g in enumerate(groups):
         names, indices, shapes = g.get("names"), g.get("indices"), g.get("shapes")
-        if not isinstance(names, list) or not all(isinstance(n, (str, int)) and
-                                                  not isinstance(n, bool) for n in names):
+        if not isinstance(names, list) or not all(
+            isinstance(n, (str, int)) and not isinstance(n, bool) for n in names
+        ):
             bad(f"group {gi}: names must be a list of strings or integers")
-        if not isinstance(indices, list) or len(indices) != len(names) or not all(
-                _is_int(i) and i >= 0 for i in indices):
+        if (
+            not isinstance(indices, list)
+            or len(indices) != len(names)
+            or not all(_is_int(i) and i >= 0 for i in indices)
+        ):
             bad(f"group {gi}: indices must be one non-negative integer per name")
-        if shapes is not None and (not isinstance(shapes, list) or not all(
-                isinstance(s, list) and all(_is_int(d) and d >= 0 for d in s) for s in shapes)):
+        if shapes is not None and (
+            not isinstance(shapes, list)
+            or not all(
+                isinstance(s, list) and all(_is_int(d) and d >= 0 for d in s) for s in shapes
+            )
+        ):
             bad(f"group {gi}: shapes must be lists of non-negative integers")
 
 
@@ -365,15 +392,19 @@ def _load_locked(
         problems.append(f"the checkpoint is for a {meta['kind']} optimizer, this is a {kind}")
     groups = meta["param_groups"]
     if len(groups) != len(optimizer.param_groups):
-        problems.append(f"the checkpoint has {len(groups)} parameter groups, the optimizer has "
-                        f"{len(optimizer.param_groups)}")
+        problems.append(
+            f"the checkpoint has {len(groups)} parameter groups, the optimizer has "
+            f"{len(optimizer.param_groups)}"
+        )
     state = {}
     pairs = []  # (destination param, saved array)
     for gi, (entry, group) in enumerate(zip(groups, optimizer.param_groups)):
         names = entry["names"]
         if [str(n) for n in names] != [str(n) for n in group["names"]]:
-            problems.append(f"group {gi}: the checkpoint has parameters {names[:6]}, the "
-                            f"optimizer has {group['names'][:6]}")
+            problems.append(
+                f"group {gi}: the checkpoint has parameters {names[:6]}, the "
+                f"optimizer has {group['names'][:6]}"
+            )
             continue
         for nm, p, idx in zip(group["names"], group["params"], entry["indices"]):
             a = arrays.get(f"param/{idx}")
@@ -381,24 +412,33 @@ def _load_locked(
                 problems.append(f"parameter {nm!r} is missing from the file")
                 continue
             if a.shape != p.shape or a.dtype != p.dtype:
-                problems.append(f"parameter {_describe(nm, a)} in the checkpoint, "
-                                f"{p.dtype}{p.shape} in the optimizer")
+                problems.append(
+                    f"parameter {_describe(nm, a)} in the checkpoint, "
+                    f"{p.dtype}{p.shape} in the optimizer"
+                )
             pairs.append((p, a))
             prefix = f"state/{idx}/"
-            state[nm] = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            state[nm] = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
     if problems:
-        raise CheckpointError(f"checkpoint {path} does not match the optimizer: " +
-                              "; ".join(problems[:10]) +
-                              (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""))
+        raise CheckpointError(
+            f"checkpoint {path} does not match the optimizer: "
+            + "; ".join(problems[:10])
+            + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else "")
+        )
     for entry in groups:
         if isinstance(entry.get("betas"), list):
             entry["betas"] = tuple(entry["betas"])
         if entry.get("shapes") is not None:
             entry["shapes"] = [tuple(s) for s in entry["shapes"]]
-    sd = {"kind": meta["kind"], "step_count": meta["step_count"],
-          "skipped_steps": meta.get("skipped_steps", 0),
-          "last_lr": [float(x) if x is not None else math.nan for x in meta["last_lr"]],
-          "param_groups": groups, "state": state, "schedules": meta.get("schedules", {})}
+    sd = {
+        "kind": meta["kind"],
+        "step_count": meta["step_count"],
+        "skipped_steps": meta.get("skipped_steps", 0),
+        "last_lr": [float(x) if x is not None else math.nan for x in meta["last_lr"]],
+        "param_groups": groups,
+        "state": state,
+        "schedules": meta.get("schedules", {}),
+    }
     # The optimizer checks the state arrays and every option before it changes anything;
     # the parameters were checked above, so copying them cannot fail.
     try:

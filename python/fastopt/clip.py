@@ -15,6 +15,7 @@ norm), with no temporary larger than 64 Ki elements.  The work is NumPy's vector
 loops (one read of each gradient for the norm, one read+write to scale); there is no
 separate compiled kernel because these loops are already memory-bound.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,10 @@ def _as_arrays(grads: object) -> list[np.ndarray]:
     elif isinstance(grads, dict):
         items = [(f"grads[{k!r}]", g) for k, g in grads.items()]
     elif isinstance(grads, (str, bytes)) or not hasattr(grads, "__iter__"):
-        raise TypeError(f"grads must be an array, a list of arrays or a dict of arrays, got "
-                        f"{type(grads).__name__}")
+        raise TypeError(
+            f"grads must be an array, a list of arrays or a dict of arrays, got "
+            f"{type(grads).__name__}"
+        )
     else:
         items = [(f"grads[{i}]", g) for i, g in enumerate(grads)]
     intervals = []
@@ -56,9 +59,11 @@ def _as_arrays(grads: object) -> list[np.ndarray]:
         if g.dtype.kind != "f":
             raise TypeError(f"{label} has dtype {g.dtype}; gradients must be floating point")
         if not g.flags.writeable:
-            raise ValueError(f"{label} is read-only; clipping modifies gradients in place: pass "
-                             "a writeable array (or use the optimizer's clipping options, which "
-                             "do not modify the gradients)")
+            raise ValueError(
+                f"{label} is read-only; clipping modifies gradients in place: pass "
+                "a writeable array (or use the optimizer's clipping options, which "
+                "do not modify the gradients)"
+            )
         if g.size:
             lo = g.__array_interface__["data"][0]
             # the extent of a strided view, conservatively
@@ -73,7 +78,7 @@ def _as_arrays(grads: object) -> list[np.ndarray]:
 def _chunks(g: np.ndarray) -> Iterator[np.ndarray]:
     flat = g.reshape(-1)
     for i in range(0, flat.size, _CHUNK):
-        yield flat[i:i + _CHUNK].astype(np.float64)
+        yield flat[i : i + _CHUNK].astype(np.float64)
 
 
 def _array_norm_pow(g: np.ndarray, p: float) -> float:
@@ -156,7 +161,8 @@ def clip_grad_norm(
     if error_if_nonfinite and not math.isfinite(total):
         raise NonFiniteGradientError(
             f"the total norm of order {p} of the gradients is {total}; nothing was modified "
-            "(pass error_if_nonfinite=False to scale anyway)")
+            "(pass error_if_nonfinite=False to scale anyway)"
+        )
     coef = _norm_coef(max_norm, total)
     if coef is not None:
         for g in arrays:

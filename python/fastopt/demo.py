@@ -7,6 +7,7 @@ table and writes PNG plots (loss curves, lr curves, range tests) to an output fo
 Forward and backward passes are plain NumPy; the data ship with scikit-learn (no
 download; ``pip install fastopt[demo]``).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,16 @@ if TYPE_CHECKING:
 # (X_train, y_train, X_test, y_test)
 Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-__all__ = ["load_digits_data", "MLP", "OPTIMIZERS", "SCHEDULES", "range_test", "train",
-           "run_demo", "format_table"]
+__all__ = [
+    "load_digits_data",
+    "MLP",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "range_test",
+    "train",
+    "run_demo",
+    "format_table",
+]
 
 
 # ---------------------------------------------------------------------- data and model
@@ -39,6 +48,7 @@ def load_digits_data(
     """The 8x8 digits (1797 images, 10 classes) scaled to [0, 1], split into
     ``(X_train, y_train, X_test, y_test)`` with a fixed seed."""
     from .plotting import _require
+
     datasets = _require("sklearn.datasets", "demo", "the demo's digits data")
     digits = datasets.load_digits()
     X = (digits.data / 16.0).astype(dtype)
@@ -103,8 +113,7 @@ class MLP:
         dz /= n
         dh = dz @ p["W2"].T
         dh *= a > 0
-        return loss, {"W1": X.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ dz,
-                      "b2": dz.sum(axis=0)}
+        return loss, {"W1": X.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ dz, "b2": dz.sum(axis=0)}
 
 
 def batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
@@ -113,19 +122,19 @@ def batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
     while True:
         order = rng.permutation(n)
         for i in range(0, n - batch_size + 1, batch_size):
-            yield order[i:i + batch_size]
+            yield order[i : i + batch_size]
 
 
 # ---------------------------------------------------------------------- optimizers, schedules
 def _optimizers() -> dict[str, Callable[[Any, Any, str], Optimizer]]:
     import fastopt
+
     return {
         "SGD": lambda p, lr, backend: fastopt.SGD(p, lr=lr, momentum=0.9, backend=backend),
         "Adagrad": lambda p, lr, backend: fastopt.Adagrad(p, lr=lr, backend=backend),
         "RMSprop": lambda p, lr, backend: fastopt.RMSprop(p, lr=lr, backend=backend),
         "Adam": lambda p, lr, backend: fastopt.Adam(p, lr=lr, backend=backend),
-        "AdamW": lambda p, lr, backend: fastopt.AdamW(p, lr=lr, weight_decay=1e-2,
-                                                      backend=backend),
+        "AdamW": lambda p, lr, backend: fastopt.AdamW(p, lr=lr, weight_decay=1e-2, backend=backend),
     }
 
 
@@ -136,6 +145,7 @@ SCHEDULES = ("constant", "step decay", "cosine+warmup", "one-cycle")
 def make_schedule(name: str, lr: float, steps: int) -> Schedule:
     """The schedule ``name`` (one of ``SCHEDULES``) peaking at ``lr`` over ``steps``."""
     import fastopt.schedules as S
+
     steps = max(int(steps), 2)
     if name == "constant":
         return S.constant(lr)
@@ -167,6 +177,7 @@ def range_test(
     ``(result, restored)``, ``restored`` telling whether the parameters came back
     bit-identical."""
     import fastopt
+
     X, y = data[0], data[1]
     model = MLP(X.shape[1], hidden, 10, seed=seed)
     before = {k: v.copy() for k, v in model.params.items()}
@@ -177,11 +188,18 @@ def range_test(
         idx = next(it)
         return model.loss_and_grads(X[idx], y[idx])
 
-    result = fastopt.lr_find(model.params, lambda p: factory(p, 1e-3, backend), loss_and_grads,
-                             start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
-                             progress=progress)
-    restored = all(np.array_equal(before[k].view(np.uint8), v.view(np.uint8))
-                   for k, v in model.params.items())
+    result = fastopt.lr_find(
+        model.params,
+        lambda p: factory(p, 1e-3, backend),
+        loss_and_grads,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=num_steps,
+        progress=progress,
+    )
+    restored = all(
+        np.array_equal(before[k].view(np.uint8), v.view(np.uint8)) for k, v in model.params.items()
+    )
     return result, restored
 
 
@@ -224,26 +242,44 @@ def train(
     done = opt.step_count
     if bar is not None and done < steps:
         bar.update(steps - done)
-    out = {"optimizer": optimizer, "schedule": schedule, "lr": lr, "steps": done,
-           "train_loss": model.loss(X, y), "test_accuracy": model.accuracy(Xt, yt),
-           "seconds": seconds, "steps_per_s": done / seconds if seconds > 0 else math.nan}
+    out = {
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "lr": lr,
+        "steps": done,
+        "train_loss": model.loss(X, y),
+        "test_accuracy": model.accuracy(Xt, yt),
+        "seconds": seconds,
+        "steps_per_s": done / seconds if seconds > 0 else math.nan,
+    }
     history.record(step=max(done - 1, 0), test_accuracy=out["test_accuracy"])
     return out, history
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The results as an aligned text table."""
-    head = ["optimizer", "schedule", "suggested lr", "train loss", "test acc", "seconds",
-            "steps/s"]
-    lines = [[r["optimizer"], r["schedule"], f"{r['lr']:.3g}", f"{r['train_loss']:.4f}",
-              f"{100 * r['test_accuracy']:.1f}%", f"{r['seconds']:.2f}",
-              f"{r['steps_per_s']:,.0f}"] for r in rows]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
+    head = ["optimizer", "schedule", "suggested lr", "train loss", "test acc", "seconds", "steps/s"]
+    lines = [
+        [
+            r["optimizer"],
+            r["schedule"],
+            f"{r['lr']:.3g}",
+            f"{r['train_loss']:.4f}",
+            f"{100 * r['test_accuracy']:.1f}%",
+            f"{r['seconds']:.2f}",
+            f"{r['steps_per_s']:,.0f}",
+        ]
+        for r in rows
+    ]
+    widths = [
+        max(len(h), *(len(line[i]) for line in lines)) if lines else len(h)
+        for i, h in enumerate(head)
+    ]
 
     def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(head), sep] + [fmt(line) for line in lines])
@@ -286,6 +322,7 @@ def _save_plots(
     schedules: Sequence[str],
 ) -> dict[str, str]:
     from .plotting import pyplot
+
     plt = pyplot()
     paths: dict[str, str] = {}
     nrows, ncols = _grid(len(optimizers))
@@ -296,6 +333,7 @@ def _save_plots(
             h = histories[name, sched]
             loss = h["loss"]
             from .history import _ema
+
             ok = np.isfinite(loss)
             ax.plot(h.steps[ok], _ema(loss[ok], 0.9), label=sched, lw=1.2)
         ax.set_yscale("log")
@@ -304,15 +342,20 @@ def _save_plots(
         ax.set_ylabel("train loss (smoothed)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="x-small")
-    paths["loss"] = _finish(fig, axes, len(optimizers), out, "loss_curves.png",
-                            "NumPy MLP on digits: training loss per optimizer and schedule")
+    paths["loss"] = _finish(
+        fig,
+        axes,
+        len(optimizers),
+        out,
+        "loss_curves.png",
+        "NumPy MLP on digits: training loss per optimizer and schedule",
+    )
 
     # Log y-axis: the schedules span several decades (step decay by 10x twice, cosine and
     # one-cycle annealing towards 0), which a linear axis flattens into the x-axis.  Values
     # <= 0 cannot be drawn on it (cosine ends at 0) and are left out; the axis starts 1e4
     # below the peak.  One legend for the figure, below the panels, so it hides no curve.
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows + 0.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows + 0.5), squeeze=False)
     for ax, name in zip(axes.flat, optimizers):
         peak = 0.0
         for sched in schedules:
@@ -328,18 +371,26 @@ def _save_plots(
         ax.set_ylabel("learning rate")
         ax.grid(True, which="both", alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small",
-               frameon=False)
-    paths["lr"] = _finish(fig, axes, len(optimizers), out, "lr_curves.png",
-                          "Learning-rate schedules (peak = range-test suggestion)",
-                          rect=(0, 0.06, 1, 1))
+    fig.legend(
+        handles, labels, loc="lower center", ncol=len(labels), fontsize="small", frameon=False
+    )
+    paths["lr"] = _finish(
+        fig,
+        axes,
+        len(optimizers),
+        out,
+        "lr_curves.png",
+        "Learning-rate schedules (peak = range-test suggestion)",
+        rect=(0, 0.06, 1, 1),
+    )
 
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, optimizers):
         finders[name].plot(ax=ax, title=f"{name}: suggestion {finders[name].suggestion:.2g}")
         ax.legend(fontsize="xx-small")
-    paths["lr_find"] = _finish(fig, axes, len(optimizers), out, "lr_find.png",
-                               "LR range tests (fastopt.lr_find)")
+    paths["lr_find"] = _finish(
+        fig, axes, len(optimizers), out, "lr_find.png", "LR range tests (fastopt.lr_find)"
+    )
     return paths
 
 
@@ -362,14 +413,16 @@ def run_demo(
     ``steps``: training steps per run (default 600, quick 40).  ``tensorboard``: a folder
     for TensorBoard logs (one sub-folder per run)."""
     from .lr_finder import _progress_bar
+
     steps = int(steps) if steps else (40 if quick else 600)
     find_steps = 30 if quick else 100
     optimizers, schedules = list(optimizers), list(schedules)
     unknown = [o for o in optimizers if o not in OPTIMIZERS]
     unknown += [s for s in schedules if s not in SCHEDULES]
     if unknown:
-        raise ValueError(f"unknown optimizer/schedule {unknown}; choose from {OPTIMIZERS} and "
-                         f"{SCHEDULES}")
+        raise ValueError(
+            f"unknown optimizer/schedule {unknown}; choose from {OPTIMIZERS} and {SCHEDULES}"
+        )
     os.makedirs(out, exist_ok=True)
     t_start = time.perf_counter()
     data = load_digits_data(seed=seed)
@@ -382,8 +435,9 @@ def run_demo(
         for name in optimizers:
             if bar is not None:
                 bar.set_description(f"lr_find {name}")
-            result, restored = range_test(data, name, num_steps=find_steps, seed=seed,
-                                          backend=backend, progress=False)
+            result, restored = range_test(
+                data, name, num_steps=find_steps, seed=seed, backend=backend, progress=False
+            )
             if not restored:  # lr_find promises this; the demo shows it holds
                 raise AssertionError("lr_find did not restore the parameters")
             finders[name] = result
@@ -399,8 +453,9 @@ def run_demo(
 
                     tag = f"{name}-{sched}".replace(" ", "_").replace("+", "_")
                     tb = TensorBoardLogger(os.path.join(tensorboard, tag))
-                row, hist = train(data, name, sched, lr, steps, seed=seed, backend=backend,
-                                  history=tb, bar=bar)
+                row, hist = train(
+                    data, name, sched, lr, steps, seed=seed, backend=backend, history=tb, bar=bar
+                )
                 if tb is not None:
                     tb.close()
                 row["lr_find_restored"] = restored
@@ -411,25 +466,45 @@ def run_demo(
             bar.close()
     plots = _save_plots(out, rows, finders, histories, optimizers, schedules)
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"rows": rows, "lr_find": {k: v.to_dict() for k, v in finders.items()},
-                   "steps": steps, "backend": backend}, f, indent=1)
+        json.dump(
+            {
+                "rows": rows,
+                "lr_find": {k: v.to_dict() for k, v in finders.items()},
+                "steps": steps,
+                "backend": backend,
+            },
+            f,
+            indent=1,
+        )
     elapsed = time.perf_counter() - t_start
     if verbose:
-        print(f"NumPy MLP (64-64-10) on scikit-learn digits: {len(data[0])} train / "
-              f"{len(data[2])} test images, batch 64, {steps} steps per run, "
-              f"backend {backend!r}")
-        print("lr = the LR range test's suggestion (fastopt.lr_find, valley), used as the "
-              "peak of every schedule\n")
+        print(
+            f"NumPy MLP (64-64-10) on scikit-learn digits: {len(data[0])} train / "
+            f"{len(data[2])} test images, batch 64, {steps} steps per run, "
+            f"backend {backend!r}"
+        )
+        print(
+            "lr = the LR range test's suggestion (fastopt.lr_find, valley), used as the "
+            "peak of every schedule\n"
+        )
         print(format_table(rows))
-        print(f"\nTotal {elapsed:.1f} s.  Plots and results.json written to "
-              f"{os.path.abspath(out)}:")
+        print(
+            f"\nTotal {elapsed:.1f} s.  Plots and results.json written to {os.path.abspath(out)}:"
+        )
         for p in plots.values():
             print(f"  {os.path.abspath(p)}")
         if tensorboard:
-            print(f"TensorBoard logs in {os.path.abspath(tensorboard)} "
-                  f"(tensorboard --logdir {tensorboard})")
-    return {"rows": rows, "plots": plots, "out": os.path.abspath(out), "seconds": elapsed,
-            "lr_find": finders}
+            print(
+                f"TensorBoard logs in {os.path.abspath(tensorboard)} "
+                f"(tensorboard --logdir {tensorboard})"
+            )
+    return {
+        "rows": rows,
+        "plots": plots,
+        "out": os.path.abspath(out),
+        "seconds": elapsed,
+        "lr_find": finders,
+    }
 
 
 def run_lr_find(
@@ -446,11 +521,20 @@ def run_lr_find(
     """The range test alone on the demo data; prints the suggestions, optionally saves the
     plot to ``out`` (a PNG path)."""
     data = load_digits_data(seed=seed)
-    result, restored = range_test(data, optimizer, num_steps=num_steps, seed=seed,
-                                  backend=backend, progress=progress, start_lr=start_lr,
-                                  end_lr=end_lr)
-    print(f"LR range test, {optimizer} on the digits MLP: {len(result.lrs)} steps "
-          f"({result.stop_reason})")
+    result, restored = range_test(
+        data,
+        optimizer,
+        num_steps=num_steps,
+        seed=seed,
+        backend=backend,
+        progress=progress,
+        start_lr=start_lr,
+        end_lr=end_lr,
+    )
+    print(
+        f"LR range test, {optimizer} on the digits MLP: {len(result.lrs)} steps "
+        f"({result.stop_reason})"
+    )
     for key, value in result.suggestions.items():
         label = "minimum/10" if key == "minimum" else key
         print(f"  {label:<11} {value:.3g}")
@@ -458,6 +542,7 @@ def run_lr_find(
     print(f"  parameters restored bit-identically: {'yes' if restored else 'NO'}")
     if out:
         from .plotting import pyplot
+
         d = os.path.dirname(os.path.abspath(out))
         os.makedirs(d, exist_ok=True)
         fig = result.plot()

@@ -48,12 +48,17 @@ saved on any number of ranks resumes on any other number, or in a single process
 reverse.  Rank 0 writes (through ``fastopt.save``: temporary file, fsync, rename) and reads
 (the other ranks receive the arrays by ``Bcast``: no shared file system is needed to load).
 """
+
 from __future__ import annotations
 
 import math
 import zlib
-from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, \
-    Sequence, Tuple, TypeVar, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import (
+    Any,
+    Literal,
+    TypeVar,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -61,13 +66,20 @@ import numpy.typing as npt
 try:
     from mpi4py import MPI
 except ImportError as _exc:  # pragma: no cover - depends on the environment
-    raise ImportError("fastopt.distributed needs mpi4py and an MPI library: "
-                      "pip install 'fastopt[mpi]' (mpi4py and the mpich wheel)") from _exc
+    raise ImportError(
+        "fastopt.distributed needs mpi4py and an MPI library: "
+        "pip install 'fastopt[mpi]' (mpi4py and the mpich wheel)"
+    ) from _exc
 
 from .optim import NonFiniteGradientError, Optimizer
 
-__all__ = ["allreduce_gradients", "broadcast_parameters", "DistributedOptimizer",
-           "ShardedOptimizer", "BUCKET_BYTES"]
+__all__ = [
+    "allreduce_gradients",
+    "broadcast_parameters",
+    "DistributedOptimizer",
+    "ShardedOptimizer",
+    "BUCKET_BYTES",
+]
 
 #: Default bucket size of :func:`allreduce_gradients` and :class:`DistributedOptimizer`
 #: in bytes (25 MiB, as PyTorch DDP's ``bucket_cap_mb``): small arrays of one dtype are
@@ -75,42 +87,47 @@ __all__ = ["allreduce_gradients", "broadcast_parameters", "DistributedOptimizer"
 BUCKET_BYTES: int = 25 * 2**20
 
 Array = npt.NDArray[Any]
-Grads = Union[Sequence[Array], Mapping[str, Array], Array]
+Grads = Sequence[Array] | Mapping[str, Array] | Array
 Order = Literal["mpi", "rank"]
 G = TypeVar("G", bound=Grads)
 
-_MPI_TYPES: Dict[str, Any] = {"float32": MPI.FLOAT, "float64": MPI.DOUBLE}
+_MPI_TYPES: dict[str, Any] = {"float32": MPI.FLOAT, "float64": MPI.DOUBLE}
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # --------------------------------------------------------------------------- helpers
-def _comm(comm: Optional[MPI.Comm]) -> MPI.Comm:
+def _comm(comm: MPI.Comm | None) -> MPI.Comm:
     if comm is None:
         return MPI.COMM_WORLD
     if not isinstance(comm, MPI.Comm):
-        raise TypeError(f"comm must be an mpi4py communicator (MPI.Comm), got "
-                        f"{type(comm).__name__}")
+        raise TypeError(
+            f"comm must be an mpi4py communicator (MPI.Comm), got {type(comm).__name__}"
+        )
     return comm
 
 
 def _check_order(order: str) -> Order:
     if order not in ("mpi", "rank"):
-        raise ValueError(f"order must be 'mpi' (MPI's reduction order) or 'rank' (sum in "
-                         f"rank order, reproducible), got {order!r}")
+        raise ValueError(
+            f"order must be 'mpi' (MPI's reduction order) or 'rank' (sum in "
+            f"rank order, reproducible), got {order!r}"
+        )
     return "mpi" if order == "mpi" else "rank"
 
 
-def _check_bucket(bucket_bytes: Optional[int]) -> int:
+def _check_bucket(bucket_bytes: int | None) -> int:
     if bucket_bytes is None:
         return BUCKET_BYTES
-    if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, (int, np.integer)) \
-            or bucket_bytes < 1:
+    if (
+        isinstance(bucket_bytes, bool)
+        or not isinstance(bucket_bytes, (int, np.integer))
+        or bucket_bytes < 1
+    ):
         raise ValueError(f"bucket_bytes must be a positive integer (bytes), got {bucket_bytes!r}")
     return int(bucket_bytes)
 
 
-def _agree(comm: MPI.Comm, exc: Optional[BaseException],
-           extra: Sequence[int] = ()) -> List[int]:
+def _agree(comm: MPI.Comm, exc: BaseException | None, extra: Sequence[int] = ()) -> list[int]:
     """Collective: raise on every rank if ``exc`` is set on any rank.
 
     One ``Allreduce`` (MAX) of a flag (and of the ``extra`` integers, whose maxima are
@@ -122,13 +139,13 @@ def _agree(comm: MPI.Comm, exc: Optional[BaseException],
         comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MAX)
     if not flag[0]:
         return [int(x) for x in flag[1:]]
-    info: Optional[Tuple[Any, str]] = None
+    info: tuple[Any, str] | None = None
     if exc is not None:
         info = (type(exc), str(exc))
     if comm.size > 1:
         try:
             infos = comm.allgather(info)
-        except Exception:  # noqa: BLE001 - an exception class that cannot be pickled
+        except Exception:
             infos = comm.allgather(None if exc is None else (RuntimeError, str(exc)))
     else:
         infos = [info]
@@ -138,14 +155,14 @@ def _agree(comm: MPI.Comm, exc: Optional[BaseException],
     where = "" if comm.size == 1 else f"[rank {rank} of {comm.size}] "
     try:
         err = cls(where + msg)
-    except Exception:  # noqa: BLE001 - an exception type with another constructor
+    except Exception:
         err = RuntimeError(where + msg)
     if exc is not None and comm.rank == rank:
         raise err from exc
     raise err
 
 
-def _blocks(n: int, p: int) -> Tuple[int, List[int]]:
+def _blocks(n: int, p: int) -> tuple[int, list[int]]:
     """Equal blocks of ``m = ceil(n/p)`` elements (the last ones shorter or empty): ``m``
     and the number of real elements in each rank's block.  Buffers are padded to ``m*p``
     so that the regular collectives (``Reduce_scatter_block``, ``Allgather``,
@@ -159,20 +176,28 @@ def _fingerprint(items: Iterable[Any]) -> int:
     return zlib.crc32(repr(list(items)).encode()) & 0x7FFFFFFF
 
 
-def _agree_layout(comm: MPI.Comm, exc: Optional[BaseException], layout: Iterable[Any],
-                  what: str) -> None:
+def _agree_layout(
+    comm: MPI.Comm, exc: BaseException | None, layout: Iterable[Any], what: str
+) -> None:
     """Collective: ``_agree`` plus a check that every rank has the same ``layout`` (the
     maximum and minimum of a CRC of it, in the same ``Allreduce``)."""
     fp = _fingerprint(layout)
     v = _agree(comm, exc, (fp, -fp))
     if v[0] != -v[1]:
-        raise ValueError(f"{what} differ between ranks (names, shapes or dtypes); every rank "
-                         "must pass the same structure")
+        raise ValueError(
+            f"{what} differ between ranks (names, shapes or dtypes); every rank "
+            "must pass the same structure"
+        )
 
 
-def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool,
-                  out: Optional[Array] = None,
-                  scratch: Optional[Dict[Tuple[str, int], Array]] = None) -> Array:
+def _reduce_block(
+    comm: MPI.Comm,
+    buf: Array,
+    order: Order,
+    average: bool,
+    out: Array | None = None,
+    scratch: dict[tuple[str, int], Array] | None = None,
+) -> Array:
     """Reduce-scatter ``buf`` (1-D, contiguous, ``size * m`` elements on every rank):
     returns this rank's block ``buf[rank*m:(rank+1)*m]`` of the sum (or average) (``out``
     if given, else a new array); ``buf`` is not modified.  ``scratch`` caches the
@@ -193,16 +218,21 @@ def _reduce_block(comm: MPI.Comm, buf: Array, order: Order, average: bool,
             if scratch is not None:
                 scratch[key] = parts
         comm.Alltoall([buf, mt], [parts, mt])
-        np.add(parts[0:m], parts[m:2 * m], out=block)
+        np.add(parts[0:m], parts[m : 2 * m], out=block)
         for s in range(2, p):
-            np.add(block, parts[s * m:(s + 1) * m], out=block)
+            np.add(block, parts[s * m : (s + 1) * m], out=block)
     if average and p > 1:
         np.divide(block, buf.dtype.type(p), out=block)
     return block
 
 
-def _allreduce_flat(comm: MPI.Comm, buf: Array, order: Order, average: bool,
-                    scratch: Optional[Dict[Tuple[str, int], Array]] = None) -> None:
+def _allreduce_flat(
+    comm: MPI.Comm,
+    buf: Array,
+    order: Order,
+    average: bool,
+    scratch: dict[tuple[str, int], Array] | None = None,
+) -> None:
     """Sum (or average) the 1-D contiguous ``buf`` (a multiple of ``size`` elements)
     across ranks in place: reduce-scatter, then ``Allgather`` in place, so that every rank
     ends with the same bits."""
@@ -217,16 +247,16 @@ def _allreduce_flat(comm: MPI.Comm, buf: Array, order: Order, average: bool,
         if out is None:
             out = scratch[key] = np.empty(m, dtype=buf.dtype)
     block = _reduce_block(comm, buf, order, average, out=out, scratch=scratch)
-    buf[r * m:(r + 1) * m] = block
+    buf[r * m : (r + 1) * m] = block
     comm.Allgather(MPI.IN_PLACE, [buf, _MPI_TYPES[buf.dtype.name]])
 
 
-def _buckets(sizes: Sequence[int], limit: int) -> List[List[Tuple[int, int, int, int]]]:
+def _buckets(sizes: Sequence[int], limit: int) -> list[list[tuple[int, int, int, int]]]:
     """Cut the concatenation of arrays of ``sizes`` elements into buckets of at most
     ``limit`` elements: each bucket a list of ``(array index, start, stop, offset in
     bucket)`` pieces."""
-    out: List[List[Tuple[int, int, int, int]]] = []
-    cur: List[Tuple[int, int, int, int]] = []
+    out: list[list[tuple[int, int, int, int]]] = []
+    cur: list[tuple[int, int, int, int]] = []
     fill = 0
     for i, n in enumerate(sizes):
         start = 0
@@ -243,7 +273,7 @@ def _buckets(sizes: Sequence[int], limit: int) -> List[List[Tuple[int, int, int,
     return out
 
 
-def _ordered_items(grads: Any) -> List[Tuple[str, Any]]:
+def _ordered_items(grads: Any) -> list[tuple[str, Any]]:
     """``[(label, array)]`` of one array, a sequence or a dict (sorted by key, so that the
     ranks agree whatever the insertion order)."""
     if isinstance(grads, np.ndarray):
@@ -251,14 +281,22 @@ def _ordered_items(grads: Any) -> List[Tuple[str, Any]]:
     if isinstance(grads, Mapping):
         return [(f"grads[{k!r}]", grads[k]) for k in sorted(grads, key=str)]
     if isinstance(grads, (str, bytes)) or not hasattr(grads, "__iter__"):
-        raise TypeError(f"grads must be an array, a list of arrays or a dict of arrays, got "
-                        f"{type(grads).__name__}")
+        raise TypeError(
+            f"grads must be an array, a list of arrays or a dict of arrays, got "
+            f"{type(grads).__name__}"
+        )
     return [(f"grads[{i}]", g) for i, g in enumerate(grads)]
 
 
 # --------------------------------------------------------------------------- public functions
-def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool = True,
-                        *, bucket_bytes: Optional[int] = None, order: Order = "mpi") -> G:
+def allreduce_gradients(
+    grads: G,
+    comm: MPI.Comm | None = None,
+    average: bool = True,
+    *,
+    bucket_bytes: int | None = None,
+    order: Order = "mpi",
+) -> G:
     """Sum (``average=False``) or average (``average=True``, the default) ``grads`` across
     the ranks of ``comm`` (default ``MPI.COMM_WORLD``), **in place**.  Collective.
 
@@ -281,25 +319,28 @@ def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool
     object, reduced in place).
     """
     comm = _comm(comm)
-    exc: Optional[BaseException] = None
-    arrays: List[Array] = []
-    layout: List[Any] = []
+    exc: BaseException | None = None
+    arrays: list[Array] = []
+    layout: list[Any] = []
     try:
         order = _check_order(order)
         limit_bytes = _check_bucket(bucket_bytes)
         items = _ordered_items(grads)
         from . import clip
+
         checks: Any = clip._as_arrays  # the checks (and messages) of clip_grad_norm
         if isinstance(grads, Mapping):
             arrays = checks({k: grads[k] for k in sorted(grads, key=str)})
         else:
             arrays = checks(grads if isinstance(grads, np.ndarray) else list(grads))
-        for (label, g) in items:
+        for label, g in items:
             if g.dtype not in _FLOATS:
-                raise TypeError(f"{label} has dtype {g.dtype}; allreduce_gradients reduces "
-                                "float32 or float64 arrays")
+                raise TypeError(
+                    f"{label} has dtype {g.dtype}; allreduce_gradients reduces "
+                    "float32 or float64 arrays"
+                )
         layout = [(label, g.shape, g.dtype.str) for label, g in items]
-    except Exception as e:  # noqa: BLE001 - reported collectively
+    except Exception as e:
         exc = e
     _agree_layout(comm, exc, layout, "the gradients passed to allreduce_gradients")
     if comm.size == 1:
@@ -312,8 +353,8 @@ def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool
         flats = [w.reshape(-1) for w in work]
         p = comm.size
         limit = max(p, (limit_bytes // dt.itemsize) // p * p)  # a multiple of size
-        scratch: Dict[Tuple[str, int], Array] = {}
-        staging: Optional[Array] = None
+        scratch: dict[tuple[str, int], Array] = {}
+        staging: Array | None = None
         for bucket in _buckets([f.size for f in flats], limit):
             n = bucket[-1][3] + bucket[-1][2] - bucket[-1][1]
             if len(bucket) == 1 and n % p == 0:  # one piece of one array: reduce it in place
@@ -323,27 +364,27 @@ def allreduce_gradients(grads: G, comm: Optional[MPI.Comm] = None, average: bool
             if staging is None:
                 total = sum(f.size for f in flats)
                 staging = np.zeros(min(limit, -(-total // p) * p), dtype=dt)
-            buf = staging[:-(-n // p) * p]  # padded to a multiple of size
+            buf = staging[: -(-n // p) * p]  # padded to a multiple of size
             buf[n:] = 0
             for i, a, b, off in bucket:
-                buf[off:off + b - a] = flats[i][a:b]
+                buf[off : off + b - a] = flats[i][a:b]
             _allreduce_flat(comm, buf, order, average, scratch)
             for i, a, b, off in bucket:
-                flats[i][a:b] = buf[off:off + b - a]
+                flats[i][a:b] = buf[off : off + b - a]
         for g, w in zip(sel, work):
             if w is not g:
                 np.copyto(g, w)
     return grads
 
 
-def broadcast_parameters(params: Grads, comm: Optional[MPI.Comm] = None, root: int = 0) -> None:
+def broadcast_parameters(params: Grads, comm: MPI.Comm | None = None, root: int = 0) -> None:
     """Copy ``root``'s arrays into every rank's ``params`` in place (``Bcast``), so that all
     ranks start from the same parameters.  Collective; the structure, shapes and dtypes
     must agree between ranks (checked first: ``ValueError``/``TypeError`` on every rank)."""
     comm = _comm(comm)
-    exc: Optional[BaseException] = None
-    arrays: List[Array] = []
-    layout: List[Any] = []
+    exc: BaseException | None = None
+    arrays: list[Array] = []
+    layout: list[Any] = []
     try:
         items = _ordered_items(params)
         for label, a in items:
@@ -355,7 +396,7 @@ def broadcast_parameters(params: Grads, comm: Optional[MPI.Comm] = None, root: i
         layout = [(label, a.shape, a.dtype.str) for label, a in items]
         if not (isinstance(root, int) and 0 <= root < comm.size):
             raise ValueError(f"root must be a rank in [0, {comm.size}), got {root!r}")
-    except Exception as e:  # noqa: BLE001 - reported collectively
+    except Exception as e:
         exc = e
     _agree_layout(comm, exc, layout, "the arrays passed to broadcast_parameters")
     if comm.size == 1:
@@ -365,14 +406,16 @@ def broadcast_parameters(params: Grads, comm: Optional[MPI.Comm] = None, root: i
             comm.Bcast(a.reshape(-1).view(np.uint8), root=root)
 
 
-def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> List[Array]:
+def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> list[Array]:
     """The gradients in parameter order, checked as ``Optimizer.step`` checks them (same
     exception types): structure, arrays, dtype and shape equal to the parameter's."""
     total = len(names)
     if isinstance(grads, Mapping):
         if not all(isinstance(n, str) for n in names):
-            raise TypeError("grads is a dict but the parameters were given as a list; pass "
-                            "the gradients as a list in the same order")
+            raise TypeError(
+                "grads is a dict but the parameters were given as a list; pass "
+                "the gradients as a list in the same order"
+            )
         missing = [n for n in names if n not in grads]
         known = set(names)
         extra = [n for n in grads if n not in known]
@@ -382,37 +425,53 @@ def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> Li
                 msg.append(f"missing gradients for {missing[:5]}")
             if extra:
                 msg.append(f"gradients for unknown parameters {extra[:5]}")
-            raise ValueError("grads does not match params: " + "; ".join(msg) +
-                             "; pass exactly one gradient per parameter name")
+            raise ValueError(
+                "grads does not match params: "
+                + "; ".join(msg)
+                + "; pass exactly one gradient per parameter name"
+            )
         flat = [grads[n] for n in names]
     elif isinstance(grads, np.ndarray):
         if total != 1:
-            raise TypeError(f"grads is one array but the optimizer has {total} parameters; "
-                            "pass a list (or dict) of gradients")
+            raise TypeError(
+                f"grads is one array but the optimizer has {total} parameters; "
+                "pass a list (or dict) of gradients"
+            )
         flat = [grads]
     else:
         try:
             flat = list(grads)
         except TypeError:
-            raise TypeError("grads must be a list of arrays in the order of params (or a dict "
-                            f"by name), got {type(grads).__name__}") from None
+            raise TypeError(
+                "grads must be a list of arrays in the order of params (or a dict "
+                f"by name), got {type(grads).__name__}"
+            ) from None
         if len(flat) != total:
-            raise ValueError(f"grads has {len(flat)} arrays but the optimizer has {total} "
-                             "parameters; pass exactly one gradient per parameter, in order")
+            raise ValueError(
+                f"grads has {len(flat)} arrays but the optimizer has {total} "
+                "parameters; pass exactly one gradient per parameter, in order"
+            )
     for nm, g, p in zip(names, flat, params):
         label = f"grads[{nm!r}]"
         if g is None:
-            raise TypeError(f"{label} is None; fastopt needs a gradient for every parameter at "
-                            "every step (put frozen parameters in no optimizer)")
+            raise TypeError(
+                f"{label} is None; fastopt needs a gradient for every parameter at "
+                "every step (put frozen parameters in no optimizer)"
+            )
         if not isinstance(g, np.ndarray):
-            raise TypeError(f"{label} must be a numpy array, got {type(g)}; convert it with "
-                            "np.asarray(...)")
+            raise TypeError(
+                f"{label} must be a numpy array, got {type(g)}; convert it with np.asarray(...)"
+            )
         if g.dtype != p.dtype:
-            raise TypeError(f"{label} has dtype {g.dtype} but its parameter has {p.dtype}; pass "
-                            f"an array of dtype {p.dtype} (for example g.astype(np.{p.dtype}))")
+            raise TypeError(
+                f"{label} has dtype {g.dtype} but its parameter has {p.dtype}; pass "
+                f"an array of dtype {p.dtype} (for example g.astype(np.{p.dtype}))"
+            )
         if g.shape != p.shape:
-            raise ValueError(f"{label} has shape {g.shape} but its parameter has {p.shape}; "
-                             "pass an array of the parameter's shape")
+            raise ValueError(
+                f"{label} has shape {g.shape} but its parameter has {p.shape}; "
+                "pass an array of the parameter's shape"
+            )
     return flat
 
 
@@ -427,11 +486,13 @@ def _restructure(grads: Any, names: Sequence[Any], views: Sequence[Array]) -> An
 
 def _checkpoint_module() -> Any:
     from . import checkpoint
+
     return checkpoint
 
 
 def _exact_pow_sum(g: Array, p: float) -> float:
     from . import clip
+
     pow_sum: Any = clip._array_norm_pow  # clip_grad_norm's float64 accumulation
     return float(pow_sum(g, p))
 
@@ -439,7 +500,7 @@ def _exact_pow_sum(g: Array, p: float) -> float:
 def _tree_bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     """Broadcast a structure of dicts/lists/tuples/scalars/ndarrays from ``root``: the
     skeleton by pickle, the arrays by ``Bcast`` (no size limit of a pickled message)."""
-    arrays: List[Array] = []
+    arrays: list[Array] = []
 
     def strip(x: Any) -> Any:
         if isinstance(x, np.ndarray):
@@ -455,7 +516,7 @@ def _tree_bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
 
     skeleton = strip(obj) if comm.rank == root else None
     skeleton = comm.bcast(skeleton, root=root)
-    received: Dict[int, Array] = {}
+    received: dict[int, Array] = {}
 
     def fill(x: Any) -> Any:
         if isinstance(x, tuple) and len(x) == 4 and x[0] == "__ndarray__":
@@ -512,18 +573,26 @@ class DistributedOptimizer:
 
     _own = frozenset({"optimizer", "comm", "order", "bucket_bytes"})
 
-    def __init__(self, optimizer: Optimizer, comm: Optional[MPI.Comm] = None, *,
-                 bucket_bytes: Optional[int] = None, order: Order = "mpi",
-                 broadcast: bool = True) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        comm: MPI.Comm | None = None,
+        *,
+        bucket_bytes: int | None = None,
+        order: Order = "mpi",
+        broadcast: bool = True,
+    ) -> None:
         comm = _comm(comm)
-        exc: Optional[BaseException] = None
+        exc: BaseException | None = None
         try:
             if not isinstance(optimizer, Optimizer):
-                raise TypeError(f"optimizer must be a fastopt optimizer (fastopt.Adam(...), "
-                                f"...), got {type(optimizer).__name__}")
+                raise TypeError(
+                    f"optimizer must be a fastopt optimizer (fastopt.Adam(...), "
+                    f"...), got {type(optimizer).__name__}"
+                )
             order = _check_order(order)
             bucket_bytes = _check_bucket(bucket_bytes)
-        except Exception as e:  # noqa: BLE001 - reported collectively
+        except Exception as e:
             exc = e
         _agree(comm, exc)
         object.__setattr__(self, "optimizer", optimizer)
@@ -536,25 +605,26 @@ class DistributedOptimizer:
         """(Re)build the flat gradient buffers from the wrapped optimizer's groups, after
         checking that every rank has the same layout; broadcast rank 0's values of the
         parameters of ``groups``."""
-        exc: Optional[BaseException] = None
-        layout: List[Any] = []
-        names: List[Any] = []
-        params: List[Array] = []
+        exc: BaseException | None = None
+        layout: list[Any] = []
+        names: list[Any] = []
+        params: list[Array] = []
         try:
             for g in self.optimizer.param_groups:
                 names.extend(g["names"])
                 params.extend(g["params"])
-            layout = [type(self.optimizer).__name__] + [(str(n), p.shape, p.dtype.str)
-                                                        for n, p in zip(names, params)]
-        except Exception as e:  # noqa: BLE001 - reported collectively
+            layout = [type(self.optimizer).__name__] + [
+                (str(n), p.shape, p.dtype.str) for n, p in zip(names, params)
+            ]
+        except Exception as e:
             exc = e
         _agree_layout(self.comm, exc, layout, "the optimizers' parameters")
         self._names = names
         self._params = params
         # per dtype: (indices of its parameters, offsets in the flat buffer, the buffer)
-        self._flat: Dict[str, Tuple[List[int], List[int], Array]] = {}
-        self._views: List[Array] = [np.empty(0)] * len(params)
-        self._scratch: Dict[Tuple[str, int], Array] = {}
+        self._flat: dict[str, tuple[list[int], list[int], Array]] = {}
+        self._views: list[Array] = [np.empty(0)] * len(params)
+        self._scratch: dict[tuple[str, int], Array] = {}
         for dt in _FLOATS:
             idx = [i for i, p in enumerate(params) if p.dtype == dt]
             if not idx:
@@ -563,20 +633,27 @@ class DistributedOptimizer:
             m, _ = _blocks(int(offs[-1]), self.comm.size)
             buf = np.zeros(m * self.comm.size, dtype=dt)  # padded to a multiple of size
             for k, i in enumerate(idx):
-                self._views[i] = buf[offs[k]:offs[k + 1]].reshape(params[i].shape)
+                self._views[i] = buf[offs[k] : offs[k + 1]].reshape(params[i].shape)
             self._flat[dt.name] = (idx, [int(o) for o in offs], buf)
         if broadcast:
             sel = set(groups)
-            broadcast_parameters([p for gi, g in enumerate(self.optimizer.param_groups)
-                                  if gi in sel for p in g["params"]], self.comm)
+            broadcast_parameters(
+                [
+                    p
+                    for gi, g in enumerate(self.optimizer.param_groups)
+                    if gi in sel
+                    for p in g["params"]
+                ],
+                self.comm,
+            )
 
-    def add_param_group(self, group: Dict[str, Any]) -> None:
+    def add_param_group(self, group: dict[str, Any]) -> None:
         """Collective: add a group to the wrapped optimizer on every rank (rank 0's values
         of its parameters are broadcast); the same checks and errors on every rank."""
-        exc: Optional[BaseException] = None
+        exc: BaseException | None = None
         try:
             self.optimizer.add_param_group(group)
-        except Exception as e:  # noqa: BLE001 - reported collectively
+        except Exception as e:
             exc = e
         # Refused on some ranks only (different arguments per rank): every rank raises, and
         # the ranks that accepted it keep the group: rebuild the optimizers in that case.
@@ -590,25 +667,30 @@ class DistributedOptimizer:
         return getattr(object.__getattribute__(self, "optimizer"), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_") or name in DistributedOptimizer._own \
-                or not hasattr(self.optimizer, name):
+        if (
+            name.startswith("_")
+            or name in DistributedOptimizer._own
+            or not hasattr(self.optimizer, name)
+        ):
             object.__setattr__(self, name, value)
         else:
             setattr(self.optimizer, name, value)
 
     def __repr__(self) -> str:
-        return (f"DistributedOptimizer(rank {self.comm.rank} of {self.comm.size}, "
-                f"order={self.order!r}, {self.optimizer!r})")
+        return (
+            f"DistributedOptimizer(rank {self.comm.rank} of {self.comm.size}, "
+            f"order={self.order!r}, {self.optimizer!r})"
+        )
 
     # stepping --------------------------------------------------------------------------
     def step(self, grads: Grads) -> None:
         """Average ``grads`` across ranks and step the wrapped optimizer with the average
         (collective; see the class docstring).  ``grads`` is not modified."""
-        exc: Optional[BaseException] = None
-        flat: List[Array] = []
+        exc: BaseException | None = None
+        flat: list[Array] = []
         try:
             flat = _flat_grads(grads, self._names, self._params)
-        except Exception as e:  # noqa: BLE001 - reported collectively
+        except Exception as e:
             exc = e
         _agree(self.comm, exc)
         limit_bytes = self.bucket_bytes
@@ -620,29 +702,29 @@ class DistributedOptimizer:
                 continue
             limit = max(p, (limit_bytes // buf.dtype.itemsize) // p * p)
             for a in range(0, buf.size, limit):  # buf.size and limit: multiples of size
-                _allreduce_flat(self.comm, buf[a:a + limit], self.order, True, self._scratch)
+                _allreduce_flat(self.comm, buf[a : a + limit], self.order, True, self._scratch)
         self.optimizer.step(_restructure(grads, self._names, self._views))
 
     # checkpoints (called by fastopt.save / fastopt.load) ---------------------------------
     def _fastopt_collective_save(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()
-        exc: Optional[BaseException] = None
+        exc: BaseException | None = None
         if self.comm.rank == 0:
             try:
                 checkpoint.save(path, self.optimizer)
-            except Exception as e:  # noqa: BLE001 - reported collectively
+            except Exception as e:
                 exc = e
         _agree(self.comm, exc)
 
     def _fastopt_collective_load(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()
-        exc: Optional[BaseException] = None
+        exc: BaseException | None = None
         payload: Any = None
         if self.comm.rank == 0:
             try:
                 checkpoint.load(path, self.optimizer)
                 payload = {"sd": self.optimizer.state_dict(), "params": list(self._params)}
-            except Exception as e:  # noqa: BLE001 - reported collectively
+            except Exception as e:
                 exc = e
         _agree(self.comm, exc)
         if self.comm.size == 1:
@@ -654,7 +736,7 @@ class DistributedOptimizer:
                 self.optimizer.load_state_dict(got["sd"])
                 for p, a in zip(self._params, got["params"]):
                     np.copyto(p, a)
-            except Exception as e:  # noqa: BLE001 - reported collectively
+            except Exception as e:
                 exc = e
         _agree(self.comm, exc)
 
@@ -663,22 +745,25 @@ class DistributedOptimizer:
 _CLIP_OPTIONS = ("nonfinite", "max_grad_norm", "norm_type", "clip_value", "clip_scope")
 
 
-def _parse_groups(params: Any) -> List[Dict[str, Any]]:
+def _parse_groups(params: Any) -> list[dict[str, Any]]:
     """Normalise ``params`` (list of arrays, dict of name -> array, list of group dicts) into
     a list of group dicts, raising as the optimizers' constructors do."""
     if isinstance(params, np.ndarray):
-        raise TypeError("params must be a list of arrays, a dict of name -> array or a list of "
-                        "parameter-group dicts, got a single ndarray; wrap it: [array]")
+        raise TypeError(
+            "params must be a list of arrays, a dict of name -> array or a list of "
+            "parameter-group dicts, got a single ndarray; wrap it: [array]"
+        )
     if isinstance(params, dict):
         if "params" in params and not isinstance(params["params"], np.ndarray):
-            raise TypeError("params looks like one parameter group; pass a list of groups: "
-                            "[group]")
+            raise TypeError("params looks like one parameter group; pass a list of groups: [group]")
         return [{"params": params}]
     try:
         items = list(params)
     except TypeError:
-        raise TypeError(f"params must be a list of arrays, a dict of name -> array or a list of "
-                        f"parameter-group dicts, got {type(params).__name__}") from None
+        raise TypeError(
+            f"params must be a list of arrays, a dict of name -> array or a list of "
+            f"parameter-group dicts, got {type(params).__name__}"
+        ) from None
     if not items:
         raise ValueError("params is empty: the optimizer got no parameters to update")
     if all(isinstance(x, dict) for x in items):
@@ -688,15 +773,19 @@ def _parse_groups(params: Any) -> List[Dict[str, Any]]:
                 raise TypeError("a parameter group must be a dict with a 'params' entry")
             g = dict(g)
             if isinstance(g["params"], np.ndarray):
-                raise TypeError("a group's 'params' must be a list or dict of arrays; wrap a "
-                                "single array in a list")
+                raise TypeError(
+                    "a group's 'params' must be a list or dict of arrays; wrap a "
+                    "single array in a list"
+                )
             if not isinstance(g["params"], dict):
                 g["params"] = list(g["params"])
             out.append(g)
         return out
     if any(isinstance(x, dict) for x in items):
-        raise TypeError("params mixes arrays and parameter-group dicts; pass either a list of "
-                        "arrays or a list of groups {'params': [...], ...}")
+        raise TypeError(
+            "params mixes arrays and parameter-group dicts; pass either a list of "
+            "arrays or a list of groups {'params': [...], ...}"
+        )
     return [{"params": items}]
 
 
@@ -705,7 +794,7 @@ class _Handle:
 
     _ids = iter(range(1 << 62))
 
-    def __init__(self, table: Dict[int, Callable[..., Any]]) -> None:
+    def __init__(self, table: dict[int, Callable[..., Any]]) -> None:
         self._table = table
         self.id = next(self._ids)
 
@@ -717,7 +806,7 @@ class _Piece:
     """This rank's part of one parameter: flat elements ``[lo, hi)`` of parameter ``index``,
     at ``pos`` in the rank's shard buffer of the parameter's dtype."""
 
-    __slots__ = ("index", "lo", "hi", "pos", "dtype", "group")
+    __slots__ = ("dtype", "group", "hi", "index", "lo", "pos")
 
     def __init__(self, index: int, lo: int, hi: int, pos: int, dtype: str, group: int) -> None:
         self.index, self.lo, self.hi, self.pos = index, lo, hi, pos
@@ -767,37 +856,48 @@ class ShardedOptimizer:
     state.
     """
 
-    def __init__(self, optimizer_class: type[Optimizer], params: Any,
-                 comm: Optional[MPI.Comm] = None, *,
-                 order: Order = "mpi", broadcast: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        optimizer_class: type[Optimizer],
+        params: Any,
+        comm: MPI.Comm | None = None,
+        *,
+        order: Order = "mpi",
+        broadcast: bool = True,
+        **options: Any,
+    ) -> None:
         self.comm = comm = _comm(comm)
-        exc: Optional[BaseException] = None
-        layout: List[Any] = []
+        exc: BaseException | None = None
+        layout: list[Any] = []
         try:
             self._setup(optimizer_class, params, order, options)
             layout = [optimizer_class.__name__] + [
                 (gi, str(n), p.shape, p.dtype.str)
-                for gi, g in enumerate(self.param_groups) for n, p in zip(g["names"], g["params"])]
-        except Exception as e:  # noqa: BLE001 - reported collectively
+                for gi, g in enumerate(self.param_groups)
+                for n, p in zip(g["names"], g["params"])
+            ]
+        except Exception as e:
             exc = e
         _agree_layout(comm, exc, layout, "the parameters")
         if broadcast:
             broadcast_parameters(self._params, comm)
-        self._pre_hooks: Dict[int, Callable[..., Any]] = {}
-        self._post_hooks: Dict[int, Callable[..., Any]] = {}
+        self._pre_hooks: dict[int, Callable[..., Any]] = {}
+        self._post_hooks: dict[int, Callable[..., Any]] = {}
 
-    def _setup(self, cls: Any, params: Any, order: str, options: Dict[str, Any]) -> None:
+    def _setup(self, cls: Any, params: Any, order: str, options: dict[str, Any]) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
-            raise TypeError(f"optimizer_class must be a fastopt optimizer class (fastopt.Adam, "
-                            f"...), got {cls!r}")
+            raise TypeError(
+                f"optimizer_class must be a fastopt optimizer class (fastopt.Adam, "
+                f"...), got {cls!r}"
+            )
         self.order: Order = _check_order(order)
         self.optimizer_class = cls
         self._options = dict(options)
         groups = _parse_groups(params)
         self._ctor_groups = groups
-        names: List[Any] = []
-        arrays: List[Array] = []
-        group_of: List[int] = []
+        names: list[Any] = []
+        arrays: list[Array] = []
+        group_of: list[int] = []
         for gi, g in enumerate(groups):
             raw = g["params"]
             if isinstance(raw, dict):
@@ -817,14 +917,15 @@ class ShardedOptimizer:
             arrays.extend(ga)
             group_of.extend([gi] * len(ga))
         from .backends import _checks
+
         collect: Any = _checks.collect  # the optimizers' array checks and messages
         collect([("params", arrays, True)], names)
         self._names, self._params, self._group_of = names, arrays, group_of
         p, r = self.comm.size, self.comm.rank
         # per dtype: parameter indices, their offsets in the flat vector, the number of real
         # elements in each rank's block, the block size m = ceil(N / size)
-        self._layout: Dict[str, Tuple[List[int], List[int], List[int], int]] = {}
-        pieces: List[_Piece] = []
+        self._layout: dict[str, tuple[list[int], list[int], list[int], int]] = {}
+        pieces: list[_Piece] = []
         for dt in _FLOATS:
             idx = [i for i, a in enumerate(arrays) if a.dtype == dt]
             if not idx:
@@ -836,31 +937,33 @@ class ShardedOptimizer:
             for k, i in enumerate(idx):
                 lo, hi = max(a0, offs[k]), min(a1, offs[k + 1])
                 if lo < hi:
-                    pieces.append(_Piece(i, lo - offs[k], hi - offs[k], lo - a0, dt.name,
-                                         group_of[i]))
+                    pieces.append(
+                        _Piece(i, lo - offs[k], hi - offs[k], lo - a0, dt.name, group_of[i])
+                    )
         pieces.sort(key=lambda q: q.index)
         self._pieces = pieces
-        self.shard: List[Tuple[Any, int, int]] = [(names[q.index], q.lo, q.hi) for q in pieces]
+        self.shard: list[tuple[Any, int, int]] = [(names[q.index], q.lo, q.hi) for q in pieces]
         """This rank's shard: ``(parameter name, start, stop)`` of flat elements."""
         # shard buffers (reduce-scattered gradients) and flat buffers, per dtype
         # (padded to m and m*size elements: the regular collectives need equal blocks)
-        self._grad_shard = {name: np.zeros(lay[3], dtype=name)
-                            for name, lay in self._layout.items()}
+        self._grad_shard = {
+            name: np.zeros(lay[3], dtype=name) for name, lay in self._layout.items()
+        }
         self._flat = {name: np.zeros(lay[3] * p, dtype=name) for name, lay in self._layout.items()}
         if p == 1:  # the reduce-scatter is the identity: the shard's gradient is the buffer
             self._grad_shard = self._flat
-        self._scratch: Dict[Tuple[str, int], Array] = {}
+        self._scratch: dict[tuple[str, int], Array] = {}
         inner_opts = {k: v for k, v in options.items() if k not in _CLIP_OPTIONS}
         inner_groups = []
-        self._inner_map: List[Optional[_Piece]] = []  # inner parameter -> piece (None: dummy)
-        self._inner_grads: List[Array] = []
+        self._inner_map: list[_Piece | None] = []  # inner parameter -> piece (None: dummy)
+        self._inner_grads: list[Array] = []
         for gi, g in enumerate(groups):
-            views: List[Array] = []
+            views: list[Array] = []
             for q in pieces:
                 if q.group == gi:
-                    views.append(arrays[q.index].reshape(-1)[q.lo:q.hi])
+                    views.append(arrays[q.index].reshape(-1)[q.lo : q.hi])
                     self._inner_map.append(q)
-                    self._inner_grads.append(self._grad_shard[q.dtype][q.pos:q.pos + q.hi - q.lo])
+                    self._inner_grads.append(self._grad_shard[q.dtype][q.pos : q.pos + q.hi - q.lo])
             if not views:  # no element of this group here: a 0-size stand-in keeps the groups
                 first = arrays[group_of.index(gi)]
                 views.append(np.zeros(0, dtype=first.dtype))
@@ -873,27 +976,30 @@ class ShardedOptimizer:
         # the checks of the clipping options, as the optimizers do them
         probe_opts = {k: v for k, v in options.items() if k in _CLIP_OPTIONS}
         from . import optim
+
         sgd: Any = optim.SGD
         probe = sgd([np.zeros(1)], **probe_opts)
         self.nonfinite: str = probe.nonfinite
-        self.max_grad_norm: Optional[float] = probe.max_grad_norm
+        self.max_grad_norm: float | None = probe.max_grad_norm
         self.norm_type: float = probe.norm_type
-        self.clip_value: Optional[float] = probe.clip_value
+        self.clip_value: float | None = probe.clip_value
         self.clip_scope: str = probe.clip_scope
-        self.param_groups: List[Dict[str, Any]] = []
+        self.param_groups: list[dict[str, Any]] = []
         for gi, ig in enumerate(self.optimizer.param_groups):
             full = {k: v for k, v in ig.items() if k not in ("params", "names")}
             full["params"] = [a for a, o in zip(arrays, group_of) if o == gi]
             full["names"] = [n for n, o in zip(names, group_of) if o == gi]
             self.param_groups.append(full)
-        self.defaults: Dict[str, Any] = dict(self.optimizer.defaults)
+        self.defaults: dict[str, Any] = dict(self.optimizer.defaults)
 
-    def add_param_group(self, group: Dict[str, Any]) -> None:
+    def add_param_group(self, group: dict[str, Any]) -> None:
         """Not supported: the shards are cut over all groups at construction; construct a
         new ``ShardedOptimizer`` with every group."""
-        raise NotImplementedError("ShardedOptimizer.add_param_group: the shards are cut at "
-                                  "construction; construct a new ShardedOptimizer with all "
-                                  "the groups")
+        raise NotImplementedError(
+            "ShardedOptimizer.add_param_group: the shards are cut at "
+            "construction; construct a new ShardedOptimizer with all "
+            "the groups"
+        )
 
     # delegated counters ------------------------------------------------------------------
     @property
@@ -916,16 +1022,16 @@ class ShardedOptimizer:
         return bool(self.optimizer.last_step_skipped)
 
     @property
-    def last_lr(self) -> List[float]:
+    def last_lr(self) -> list[float]:
         """Each group's learning rate at the last update."""
         return list(self.optimizer.last_lr)
 
     @property
-    def state(self) -> Dict[Any, Dict[str, Array]]:
+    def state(self) -> dict[Any, dict[str, Array]]:
         """This rank's state: ``{name: {state name: 1-D array}}`` for the parameters with
         elements in ``shard`` (live arrays; the elements ``shard`` lists)."""
         inner = self.optimizer.state
-        out: Dict[Any, Dict[str, Array]] = {}
+        out: dict[Any, dict[str, Array]] = {}
         for j, q in enumerate(self._inner_map):
             if q is not None:
                 out[self._names[q.index]] = dict(inner[j])  # inner names are 0, 1, ...
@@ -951,8 +1057,10 @@ class ShardedOptimizer:
 
     def __repr__(self) -> str:
         n = sum(q.hi - q.lo for q in self._pieces)
-        return (f"ShardedOptimizer({self.optimizer_class.__name__}, rank {self.comm.rank} of "
-                f"{self.comm.size}, {n} of {sum(p.size for p in self._params)} elements here)")
+        return (
+            f"ShardedOptimizer({self.optimizer_class.__name__}, rank {self.comm.rank} of "
+            f"{self.comm.size}, {n} of {sum(p.size for p in self._params)} elements here)"
+        )
 
     def _sync_options(self) -> None:
         for full, inner in zip(self.param_groups, self.optimizer.param_groups):
@@ -969,23 +1077,24 @@ class ShardedOptimizer:
         """One update with the average of every rank's ``grads`` (collective; see the class
         docstring).  ``grads`` is not modified."""
         comm, size = self.comm, self.comm.size
-        exc: Optional[BaseException] = None
-        flat: List[Array] = []
+        exc: BaseException | None = None
+        flat: list[Array] = []
         try:
             for hook in list(self._pre_hooks.values()):
                 hook(self, grads)
             flat = _flat_grads(grads, self._names, self._params)
-        except Exception as e:  # noqa: BLE001 - reported collectively
+        except Exception as e:
             exc = e
         _agree(comm, exc)
         # 1. reduce-scatter: this rank's block of the average, per dtype
         for name, (idx, offs, _counts, _m) in self._layout.items():
             buf = self._flat[name]
             for k, i in enumerate(idx):
-                np.copyto(buf[offs[k]:offs[k + 1]].reshape(flat[i].shape), flat[i])
+                np.copyto(buf[offs[k] : offs[k + 1]].reshape(flat[i].shape), flat[i])
             if size > 1:
-                _reduce_block(comm, buf, self.order, True, out=self._grad_shard[name],
-                              scratch=self._scratch)
+                _reduce_block(
+                    comm, buf, self.order, True, out=self._grad_shard[name], scratch=self._scratch
+                )
         # 2. non-finite flag, clip_value, partial norms: one Allreduce
         check = self.nonfinite != "ignore"
         bad = 0.0
@@ -1039,7 +1148,7 @@ class ShardedOptimizer:
         for hook in list(self._post_hooks.values()):
             hook(self, grads)
 
-    def _scale(self, sums: List[float], pnorm: float) -> None:
+    def _scale(self, sums: list[float], pnorm: float) -> None:
         def norm(s: float) -> float:
             if math.isinf(pnorm) or pnorm == 1.0:
                 return s
@@ -1065,7 +1174,7 @@ class ShardedOptimizer:
     def _raise_nonfinite(self) -> None:
         """Every rank raises ``NonFiniteGradientError`` naming the first non-finite element
         (in parameter order) of the averaged gradient, as a single process would."""
-        found: Optional[Tuple[int, int, str]] = None
+        found: tuple[int, int, str] | None = None
         for j, q in enumerate(self._inner_map):
             if q is None:
                 continue
@@ -1083,7 +1192,8 @@ class ShardedOptimizer:
             f"{idx if len(shape) != 1 else idx[0]} (step {self.step_count}) of the gradient "
             "averaged over the ranks; nothing was updated.  Fix the loss/gradient, or "
             "construct the optimizer with nonfinite='skip' to skip such steps (counted in "
-            "skipped_steps)")
+            "skipped_steps)"
+        )
 
     def _gather_params(self) -> None:
         r = self.comm.rank
@@ -1093,17 +1203,18 @@ class ShardedOptimizer:
                 base = r * m
                 for q in self._pieces:
                     if q.dtype == name:
-                        buf[base + q.pos: base + q.pos + q.hi - q.lo] = \
-                            self._params[q.index].reshape(-1)[q.lo:q.hi]
+                        buf[base + q.pos : base + q.pos + q.hi - q.lo] = self._params[
+                            q.index
+                        ].reshape(-1)[q.lo : q.hi]
                 self.comm.Allgather(MPI.IN_PLACE, [buf, _MPI_TYPES[name]])
                 for k, i in enumerate(idx):
-                    np.copyto(self._params[i].reshape(-1), buf[offs[k]:offs[k + 1]])
+                    np.copyto(self._params[i].reshape(-1), buf[offs[k] : offs[k + 1]])
 
     # state: the single-process format, collectively ----------------------------------------
-    def _group_keys(self, inner_sd: Dict[str, Any]) -> List[List[str]]:
+    def _group_keys(self, inner_sd: dict[str, Any]) -> list[list[str]]:
         return [sorted(inner_sd["state"][g["names"][0]]) for g in self.optimizer.param_groups]
 
-    def _full_state_dict(self, root: Optional[int]) -> Optional[Dict[str, Any]]:
+    def _full_state_dict(self, root: int | None) -> dict[str, Any] | None:
         """The single-process ``state_dict()`` of the whole optimizer, assembled from the
         shards (``Gather`` to ``root``, or ``Allgather`` to all if ``root`` is None)."""
         comm, r = self.comm, self.comm.rank
@@ -1112,14 +1223,14 @@ class ShardedOptimizer:
         gkeys = self._group_keys(inner_sd)
         all_keys = sorted({k for ks in gkeys for k in ks})
         mine = root is None or r == root
-        state: Dict[Any, Dict[str, Array]] = {n: {} for n in self._names} if mine else {}
+        state: dict[Any, dict[str, Array]] = {n: {} for n in self._names} if mine else {}
         for name, (idx, offs, _counts, m) in self._layout.items():
             mt = _MPI_TYPES[name]
             for key in all_keys:
                 shard = np.zeros(m, dtype=name)
                 for j, q in enumerate(self._inner_map):
                     if q is not None and q.dtype == name and key in inner_sd["state"][j]:
-                        shard[q.pos:q.pos + q.hi - q.lo] = inner_sd["state"][j][key]
+                        shard[q.pos : q.pos + q.hi - q.lo] = inner_sd["state"][j][key]
                 full = np.empty(m * comm.size, dtype=name) if mine else None
                 if comm.size == 1:
                     assert full is not None
@@ -1133,8 +1244,9 @@ class ShardedOptimizer:
                 assert full is not None
                 for k, i in enumerate(idx):
                     if key in gkeys[self._group_of[i]]:
-                        state[self._names[i]][key] = full[offs[k]:offs[k + 1]].reshape(
-                            self._params[i].shape)
+                        state[self._names[i]][key] = full[offs[k] : offs[k + 1]].reshape(
+                            self._params[i].shape
+                        )
         if not mine:
             return None
         groups = []
@@ -1149,7 +1261,7 @@ class ShardedOptimizer:
         out["state"] = state
         return out
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Collective: the whole optimizer's state in the single-process format (what
         ``optimizer_class(params, **options).state_dict()`` returns), on every rank, so that
         a single-process optimizer can ``load_state_dict`` it.  Holds the full state on
@@ -1158,7 +1270,7 @@ class ShardedOptimizer:
         assert sd is not None
         return sd
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Collective: restore a single-process-format ``state_dict`` (from
         ``state_dict()`` here or of a single-process optimizer, any number of ranks);
         rank 0's argument is used, checked by the single-process ``load_state_dict`` before
@@ -1170,15 +1282,15 @@ class ShardedOptimizer:
 
     def _load_from_root(self, action: Callable[[Any], None], with_params: bool) -> None:
         comm, root = self.comm, 0
-        exc: Optional[BaseException] = None
-        sd: Optional[Dict[str, Any]] = None
+        exc: BaseException | None = None
+        sd: dict[str, Any] | None = None
         if comm.rank == root:
             try:
                 full = self._full_optimizer()
                 action(full)
                 sd = full.state_dict()
                 del full
-            except Exception as e:  # noqa: BLE001 - reported collectively
+            except Exception as e:
                 exc = e
         _agree(comm, exc)
         skeleton: Any = None
@@ -1186,12 +1298,16 @@ class ShardedOptimizer:
             assert sd is not None
             specs = []
             for n in self._names:
-                specs.append([(k, a.shape, np.asarray(a).dtype.str)
-                              for k, a in sorted(sd["state"][n].items())])
+                specs.append(
+                    [
+                        (k, a.shape, np.asarray(a).dtype.str)
+                        for k, a in sorted(sd["state"][n].items())
+                    ]
+                )
             skeleton = ({k: v for k, v in sd.items() if k != "state"}, specs)
         head, specs = comm.bcast(skeleton, root=root) if comm.size > 1 else skeleton
         piece_of = {q.index: j for j, q in enumerate(self._inner_map) if q is not None}
-        inner_state: Dict[int, Dict[str, Array]] = {}
+        inner_state: dict[int, dict[str, Array]] = {}
         for i, n in enumerate(self._names):
             for key, shape, dt in specs[i]:
                 if comm.rank == root:
@@ -1205,15 +1321,16 @@ class ShardedOptimizer:
                 if j is not None:
                     q = self._inner_map[j]
                     assert q is not None
-                    inner_state.setdefault(j, {})[key] = a.reshape(-1)[q.lo:q.hi].copy()
+                    inner_state.setdefault(j, {})[key] = a.reshape(-1)[q.lo : q.hi].copy()
             if with_params and comm.size > 1 and self._params[i].size:
                 comm.Bcast(self._params[i].reshape(-1).view(np.uint8), root=root)
         del sd
         exc = None
         try:
             groups = []
-            for gi, (entry, ig) in enumerate(zip(head["param_groups"],
-                                                 self.optimizer.param_groups)):
+            for gi, (entry, ig) in enumerate(
+                zip(head["param_groups"], self.optimizer.param_groups)
+            ):
                 entry = dict(entry)
                 entry["names"] = list(ig["names"])
                 entry["shapes"] = [p.shape for p in ig["params"]]
@@ -1228,7 +1345,7 @@ class ShardedOptimizer:
             inner_sd["state"] = inner_state
             self.optimizer.load_state_dict(inner_sd)
             self._sync_back()
-        except Exception as e:  # noqa: BLE001 - reported collectively
+        except Exception as e:
             exc = e
         _agree(comm, exc)
 
@@ -1236,13 +1353,13 @@ class ShardedOptimizer:
     def _fastopt_collective_save(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()
         sd = self._full_state_dict(0)
-        exc: Optional[BaseException] = None
+        exc: BaseException | None = None
         if self.comm.rank == 0:
             try:
                 full = self._full_optimizer()
                 full.load_state_dict(sd)
                 checkpoint.save(path, full)
-            except Exception as e:  # noqa: BLE001 - reported collectively
+            except Exception as e:
                 exc = e
         _agree(self.comm, exc)
 

@@ -25,6 +25,7 @@ that update (the value its schedules were evaluated at).  Columns:
 files (``pip install fastopt[tensorboard]``); :func:`read_tensorboard_scalars` reads such
 files back without TensorBoard.
 """
+
 from __future__ import annotations
 
 import csv
@@ -106,8 +107,10 @@ class History:
         Registers a post-step hook (learning rates, gradient norm) and, with
         ``track_update_norm``, a pre-step hook that snapshots the parameters."""
         if self._optimizer is not None:
-            raise RuntimeError("this History is already attached to an optimizer; call "
-                               "detach() first (or use one History per optimizer)")
+            raise RuntimeError(
+                "this History is already attached to an optimizer; call "
+                "detach() first (or use one History per optimizer)"
+            )
         self._optimizer = optimizer
         if self.track_update_norm:
             self._handles.append(optimizer.register_step_pre_hook(self._pre_hook))
@@ -127,8 +130,11 @@ class History:
 
     def _pre_hook(self, opt: Optimizer, grads: Any) -> None:
         arrays = self._arrays(opt)
-        if self._before is None or len(self._before) != len(arrays) or any(
-                b.shape != p.shape or b.dtype != p.dtype for b, p in zip(self._before, arrays)):
+        if (
+            self._before is None
+            or len(self._before) != len(arrays)
+            or any(b.shape != p.shape or b.dtype != p.dtype for b, p in zip(self._before, arrays))
+        ):
             self._before = [p.copy() for p in arrays]
         else:
             for b, p in zip(self._before, arrays):
@@ -220,8 +226,10 @@ class History:
         """One column as a float array over :attr:`steps` (NaN where not recorded)."""
         if column not in self._columns:
             raise KeyError(f"History has no column {column!r}; columns: {self._columns}")
-        return np.array([self._rows[k].get(column, math.nan) for k in sorted(self._rows)],
-                        dtype=np.int64 if column == "step" else np.float64)
+        return np.array(
+            [self._rows[k].get(column, math.nan) for k in sorted(self._rows)],
+            dtype=np.int64 if column == "step" else np.float64,
+        )
 
     def __contains__(self, column: object) -> bool:
         return column in self._columns
@@ -240,8 +248,12 @@ class History:
             w = csv.writer(f)
             w.writerow(self._columns)
             for row in self.rows:
-                w.writerow(["" if c not in row else (row[c] if c == "step" else repr(row[c]))
-                            for c in self._columns])
+                w.writerow(
+                    [
+                        "" if c not in row else (row[c] if c == "step" else repr(row[c]))
+                        for c in self._columns
+                    ]
+                )
         return path
 
     def to_json(self, path: str | os.PathLike[str]) -> str | os.PathLike[str]:
@@ -258,8 +270,7 @@ class History:
                 h._columns.append(c)
         for row in rows:
             step = int(row["step"])
-            h._rows[step] = {"step": step, **{k: float(v) for k, v in row.items()
-                                              if k != "step"}}
+            h._rows[step] = {"step": step, **{k: float(v) for k, v in row.items() if k != "step"}}
         return h
 
     @classmethod
@@ -286,8 +297,10 @@ class History:
             if cols:
                 return cols
         if metric not in self._columns or metric == "step":
-            raise KeyError(f"History has no column {metric!r} to plot; columns: "
-                           f"{[c for c in self._columns if c != 'step']}")
+            raise KeyError(
+                f"History has no column {metric!r} to plot; columns: "
+                f"{[c for c in self._columns if c != 'step']}"
+            )
         return [metric]
 
     def plot(
@@ -330,9 +343,14 @@ class History:
             given = list(axes)
         elif axes is not None:
             given = [axes]
-        fig, ax_list = new_axes(given, nrows=len(names), ncols=1,
-                                figsize=(7, 1.2 + 2.0 * len(names)), sharex=True,
-                                squeeze=False)
+        fig, ax_list = new_axes(
+            given,
+            nrows=len(names),
+            ncols=1,
+            figsize=(7, 1.2 + 2.0 * len(names)),
+            sharex=True,
+            squeeze=False,
+        )
         ax_flat = list(np.ravel(np.asarray(ax_list, dtype=object)))
         if len(ax_flat) != len(names):
             raise ValueError(f"axes: {len(ax_flat)} given for {len(names)} metrics")
@@ -406,6 +424,7 @@ class TensorBoardLogger(History):
         super().__init__(**history_kwargs)
         if writer is None:
             from .plotting import _require
+
             tbx = _require("tensorboardX", "tensorboard", "TensorBoardLogger")
             writer = tbx.SummaryWriter(logdir=logdir, flush_secs=flush_secs)
         self.writer = writer
@@ -438,8 +457,8 @@ def read_tensorboard_scalars(
     ``{tag: [(step, value), ...]}`` sorted by step.  Needs tensorboardX's protobufs only,
     not TensorBoard."""
     from .plotting import _require
-    event_pb2 = _require("tensorboardX.proto.event_pb2", "tensorboard",
-                         "read_tensorboard_scalars")
+
+    event_pb2 = _require("tensorboardX.proto.event_pb2", "tensorboard", "read_tensorboard_scalars")
     out: dict[str, list[tuple[int, float]]] = {}
     files = sorted(glob.glob(os.path.join(os.fspath(logdir), "**", "*tfevents*"), recursive=True))
     for path in files:
@@ -447,9 +466,9 @@ def read_tensorboard_scalars(
             data = f.read()
         pos = 0
         while pos + 12 <= len(data):
-            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
             start = pos + 12
-            record = data[start:start + length]
+            record = data[start : start + length]
             pos = start + length + 4
             if len(record) < length:
                 break  # truncated write in progress

@@ -24,10 +24,11 @@ parameters and state (TypingError at compile time), equal shapes and the state t
 need (ValueError).  Unlike ``fastopt.kernels``, memory overlap between the arrays is not
 checked, and there is no ``backend`` argument.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import numpy as np
 from numba import njit, types
@@ -50,24 +51,25 @@ _adam_per_step = njit(cache=True)(C.adam_per_step)
 @njit(cache=True)
 def _out_of_range(v, low, high, high_open):
     """The contract's real-number rule: finite, >= low, <= high (< high if high_open)."""
-    return (v != v or math.isinf(v) or v < low or v > high or (high_open and v >= high))
+    return v != v or math.isinf(v) or v < low or v > high or (high_open and v >= high)
 
 
-def _bounds(spec: C.Spec, name: str, i: int = 0) -> Tuple[float, float, bool]:
+def _bounds(spec: C.Spec, name: str, i: int = 0) -> tuple[float, float, bool]:
     return spec.option[name].bounds[i]
 
 
-def _float_type(params: Any, roles: Tuple[Tuple[str, Any, bool], ...]) -> Any:
+def _float_type(params: Any, roles: tuple[tuple[str, Any, bool], ...]) -> Any:
     """Typing-time checks of the arrays; the NumPy scalar type of the parameter."""
-    if not isinstance(params, types.Array) or params.dtype not in (types.float32,
-                                                                   types.float64):
+    if not isinstance(params, types.Array) or params.dtype not in (types.float32, types.float64):
         raise TypingError(f"params must be a float32 or float64 array, got {params}")
     for role, a, writable in roles:
         if a is None or isinstance(a, (types.NoneType, types.Omitted)):
             continue
         if not isinstance(a, types.Array) or a.dtype != params.dtype or a.ndim != params.ndim:
-            raise TypingError(f"{role} must be a {params.dtype} array with {params.ndim} "
-                              f"dimension(s) like params, got {a}")
+            raise TypingError(
+                f"{role} must be a {params.dtype} array with {params.ndim} "
+                f"dimension(s) like params, got {a}"
+            )
         if writable and a.layout != "C":
             raise TypingError(f"{role} must be C-contiguous (it is updated in place)")
     if params.layout != "C":
@@ -107,30 +109,70 @@ def _same_size(p, a):
 _S = C.SGD.D
 
 
-def sgd(params: np.ndarray, grads: np.ndarray, momentum_buffers: Optional[np.ndarray] = None,
-        *, step: int, lr: float = _S.lr, momentum: float = _S.momentum,
-        dampening: float = _S.dampening, weight_decay: float = _S.weight_decay,
-        nesterov: bool = _S.nesterov, maximize: bool = _S.maximize) -> None:
+def sgd(
+    params: np.ndarray,
+    grads: np.ndarray,
+    momentum_buffers: np.ndarray | None = None,
+    *,
+    step: int,
+    lr: float = _S.lr,
+    momentum: float = _S.momentum,
+    dampening: float = _S.dampening,
+    weight_decay: float = _S.weight_decay,
+    nesterov: bool = _S.nesterov,
+    maximize: bool = _S.maximize,
+) -> None:
     """SGD update (``torch.optim.SGD``), as ``fastopt.kernels.sgd`` on one array; the buffer
     is needed when momentum != 0 and is set to the gradient on ``step == 1``."""
-    _sgd_py(params, grads, momentum_buffers, step, lr, momentum, dampening, weight_decay,
-            nesterov, maximize)
+    _sgd_py(
+        params,
+        grads,
+        momentum_buffers,
+        step,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov,
+        maximize,
+    )
 
 
 @overload(sgd, jit_options={"cache": False})
-def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=_S.momentum,
-            dampening=_S.dampening, weight_decay=_S.weight_decay, nesterov=_S.nesterov,
-            maximize=_S.maximize):
-    dt = _float_type(params, (("grads", grads, False), ("momentum_buffers", momentum_buffers, True)))
+def _ov_sgd(
+    params,
+    grads,
+    momentum_buffers=None,
+    step=None,
+    lr=_S.lr,
+    momentum=_S.momentum,
+    dampening=_S.dampening,
+    weight_decay=_S.weight_decay,
+    nesterov=_S.nesterov,
+    maximize=_S.maximize,
+):
+    dt = _float_type(
+        params, (("grads", grads, False), ("momentum_buffers", momentum_buffers, True))
+    )
     _check_step_type(step)
     _check_flags(nesterov=nesterov, maximize=maximize)
     has_buf = not _absent(momentum_buffers)
-    b_lr, b_mom, b_damp, b_wd = (_bounds(C.SGD, n) for n in
-                                 ("lr", "momentum", "dampening", "weight_decay"))
+    b_lr, b_mom, b_damp, b_wd = (
+        _bounds(C.SGD, n) for n in ("lr", "momentum", "dampening", "weight_decay")
+    )
 
-    def impl(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=_S.momentum,
-             dampening=_S.dampening, weight_decay=_S.weight_decay, nesterov=_S.nesterov,
-             maximize=_S.maximize):
+    def impl(
+        params,
+        grads,
+        momentum_buffers=None,
+        step=None,
+        lr=_S.lr,
+        momentum=_S.momentum,
+        dampening=_S.dampening,
+        weight_decay=_S.weight_decay,
+        nesterov=_S.nesterov,
+        maximize=_S.maximize,
+    ):
         if step < 1:
             raise ValueError("step must be >= 1 (1 for the first update)")
         if _out_of_range(lr, *b_lr):
@@ -144,8 +186,9 @@ def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening == 0")
         _same_size(params, grads)
-        c = _sgd_constants(float(lr), float(momentum), float(dampening), float(weight_decay),
-                           nesterov, maximize)
+        c = _sgd_constants(
+            float(lr), float(momentum), float(dampening), float(weight_decay), nesterov, maximize
+        )
         use_mom = c[1] != 0
         if has_buf:
             _same_size(params, momentum_buffers)
@@ -154,45 +197,93 @@ def _ov_sgd(params, grads, momentum_buffers=None, step=None, lr=_S.lr, momentum=
             if use_mom:
                 raise ValueError("momentum != 0 needs momentum_buffers (np.zeros_like(p))")
             buf = np.empty(0, params.dtype)
-        _sgd(params.reshape(-1), _flat_grad(grads), buf, dt(c[0]), dt(c[1]), dt(c[2]),
-             dt(c[3]), dt(-1.0) if c[5] else dt(1.0), c[3] != 0, use_mom, c[4], step == 1)
+        _sgd(
+            params.reshape(-1),
+            _flat_grad(grads),
+            buf,
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(-1.0) if c[5] else dt(1.0),
+            c[3] != 0,
+            use_mom,
+            c[4],
+            step == 1,
+        )
 
     return impl
 
 
 @njit
-def _sgd_py(params, grads, bufs, step, lr, momentum, dampening, weight_decay, nesterov,
-            maximize):
-    sgd(params, grads, bufs, step=step, lr=lr, momentum=momentum, dampening=dampening,
-        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+def _sgd_py(params, grads, bufs, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
+    sgd(
+        params,
+        grads,
+        bufs,
+        step=step,
+        lr=lr,
+        momentum=momentum,
+        dampening=dampening,
+        weight_decay=weight_decay,
+        nesterov=nesterov,
+        maximize=maximize,
+    )
 
 
 # ------------------------------------------------------------------------------- adagrad
 _AG = C.ADAGRAD.D
 
 
-def adagrad(params: np.ndarray, grads: np.ndarray, state_sums: np.ndarray, *, step: int,
-            lr: float = _AG.lr, lr_decay: float = _AG.lr_decay,
-            weight_decay: float = _AG.weight_decay, eps: float = _AG.eps,
-            maximize: bool = _AG.maximize) -> None:
+def adagrad(
+    params: np.ndarray,
+    grads: np.ndarray,
+    state_sums: np.ndarray,
+    *,
+    step: int,
+    lr: float = _AG.lr,
+    lr_decay: float = _AG.lr_decay,
+    weight_decay: float = _AG.weight_decay,
+    eps: float = _AG.eps,
+    maximize: bool = _AG.maximize,
+) -> None:
     """Adagrad update (``torch.optim.Adagrad``), as ``fastopt.kernels.adagrad`` on one
     array (``state_sums`` start at ``initial_accumulator_value``)."""
     _adagrad_py(params, grads, state_sums, step, lr, lr_decay, weight_decay, eps, maximize)
 
 
 @overload(adagrad, jit_options={"cache": False})
-def _ov_adagrad(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr_decay,
-                weight_decay=_AG.weight_decay, eps=_AG.eps, maximize=_AG.maximize):
+def _ov_adagrad(
+    params,
+    grads,
+    state_sums,
+    step=None,
+    lr=_AG.lr,
+    lr_decay=_AG.lr_decay,
+    weight_decay=_AG.weight_decay,
+    eps=_AG.eps,
+    maximize=_AG.maximize,
+):
     dt = _float_type(params, (("grads", grads, False), ("state_sums", state_sums, True)))
     if _absent(state_sums):
         raise TypingError("adagrad needs state_sums")
     _check_step_type(step)
     _check_flags(maximize=maximize)
-    b_lr, b_dec, b_wd, b_eps = (_bounds(C.ADAGRAD, n) for n in
-                                ("lr", "lr_decay", "weight_decay", "eps"))
+    b_lr, b_dec, b_wd, b_eps = (
+        _bounds(C.ADAGRAD, n) for n in ("lr", "lr_decay", "weight_decay", "eps")
+    )
 
-    def impl(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr_decay,
-             weight_decay=_AG.weight_decay, eps=_AG.eps, maximize=_AG.maximize):
+    def impl(
+        params,
+        grads,
+        state_sums,
+        step=None,
+        lr=_AG.lr,
+        lr_decay=_AG.lr_decay,
+        weight_decay=_AG.weight_decay,
+        eps=_AG.eps,
+        maximize=_AG.maximize,
+    ):
         if step < 1:
             raise ValueError("step must be >= 1 (1 for the first update)")
         if _out_of_range(lr, *b_lr):
@@ -207,53 +298,123 @@ def _ov_adagrad(params, grads, state_sums, step=None, lr=_AG.lr, lr_decay=_AG.lr
         _same_size(params, state_sums)
         c = _adagrad_constants(float(weight_decay), float(eps), maximize)
         s = _adagrad_per_step(float(lr), float(lr_decay), step)
-        _adagrad(params.reshape(-1), _flat_grad(grads), state_sums.reshape(-1), dt(s[0]),
-                 dt(c[0]), dt(c[1]), dt(-1.0) if c[2] else dt(1.0), c[0] != 0)
+        _adagrad(
+            params.reshape(-1),
+            _flat_grad(grads),
+            state_sums.reshape(-1),
+            dt(s[0]),
+            dt(c[0]),
+            dt(c[1]),
+            dt(-1.0) if c[2] else dt(1.0),
+            c[0] != 0,
+        )
 
     return impl
 
 
 @njit
 def _adagrad_py(params, grads, sums, step, lr, lr_decay, weight_decay, eps, maximize):
-    adagrad(params, grads, sums, step=step, lr=lr, lr_decay=lr_decay,
-            weight_decay=weight_decay, eps=eps, maximize=maximize)
+    adagrad(
+        params,
+        grads,
+        sums,
+        step=step,
+        lr=lr,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        eps=eps,
+        maximize=maximize,
+    )
 
 
 # ------------------------------------------------------------------------------- rmsprop
 _R = C.RMSPROP.D
 
 
-def rmsprop(params: np.ndarray, grads: np.ndarray, square_avgs: np.ndarray,
-            grad_avgs: Optional[np.ndarray] = None,
-            momentum_buffers: Optional[np.ndarray] = None, *, step: Optional[int] = None,
-            lr: float = _R.lr, alpha: float = _R.alpha, eps: float = _R.eps,
-            weight_decay: float = _R.weight_decay, momentum: float = _R.momentum,
-            centered: bool = _R.centered, maximize: bool = _R.maximize) -> None:
+def rmsprop(
+    params: np.ndarray,
+    grads: np.ndarray,
+    square_avgs: np.ndarray,
+    grad_avgs: np.ndarray | None = None,
+    momentum_buffers: np.ndarray | None = None,
+    *,
+    step: int | None = None,
+    lr: float = _R.lr,
+    alpha: float = _R.alpha,
+    eps: float = _R.eps,
+    weight_decay: float = _R.weight_decay,
+    momentum: float = _R.momentum,
+    centered: bool = _R.centered,
+    maximize: bool = _R.maximize,
+) -> None:
     """RMSprop update (``torch.optim.RMSprop``), as ``fastopt.kernels.rmsprop`` on one
     array (``step`` is optional: RMSprop has no bias correction)."""
-    _rmsprop_py(params, grads, square_avgs, grad_avgs, momentum_buffers,
-                1 if step is None else step, lr, alpha, eps, weight_decay, momentum, centered,
-                maximize)
+    _rmsprop_py(
+        params,
+        grads,
+        square_avgs,
+        grad_avgs,
+        momentum_buffers,
+        1 if step is None else step,
+        lr,
+        alpha,
+        eps,
+        weight_decay,
+        momentum,
+        centered,
+        maximize,
+    )
 
 
 @overload(rmsprop, jit_options={"cache": False})
-def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, step=None,
-                lr=_R.lr, alpha=_R.alpha, eps=_R.eps, weight_decay=_R.weight_decay,
-                momentum=_R.momentum, centered=_R.centered, maximize=_R.maximize):
-    dt = _float_type(params, (("grads", grads, False), ("square_avgs", square_avgs, True),
-                              ("grad_avgs", grad_avgs, True),
-                              ("momentum_buffers", momentum_buffers, True)))
+def _ov_rmsprop(
+    params,
+    grads,
+    square_avgs,
+    grad_avgs=None,
+    momentum_buffers=None,
+    step=None,
+    lr=_R.lr,
+    alpha=_R.alpha,
+    eps=_R.eps,
+    weight_decay=_R.weight_decay,
+    momentum=_R.momentum,
+    centered=_R.centered,
+    maximize=_R.maximize,
+):
+    dt = _float_type(
+        params,
+        (
+            ("grads", grads, False),
+            ("square_avgs", square_avgs, True),
+            ("grad_avgs", grad_avgs, True),
+            ("momentum_buffers", momentum_buffers, True),
+        ),
+    )
     if not _absent(step):
         _check_step_type(step)
     no_step = _absent(step)
     _check_flags(centered=centered, maximize=maximize)
     has_ga, has_buf = not _absent(grad_avgs), not _absent(momentum_buffers)
-    b_lr, b_alpha, b_eps, b_wd, b_mom = (_bounds(C.RMSPROP, n) for n in
-                                         ("lr", "alpha", "eps", "weight_decay", "momentum"))
+    b_lr, b_alpha, b_eps, b_wd, b_mom = (
+        _bounds(C.RMSPROP, n) for n in ("lr", "alpha", "eps", "weight_decay", "momentum")
+    )
 
-    def impl(params, grads, square_avgs, grad_avgs=None, momentum_buffers=None, step=None,
-             lr=_R.lr, alpha=_R.alpha, eps=_R.eps, weight_decay=_R.weight_decay,
-             momentum=_R.momentum, centered=_R.centered, maximize=_R.maximize):
+    def impl(
+        params,
+        grads,
+        square_avgs,
+        grad_avgs=None,
+        momentum_buffers=None,
+        step=None,
+        lr=_R.lr,
+        alpha=_R.alpha,
+        eps=_R.eps,
+        weight_decay=_R.weight_decay,
+        momentum=_R.momentum,
+        centered=_R.centered,
+        maximize=_R.maximize,
+    ):
         if not no_step and step < 1:
             raise ValueError("step must be >= 1 (1 for the first update)")
         if _out_of_range(lr, *b_lr):
@@ -268,8 +429,15 @@ def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=Non
             raise ValueError("momentum must be a finite number >= 0")
         _same_size(params, grads)
         _same_size(params, square_avgs)
-        c = _rmsprop_constants(float(lr), float(alpha), float(eps), float(weight_decay),
-                               float(momentum), centered, maximize)
+        c = _rmsprop_constants(
+            float(lr),
+            float(alpha),
+            float(eps),
+            float(weight_decay),
+            float(momentum),
+            centered,
+            maximize,
+        )
         use_mom = c[5] > 0
         if has_ga:
             _same_size(params, grad_avgs)
@@ -285,55 +453,137 @@ def _ov_rmsprop(params, grads, square_avgs, grad_avgs=None, momentum_buffers=Non
             if use_mom:
                 raise ValueError("momentum > 0 needs momentum_buffers (np.zeros_like(p))")
             buf = np.empty(0, params.dtype)
-        _rmsprop(params.reshape(-1), _flat_grad(grads), square_avgs.reshape(-1), ga, buf,
-                 dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]), dt(c[5]),
-                 dt(-1.0) if c[7] else dt(1.0), c[4] != 0, c[6], use_mom)
+        _rmsprop(
+            params.reshape(-1),
+            _flat_grad(grads),
+            square_avgs.reshape(-1),
+            ga,
+            buf,
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(c[4]),
+            dt(c[5]),
+            dt(-1.0) if c[7] else dt(1.0),
+            c[4] != 0,
+            c[6],
+            use_mom,
+        )
 
     return impl
 
 
 @njit
-def _rmsprop_py(params, grads, sq, ga, bufs, step, lr, alpha, eps, weight_decay, momentum,
-                centered, maximize):
-    rmsprop(params, grads, sq, ga, bufs, step=step, lr=lr, alpha=alpha, eps=eps,
-            weight_decay=weight_decay, momentum=momentum, centered=centered, maximize=maximize)
+def _rmsprop_py(
+    params, grads, sq, ga, bufs, step, lr, alpha, eps, weight_decay, momentum, centered, maximize
+):
+    rmsprop(
+        params,
+        grads,
+        sq,
+        ga,
+        bufs,
+        step=step,
+        lr=lr,
+        alpha=alpha,
+        eps=eps,
+        weight_decay=weight_decay,
+        momentum=momentum,
+        centered=centered,
+        maximize=maximize,
+    )
 
 
 # ------------------------------------------------------------------------------- adam
 _A, _AW = C.ADAM.D, C.ADAMW.D
 
 
-def adam(params: np.ndarray, grads: np.ndarray, exp_avgs: np.ndarray, exp_avg_sqs: np.ndarray,
-         max_exp_avg_sqs: Optional[np.ndarray] = None, *, step: int, lr: float = _A.lr,
-         betas: Tuple[float, float] = _A.betas, eps: float = _A.eps,
-         weight_decay: float = _A.weight_decay, amsgrad: bool = _A.amsgrad,
-         maximize: bool = _A.maximize, decoupled_weight_decay: bool = False) -> None:
+def adam(
+    params: np.ndarray,
+    grads: np.ndarray,
+    exp_avgs: np.ndarray,
+    exp_avg_sqs: np.ndarray,
+    max_exp_avg_sqs: np.ndarray | None = None,
+    *,
+    step: int,
+    lr: float = _A.lr,
+    betas: tuple[float, float] = _A.betas,
+    eps: float = _A.eps,
+    weight_decay: float = _A.weight_decay,
+    amsgrad: bool = _A.amsgrad,
+    maximize: bool = _A.maximize,
+    decoupled_weight_decay: bool = False,
+) -> None:
     """Adam update (``torch.optim.Adam``; AdamW with ``decoupled_weight_decay=True``), as
     ``fastopt.kernels.adam`` on one array."""
-    _adam_py(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, betas, eps,
-             weight_decay, amsgrad, maximize, decoupled_weight_decay)
+    _adam_py(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        step,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        maximize,
+        decoupled_weight_decay,
+    )
 
 
 @overload(adam, jit_options={"cache": False})
-def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None, lr=_A.lr,
-             betas=_A.betas, eps=_A.eps, weight_decay=_A.weight_decay, amsgrad=_A.amsgrad,
-             maximize=_A.maximize, decoupled_weight_decay=False):
-    dt = _float_type(params, (("grads", grads, False), ("exp_avgs", exp_avgs, True),
-                              ("exp_avg_sqs", exp_avg_sqs, True),
-                              ("max_exp_avg_sqs", max_exp_avg_sqs, True)))
+def _ov_adam(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs=None,
+    step=None,
+    lr=_A.lr,
+    betas=_A.betas,
+    eps=_A.eps,
+    weight_decay=_A.weight_decay,
+    amsgrad=_A.amsgrad,
+    maximize=_A.maximize,
+    decoupled_weight_decay=False,
+):
+    dt = _float_type(
+        params,
+        (
+            ("grads", grads, False),
+            ("exp_avgs", exp_avgs, True),
+            ("exp_avg_sqs", exp_avg_sqs, True),
+            ("max_exp_avg_sqs", max_exp_avg_sqs, True),
+        ),
+    )
     _check_step_type(step)
-    _check_flags(amsgrad=amsgrad, maximize=maximize,
-                 decoupled_weight_decay=decoupled_weight_decay)
+    _check_flags(amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
     if not isinstance(betas, (tuple, types.UniTuple, types.Tuple, types.Omitted)) or (
-            not isinstance(betas, types.Omitted) and len(betas) != 2):
+        not isinstance(betas, types.Omitted) and len(betas) != 2
+    ):
         raise TypingError(f"betas must be a pair (beta1, beta2), got {betas}")
     has_max = not _absent(max_exp_avg_sqs)
     b_lr, b_eps, b_wd = (_bounds(C.ADAM, n) for n in ("lr", "eps", "weight_decay"))
     b_b1, b_b2 = _bounds(C.ADAM, "betas", 0), _bounds(C.ADAM, "betas", 1)
 
-    def impl(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None, lr=_A.lr,
-             betas=_A.betas, eps=_A.eps, weight_decay=_A.weight_decay, amsgrad=_A.amsgrad,
-             maximize=_A.maximize, decoupled_weight_decay=False):
+    def impl(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs=None,
+        step=None,
+        lr=_A.lr,
+        betas=_A.betas,
+        eps=_A.eps,
+        weight_decay=_A.weight_decay,
+        amsgrad=_A.amsgrad,
+        maximize=_A.maximize,
+        decoupled_weight_decay=False,
+    ):
         if step < 1:
             raise ValueError("step must be >= 1 (1 for the first update)")
         beta1, beta2 = float(betas[0]), float(betas[1])
@@ -350,8 +600,16 @@ def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=No
         _same_size(params, grads)
         _same_size(params, exp_avgs)
         _same_size(params, exp_avg_sqs)
-        c = _adam_constants(float(lr), beta1, beta2, float(eps), float(weight_decay), amsgrad,
-                            maximize, decoupled_weight_decay)
+        c = _adam_constants(
+            float(lr),
+            beta1,
+            beta2,
+            float(eps),
+            float(weight_decay),
+            amsgrad,
+            maximize,
+            decoupled_weight_decay,
+        )
         s = _adam_per_step(float(lr), beta1, beta2, step)
         if has_max:
             _same_size(params, max_exp_avg_sqs)
@@ -360,48 +618,143 @@ def _ov_adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=No
             if amsgrad:
                 raise ValueError("amsgrad=True needs max_exp_avg_sqs (np.zeros_like(p))")
             vmax = np.empty(0, params.dtype)
-        _adam(params.reshape(-1), _flat_grad(grads), exp_avgs.reshape(-1),
-              exp_avg_sqs.reshape(-1), vmax, dt(c[0]), dt(c[1]), dt(c[2]), dt(c[3]), dt(c[4]),
-              dt(c[5]), dt(s[0]), dt(s[1]), dt(-1.0) if c[7] else dt(1.0), c[4] != 0, c[8],
-              c[6])
+        _adam(
+            params.reshape(-1),
+            _flat_grad(grads),
+            exp_avgs.reshape(-1),
+            exp_avg_sqs.reshape(-1),
+            vmax,
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(c[4]),
+            dt(c[5]),
+            dt(s[0]),
+            dt(s[1]),
+            dt(-1.0) if c[7] else dt(1.0),
+            c[4] != 0,
+            c[8],
+            c[6],
+        )
 
     return impl
 
 
 @njit
-def _adam_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize,
-             decoupled):
-    adam(params, grads, m, v, vmax, step=step, lr=lr, betas=betas, eps=eps,
-         weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-         decoupled_weight_decay=decoupled)
+def _adam_py(
+    params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled
+):
+    adam(
+        params,
+        grads,
+        m,
+        v,
+        vmax,
+        step=step,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled_weight_decay=decoupled,
+    )
 
 
-def adamw(params: np.ndarray, grads: np.ndarray, exp_avgs: np.ndarray, exp_avg_sqs: np.ndarray,
-          max_exp_avg_sqs: Optional[np.ndarray] = None, *, step: int, lr: float = _AW.lr,
-          betas: Tuple[float, float] = _AW.betas, eps: float = _AW.eps,
-          weight_decay: float = _AW.weight_decay, amsgrad: bool = _AW.amsgrad,
-          maximize: bool = _AW.maximize) -> None:
+def adamw(
+    params: np.ndarray,
+    grads: np.ndarray,
+    exp_avgs: np.ndarray,
+    exp_avg_sqs: np.ndarray,
+    max_exp_avg_sqs: np.ndarray | None = None,
+    *,
+    step: int,
+    lr: float = _AW.lr,
+    betas: tuple[float, float] = _AW.betas,
+    eps: float = _AW.eps,
+    weight_decay: float = _AW.weight_decay,
+    amsgrad: bool = _AW.amsgrad,
+    maximize: bool = _AW.maximize,
+) -> None:
     """AdamW update (``torch.optim.AdamW``), as ``fastopt.kernels.adamw`` on one array."""
-    _adamw_py(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, betas, eps,
-              weight_decay, amsgrad, maximize)
+    _adamw_py(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        step,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        maximize,
+    )
 
 
 @overload(adamw, jit_options={"cache": False})
-def _ov_adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None,
-              lr=_AW.lr, betas=_AW.betas, eps=_AW.eps, weight_decay=_AW.weight_decay,
-              amsgrad=_AW.amsgrad, maximize=_AW.maximize):
-    def impl(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs=None, step=None,
-             lr=_AW.lr, betas=_AW.betas, eps=_AW.eps, weight_decay=_AW.weight_decay,
-             amsgrad=_AW.amsgrad, maximize=_AW.maximize):
-        adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr,
-             betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-             maximize=maximize, decoupled_weight_decay=True)
+def _ov_adamw(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs=None,
+    step=None,
+    lr=_AW.lr,
+    betas=_AW.betas,
+    eps=_AW.eps,
+    weight_decay=_AW.weight_decay,
+    amsgrad=_AW.amsgrad,
+    maximize=_AW.maximize,
+):
+    def impl(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs=None,
+        step=None,
+        lr=_AW.lr,
+        betas=_AW.betas,
+        eps=_AW.eps,
+        weight_decay=_AW.weight_decay,
+        amsgrad=_AW.amsgrad,
+        maximize=_AW.maximize,
+    ):
+        adam(
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            max_exp_avg_sqs,
+            step=step,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
 
     return impl
 
 
 @njit
-def _adamw_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad,
-              maximize):
-    adamw(params, grads, m, v, vmax, step=step, lr=lr, betas=betas, eps=eps,
-          weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+def _adamw_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize):
+    adamw(
+        params,
+        grads,
+        m,
+        v,
+        vmax,
+        step=step,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+    )

@@ -14,9 +14,11 @@ Example::
     for t in range(1, 101):
         fastopt.kernels.adam(w, grad(w), m, v, step=t, lr=1e-3)
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +28,11 @@ from .backends import resolve
 
 __all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 
-Arrays = Union[np.ndarray, Sequence[np.ndarray]]
-_SGD, _ADAGRAD, _RMSPROP, _ADAM, _ADAMW = (C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D,
-                                           C.ADAMW.D)
+Arrays = np.ndarray | Sequence[np.ndarray]
+_SGD, _ADAGRAD, _RMSPROP, _ADAM, _ADAMW = (C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D, C.ADAMW.D)
 
 
-def _as_list(x: Any) -> Optional[List[Any]]:
+def _as_list(x: Any) -> list[Any] | None:
     if x is None:
         return None
     if isinstance(x, np.ndarray):
@@ -39,8 +40,16 @@ def _as_list(x: Any) -> Optional[List[Any]]:
     return list(x)
 
 
-def _run(spec: C.Spec, options: Dict[str, Any], t: int, params: Any, grads: Any,
-         given: Dict[str, Any], backend: str, **extra: Any) -> None:
+def _run(
+    spec: C.Spec,
+    options: dict[str, Any],
+    t: int,
+    params: Any,
+    grads: Any,
+    given: dict[str, Any],
+    backend: str,
+    **extra: Any,
+) -> None:
     """Check the options (the contract's rules), the presence of the state arrays they
     need, then one keyword call of the backend (which checks every array)."""
     opts = spec.check_options(options, allow_schedule=False)
@@ -49,11 +58,16 @@ def _run(spec: C.Spec, options: Dict[str, Any], t: int, params: Any, grads: Any,
     for s in spec.state:
         if s.name in needed:
             if given[s.name] is None:
-                hint = ("np.full_like(p, initial_accumulator_value)" if s.init == "fill"
-                        else "np.zeros_like(p)")
-                raise ValueError(f"{s.why or spec.name} needs {s.arg} (one array per parameter, "
-                                 f"{hint}); pass them" +
-                                 (f" or change {s.why.split()[0].split('=')[0]}" if s.why else ""))
+                hint = (
+                    "np.full_like(p, initial_accumulator_value)"
+                    if s.init == "fill"
+                    else "np.zeros_like(p)"
+                )
+                raise ValueError(
+                    f"{s.why or spec.name} needs {s.arg} (one array per parameter, "
+                    f"{hint}); pass them"
+                    + (f" or change {s.why.split()[0].split('=')[0]}" if s.why else "")
+                )
             state[s.name] = _as_list(given[s.name])
     scalars = spec.scalars({**opts, **extra}, t)
     if spec.kernel == "sgd":
@@ -62,55 +76,134 @@ def _run(spec: C.Spec, options: Dict[str, Any], t: int, params: Any, grads: Any,
     be.step(spec.kernel, _as_list(params), _as_list(grads), state, scalars)
 
 
-def sgd(params: Arrays, grads: Arrays, momentum_buffers: Optional[Arrays] = None, *, step: int,
-        lr: float = _SGD.lr, momentum: float = _SGD.momentum,
-        dampening: float = _SGD.dampening, weight_decay: float = _SGD.weight_decay,
-        nesterov: bool = _SGD.nesterov, maximize: bool = _SGD.maximize,
-        backend: str = "auto") -> None:
+def sgd(
+    params: Arrays,
+    grads: Arrays,
+    momentum_buffers: Arrays | None = None,
+    *,
+    step: int,
+    lr: float = _SGD.lr,
+    momentum: float = _SGD.momentum,
+    dampening: float = _SGD.dampening,
+    weight_decay: float = _SGD.weight_decay,
+    nesterov: bool = _SGD.nesterov,
+    maximize: bool = _SGD.maximize,
+    backend: str = "auto",
+) -> None:
     """SGD update (``torch.optim.SGD``); ``momentum_buffers`` is needed when momentum != 0.
 
     On ``step == 1`` the buffer is set to the gradient (PyTorch's first step, no dampening).
     """
     t = check_step(step)
-    _run(C.SGD, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                     nesterov=nesterov, maximize=maximize), t, params, grads,
-         {"momentum_buffer": momentum_buffers}, backend)
+    _run(
+        C.SGD,
+        dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        ),
+        t,
+        params,
+        grads,
+        {"momentum_buffer": momentum_buffers},
+        backend,
+    )
 
 
-def adagrad(params: Arrays, grads: Arrays, state_sums: Arrays, *, step: int,
-            lr: float = _ADAGRAD.lr, lr_decay: float = _ADAGRAD.lr_decay,
-            weight_decay: float = _ADAGRAD.weight_decay, eps: float = _ADAGRAD.eps,
-            maximize: bool = _ADAGRAD.maximize, backend: str = "auto") -> None:
+def adagrad(
+    params: Arrays,
+    grads: Arrays,
+    state_sums: Arrays,
+    *,
+    step: int,
+    lr: float = _ADAGRAD.lr,
+    lr_decay: float = _ADAGRAD.lr_decay,
+    weight_decay: float = _ADAGRAD.weight_decay,
+    eps: float = _ADAGRAD.eps,
+    maximize: bool = _ADAGRAD.maximize,
+    backend: str = "auto",
+) -> None:
     """Adagrad update (``torch.optim.Adagrad``).  ``state_sums`` start at
     ``initial_accumulator_value`` (create them with ``np.full_like(p, value)``)."""
     t = check_step(step)
-    _run(C.ADAGRAD, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=0.0, eps=eps, maximize=maximize), t,
-         params, grads, {"sum": state_sums}, backend)
+    _run(
+        C.ADAGRAD,
+        dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=0.0,
+            eps=eps,
+            maximize=maximize,
+        ),
+        t,
+        params,
+        grads,
+        {"sum": state_sums},
+        backend,
+    )
 
 
-def rmsprop(params: Arrays, grads: Arrays, square_avgs: Arrays, grad_avgs: Optional[Arrays] = None,
-            momentum_buffers: Optional[Arrays] = None, *, step: Optional[int] = None,
-            lr: float = _RMSPROP.lr, alpha: float = _RMSPROP.alpha, eps: float = _RMSPROP.eps,
-            weight_decay: float = _RMSPROP.weight_decay, momentum: float = _RMSPROP.momentum,
-            centered: bool = _RMSPROP.centered, maximize: bool = _RMSPROP.maximize,
-            backend: str = "auto") -> None:
+def rmsprop(
+    params: Arrays,
+    grads: Arrays,
+    square_avgs: Arrays,
+    grad_avgs: Arrays | None = None,
+    momentum_buffers: Arrays | None = None,
+    *,
+    step: int | None = None,
+    lr: float = _RMSPROP.lr,
+    alpha: float = _RMSPROP.alpha,
+    eps: float = _RMSPROP.eps,
+    weight_decay: float = _RMSPROP.weight_decay,
+    momentum: float = _RMSPROP.momentum,
+    centered: bool = _RMSPROP.centered,
+    maximize: bool = _RMSPROP.maximize,
+    backend: str = "auto",
+) -> None:
     """RMSprop update (``torch.optim.RMSprop``); ``grad_avgs`` are needed when centered,
     ``momentum_buffers`` when momentum > 0.  RMSprop has no bias correction, so ``step`` is
     accepted for uniformity and only checked."""
     t = 1 if step is None else check_step(step)
-    _run(C.RMSPROP, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered, maximize=maximize), t,
-         params, grads, {"square_avg": square_avgs, "grad_avg": grad_avgs,
-                         "momentum_buffer": momentum_buffers}, backend)
+    _run(
+        C.RMSPROP,
+        dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        ),
+        t,
+        params,
+        grads,
+        {"square_avg": square_avgs, "grad_avg": grad_avgs, "momentum_buffer": momentum_buffers},
+        backend,
+    )
 
 
-def adam(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays,
-         max_exp_avg_sqs: Optional[Arrays] = None, *, step: int, lr: float = _ADAM.lr,
-         betas: Tuple[float, float] = _ADAM.betas, eps: float = _ADAM.eps,
-         weight_decay: float = _ADAM.weight_decay, amsgrad: bool = _ADAM.amsgrad,
-         maximize: bool = _ADAM.maximize, decoupled_weight_decay: bool = False,
-         backend: str = "auto") -> None:
+def adam(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    max_exp_avg_sqs: Arrays | None = None,
+    *,
+    step: int,
+    lr: float = _ADAM.lr,
+    betas: tuple[float, float] = _ADAM.betas,
+    eps: float = _ADAM.eps,
+    weight_decay: float = _ADAM.weight_decay,
+    amsgrad: bool = _ADAM.amsgrad,
+    maximize: bool = _ADAM.maximize,
+    decoupled_weight_decay: bool = False,
+    backend: str = "auto",
+) -> None:
     """Adam update (``torch.optim.Adam``); AdamW with ``decoupled_weight_decay=True``.
 
     ``max_exp_avg_sqs`` are needed when amsgrad=True.  The bias corrections
@@ -118,20 +211,56 @@ def adam(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays,
     """
     t = check_step(step)
     decoupled = C.check_bool("decoupled_weight_decay", decoupled_weight_decay)
-    _run(C.ADAM, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                      maximize=maximize), t, params, grads,
-         {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs, "max_exp_avg_sq": max_exp_avg_sqs},
-         backend, decoupled=decoupled)
+    _run(
+        C.ADAM,
+        dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        ),
+        t,
+        params,
+        grads,
+        {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs, "max_exp_avg_sq": max_exp_avg_sqs},
+        backend,
+        decoupled=decoupled,
+    )
 
 
-def adamw(params: Arrays, grads: Arrays, exp_avgs: Arrays, exp_avg_sqs: Arrays,
-          max_exp_avg_sqs: Optional[Arrays] = None, *, step: int, lr: float = _ADAMW.lr,
-          betas: Tuple[float, float] = _ADAMW.betas, eps: float = _ADAMW.eps,
-          weight_decay: float = _ADAMW.weight_decay, amsgrad: bool = _ADAMW.amsgrad,
-          maximize: bool = _ADAMW.maximize, backend: str = "auto") -> None:
+def adamw(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    max_exp_avg_sqs: Arrays | None = None,
+    *,
+    step: int,
+    lr: float = _ADAMW.lr,
+    betas: tuple[float, float] = _ADAMW.betas,
+    eps: float = _ADAMW.eps,
+    weight_decay: float = _ADAMW.weight_decay,
+    amsgrad: bool = _ADAMW.amsgrad,
+    maximize: bool = _ADAMW.maximize,
+    backend: str = "auto",
+) -> None:
     """AdamW update (``torch.optim.AdamW``): Adam with decoupled weight decay
     ``p *= 1 - lr * weight_decay``, default ``weight_decay=1e-2``."""
-    adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step=step, lr=lr, betas=betas,
-         eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-         decoupled_weight_decay=True, backend=backend)
-
+    adam(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        step=step,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        amsgrad=amsgrad,
+        maximize=maximize,
+        decoupled_weight_decay=True,
+        backend=backend,
+    )

@@ -12,6 +12,7 @@ parameters (restored in place with ``np.copyto``) and the optimizer (step counte
 buffers, group options, schedule objects) are exactly as before: bit-identical, also when
 the loss function raises or returns NaN.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,9 +46,11 @@ def _progress_bar(progress: bool | None, total: int, desc: str) -> Any:
     except ImportError:
         if progress is None:
             return None
-        raise ImportError("progress=True needs the optional dependency 'tqdm', which is not "
-                          "installed; install it with: pip install 'fastopt[progress]' (or "
-                          "pass progress=False)") from None
+        raise ImportError(
+            "progress=True needs the optional dependency 'tqdm', which is not "
+            "installed; install it with: pip install 'fastopt[progress]' (or "
+            "pass progress=False)"
+        ) from None
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
@@ -102,7 +105,7 @@ def _descent_start(
     drop = start - float(smoothed[imin])
     if not drop > 0:
         return 0
-    above = np.flatnonzero(smoothed[:imin + 1] >= start - 0.05 * drop)
+    above = np.flatnonzero(smoothed[: imin + 1] >= start - 0.05 * drop)
     return int(above[-1]) + 1 if len(above) else 0
 
 
@@ -186,7 +189,7 @@ class LRFinderResult:
         # that falls back would show spurious steep slopes.
         imin = int(np.argmin(sm_v))
         d0 = _descent_start(self.losses[idx], sm_v, imin)
-        i = _steepest(lrs_v[d0:imin + 1], sm_v[d0:imin + 1])
+        i = _steepest(lrs_v[d0 : imin + 1], sm_v[d0 : imin + 1])
         out["steepest"] = None if i is None else int(idx[d0 + i])
         # The valley is searched from where the loss has started to fall (by 5% of the total
         # drop): a long flat start, at rates too small to move anything, is no valley.
@@ -240,16 +243,25 @@ class LRFinderResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python data (lists and floats), e.g. for ``json.dump``."""
-        return {"lrs": self.lrs.tolist(), "losses": self.losses.tolist(),
-                "smoothed_losses": self.smoothed_losses.tolist(), "method": self.method,
-                "suggestion": self.suggestion, **self.suggestions, "diverged": self.diverged,
-                "stop_reason": self.stop_reason, "mode": self.mode}
+        return {
+            "lrs": self.lrs.tolist(),
+            "losses": self.losses.tolist(),
+            "smoothed_losses": self.smoothed_losses.tolist(),
+            "method": self.method,
+            "suggestion": self.suggestion,
+            **self.suggestions,
+            "diverged": self.diverged,
+            "stop_reason": self.stop_reason,
+            "mode": self.mode,
+        }
 
     def __repr__(self) -> str:
         s = self.suggestions
-        return (f"LRFinderResult(steps={len(self.lrs)}, stop_reason={self.stop_reason!r}, "
-                f"suggestion={self.suggestion:.3g} ({self.method}), valley={s['valley']:.3g}, "
-                f"steepest={s['steepest']:.3g}, minimum/10={s['minimum']:.3g})")
+        return (
+            f"LRFinderResult(steps={len(self.lrs)}, stop_reason={self.stop_reason!r}, "
+            f"suggestion={self.suggestion:.3g} ({self.method}), valley={s['valley']:.3g}, "
+            f"steepest={s['steepest']:.3g}, minimum/10={s['minimum']:.3g})"
+        )
 
     def _ylim(self) -> tuple[float, float] | None:
         """The y-range of the plot: the smoothed loss from its start to its minimum (the
@@ -293,8 +305,9 @@ class LRFinderResult:
         if self.mode != "linear":
             ax.set_xscale("log")
         styles = {"valley": ("C3", "o"), "steepest": ("C2", "v"), "minimum": ("C1", "s")}
-        keys = [] if mark is None else (
-            [self.method] if mark == "suggestion" else list(SUGGESTIONS))
+        keys = (
+            [] if mark is None else ([self.method] if mark == "suggestion" else list(SUGGESTIONS))
+        )
         for key in keys:
             i = self.indices.get(key)
             if i is None:
@@ -305,13 +318,23 @@ class LRFinderResult:
             label = "minimum/10" if key == "minimum" else key
             label += f" {lr:.2g}" + (" (suggestion)" if chosen else "")
             if key == "minimum":
-                y = float(np.interp(np.log(lr), np.log(self.lrs), self.smoothed_losses)) \
-                    if self.mode != "linear" else float(np.interp(lr, self.lrs,
-                                                                  self.smoothed_losses))
+                y = (
+                    float(np.interp(np.log(lr), np.log(self.lrs), self.smoothed_losses))
+                    if self.mode != "linear"
+                    else float(np.interp(lr, self.lrs, self.smoothed_losses))
+                )
             else:
                 y = self.smoothed_losses[i]
-            ax.plot([lr], [y], marker=marker, color=color, ms=9 if chosen else 7,
-                    ls="none", label=label, zorder=5)
+            ax.plot(
+                [lr],
+                [y],
+                marker=marker,
+                color=color,
+                ms=9 if chosen else 7,
+                ls="none",
+                label=label,
+                zorder=5,
+            )
             if chosen:
                 ax.axvline(lr, color=color, ls="--", lw=1, alpha=0.7)
         if ylim is not None:
@@ -328,20 +351,27 @@ class LRFinderResult:
 
 def _resolve_optimizer(params: Any, optimizer: Any) -> Optimizer:
     from .optim import Optimizer
+
     if isinstance(optimizer, Optimizer):
         return optimizer
     if callable(optimizer):
         if params is None:
-            raise TypeError("lr_find: params is None but optimizer is a factory; pass the "
-                            "parameters (or an existing optimizer)")
+            raise TypeError(
+                "lr_find: params is None but optimizer is a factory; pass the "
+                "parameters (or an existing optimizer)"
+            )
         opt = optimizer(params)
         if not isinstance(opt, Optimizer):
-            raise TypeError(f"lr_find: the optimizer factory returned {type(opt).__name__}, "
-                            "not a fastopt optimizer")
+            raise TypeError(
+                f"lr_find: the optimizer factory returned {type(opt).__name__}, "
+                "not a fastopt optimizer"
+            )
         return opt
-    raise TypeError("lr_find: optimizer must be a fastopt optimizer, an optimizer class such as "
-                    "fastopt.Adam, or a factory params -> optimizer; got "
-                    f"{type(optimizer).__name__}")
+    raise TypeError(
+        "lr_find: optimizer must be a fastopt optimizer, an optimizer class such as "
+        "fastopt.Adam, or a factory params -> optimizer; got "
+        f"{type(optimizer).__name__}"
+    )
 
 
 def _as_float_loss(loss: Any, step: int) -> float:
@@ -407,8 +437,9 @@ def lr_find(
     if not (start_lr > 0 and math.isfinite(start_lr)):
         raise ValueError(f"start_lr must be a positive number, got {start_lr}")
     if not (end_lr > start_lr and math.isfinite(end_lr)):
-        raise ValueError(f"end_lr must be a finite number larger than start_lr={start_lr}, "
-                         f"got {end_lr}")
+        raise ValueError(
+            f"end_lr must be a finite number larger than start_lr={start_lr}, got {end_lr}"
+        )
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
     if not 0.0 <= smoothing < 1.0:
@@ -471,7 +502,15 @@ def lr_find(
             opt.load_state_dict(saved_state)
             for g, v in zip(opt.param_groups, saved_lrs):
                 g["lr"] = v  # load_state_dict keeps the group entries; put the originals back
-    return LRFinderResult(np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64),
-                          np.asarray(smoothed, dtype=np.float64), method=method, diverged=diverged,
-                          stop_reason=stop_reason, mode=mode, start_lr=start_lr, end_lr=end_lr,
-                          num_steps=num_steps)
+    return LRFinderResult(
+        np.asarray(lrs, dtype=np.float64),
+        np.asarray(losses, dtype=np.float64),
+        np.asarray(smoothed, dtype=np.float64),
+        method=method,
+        diverged=diverged,
+        stop_reason=stop_reason,
+        mode=mode,
+        start_lr=start_lr,
+        end_lr=end_lr,
+        num_steps=num_steps,
+    )

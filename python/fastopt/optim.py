@@ -36,21 +36,21 @@ class's docstring):
   (the kernels release the GIL).  Stepping (or loading) *one* optimizer from two threads
   at once raises ``RuntimeError`` in the second thread, with nothing modified by it.
 """
+
 from __future__ import annotations
 
 import itertools
 import numbers
 import operator
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any
 
 import numpy as np
 
 from . import _contract as C
-from ._validation import (check_bool, check_clip_value, check_hyper, check_max_norm,
-                          check_norm_type)
+from ._validation import check_bool, check_clip_value, check_hyper, check_max_norm, check_norm_type
 from .backends import _checks, resolve
 from .clip import _clip_value_copy, _norm_coef, _total_norm
 from .errors import NonFiniteGradientError
@@ -62,13 +62,13 @@ _NONFINITE = ("raise", "skip", "ignore")
 
 #: A hyperparameter: a number, or a schedule ``step -> value`` evaluated at every step.
 Schedule = Callable[[int], float]
-Hyper = Union[float, Schedule]
-Betas = Union[Tuple[Hyper, Hyper], List[Hyper]]
+Hyper = float | Schedule
+Betas = tuple[Hyper, Hyper] | list[Hyper]
 #: Parameters: a list of arrays, a dict name -> array, or a list of parameter groups
 #: ``{"params": ..., <option>: value}`` (checked when the optimizer is built).
-Params = Union[Mapping[str, np.ndarray], Sequence[Any]]
+Params = Mapping[str, np.ndarray] | Sequence[Any]
 #: Gradients, in the structure of the parameters.
-Grads = Union[np.ndarray, Sequence[np.ndarray], Mapping[str, np.ndarray]]
+Grads = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 #: A step hook: ``hook(optimizer, grads)``.
 Hook = Callable[[Any, Any], Any]
 
@@ -122,7 +122,7 @@ def _first_nonfinite(g):
 class _Hook:
     _ids = itertools.count()
 
-    def __init__(self, table: Dict[int, Any]) -> None:
+    def __init__(self, table: dict[int, Any]) -> None:
         self._table = table
         self.id = next(self._ids)
 
@@ -157,8 +157,10 @@ def _stateful_parts(obj):
 def _parse_params(params):
     """Normalise ``params`` into a list of group dicts with 'params' and 'names' lists."""
     if isinstance(params, np.ndarray):
-        raise TypeError("params must be a list of arrays, a dict of name -> array or a list of "
-                        "parameter-group dicts, got a single ndarray; wrap it: [array]")
+        raise TypeError(
+            "params must be a list of arrays, a dict of name -> array or a list of "
+            "parameter-group dicts, got a single ndarray; wrap it: [array]"
+        )
     if isinstance(params, dict):
         if "params" in params and not isinstance(params["params"], np.ndarray):
             raise TypeError("params looks like one parameter group; pass a list of groups: [group]")
@@ -166,15 +168,19 @@ def _parse_params(params):
     try:
         items = list(params)
     except TypeError:
-        raise TypeError(f"params must be a list of arrays, a dict of name -> array or a list of "
-                        f"parameter-group dicts, got {type(params).__name__}") from None
+        raise TypeError(
+            f"params must be a list of arrays, a dict of name -> array or a list of "
+            f"parameter-group dicts, got {type(params).__name__}"
+        ) from None
     if not items:
         raise ValueError("params is empty: the optimizer got no parameters to update")
     if all(isinstance(x, dict) for x in items):
         return [dict(g) for g in items]
     if any(isinstance(x, dict) for x in items):
-        raise TypeError("params mixes arrays and parameter-group dicts; pass either a list of "
-                        "arrays or a list of groups {'params': [...], ...}")
+        raise TypeError(
+            "params mixes arrays and parameter-group dicts; pass either a list of "
+            "arrays or a list of groups {'params': [...], ...}"
+        )
     return [{"params": items}]
 
 
@@ -183,9 +189,9 @@ class _Plan:
     arrays they need, the kernel's scalars that depend on the options only, and the
     arguments of the contract's ``per_step`` (without the step)."""
 
-    __slots__ = ("options", "needed", "scalars", "args", "lr", "lazy", "state")
+    __slots__ = ("args", "lazy", "lr", "needed", "options", "scalars", "state")
 
-    def __init__(self, spec: C.Spec, options: Dict[str, Any]) -> None:
+    def __init__(self, spec: C.Spec, options: dict[str, Any]) -> None:
         self.options = options
         self.needed = spec.needed(options)
         full = {**spec.fixed, **options}
@@ -197,7 +203,7 @@ class _Plan:
         #: The group counter of a buffer that starts as the gradient, if used this step.
         self.lazy = lazy[1] if lazy is not None and lazy[0] in self.needed else None
         #: {state name: the group's arrays}, filled by the first step that needs no new one.
-        self.state: Optional[Dict[str, List[np.ndarray]]] = None
+        self.state: dict[str, list[np.ndarray]] | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.options[key]
@@ -212,7 +218,7 @@ class _StateView(Mapping):  # type: ignore[type-arg]
 
     __slots__ = ("_opt",)
 
-    def __init__(self, opt: "Optimizer") -> None:
+    def __init__(self, opt: Optimizer) -> None:
         self._opt = opt
 
     def __getitem__(self, name: Any) -> Mapping[str, np.ndarray]:
@@ -226,9 +232,11 @@ class _StateView(Mapping):  # type: ignore[type-arg]
         return len(self._opt._names)
 
     def __setitem__(self, name: Any, value: Any) -> None:
-        raise TypeError("opt.state is a read-only view of the optimizer's state arrays: modify "
-                        "the arrays in place (opt.state[name]['exp_avg'][...] = x) or use "
-                        "load_state_dict to replace the state")
+        raise TypeError(
+            "opt.state is a read-only view of the optimizer's state arrays: modify "
+            "the arrays in place (opt.state[name]['exp_avg'][...] = x) or use "
+            "load_state_dict to replace the state"
+        )
 
     __delitem__ = __setitem__  # type: ignore[assignment]
 
@@ -245,10 +253,18 @@ class Optimizer:
 
     _spec: C.Spec
 
-    def __init__(self, params: Params, backend: str = "auto", *, nonfinite: str = "raise",
-                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
-                 clip_value: Optional[float] = None, clip_scope: str = "all",
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        params: Params,
+        backend: str = "auto",
+        *,
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+        **options: Any,
+    ) -> None:
         self.backend, self._be = resolve(backend)
         if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
             raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
@@ -263,26 +279,28 @@ class Optimizer:
         self.last_step_skipped = False
         self._lock = threading.Lock()
         spec = self._spec
-        self.defaults: Dict[str, Any] = dict(spec.defaults)
+        self.defaults: dict[str, Any] = dict(spec.defaults)
         for key, value in options.items():
             if key not in self.defaults:
-                raise TypeError(f"{type(self).__name__} got an unexpected option {key!r}; "
-                                f"valid options: {sorted(self.defaults)}")
+                raise TypeError(
+                    f"{type(self).__name__} got an unexpected option {key!r}; "
+                    f"valid options: {sorted(self.defaults)}"
+                )
             self.defaults[key] = value
-        self.param_groups: List[Dict[str, Any]] = []
-        self._buffers: List[Dict[str, List[np.ndarray]]] = []  # per group: {state: [array]}
-        self._group_state: List[Dict[str, Any]] = []  # per group: {"step": int, ...}
-        self._names: List[Any] = []  # every parameter's name, in order
-        self._where: Dict[Any, Tuple[int, int]] = {}  # name -> (group, index in group)
+        self.param_groups: list[dict[str, Any]] = []
+        self._buffers: list[dict[str, list[np.ndarray]]] = []  # per group: {state: [array]}
+        self._group_state: list[dict[str, Any]] = []  # per group: {"step": int, ...}
+        self._names: list[Any] = []  # every parameter's name, in order
+        self._where: dict[Any, tuple[int, int]] = {}  # name -> (group, index in group)
         self._string_names = True
         self.step_count = 0
-        self._pre_hooks: Dict[int, Callable[..., Any]] = {}
-        self._plans: Dict[int, Tuple[Any, _Plan]] = {}  # group -> (option snapshot, plan)
+        self._pre_hooks: dict[int, Callable[..., Any]] = {}
+        self._plans: dict[int, tuple[Any, _Plan]] = {}  # group -> (option snapshot, plan)
         self._raw_options = operator.itemgetter(*spec.option)  # every optimizer has >= 2
-        self._post_hooks: Dict[int, Callable[..., Any]] = {}
+        self._post_hooks: dict[int, Callable[..., Any]] = {}
         for group in _parse_params(params):
             self.add_param_group(group)
-        self.last_lr: List[float] = [self._plan(g, 0).lr for g in self.param_groups]
+        self.last_lr: list[float] = [self._plan(g, 0).lr for g in self.param_groups]
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Mapping[str, Any]) -> None:
@@ -293,11 +311,14 @@ class Optimizer:
         raw = group.pop("params")
         for key in group:
             if key not in self.defaults:
-                raise ValueError(f"parameter group has an unknown option {key!r}; valid options "
-                                 f"for {type(self).__name__}: {sorted(self.defaults)}")
+                raise ValueError(
+                    f"parameter group has an unknown option {key!r}; valid options "
+                    f"for {type(self).__name__}: {sorted(self.defaults)}"
+                )
         if isinstance(raw, np.ndarray):
-            raise TypeError("a group's 'params' must be a list or dict of arrays; wrap a single "
-                            "array in a list")
+            raise TypeError(
+                "a group's 'params' must be a list or dict of arrays; wrap a single array in a list"
+            )
         if isinstance(raw, dict):
             names, arrays = list(raw.keys()), list(raw.values())
             for nm in names:
@@ -315,10 +336,16 @@ class Optimizer:
         # The same checks (and messages) as every backend's: arrays, float32/float64,
         # C-contiguous, writeable, and no two parameters (of any group) sharing memory, nor a
         # parameter with a state array of an earlier group.
-        _checks.collect([("params", [p for g in self.param_groups for p in g["params"]] + arrays,
-                          True)], self._names + names,
-                        (((nm, key), a) for g, bufs in zip(self.param_groups, self._buffers)
-                         for key, states in bufs.items() for nm, a in zip(g["names"], states)))
+        _checks.collect(
+            [("params", [p for g in self.param_groups for p in g["params"]] + arrays, True)],
+            self._names + names,
+            (
+                ((nm, key), a)
+                for g, bufs in zip(self.param_groups, self._buffers)
+                for key, states in bufs.items()
+                for nm, a in zip(g["names"], states)
+            ),
+        )
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         self._check_group(group)
@@ -330,11 +357,12 @@ class Optimizer:
         for i, nm in enumerate(names):
             self._where[nm] = (gi, i)
         self._names.extend(names)
-        self._buffers.append({s: [self._new_state(s, group, p) for p in arrays]
-                              for s in plan.needed})
+        self._buffers.append(
+            {s: [self._new_state(s, group, p) for p in arrays] for s in plan.needed}
+        )
         self._group_state.append({"step": 0, **self._spec.group_state})
 
-    def _check_group(self, group: Dict[str, Any]) -> None:
+    def _check_group(self, group: dict[str, Any]) -> None:
         """Check a group's options with the contract's rules (schedules allowed where the
         option is schedulable); flags become bools and pairs tuples, in the group."""
         checked = self._spec.check_options({k: group[k] for k in self._spec.option})
@@ -352,7 +380,7 @@ class Optimizer:
             return np.full_like(p, group["initial_accumulator_value"])
         return np.zeros_like(p)
 
-    def _cached_plan(self, gi: int, group: Dict[str, Any], k: int) -> _Plan:
+    def _cached_plan(self, gi: int, group: dict[str, Any], k: int) -> _Plan:
         """``_plan`` of a group, reused while its options are the same constants.
 
         A group whose options are all plain values gives the same checked plan at every
@@ -383,7 +411,7 @@ class Optimizer:
         missing = [key for key in spec.option if key not in group]
         if missing:
             raise ValueError(f"a parameter group lacks option(s) {missing}")
-        opts: Dict[str, Any] = {}
+        opts: dict[str, Any] = {}
         for o in spec.options:
             v = group[o.name]
             if o.kind == "pair":
@@ -400,8 +428,14 @@ class Optimizer:
             spec.cross(opts)
         return _Plan(spec, opts)
 
-    def _apply(self, group: Dict[str, Any], gstate: Dict[str, Any],
-               buffers: Dict[str, List[np.ndarray]], grads: List[Any], plan: _Plan) -> None:
+    def _apply(
+        self,
+        group: dict[str, Any],
+        gstate: dict[str, Any],
+        buffers: dict[str, list[np.ndarray]],
+        grads: list[Any],
+        plan: _Plan,
+    ) -> None:
         """One backend call for one group: the contract's scalars for this step, the state
         arrays the options need (created as the contract says when first needed, kept only
         if the call succeeds), and SGD-style lazy buffers started from the gradient."""
@@ -436,8 +470,10 @@ class Optimizer:
         total = len(self._names)
         if isinstance(grads, dict):
             if not self._string_names:
-                raise TypeError("grads is a dict but the parameters were given as a list; pass "
-                                "the gradients as a list in the same order")
+                raise TypeError(
+                    "grads is a dict but the parameters were given as a list; pass "
+                    "the gradients as a list in the same order"
+                )
             missing = [n for n in self._names if n not in grads]
             extra = [n for n in grads if n not in set(self._names)]
             if missing or extra:
@@ -446,35 +482,46 @@ class Optimizer:
                     msg.append(f"missing gradients for {missing[:5]}")
                 if extra:
                     msg.append(f"gradients for unknown parameters {extra[:5]}")
-                raise ValueError("grads does not match params: " + "; ".join(msg) +
-                                 "; pass exactly one gradient per parameter name")
+                raise ValueError(
+                    "grads does not match params: "
+                    + "; ".join(msg)
+                    + "; pass exactly one gradient per parameter name"
+                )
             flat = [grads[n] for n in self._names]
         elif self._string_names and not isinstance(grads, np.ndarray):
             # Matching a list to named parameters by dict order would silently swap two
             # gradients of the same shape: the order is ambiguous.
-            raise TypeError("params were given by name: pass grads as a dict by name, "
-                            f"{{name: gradient}} (got {type(grads).__name__})")
+            raise TypeError(
+                "params were given by name: pass grads as a dict by name, "
+                f"{{name: gradient}} (got {type(grads).__name__})"
+            )
         elif isinstance(grads, np.ndarray):
             if total != 1:
-                raise TypeError(f"grads is one array but the optimizer has {total} parameters; "
-                                "pass a list (or dict) of gradients")
+                raise TypeError(
+                    f"grads is one array but the optimizer has {total} parameters; "
+                    "pass a list (or dict) of gradients"
+                )
             flat = [grads]
         else:
             try:
                 flat = list(grads)
             except TypeError:
-                raise TypeError("grads must be a list of arrays in the order of params (or a dict "
-                                f"by name), got {type(grads).__name__}") from None
+                raise TypeError(
+                    "grads must be a list of arrays in the order of params (or a dict "
+                    f"by name), got {type(grads).__name__}"
+                ) from None
             if len(flat) != total:
-                raise ValueError(f"grads has {len(flat)} arrays but the optimizer has {total} "
-                                 "parameters; pass exactly one gradient per parameter, in order")
+                raise ValueError(
+                    f"grads has {len(flat)} arrays but the optimizer has {total} "
+                    "parameters; pass exactly one gradient per parameter, in order"
+                )
         # A None (or any non-array) gradient is reported by the array checks of the backend.
         if len(self.param_groups) == 1:
             return [flat]
         out, i = [], 0
         for group in self.param_groups:
             n = len(group["params"])
-            out.append(flat[i:i + n])
+            out.append(flat[i : i + n])
             i += n
         return out
 
@@ -500,7 +547,8 @@ class Optimizer:
                 "optimizer (stepping, saving or loading it): one optimizer was used from two "
                 "threads at once.  Use each optimizer from one thread at a time, or guard it "
                 "with your own lock (different optimizers may run in parallel); nothing was "
-                "modified by this call")
+                "modified by this call"
+            )
 
     def step(self, grads: Grads) -> None:
         """Apply one update with ``grads`` (same structure as params) to every parameter.
@@ -520,10 +568,19 @@ class Optimizer:
 
     def _check_all(self, per_group):
         # Every group's parameters, gradients and state: a gradient may alias none of them.
-        _checks.collect([("params", [p for g in self.param_groups for p in g["params"]], True),
-                         ("grads", [x for gs in per_group for x in gs], False)], self._names,
-                        (((nm, key), a) for g, bufs in zip(self.param_groups, self._buffers)
-                         for key, states in bufs.items() for nm, a in zip(g["names"], states)))
+        _checks.collect(
+            [
+                ("params", [p for g in self.param_groups for p in g["params"]], True),
+                ("grads", [x for gs in per_group for x in gs], False),
+            ],
+            self._names,
+            (
+                ((nm, key), a)
+                for g, bufs in zip(self.param_groups, self._buffers)
+                for key, states in bufs.items()
+                for nm, a in zip(g["names"], states)
+            ),
+        )
 
     def _step(self, grads):
         if self._pre_hooks:
@@ -566,14 +623,16 @@ class Optimizer:
                     f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
                     f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
                     "Fix the loss/gradient, or construct the optimizer with "
-                    "nonfinite='skip' to skip such steps (counted in skipped_steps)")
+                    "nonfinite='skip' to skip such steps (counted in skipped_steps)"
+                )
         if self.clip_value is not None or self.max_grad_norm is not None:
             if not checked:
                 self._check_all(per_group)
             per_group = self._clip(per_group)
         self.last_step_skipped = False
         for group, gstate, buffers, grads_g, plan in zip(
-                self.param_groups, self._group_state, self._buffers, per_group, plans):
+            self.param_groups, self._group_state, self._buffers, per_group, plans
+        ):
             self._apply(group, gstate, buffers, grads_g, plan)
             gstate["step"] += 1
         self.step_count = k + 1
@@ -594,8 +653,10 @@ class Optimizer:
             coefs = [_norm_coef(self.max_grad_norm, _total_norm(s, self.norm_type)) for s in sets]
             if self.clip_scope == "all":
                 coefs = coefs * len(per_group)
-            per_group = [gs if c is None else [np.multiply(g, g.dtype.type(c)) for g in gs]
-                         for gs, c in zip(per_group, coefs)]
+            per_group = [
+                gs if c is None else [np.multiply(g, g.dtype.type(c)) for g in gs]
+                for gs, c in zip(per_group, coefs)
+            ]
         return per_group
 
     def register_step_pre_hook(self, hook: Hook) -> _Hook:
@@ -618,7 +679,7 @@ class Optimizer:
         return _StateView(self)
 
     # ------------------------------------------------------------------ save / resume
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """A snapshot: step counter, group options, copies of every state array and the
         state of stateful schedules (those with ``state_dict``), all plain Python/NumPy.
         Raises RuntimeError if another thread is stepping or loading this optimizer."""
@@ -631,9 +692,14 @@ class Optimizer:
     def _state_dict(self):
         groups, state, schedules = [], {}, {}
         for gi, (group, gstate, buffers) in enumerate(
-                zip(self.param_groups, self._group_state, self._buffers)):
-            entry = {"names": list(group["names"]), "shapes": [p.shape for p in group["params"]],
-                     "dtypes": [p.dtype.str for p in group["params"]], **dict(gstate)}
+            zip(self.param_groups, self._group_state, self._buffers)
+        ):
+            entry = {
+                "names": list(group["names"]),
+                "shapes": [p.shape for p in group["params"]],
+                "dtypes": [p.dtype.str for p in group["params"]],
+                **dict(gstate),
+            }
             for key in self.defaults:
                 v = group[key]
                 if self._spec.option[key].kind == "pair":
@@ -652,9 +718,15 @@ class Optimizer:
             groups.append(entry)
             for i, nm in enumerate(group["names"]):
                 state[nm] = {key: arrays[i].copy() for key, arrays in buffers.items()}
-        return {"kind": type(self).__name__, "step_count": self.step_count,
-                "skipped_steps": self.skipped_steps, "last_lr": list(self.last_lr), "param_groups": groups, "state": state,
-                "schedules": schedules}
+        return {
+            "kind": type(self).__name__,
+            "step_count": self.step_count,
+            "skipped_steps": self.skipped_steps,
+            "last_lr": list(self.last_lr),
+            "param_groups": groups,
+            "state": state,
+            "schedules": schedules,
+        }
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a snapshot from ``state_dict()``, as torch does: the optimizer takes the
@@ -684,16 +756,21 @@ class Optimizer:
         if not isinstance(groups, (list, tuple)) or not all(isinstance(e, Mapping) for e in groups):
             raise TypeError("state_dict['param_groups'] must be a list of dicts")
         if len(groups) != len(self.param_groups):
-            raise ValueError(f"state_dict has {len(groups)} parameter groups, this optimizer has "
-                             f"{len(self.param_groups)}")
+            raise ValueError(
+                f"state_dict has {len(groups)} parameter groups, this optimizer has "
+                f"{len(self.param_groups)}"
+            )
         states = sd.get("state")
         if not isinstance(states, Mapping):
             raise TypeError("state_dict['state'] must be a dict {parameter name: {state: array}}")
         step_count = _count("step_count", sd.get("step_count"))
         skipped = _count("skipped_steps", sd.get("skipped_steps", 0))
         last_lr = sd.get("last_lr", self.last_lr)
-        if (not isinstance(last_lr, (list, tuple)) or len(last_lr) != len(self.param_groups) or
-                not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in last_lr)):
+        if (
+            not isinstance(last_lr, (list, tuple))
+            or len(last_lr) != len(self.param_groups)
+            or not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in last_lr)
+        ):
             raise TypeError(f"state_dict['last_lr'] must be one number per group, got {last_lr!r}")
         schedules = sd.get("schedules", {})
         if not isinstance(schedules, Mapping):
@@ -703,24 +780,29 @@ class Optimizer:
         todo = []  # per group: (options, counters, {state name: [saved array per param]})
         for gi, (entry, group) in enumerate(zip(groups, self.param_groups)):
             names = entry.get("names")
-            if (not isinstance(names, (list, tuple)) or
-                    [str(n) for n in names] != [str(n) for n in group["names"]]):
-                raise ValueError(f"group {gi}: state_dict has parameters "
-                                 f"{list(names)[:5] if isinstance(names, (list, tuple)) else names}"
-                                 f"..., this optimizer has {group['names'][:5]}...")
+            if not isinstance(names, (list, tuple)) or [str(n) for n in names] != [
+                str(n) for n in group["names"]
+            ]:
+                raise ValueError(
+                    f"group {gi}: state_dict has parameters "
+                    f"{list(names)[:5] if isinstance(names, (list, tuple)) else names}"
+                    f"..., this optimizer has {group['names'][:5]}..."
+                )
             where = f"group {gi} of the state_dict: "
-            opts: Dict[str, Any] = {}
+            opts: dict[str, Any] = {}
             for o in spec.options:
                 if o.name not in entry:
                     raise ValueError(f"{where}lacks option {o.name!r}")
                 v, cur = entry[o.name], group[o.name]
                 if o.kind == "pair":
                     if not isinstance(v, (tuple, list)) or len(v) != 2:
-                        raise TypeError(f"{where}{o.name} must be a pair ({', '.join(o.rules)}), "
-                                        f"got {v!r}")
+                        raise TypeError(
+                            f"{where}{o.name} must be a pair ({', '.join(o.rules)}), got {v!r}"
+                        )
                     opts[o.name] = tuple(
                         c if callable(c) or _is_mark(x) else _checked(where, r, x)
-                        for r, x, c in zip(o.rules, v, cur))
+                        for r, x, c in zip(o.rules, v, cur)
+                    )
                 elif callable(cur) or (_is_mark(v) and o.kind != "flag"):
                     opts[o.name] = cur  # this optimizer's schedule (its state restored below)
                 elif o.kind == "flag":
@@ -734,48 +816,63 @@ class Optimizer:
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}{exc}") from None
             gstate = {}
-            for key, default in counters.items():
+            for key, _default in counters.items():
                 if key not in entry:
                     raise ValueError(f"{where}lacks the counter {key!r}")
-                gstate[key] = (_count(f"{where}{key}", entry[key]) if key == "step" else
-                               _checked(where, key, entry[key], flag=True))
-            loaded: Dict[str, List[np.ndarray]] = {}
+                gstate[key] = (
+                    _count(f"{where}{key}", entry[key])
+                    if key == "step"
+                    else _checked(where, key, entry[key], flag=True)
+                )
+            loaded: dict[str, list[np.ndarray]] = {}
             keys = None
-            for i, (nm, p) in enumerate(zip(group["names"], group["params"])):
+            for _i, (nm, p) in enumerate(zip(group["names"], group["params"])):
                 saved = states.get(nm, states.get(str(nm)))
                 if saved is None:
                     raise ValueError(f"state_dict has no state for parameter {nm!r}")
                 if not isinstance(saved, Mapping):
-                    raise TypeError(f"state of parameter {nm!r} must be a dict of arrays, got "
-                                    f"{type(saved).__name__}")
+                    raise TypeError(
+                        f"state of parameter {nm!r} must be a dict of arrays, got "
+                        f"{type(saved).__name__}"
+                    )
                 for key, a in saved.items():
                     if key not in spec.state_names:
-                        raise ValueError(f"state_dict has state {key!r} for parameter {nm!r}; "
-                                         f"{kind} keeps {list(spec.state_names)}")
+                        raise ValueError(
+                            f"state_dict has state {key!r} for parameter {nm!r}; "
+                            f"{kind} keeps {list(spec.state_names)}"
+                        )
                     if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != p.dtype:
                         desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
-                        raise ValueError(f"state {key!r} of parameter {nm!r}: saved {desc}, "
-                                         f"parameter is {p.dtype}{p.shape}")
+                        raise ValueError(
+                            f"state {key!r} of parameter {nm!r}: saved {desc}, "
+                            f"parameter is {p.dtype}{p.shape}"
+                        )
                     loaded.setdefault(key, []).append(a)
                 if keys is None:
                     keys = set(saved)
                 elif set(saved) != keys:
-                    raise ValueError(f"group {gi}: parameter {nm!r} has state {sorted(saved)}, "
-                                     f"the group's first has {sorted(keys)}")
+                    raise ValueError(
+                        f"group {gi}: parameter {nm!r} has state {sorted(saved)}, "
+                        f"the group's first has {sorted(keys)}"
+                    )
                 for key in plan.needed:
                     fresh = lazy is not None and key == lazy[0] and not gstate[lazy[1]]
                     if key not in saved and not fresh:
-                        raise ValueError(f"state_dict lacks {key!r} for parameter {nm!r} (its "
-                                         "options need it: was it saved with other options?)")
+                        raise ValueError(
+                            f"state_dict lacks {key!r} for parameter {nm!r} (its "
+                            "options need it: was it saved with other options?)"
+                        )
             todo.append((opts, gstate, loaded))
         for tag, saved_states in schedules.items():
             parts = self._schedule_parts(tag)
             if isinstance(saved_states, dict):
                 saved_states = [saved_states]
             if not isinstance(saved_states, (list, tuple)) or len(parts) != len(saved_states):
-                raise ValueError(f"state_dict holds {len(saved_states)} stateful schedule(s) for "
-                                 f"{tag!r}, this optimizer has {len(parts)} there; construct "
-                                 "the optimizer with the same schedules as the saved run")
+                raise ValueError(
+                    f"state_dict holds {len(saved_states)} stateful schedule(s) for "
+                    f"{tag!r}, this optimizer has {len(parts)} there; construct "
+                    "the optimizer with the same schedules as the saved run"
+                )
         # Everything is checked: copy.
         for gi, (opts, gstate, loaded) in enumerate(todo):
             group, buffers = self.param_groups[gi], self._buffers[gi]
@@ -807,8 +904,9 @@ class Optimizer:
             if self._spec.option[pieces[1]].kind == "pair":
                 target = target[int(pieces[2])]
         except (IndexError, KeyError, ValueError, TypeError):
-            raise ValueError(f"state_dict has schedule state for {tag!r}, which this optimizer "
-                             "does not have") from None
+            raise ValueError(
+                f"state_dict has schedule state for {tag!r}, which this optimizer does not have"
+            ) from None
         return _stateful_parts(target)
 
     def __repr__(self) -> str:
@@ -896,16 +994,38 @@ class SGD(Optimizer):
 
     _spec = C.SGD
 
-    def __init__(self, params: Params, lr: Hyper = _S.lr, momentum: Hyper = _S.momentum,
-                 dampening: Hyper = _S.dampening, weight_decay: Hyper = _S.weight_decay,
-                 nesterov: bool = _S.nesterov, *, maximize: bool = _S.maximize,
-                 backend: str = "auto", nonfinite: str = "raise",
-                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
-                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
-        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
-                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
-                         lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _S.lr,
+        momentum: Hyper = _S.momentum,
+        dampening: Hyper = _S.dampening,
+        weight_decay: Hyper = _S.weight_decay,
+        nesterov: bool = _S.nesterov,
+        *,
+        maximize: bool = _S.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
 
 
 @_document
@@ -940,18 +1060,38 @@ class Adagrad(Optimizer):
 
     _spec = C.ADAGRAD
 
-    def __init__(self, params: Params, lr: Hyper = _AG.lr, lr_decay: Hyper = _AG.lr_decay,
-                 weight_decay: Hyper = _AG.weight_decay,
-                 initial_accumulator_value: float = _AG.initial_accumulator_value,
-                 eps: Hyper = _AG.eps, *, maximize: bool = _AG.maximize, backend: str = "auto",
-                 nonfinite: str = "raise", max_grad_norm: Optional[float] = None,
-                 norm_type: float = 2.0, clip_value: Optional[float] = None,
-                 clip_scope: str = "all") -> None:
-        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
-                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
-                         lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                         initial_accumulator_value=initial_accumulator_value, eps=eps,
-                         maximize=maximize)
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AG.lr,
+        lr_decay: Hyper = _AG.lr_decay,
+        weight_decay: Hyper = _AG.weight_decay,
+        initial_accumulator_value: float = _AG.initial_accumulator_value,
+        eps: Hyper = _AG.eps,
+        *,
+        maximize: bool = _AG.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+            maximize=maximize,
+        )
 
 
 @_document
@@ -990,16 +1130,40 @@ class RMSprop(Optimizer):
 
     _spec = C.RMSPROP
 
-    def __init__(self, params: Params, lr: Hyper = _R.lr, alpha: Hyper = _R.alpha,
-                 eps: Hyper = _R.eps, weight_decay: Hyper = _R.weight_decay,
-                 momentum: Hyper = _R.momentum, centered: bool = _R.centered, *,
-                 maximize: bool = _R.maximize, backend: str = "auto", nonfinite: str = "raise",
-                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
-                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
-        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
-                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
-                         lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                         momentum=momentum, centered=centered, maximize=maximize)
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _R.lr,
+        alpha: Hyper = _R.alpha,
+        eps: Hyper = _R.eps,
+        weight_decay: Hyper = _R.weight_decay,
+        momentum: Hyper = _R.momentum,
+        centered: bool = _R.centered,
+        *,
+        maximize: bool = _R.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
 
 
 _ADAM_MATH = r"""
@@ -1039,38 +1203,92 @@ _ADAM_MATH = r"""
 
 @_document
 class Adam(Optimizer):
-    __doc__ = ("Adam, as ``torch.optim.Adam`` (coupled, L2 weight decay).\n" + _ADAM_MATH % (
-        r"g_t \leftarrow g_t + \lambda \theta_{t-1}", "", "weight decay (L2 penalty)"))
+    __doc__ = "Adam, as ``torch.optim.Adam`` (coupled, L2 weight decay).\n" + _ADAM_MATH % (
+        r"g_t \leftarrow g_t + \lambda \theta_{t-1}",
+        "",
+        "weight decay (L2 penalty)",
+    )
 
     _spec = C.ADAM
 
-    def __init__(self, params: Params, lr: Hyper = _A.lr, betas: Betas = _A.betas,
-                 eps: Hyper = _A.eps, weight_decay: Hyper = _A.weight_decay,
-                 amsgrad: bool = _A.amsgrad, *, maximize: bool = _A.maximize,
-                 backend: str = "auto", nonfinite: str = "raise",
-                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
-                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
-        super().__init__(params, backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
-                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope,
-                         lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _A.lr,
+        betas: Betas = _A.betas,
+        eps: Hyper = _A.eps,
+        weight_decay: Hyper = _A.weight_decay,
+        amsgrad: bool = _A.amsgrad,
+        *,
+        maximize: bool = _A.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
 
 
 @_document
 class AdamW(Adam):
-    __doc__ = ("AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay (this "
-               "step's lr).\n" + _ADAM_MATH % (
-                   r"\theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)",
-                   ", ``1 - lr * weight_decay``", "decoupled weight decay"))
+    __doc__ = (
+        "AdamW, as ``torch.optim.AdamW``: Adam with decoupled weight decay (this "
+        "step's lr).\n"
+        + _ADAM_MATH
+        % (
+            r"\theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)",
+            ", ``1 - lr * weight_decay``",
+            "decoupled weight decay",
+        )
+    )
 
     _spec = C.ADAMW
 
-    def __init__(self, params: Params, lr: Hyper = _AW.lr, betas: Betas = _AW.betas,
-                 eps: Hyper = _AW.eps, weight_decay: Hyper = _AW.weight_decay,
-                 amsgrad: bool = _AW.amsgrad, *, maximize: bool = _AW.maximize,
-                 backend: str = "auto", nonfinite: str = "raise",
-                 max_grad_norm: Optional[float] = None, norm_type: float = 2.0,
-                 clip_value: Optional[float] = None, clip_scope: str = "all") -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         backend=backend, nonfinite=nonfinite, max_grad_norm=max_grad_norm,
-                         norm_type=norm_type, clip_value=clip_value, clip_scope=clip_scope)
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AW.lr,
+        betas: Betas = _AW.betas,
+        eps: Hyper = _AW.eps,
+        weight_decay: Hyper = _AW.weight_decay,
+        amsgrad: bool = _AW.amsgrad,
+        *,
+        maximize: bool = _AW.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            backend=backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+        )

@@ -21,6 +21,7 @@ Example::
     opt = fastopt.Adam([buf])           # the optimizer sees one array
     # ... write gradients into a buffer of the same layout: g_buf, g_views = flatten(grads)
 """
+
 from __future__ import annotations
 
 import os
@@ -118,8 +119,10 @@ def flatten(
     if dtype is None:
         dtypes = {a.dtype for a in arrays}
         if len(dtypes) != 1:
-            raise TypeError(f"flatten: arrays have several dtypes {sorted(map(str, dtypes))}; "
-                            "pass dtype=np.float32 (or float64) to convert them")
+            raise TypeError(
+                f"flatten: arrays have several dtypes {sorted(map(str, dtypes))}; "
+                "pass dtype=np.float32 (or float64) to convert them"
+            )
         dtype = arrays[0].dtype
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -128,11 +131,11 @@ def flatten(
     # 64-byte aligned buffer: over-allocate and slice
     raw = np.empty(total * dt.itemsize + 64, np.uint8)
     off = (-raw.ctypes.data) % 64
-    buf = raw[off:off + total * dt.itemsize].view(dt)
+    buf = raw[off : off + total * dt.itemsize].view(dt)
     views: list[np.ndarray] = []
     i = 0
     for a in arrays:
-        v = buf[i:i + a.size].reshape(a.shape)
+        v = buf[i : i + a.size].reshape(a.shape)
         v[...] = a
         views.append(v)
         i += a.size

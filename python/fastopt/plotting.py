@@ -6,6 +6,7 @@ the helpers here.  Every function returns the matplotlib ``Figure`` so that call
 ``fig.savefig("x.png")``; when no display is available the Agg backend is selected, so
 everything works on headless machines and in CI.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,9 +34,11 @@ def _require(module: str, extra: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise ImportError(f"{purpose} needs the optional dependency {module.split('.')[0]!r}, "
-                          f"which is not installed; install it with: pip install "
-                          f"'fastopt[{extra}]'") from exc
+        raise ImportError(
+            f"{purpose} needs the optional dependency {module.split('.')[0]!r}, "
+            f"which is not installed; install it with: pip install "
+            f"'fastopt[{extra}]'"
+        ) from exc
 
 
 def _headless() -> bool:
@@ -48,8 +51,7 @@ def pyplot() -> Any:
     """``matplotlib.pyplot``, selecting the Agg backend first when there is no display
     (and no backend was chosen explicitly through ``MPLBACKEND`` or ``matplotlib.use``)."""
     matplotlib = _require("matplotlib", "plot", "plotting")
-    if ("matplotlib.pyplot" not in sys.modules and _headless()
-            and not os.environ.get("MPLBACKEND")):
+    if "matplotlib.pyplot" not in sys.modules and _headless() and not os.environ.get("MPLBACKEND"):
         matplotlib.use("Agg")
     return importlib.import_module("matplotlib.pyplot")
 
@@ -90,7 +92,7 @@ def evaluate(schedule: ScheduleLike, steps: npt.ArrayLike) -> npt.NDArray[np.flo
 
 
 def _short(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[:n - 3] + "..."
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def plot_schedule(

@@ -34,6 +34,7 @@ Design (Optax's closed forms, PyTorch's numbers; ``docs/design.md`` has the conv
 
 This module imports nothing but NumPy.
 """
+
 from __future__ import annotations
 
 import math
@@ -160,9 +161,7 @@ def _int_list(
     if nondecreasing:
         for i in range(1, len(out)):
             if out[i] < out[i - 1]:
-                raise ValueError(
-                    f"{name} must be sorted in increasing order, got {out!r}; sort it"
-                )
+                raise ValueError(f"{name} must be sorted in increasing order, got {out!r}; sort it")
     return out
 
 
@@ -473,7 +472,10 @@ class Exponential(Schedule):
     ) -> None:
         self.init = _real("init", init)
         self.decay_rate = _real(
-            "decay_rate", decay_rate, lo=0.0, lo_open=True,
+            "decay_rate",
+            decay_rate,
+            lo=0.0,
+            lo_open=True,
             hint="; use decay_rate < 1 to decay (e.g. 0.96) or constant(init) for no decay",
         )
         self.transition_steps = _int("transition_steps", transition_steps, 1)
@@ -1001,12 +1003,18 @@ class PiecewiseInterpolate(Schedule):
         self.init = _real("init", init)
         items = {} if boundaries_and_scales is None else boundaries_and_scales
         if not isinstance(items, dict):
-            raise TypeError("boundaries_and_scales must be a dict {boundary step: factor}, "
-                            f"got {boundaries_and_scales!r}")
+            raise TypeError(
+                "boundaries_and_scales must be a dict {boundary step: factor}, "
+                f"got {boundaries_and_scales!r}"
+            )
         pairs = []
         for b, f in items.items():
-            pairs.append((_int(f"boundaries_and_scales key {b!r}", b, 0),
-                          _real(f"boundaries_and_scales[{b!r}]", f, lo=0.0)))
+            pairs.append(
+                (
+                    _int(f"boundaries_and_scales key {b!r}", b, 0),
+                    _real(f"boundaries_and_scales[{b!r}]", f, lo=0.0),
+                )
+            )
         pairs.sort()
         self.boundaries_and_scales = dict(pairs)
 
@@ -1071,8 +1079,11 @@ def linear_onecycle(
     final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
     marks = {}
     # Optax builds a dict, so a later entry with the same step replaces an earlier one.
-    for b, f in ((int(pct_start * T), div_factor), (int(pct_final * T), 1.0 / div_factor),
-                 (T, 1.0 / final_div_factor)):
+    for b, f in (
+        (int(pct_start * T), div_factor),
+        (int(pct_final * T), 1.0 / div_factor),
+        (T, 1.0 / final_div_factor),
+    ):
         marks[b] = f
     return PiecewiseInterpolate("linear", peak / div_factor, marks)
 
@@ -1188,8 +1199,14 @@ class OneCycle(_OneCycleBase):
 
     def momentum(self, base_momentum: float = 0.85, max_momentum: float = 0.95) -> OneCycleMomentum:
         """The momentum (or beta1) schedule PyTorch pairs with this lr (``cycle_momentum=True``)."""
-        return OneCycleMomentum(self.total_steps, self.pct_start, self.anneal, base_momentum,
-                                max_momentum, self.three_phase)
+        return OneCycleMomentum(
+            self.total_steps,
+            self.pct_start,
+            self.anneal,
+            base_momentum,
+            max_momentum,
+            self.three_phase,
+        )
 
 
 class OneCycleMomentum(_OneCycleBase):
@@ -1303,8 +1320,14 @@ class Cyclic(_CyclicBase):
 
     def momentum(self, base_momentum: float = 0.8, max_momentum: float = 0.9) -> CyclicMomentum:
         """The momentum schedule PyTorch pairs with this rate (``cycle_momentum=True``)."""
-        return CyclicMomentum(base_momentum, max_momentum, self.step_size_up, self.step_size_down,
-                              self.mode, self.gamma)
+        return CyclicMomentum(
+            base_momentum,
+            max_momentum,
+            self.step_size_up,
+            self.step_size_down,
+            self.mode,
+            self.gamma,
+        )
 
 
 class CyclicMomentum(_CyclicBase):
@@ -1428,8 +1451,14 @@ class ReduceOnPlateau(Schedule):
     ) -> None:
         self.init = _real("init", init)
         self.mode = _choice("mode", mode, ("min", "max"))
-        self.factor = _real("factor", factor, lo=0.0, hi=1.0, hi_open=True,
-                            hint="; the value is multiplied by factor on a plateau, e.g. 0.1")
+        self.factor = _real(
+            "factor",
+            factor,
+            lo=0.0,
+            hi=1.0,
+            hi_open=True,
+            hint="; the value is multiplied by factor on a plateau, e.g. 0.1",
+        )
         self.patience = _int("patience", patience, 0)
         self.threshold = _real("threshold", threshold, lo=0.0)
         self.threshold_mode = _choice("threshold_mode", threshold_mode, ("rel", "abs"))

@@ -7,6 +7,7 @@ for N = 2 (IEEE addition is commutative) and within float rounding of a N-term s
 otherwise.  Rank 0 prints ``ok <check>`` per check and ``ALL OK`` at the end; any failure
 raises, and ``python -m mpi4py`` aborts every rank (no hang).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,12 @@ import numpy as np
 from mpi4py import MPI
 
 import fastopt
-from fastopt.distributed import (DistributedOptimizer, ShardedOptimizer, allreduce_gradients,
-                                 broadcast_parameters)
+from fastopt.distributed import (
+    DistributedOptimizer,
+    ShardedOptimizer,
+    allreduce_gradients,
+    broadcast_parameters,
+)
 from fastopt.optim import NonFiniteGradientError
 
 COMM = MPI.COMM_WORLD
@@ -69,8 +74,9 @@ def average(all_grads):
 def compare(got, want, exact: bool, what: str) -> None:
     for i, (a, b) in enumerate(zip(got, want)):
         if exact:
-            assert a.tobytes() == b.tobytes(), \
+            assert a.tobytes() == b.tobytes(), (
                 f"{what}: array {i} differs by {np.abs(a.astype(float) - b).max()} (want exact)"
+            )
         else:
             tol = 1e-4 if a.dtype == np.float32 else 1e-11
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=what)
@@ -131,8 +137,7 @@ def check_allreduce() -> None:
     say("ok allreduce_gradients (list, dict, buckets, orders, bad input on one rank)")
 
 
-def run_pair(cls, options, order, make, steps=6, groups=True, nonfinite_step=None,
-             grad_scale=1.0):
+def run_pair(cls, options, order, make, steps=6, groups=True, nonfinite_step=None, grad_scale=1.0):
     """Distributed optimizer (``make``) vs single-process reference; returns both."""
     ref_p = init_params()
     ref = cls(groups_of(ref_p, cls) if groups else ref_p, **options)
@@ -167,24 +172,33 @@ def check_equality() -> None:
                 if order == "rank":
                     sd, rsd = opt.state_dict(), ref.state_dict()
                     for nm in rsd["state"]:
-                        compare([sd["state"][nm][k] for k in sorted(rsd["state"][nm])],
-                                [rsd["state"][nm][k] for k in sorted(rsd["state"][nm])],
-                                True, what + " state")
-                    assert [g["step"] for g in sd["param_groups"]] == \
-                        [g["step"] for g in rsd["param_groups"]]
-        say(f"ok {cls.__name__}: DistributedOptimizer and ShardedOptimizer == single process "
+                        compare(
+                            [sd["state"][nm][k] for k in sorted(rsd["state"][nm])],
+                            [rsd["state"][nm][k] for k in sorted(rsd["state"][nm])],
+                            True,
+                            what + " state",
+                        )
+                    assert [g["step"] for g in sd["param_groups"]] == [
+                        g["step"] for g in rsd["param_groups"]
+                    ]
+        say(
+            f"ok {cls.__name__}: DistributedOptimizer and ShardedOptimizer == single process "
             f"(groups, schedule, mixed dtypes; bit-identical with order='rank'"
-            f"{' and mpi' if SIZE <= 2 else ''})")
+            f"{' and mpi' if SIZE <= 2 else ''})"
+        )
 
 
 def check_clipping() -> None:
-    clip_cases = [dict(max_grad_norm=1.0), dict(max_grad_norm=0.5, clip_scope="group"),
-                  dict(max_grad_norm=2.0, norm_type=float("inf")),
-                  dict(clip_value=0.3, max_grad_norm=1.5, norm_type=1.0)]
+    clip_cases = [
+        dict(max_grad_norm=1.0),
+        dict(max_grad_norm=0.5, clip_scope="group"),
+        dict(max_grad_norm=2.0, norm_type=float("inf")),
+        dict(clip_value=0.3, max_grad_norm=1.5, norm_type=1.0),
+    ]
     for extra in clip_cases:
         options = dict(lr=0.05, **extra)
         for make in (make_dp, make_sharded):
-            ref, ref_p, opt, mine_p = run_pair(fastopt.Adam, options, "rank", make, grad_scale=3)
+            _ref, ref_p, _opt, mine_p = run_pair(fastopt.Adam, options, "rank", make, grad_scale=3)
             # DistributedOptimizer clips the full averaged gradient, as the reference: exact.
             # Sharded: the norm's float64 partial sums are added in another order: the
             # scaling factor may differ in its last bit (float rounding).
@@ -205,8 +219,10 @@ def check_memory() -> None:
     assert mine <= full_bytes / SIZE + 3 * 8 * 2, (mine, full_bytes / SIZE)
     elems = sum(b - a for _, a, b in opt.shard)
     assert abs(elems - (4 * n + 7) / SIZE) <= 2
-    say(f"ok state memory: {mine} bytes on rank 0 of {full_bytes} ({mine / full_bytes:.3f} "
-        f"of the whole, 1/{SIZE} = {1 / SIZE:.3f})")
+    say(
+        f"ok state memory: {mine} bytes on rank 0 of {full_bytes} ({mine / full_bytes:.3f} "
+        f"of the whole, 1/{SIZE} = {1 / SIZE:.3f})"
+    )
 
 
 def check_nonfinite() -> None:
@@ -214,12 +230,15 @@ def check_nonfinite() -> None:
         for where in range(SIZE):  # the NaN/inf on each rank in turn, in varied arrays
             for policy in ("skip", "raise"):
                 params = init_params()
-                opt = make(fastopt.Adam, groups_of(params, fastopt.Adam),
-                           dict(lr=0.1, nonfinite=policy), "mpi")
+                opt = make(
+                    fastopt.Adam,
+                    groups_of(params, fastopt.Adam),
+                    dict(lr=0.1, nonfinite=policy),
+                    "mpi",
+                )
                 g = grads_of(0, RANK)
                 if RANK == where:
-                    g[where % len(g)].reshape(-1)[where % 3] = np.nan if where % 2 == 0 \
-                        else np.inf
+                    g[where % len(g)].reshape(-1)[where % 3] = np.nan if where % 2 == 0 else np.inf
                 before = digest(params)
                 try:
                     opt.step(g)
@@ -232,17 +251,23 @@ def check_nonfinite() -> None:
                 opt.step(grads_of(1, RANK))  # the next step works everywhere
                 assert opt.step_count == 1 and not opt.last_step_skipped
                 assert_same_everywhere(params, "after nonfinite")
-    say("ok non-finite gradient on one rank: every rank skips / raises "
-        "NonFiniteGradientError, nothing updated, next step works")
+    say(
+        "ok non-finite gradient on one rank: every rank skips / raises "
+        "NonFiniteGradientError, nothing updated, next step works"
+    )
 
 
 def check_bad_input() -> None:
     for make in (make_dp, make_sharded):
         params = init_params()
-        opt = make(fastopt.Adam, {f"w{i}": p for i, p in enumerate(params)}, dict(lr=0.1),
-                   "mpi")
-        for bad, etype in (("shape", ValueError), ("dtype", TypeError), ("missing", ValueError),
-                           ("none", TypeError), ("list", TypeError)):
+        opt = make(fastopt.Adam, {f"w{i}": p for i, p in enumerate(params)}, dict(lr=0.1), "mpi")
+        for bad, etype in (
+            ("shape", ValueError),
+            ("dtype", TypeError),
+            ("missing", ValueError),
+            ("none", TypeError),
+            ("list", TypeError),
+        ):
             g = {f"w{i}": x for i, x in enumerate(grads_of(0, RANK))}
             if RANK == SIZE - 1:
                 if bad == "shape":
@@ -268,16 +293,20 @@ def check_bad_input() -> None:
         assert_same_everywhere(params, "after bad input")
     # construction with a different layout on one rank
     p = [np.zeros(4 if RANK == SIZE - 1 and SIZE > 1 else 3)]
-    for ctor in (lambda: ShardedOptimizer(fastopt.SGD, p),
-                 lambda: DistributedOptimizer(fastopt.SGD(p))):
+    for ctor in (
+        lambda: ShardedOptimizer(fastopt.SGD, p),
+        lambda: DistributedOptimizer(fastopt.SGD(p)),
+    ):
         try:
             ctor()
         except ValueError:
             pass
         else:
             assert SIZE == 1, "different shapes on one rank were not detected"
-    say("ok bad input on one rank: every rank raises the single-process type "
-        "(ValueError/TypeError), nothing updated, next step works")
+    say(
+        "ok bad input on one rank: every rank raises the single-process type "
+        "(ValueError/TypeError), nothing updated, next step works"
+    )
 
 
 def check_hooks_and_delegation() -> None:
@@ -326,8 +355,12 @@ def check_tiny() -> None:
     compare(ps2, ref_p, True, "tiny load")
     sd, rsd = opt2.state_dict(), ref.state_dict()
     for nm in rsd["state"]:
-        compare([sd["state"][nm]["momentum_buffer"]], [rsd["state"][nm]["momentum_buffer"]],
-                True, "tiny state")
+        compare(
+            [sd["state"][nm]["momentum_buffer"]],
+            [rsd["state"][nm]["momentum_buffer"]],
+            True,
+            "tiny state",
+        )
     # DistributedOptimizer.add_param_group: collective, broadcast from rank 0
     w = [np.zeros(3)]
     dopt = DistributedOptimizer(fastopt.SGD(w, lr=0.1))
@@ -344,20 +377,28 @@ def check_backends() -> None:
     """Every backend, every optimizer: the shard's update (slices of arrays, 0-size
     stand-ins for groups with no element on a rank) is bit-identical to one process."""
     for be in fastopt.available_backends():
-        for cls, kw in [(fastopt.Adam, dict(amsgrad=True)),
-                        (fastopt.RMSprop, dict(centered=True, momentum=0.5)),
-                        (fastopt.Adagrad, {}), (fastopt.SGD, dict(momentum=0.9))]:
+        for cls, kw in [
+            (fastopt.Adam, dict(amsgrad=True)),
+            (fastopt.RMSprop, dict(centered=True, momentum=0.5)),
+            (fastopt.Adagrad, {}),
+            (fastopt.SGD, dict(momentum=0.9)),
+        ]:
+
             def build(ps):
-                return [{"params": ps[:1]}, {"params": ps[1:2], "lr": 0.3},
-                        {"params": ps[2:]}]
-            ps = [np.full(2, 0.5, np.float32), np.full(1, -1.0, np.float64),
-                  np.ones((3, 3), np.float32)]
+                return [{"params": ps[:1]}, {"params": ps[1:2], "lr": 0.3}, {"params": ps[2:]}]
+
+            ps = [
+                np.full(2, 0.5, np.float32),
+                np.full(1, -1.0, np.float64),
+                np.ones((3, 3), np.float32),
+            ]
             ref_p = [p.copy() for p in ps]
             opt = ShardedOptimizer(cls, build(ps), backend=be, order="rank", lr=0.1, **kw)
             ref = cls(build(ref_p), backend=be, lr=0.1, **kw)
             for k in range(3):
-                g = [[np.full(p.shape, 0.1 * (k + q + 1), p.dtype) for p in ps]
-                     for q in range(SIZE)]
+                g = [
+                    [np.full(p.shape, 0.1 * (k + q + 1), p.dtype) for p in ps] for q in range(SIZE)
+                ]
                 opt.step(g[RANK])
                 ref.step(average(g))
             compare(ps, ref_p, True, f"{be} {cls.__name__}")
@@ -368,7 +409,7 @@ def check_checkpoint_same_size() -> None:
     d = COMM.bcast(tempfile.mkdtemp(prefix="fastopt-mpi-") if RANK == 0 else None)
     for make in (make_dp, make_sharded):
         path = os.path.join(d, f"{make.__name__}.npz")
-        ref, ref_p, opt, mine_p = run_pair(fastopt.Adam, dict(lr=0.05), "rank", make, steps=3)
+        ref, ref_p, opt, _mine_p = run_pair(fastopt.Adam, dict(lr=0.05), "rank", make, steps=3)
         fastopt.save(path, opt)
         single = fastopt.Adam(groups_of(init_params(5), fastopt.Adam), lr=0.05)
         fastopt.load(path, single)  # every rank: the file is the single-process format
@@ -431,10 +472,19 @@ def check_training() -> None:
 
 if __name__ == "__main__":
     only = sys.argv[1:]
-    checks = [check_allreduce, check_equality, check_clipping, check_memory, check_nonfinite,
-              check_bad_input, check_hooks_and_delegation, check_tiny, check_backends,
-              check_checkpoint_same_size,
-              check_training]
+    checks = [
+        check_allreduce,
+        check_equality,
+        check_clipping,
+        check_memory,
+        check_nonfinite,
+        check_bad_input,
+        check_hooks_and_delegation,
+        check_tiny,
+        check_backends,
+        check_checkpoint_same_size,
+        check_training,
+    ]
     for check in checks:
         if not only or check.__name__ in only:
             check()

@@ -12,6 +12,7 @@ single-process optimizer fed the same averages) hold bit-identical parameters, s
 counters (``order="rank"``).  Two optimizers per leg: Adam (two groups, a schedule,
 float32 and float64) and SGD with momentum.  Rank 0 prints ``RESHARD OK``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,16 @@ DTYPES = [np.float32, np.float64, np.float32, np.float64]
 
 def params(seed):
     rng = np.random.default_rng(seed)
-    return {f"p{i}": rng.standard_normal(s).astype(d)
-            for i, (s, d) in enumerate(zip(SHAPES, DTYPES))}
+    return {
+        f"p{i}": rng.standard_normal(s).astype(d) for i, (s, d) in enumerate(zip(SHAPES, DTYPES))
+    }
 
 
 def grads(step, rank):
     rng = np.random.default_rng(7919 * step + rank)
-    return {f"p{i}": rng.standard_normal(s).astype(d)
-            for i, (s, d) in enumerate(zip(SHAPES, DTYPES))}
+    return {
+        f"p{i}": rng.standard_normal(s).astype(d) for i, (s, d) in enumerate(zip(SHAPES, DTYPES))
+    }
 
 
 def average(step, nranks):
@@ -51,9 +54,10 @@ def average(step, nranks):
 def make_args(ps, which):
     if which == "adam":
         sched = fastopt.schedules.warmup_cosine(0.05, 3, 20)
-        groups = [{"params": {k: ps[k] for k in ("p0", "p1")}},
-                  {"params": {k: ps[k] for k in ("p2", "p3")}, "lr": sched,
-                   "weight_decay": 0.01}]
+        groups = [
+            {"params": {k: ps[k] for k in ("p0", "p1")}},
+            {"params": {k: ps[k] for k in ("p2", "p3")}, "lr": sched, "weight_decay": 0.01},
+        ]
         return fastopt.Adam, groups, dict(lr=0.02, amsgrad=True)
     return fastopt.SGD, ps, dict(lr=0.01, momentum=0.9)
 
@@ -72,7 +76,9 @@ def main():
         rank, size, comm = 0, 1, None
     else:
         from mpi4py import MPI
+
         from fastopt.distributed import DistributedOptimizer, ShardedOptimizer
+
         comm = MPI.COMM_WORLD
         rank, size = comm.rank, comm.size
         assert size == nranks, f"--phases says {nranks} ranks, running on {size}"
@@ -103,14 +109,16 @@ def main():
         for k in range(start, start + nsteps):
             opt.step(average(k, nranks) if a.kind == "plain" else grads(k, rank))
         for name in ref_p:
-            assert mine_p[name].tobytes() == ref_p[name].tobytes(), \
+            assert mine_p[name].tobytes() == ref_p[name].tobytes(), (
                 f"{which}: parameter {name} differs after {a.phases} ({a.kind})"
+            )
         sd, rsd = opt.state_dict(), ref.state_dict()
         assert sd["step_count"] == rsd["step_count"] and sd["last_lr"] == rsd["last_lr"]
         for name, st in rsd["state"].items():
             for key, arr in st.items():
-                assert sd["state"][name][key].tobytes() == arr.tobytes(), \
+                assert sd["state"][name][key].tobytes() == arr.tobytes(), (
                     f"{which}: state {key} of {name} differs after {a.phases} ({a.kind})"
+                )
         if a.save:
             fastopt.save(f"{a.save}-{which}.npz", opt)
     if rank == 0:

@@ -1,5 +1,7 @@
 """A user script in the README's style: it must pass `mypy --strict` (test_contract.py)."""
+
 import numpy as np
+
 import fastopt
 import fastopt.kernels
 
@@ -8,14 +10,14 @@ X = rng.standard_normal((512, 20))
 y = X @ rng.standard_normal(20) + 0.1 * rng.standard_normal(512)
 params = {"w": np.zeros(20), "b": np.zeros(1)}
 opt = fastopt.Adam(params, lr=fastopt.schedules.cosine(0.05, total_steps=200))
-for step in range(200):
+for _step in range(200):
     err = X @ params["w"] + params["b"] - y
     grads = {"w": X.T @ err / len(y), "b": np.array([err.mean()])}
     opt.step(grads)
 print(opt.last_lr[0] + 1.0)
 
 w = np.zeros(3)
-sgd = fastopt.SGD([w], lr=lambda k: 0.1 * 0.99 ** k, momentum=0.9, nesterov=True)
+sgd = fastopt.SGD([w], lr=lambda k: 0.1 * 0.99**k, momentum=0.9, nesterov=True)
 sgd.step([np.ones(3)])
 groups = [{"params": [np.zeros(2)], "lr": 0.1}, {"params": [np.zeros(2)]}]
 rms = fastopt.RMSprop(groups, lr=1e-2, centered=True)

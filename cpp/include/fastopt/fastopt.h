@@ -98,14 +98,13 @@ FASTOPT_C_API fastopt_adam_options fastopt_adam_default_options(void);
 FASTOPT_C_API fastopt_adam_options fastopt_adamw_default_options(void);
 
 /* momentum_buffer may be NULL when momentum == 0; on step 1 it is set to the gradient. */
-FASTOPT_C_API int fastopt_sgd_f32(float* param, const float* grad, float* momentum_buffer,
-                                  size_t n, int64_t step, const fastopt_sgd_options* options);
+FASTOPT_C_API int fastopt_sgd_f32(float* param, const float* grad, float* momentum_buffer, size_t n,
+                                  int64_t step, const fastopt_sgd_options* options);
 FASTOPT_C_API int fastopt_sgd_f64(double* param, const double* grad, double* momentum_buffer,
                                   size_t n, int64_t step, const fastopt_sgd_options* options);
 
-FASTOPT_C_API int fastopt_adagrad_f32(float* param, const float* grad, float* state_sum,
-                                      size_t n, int64_t step,
-                                      const fastopt_adagrad_options* options);
+FASTOPT_C_API int fastopt_adagrad_f32(float* param, const float* grad, float* state_sum, size_t n,
+                                      int64_t step, const fastopt_adagrad_options* options);
 FASTOPT_C_API int fastopt_adagrad_f64(double* param, const double* grad, double* state_sum,
                                       size_t n, int64_t step,
                                       const fastopt_adagrad_options* options);
@@ -120,8 +119,8 @@ FASTOPT_C_API int fastopt_rmsprop_f64(double* param, const double* grad, double*
 
 /* max_exp_avg_sq may be NULL unless amsgrad. */
 FASTOPT_C_API int fastopt_adam_f32(float* param, const float* grad, float* exp_avg,
-                                   float* exp_avg_sq, float* max_exp_avg_sq, size_t n,
-                                   int64_t step, const fastopt_adam_options* options);
+                                   float* exp_avg_sq, float* max_exp_avg_sq, size_t n, int64_t step,
+                                   const fastopt_adam_options* options);
 FASTOPT_C_API int fastopt_adam_f64(double* param, const double* grad, double* exp_avg,
                                    double* exp_avg_sq, double* max_exp_avg_sq, size_t n,
                                    int64_t step, const fastopt_adam_options* options);

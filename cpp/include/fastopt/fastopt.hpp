@@ -72,7 +72,8 @@
 
 namespace fastopt {
 
-// ------------------------------------------------------------------ options (torch's names and defaults)
+// ------------------------------------------------------------------ options (torch's names and
+// defaults)
 struct SGDOptions {
   double lr = 1e-3;
   double momentum = 0.0;
@@ -218,8 +219,8 @@ inline void need(const void* p, std::size_t n, const char* what) {
 // torch.optim.SGD.  momentum_buffer (n elements) is needed when momentum != 0 and may be
 // null otherwise; on step 1 it is set to the gradient (torch's first step, no dampening).
 template <class T>
-void sgd(T* param, const detail::same_t<T>* grad, detail::same_t<T>* momentum_buffer,
-         std::size_t n, std::int64_t step, const SGDOptions& options = SGDOptions()) {
+void sgd(T* param, const detail::same_t<T>* grad, detail::same_t<T>* momentum_buffer, std::size_t n,
+         std::int64_t step, const SGDOptions& options = SGDOptions()) {
   detail::check_type<T>();
   const SGDOptions& o = options;
   detail::check_step(step);
@@ -237,8 +238,8 @@ void sgd(T* param, const detail::same_t<T>* grad, detail::same_t<T>* momentum_bu
     detail::fail("momentum=" + detail::repr(o.momentum) +
                  " needs a momentum_buffer (n zeros); pass one or set momentum=0");
   T* buf = use_buf ? momentum_buffer : nullptr;
-  detail::check_arrays<T>({{param, true, "param"}, {grad, false, "grad"},
-                           {buf, true, "momentum_buffer"}}, n);
+  detail::check_arrays<T>(
+      {{param, true, "param"}, {grad, false, "grad"}, {buf, true, "momentum_buffer"}}, n);
   if (n == 0) return;
   const double one_minus_damp = 1.0 - o.dampening;
   generic::kernels::sgd<T>(param, grad, buf, n, T(o.lr), T(o.momentum), T(one_minus_damp),
@@ -249,8 +250,8 @@ void sgd(T* param, const detail::same_t<T>* grad, detail::same_t<T>* momentum_bu
 // ------------------------------------------------------------------ Adagrad
 // torch.optim.Adagrad.  state_sum (n elements) starts at initial_accumulator_value.
 template <class T>
-void adagrad(T* param, const detail::same_t<T>* grad, detail::same_t<T>* state_sum,
-             std::size_t n, std::int64_t step, const AdagradOptions& options = AdagradOptions()) {
+void adagrad(T* param, const detail::same_t<T>* grad, detail::same_t<T>* state_sum, std::size_t n,
+             std::int64_t step, const AdagradOptions& options = AdagradOptions()) {
   detail::check_type<T>();
   const AdagradOptions& o = options;
   detail::check_step(step);
@@ -261,8 +262,8 @@ void adagrad(T* param, const detail::same_t<T>* grad, detail::same_t<T>* state_s
   detail::need(param, n, "param");
   detail::need(grad, n, "grad");
   detail::need(state_sum, n, "state_sum");
-  detail::check_arrays<T>({{param, true, "param"}, {grad, false, "grad"},
-                           {state_sum, true, "state_sum"}}, n);
+  detail::check_arrays<T>(
+      {{param, true, "param"}, {grad, false, "grad"}, {state_sum, true, "state_sum"}}, n);
   if (n == 0) return;
   // lr / (1 + (t - 1) * lr_decay), as fastopt.kernels.adagrad computes it in Python.
   const double decayed = detail::opaque(static_cast<double>(step - 1) * o.lr_decay);
@@ -298,9 +299,12 @@ void rmsprop(T* param, const detail::same_t<T>* grad, detail::same_t<T>* square_
                  " needs a momentum_buffer (n zeros); pass one or set momentum=0");
   T* ga = o.centered ? grad_avg : nullptr;
   T* buf = use_buf ? momentum_buffer : nullptr;
-  detail::check_arrays<T>({{param, true, "param"}, {grad, false, "grad"},
-                           {square_avg, true, "square_avg"}, {ga, true, "grad_avg"},
-                           {buf, true, "momentum_buffer"}}, n);
+  detail::check_arrays<T>({{param, true, "param"},
+                           {grad, false, "grad"},
+                           {square_avg, true, "square_avg"},
+                           {ga, true, "grad_avg"},
+                           {buf, true, "momentum_buffer"}},
+                          n);
   if (n == 0) return;
   const double one_minus_alpha = 1.0 - o.alpha;
   generic::kernels::rmsprop<T>(param, grad, square_avg, ga, buf, n, T(o.lr), T(o.alpha),
@@ -331,9 +335,12 @@ void adam(T* param, const detail::same_t<T>* grad, detail::same_t<T>* exp_avg,
   if (o.amsgrad && n > 0 && max_exp_avg_sq == nullptr)
     detail::fail("amsgrad=True needs a max_exp_avg_sq (n zeros)");
   T* vmax = o.amsgrad ? max_exp_avg_sq : nullptr;
-  detail::check_arrays<T>({{param, true, "param"}, {grad, false, "grad"},
-                           {exp_avg, true, "exp_avg"}, {exp_avg_sq, true, "exp_avg_sq"},
-                           {vmax, true, "max_exp_avg_sq"}}, n);
+  detail::check_arrays<T>({{param, true, "param"},
+                           {grad, false, "grad"},
+                           {exp_avg, true, "exp_avg"},
+                           {exp_avg_sq, true, "exp_avg_sq"},
+                           {vmax, true, "max_exp_avg_sq"}},
+                          n);
   if (n == 0) return;
   // fastopt.kernels.adam_scalars: beta ** t and bc2 ** 0.5 are libm's pow in Python too.
   const double t = static_cast<double>(step);
@@ -343,10 +350,10 @@ void adam(T* param, const detail::same_t<T>* grad, detail::same_t<T>* exp_avg,
   const double bc2_sqrt = std::pow(detail::opaque(bc2), 0.5);
   const double inv_bc2_sqrt = 1.0 / bc2_sqrt;
   const double decay = 1.0 - detail::opaque(o.lr * o.weight_decay);
-  generic::kernels::adam<T>(param, grad, exp_avg, exp_avg_sq, vmax, n, T(1.0 - o.beta1),
-                            T(o.beta2), T(1.0 - o.beta2), T(o.eps), T(o.weight_decay),
-                            o.weight_decay != 0.0, T(decay), T(step_size), T(inv_bc2_sqrt),
-                            o.decoupled_weight_decay, o.amsgrad, o.maximize);
+  generic::kernels::adam<T>(param, grad, exp_avg, exp_avg_sq, vmax, n, T(1.0 - o.beta1), T(o.beta2),
+                            T(1.0 - o.beta2), T(o.eps), T(o.weight_decay), o.weight_decay != 0.0,
+                            T(decay), T(step_size), T(inv_bc2_sqrt), o.decoupled_weight_decay,
+                            o.amsgrad, o.maximize);
 }
 
 inline AdamOptions to_adam(const AdamWOptions& w) {

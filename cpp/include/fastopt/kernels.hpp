@@ -47,16 +47,17 @@ inline double fsqrt(double x) { return __builtin_sqrt(x); }
 
 // ---------------------------------------------------------------- SGD
 template <class T, bool WD, bool MOM, bool NESTEROV, bool FIRST>
-inline void sgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
-                     T* FASTOPT_RESTRICT buf, std::size_t n, T lr, T momentum,
-                     T one_minus_damp, T wd, T sign) {
+inline void sgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf,
+                     std::size_t n, T lr, T momentum, T one_minus_damp, T wd, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
     T gi = sign * g[i];
     if (WD) gi = gi + wd * p[i];
     if (MOM) {
       T b;
-      if (FIRST) b = gi;  // the first step copies the gradient: no dampening
-      else b = momentum * buf[i] + one_minus_damp * gi;
+      if (FIRST)
+        b = gi;  // the first step copies the gradient: no dampening
+      else
+        b = momentum * buf[i] + one_minus_damp * gi;
       buf[i] = b;
       gi = NESTEROV ? gi + momentum * b : b;
     }
@@ -71,17 +72,38 @@ void sgd(T* p, const T* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
   // The caller passes no buffer when momentum == 0 (decided in double: a momentum that
   // rounds to 0 in float32 still uses its buffer, as the NumPy reference does).
   if (buf == nullptr) {
-    if (use_wd) sgd_impl<T, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
-    else sgd_impl<T, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+    if (use_wd)
+      sgd_impl<T, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+    else
+      sgd_impl<T, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
     return;
   }
-#define FASTOPT_SGD(W, N, F) sgd_impl<T, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
+#define FASTOPT_SGD(W, N, F) \
+  sgd_impl<T, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
   if (use_wd) {
-    if (nesterov) { if (first) FASTOPT_SGD(true, true, true); else FASTOPT_SGD(true, true, false); }
-    else { if (first) FASTOPT_SGD(true, false, true); else FASTOPT_SGD(true, false, false); }
+    if (nesterov) {
+      if (first)
+        FASTOPT_SGD(true, true, true);
+      else
+        FASTOPT_SGD(true, true, false);
+    } else {
+      if (first)
+        FASTOPT_SGD(true, false, true);
+      else
+        FASTOPT_SGD(true, false, false);
+    }
   } else {
-    if (nesterov) { if (first) FASTOPT_SGD(false, true, true); else FASTOPT_SGD(false, true, false); }
-    else { if (first) FASTOPT_SGD(false, false, true); else FASTOPT_SGD(false, false, false); }
+    if (nesterov) {
+      if (first)
+        FASTOPT_SGD(false, true, true);
+      else
+        FASTOPT_SGD(false, true, false);
+    } else {
+      if (first)
+        FASTOPT_SGD(false, false, true);
+      else
+        FASTOPT_SGD(false, false, false);
+    }
   }
 #undef FASTOPT_SGD
 }
@@ -104,16 +126,17 @@ template <class T>
 void adagrad(T* p, const T* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
              bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-  if (use_wd) adagrad_impl<T, true>(p, g, sum, n, clr, wd, eps, s);
-  else adagrad_impl<T, false>(p, g, sum, n, clr, wd, eps, s);
+  if (use_wd)
+    adagrad_impl<T, true>(p, g, sum, n, clr, wd, eps, s);
+  else
+    adagrad_impl<T, false>(p, g, sum, n, clr, wd, eps, s);
 }
 
 // ---------------------------------------------------------------- RMSprop
 template <class T, bool WD, bool CENTERED, bool MOM>
-inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
-                         T* FASTOPT_RESTRICT sq, T* FASTOPT_RESTRICT ga,
-                         T* FASTOPT_RESTRICT buf, std::size_t n, T lr, T alpha,
-                         T one_minus_alpha, T eps, T wd, T momentum, T sign) {
+inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
+                         T* FASTOPT_RESTRICT ga, T* FASTOPT_RESTRICT buf, std::size_t n, T lr,
+                         T alpha, T one_minus_alpha, T eps, T wd, T momentum, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
     T gi = sign * g[i];
     if (WD) gi = gi + wd * p[i];
@@ -144,13 +167,32 @@ void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
   const T s = maximize ? T(-1) : T(1);
   const bool mom = buf != nullptr;  // the caller passes a buffer iff momentum > 0 (in double)
   const bool cen = centered && ga != nullptr;
-#define FASTOPT_RMS(W, C, M) rmsprop_impl<T, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, s)
+#define FASTOPT_RMS(W, C, M) \
+  rmsprop_impl<T, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, s)
   if (use_wd) {
-    if (cen) { if (mom) FASTOPT_RMS(true, true, true); else FASTOPT_RMS(true, true, false); }
-    else { if (mom) FASTOPT_RMS(true, false, true); else FASTOPT_RMS(true, false, false); }
+    if (cen) {
+      if (mom)
+        FASTOPT_RMS(true, true, true);
+      else
+        FASTOPT_RMS(true, true, false);
+    } else {
+      if (mom)
+        FASTOPT_RMS(true, false, true);
+      else
+        FASTOPT_RMS(true, false, false);
+    }
   } else {
-    if (cen) { if (mom) FASTOPT_RMS(false, true, true); else FASTOPT_RMS(false, true, false); }
-    else { if (mom) FASTOPT_RMS(false, false, true); else FASTOPT_RMS(false, false, false); }
+    if (cen) {
+      if (mom)
+        FASTOPT_RMS(false, true, true);
+      else
+        FASTOPT_RMS(false, true, false);
+    } else {
+      if (mom)
+        FASTOPT_RMS(false, false, true);
+      else
+        FASTOPT_RMS(false, false, false);
+    }
   }
 #undef FASTOPT_RMS
 }
@@ -159,17 +201,18 @@ void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
 template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
-inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
-                      T* FASTOPT_RESTRICT m, T* FASTOPT_RESTRICT v,
-                      T* FASTOPT_RESTRICT vmax, std::size_t n, T one_minus_beta1, T beta2,
-                      T one_minus_beta2, T eps, T wd, T decay, T step_size, T inv_bc2_sqrt,
-                      T sign) {
+inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+                      T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
+                      T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd, T decay,
+                      T step_size, T inv_bc2_sqrt, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
     T gi = sign * g[i];
     T pi = p[i];
     if (WD) {
-      if (DECOUPLED) pi = pi * decay;
-      else gi = gi + wd * pi;
+      if (DECOUPLED)
+        pi = pi * decay;
+      else
+        gi = gi + wd * pi;
     }
     const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
     const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
@@ -191,12 +234,26 @@ void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta
           bool decoupled, bool amsgrad, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   const bool ams = amsgrad && vmax != nullptr;
-#define FASTOPT_ADAM(W, D, A) adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size, inv_bc2_sqrt, s)
+#define FASTOPT_ADAM(W, D, A)                                                                  \
+  adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, \
+                        decay, step_size, inv_bc2_sqrt, s)
   if (use_wd) {
-    if (decoupled) { if (ams) FASTOPT_ADAM(true, true, true); else FASTOPT_ADAM(true, true, false); }
-    else { if (ams) FASTOPT_ADAM(true, false, true); else FASTOPT_ADAM(true, false, false); }
+    if (decoupled) {
+      if (ams)
+        FASTOPT_ADAM(true, true, true);
+      else
+        FASTOPT_ADAM(true, true, false);
+    } else {
+      if (ams)
+        FASTOPT_ADAM(true, false, true);
+      else
+        FASTOPT_ADAM(true, false, false);
+    }
   } else {
-    if (ams) FASTOPT_ADAM(false, false, true); else FASTOPT_ADAM(false, false, false);
+    if (ams)
+      FASTOPT_ADAM(false, false, true);
+    else
+      FASTOPT_ADAM(false, false, false);
   }
 #undef FASTOPT_ADAM
 }
@@ -238,12 +295,24 @@ inline void probe_impl(T* const* arrays, std::size_t n) {
 template <class T>
 void probe(T* const* arrays, int nread, int nwrite, std::size_t n) {
   switch (nread * 8 + nwrite) {
-    case 1 * 8 + 0: probe_impl<T, 1, 0>(arrays, n); return;
-    case 1 * 8 + 1: probe_impl<T, 1, 1>(arrays, n); return;
-    case 2 * 8 + 1: probe_impl<T, 2, 1>(arrays, n); return;
-    case 3 * 8 + 2: probe_impl<T, 3, 2>(arrays, n); return;
-    case 4 * 8 + 3: probe_impl<T, 4, 3>(arrays, n); return;
-    case 5 * 8 + 4: probe_impl<T, 5, 4>(arrays, n); return;
+    case 1 * 8 + 0:
+      probe_impl<T, 1, 0>(arrays, n);
+      return;
+    case 1 * 8 + 1:
+      probe_impl<T, 1, 1>(arrays, n);
+      return;
+    case 2 * 8 + 1:
+      probe_impl<T, 2, 1>(arrays, n);
+      return;
+    case 3 * 8 + 2:
+      probe_impl<T, 3, 2>(arrays, n);
+      return;
+    case 4 * 8 + 3:
+      probe_impl<T, 4, 3>(arrays, n);
+      return;
+    case 5 * 8 + 4:
+      probe_impl<T, 5, 4>(arrays, n);
+      return;
     default:
       for (std::size_t i = 0; i < n; ++i) {
         T acc = T(0);

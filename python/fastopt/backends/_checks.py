@@ -4,6 +4,7 @@ The compiled backend does the same checks in C++ (cpp/src/bindings.cpp, ``collec
 with the same exception types and messages; tests hold every backend to them.  Every
 array of every row is checked before any is written.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,7 +42,7 @@ def collect(slots, names=None, others=()):
     """
     seqs = []
     nrows = None
-    for s, (role, seq, _w) in enumerate(slots):
+    for role, seq, _w in slots:
         if seq is None:
             seqs.append(None)
             continue
@@ -132,15 +133,19 @@ def _label(label):
 
 
 def _subclass_message(label, a):
-    return (f"{label} is a {type(a)}, an ndarray subclass; fastopt updates plain numpy arrays "
-            "(np.memmap is fine) and would not honour the subclass: pass np.asarray(x) (a plain "
-            "array of the same memory) and keep that array")
+    return (
+        f"{label} is a {type(a)}, an ndarray subclass; fastopt updates plain numpy arrays "
+        "(np.memmap is fine) and would not honour the subclass: pass np.asarray(x) (a plain "
+        "array of the same memory) and keep that array"
+    )
 
 
 def _aligned_message(label, a):
-    return (f"{label} is not aligned: its data does not start on a multiple of its "
-            f"{a.itemsize}-byte element size; fastopt reads whole elements: pass an aligned copy, "
-            "x.copy() (np.ascontiguousarray(x) keeps a misaligned array as it is), and keep it")
+    return (
+        f"{label} is not aligned: its data does not start on a multiple of its "
+        f"{a.itemsize}-byte element size; fastopt reads whole elements: pass an aligned copy, "
+        "x.copy() (np.ascontiguousarray(x) keeps a misaligned array as it is), and keep it"
+    )
 
 
 def check_no_overlap(intervals):

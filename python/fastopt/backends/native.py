@@ -8,6 +8,7 @@ override it) and the thread pool above a size threshold (``fastopt.set_num_threa
 Every array of a call (every parameter of a group) is updated by that one native call;
 ``step(kind, params, grads, state, scalars, names)`` is the interface of ``fastopt._contract``.
 """
+
 from .._native import (  # noqa: F401
     get_num_threads,
     isa,

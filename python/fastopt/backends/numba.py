@@ -14,6 +14,7 @@ once.  Both versions are compiled with ``cache=True``: a new process loads them 
 Numba's cache (``__pycache__``) instead of compiling.  ``fastopt.set_num_threads`` sets
 ``numba.set_num_threads`` too.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,23 @@ def _adagrad(p, g, s, clr, wd, eps, sign, use_wd):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _rmsprop(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, sign,
-             use_wd, centered, use_mom):
+def _rmsprop(
+    p,
+    g,
+    sq,
+    ga,
+    buf,
+    lr,
+    alpha,
+    one_minus_alpha,
+    eps,
+    wd,
+    momentum,
+    sign,
+    use_wd,
+    centered,
+    use_mom,
+):
     for i in range(p.size):
         gi = sign * g[i]
         if use_wd:
@@ -77,8 +93,25 @@ def _rmsprop(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, s
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _adam(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay,
-          step_size, inv_bc2_sqrt, sign, use_wd, decoupled, amsgrad):
+def _adam(
+    p,
+    g,
+    m,
+    v,
+    vmax,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    step_size,
+    inv_bc2_sqrt,
+    sign,
+    use_wd,
+    decoupled,
+    amsgrad,
+):
     for i in range(p.size):
         gi = sign * g[i]
         pi = p[i]
@@ -108,15 +141,28 @@ PARALLEL_MIN_SIZE = 1 << 16
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _sgd_par(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nesterov,
-             first, nchunks):
+def _sgd_par(
+    p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nesterov, first, nchunks
+):
     n = p.size
     for c in prange(nchunks):
         lo = c * n // nchunks
         hi = (c + 1) * n // nchunks
         b = buf[lo:hi] if use_mom else buf
-        _sgd(p[lo:hi], g[lo:hi], b, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom,
-             nesterov, first)
+        _sgd(
+            p[lo:hi],
+            g[lo:hi],
+            b,
+            lr,
+            momentum,
+            one_minus_damp,
+            wd,
+            sign,
+            use_wd,
+            use_mom,
+            nesterov,
+            first,
+        )
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
@@ -129,29 +175,94 @@ def _adagrad_par(p, g, s, clr, wd, eps, sign, use_wd, nchunks):
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _rmsprop_par(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, sign,
-                 use_wd, centered, use_mom, nchunks):
+def _rmsprop_par(
+    p,
+    g,
+    sq,
+    ga,
+    buf,
+    lr,
+    alpha,
+    one_minus_alpha,
+    eps,
+    wd,
+    momentum,
+    sign,
+    use_wd,
+    centered,
+    use_mom,
+    nchunks,
+):
     n = p.size
     for c in prange(nchunks):
         lo = c * n // nchunks
         hi = (c + 1) * n // nchunks
         a = ga[lo:hi] if centered else ga
         b = buf[lo:hi] if use_mom else buf
-        _rmsprop(p[lo:hi], g[lo:hi], sq[lo:hi], a, b, lr, alpha, one_minus_alpha, eps, wd,
-                 momentum, sign, use_wd, centered, use_mom)
+        _rmsprop(
+            p[lo:hi],
+            g[lo:hi],
+            sq[lo:hi],
+            a,
+            b,
+            lr,
+            alpha,
+            one_minus_alpha,
+            eps,
+            wd,
+            momentum,
+            sign,
+            use_wd,
+            centered,
+            use_mom,
+        )
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
-def _adam_par(p, g, m, v, vmax, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay,
-              step_size, inv_bc2_sqrt, sign, use_wd, decoupled, amsgrad, nchunks):
+def _adam_par(
+    p,
+    g,
+    m,
+    v,
+    vmax,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    step_size,
+    inv_bc2_sqrt,
+    sign,
+    use_wd,
+    decoupled,
+    amsgrad,
+    nchunks,
+):
     n = p.size
     for c in prange(nchunks):
         lo = c * n // nchunks
         hi = (c + 1) * n // nchunks
         vm = vmax[lo:hi] if amsgrad else vmax
-        _adam(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], vm, one_minus_beta1, beta2,
-              one_minus_beta2, eps, wd, decay, step_size, inv_bc2_sqrt, sign, use_wd, decoupled,
-              amsgrad)
+        _adam(
+            p[lo:hi],
+            g[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            vm,
+            one_minus_beta1,
+            beta2,
+            one_minus_beta2,
+            eps,
+            wd,
+            decay,
+            step_size,
+            inv_bc2_sqrt,
+            sign,
+            use_wd,
+            decoupled,
+            amsgrad,
+        )
 
 
 def _pick(serial, parallel, size):
@@ -175,38 +286,102 @@ def _run_sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, firs
         dt = p.dtype.type
         use_mom = momentum != 0 and buf is not None
         fn, extra = _pick(_sgd, _sgd_par, p.size)
-        fn(p.reshape(-1), g.reshape(-1), _flat(buf, p), dt(lr), dt(momentum),
-           dt(one_minus_damp), dt(wd), dt(-1 if maximize else 1),
-           wd != 0, use_mom, bool(nesterov), bool(first), *extra)
+        fn(
+            p.reshape(-1),
+            g.reshape(-1),
+            _flat(buf, p),
+            dt(lr),
+            dt(momentum),
+            dt(one_minus_damp),
+            dt(wd),
+            dt(-1 if maximize else 1),
+            wd != 0,
+            use_mom,
+            bool(nesterov),
+            bool(first),
+            *extra,
+        )
 
 
 def _run_adagrad(rows, *, clr, wd, eps, maximize):
     for p, g, s in rows:
         dt = p.dtype.type
         fn, extra = _pick(_adagrad, _adagrad_par, p.size)
-        fn(p.reshape(-1), g.reshape(-1), s.reshape(-1), dt(clr), dt(wd),
-           dt(eps), dt(-1 if maximize else 1), wd != 0, *extra)
+        fn(
+            p.reshape(-1),
+            g.reshape(-1),
+            s.reshape(-1),
+            dt(clr),
+            dt(wd),
+            dt(eps),
+            dt(-1 if maximize else 1),
+            wd != 0,
+            *extra,
+        )
 
 
 def _run_rmsprop(rows, *, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, maximize):
     for p, g, sq, ga, buf in rows:
         dt = p.dtype.type
         fn, extra = _pick(_rmsprop, _rmsprop_par, p.size)
-        fn(p.reshape(-1), g.reshape(-1), sq.reshape(-1), _flat(ga, p), _flat(buf, p),
-           dt(lr), dt(alpha), dt(one_minus_alpha), dt(eps), dt(wd), dt(momentum),
-           dt(-1 if maximize else 1), wd != 0,
-           bool(centered) and ga is not None, momentum > 0 and buf is not None, *extra)
+        fn(
+            p.reshape(-1),
+            g.reshape(-1),
+            sq.reshape(-1),
+            _flat(ga, p),
+            _flat(buf, p),
+            dt(lr),
+            dt(alpha),
+            dt(one_minus_alpha),
+            dt(eps),
+            dt(wd),
+            dt(momentum),
+            dt(-1 if maximize else 1),
+            wd != 0,
+            bool(centered) and ga is not None,
+            momentum > 0 and buf is not None,
+            *extra,
+        )
 
 
-def _run_adam(rows, *, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size,
-              inv_bc2_sqrt, decoupled, amsgrad, maximize):
+def _run_adam(
+    rows,
+    *,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    step_size,
+    inv_bc2_sqrt,
+    decoupled,
+    amsgrad,
+    maximize,
+):
     for p, g, m, v, vmax in rows:
         dt = p.dtype.type
         fn, extra = _pick(_adam, _adam_par, p.size)
-        fn(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), _flat(vmax, p),
-           dt(one_minus_beta1), dt(beta2), dt(one_minus_beta2), dt(eps), dt(wd), dt(decay),
-           dt(step_size), dt(inv_bc2_sqrt), dt(-1 if maximize else 1), wd != 0,
-           bool(decoupled), bool(amsgrad) and vmax is not None, *extra)
+        fn(
+            p.reshape(-1),
+            g.reshape(-1),
+            m.reshape(-1),
+            v.reshape(-1),
+            _flat(vmax, p),
+            dt(one_minus_beta1),
+            dt(beta2),
+            dt(one_minus_beta2),
+            dt(eps),
+            dt(wd),
+            dt(decay),
+            dt(step_size),
+            dt(inv_bc2_sqrt),
+            dt(-1 if maximize else 1),
+            wd != 0,
+            bool(decoupled),
+            bool(amsgrad) and vmax is not None,
+            *extra,
+        )
 
 
 _RUN = {"sgd": _run_sgd, "adagrad": _run_adagrad, "rmsprop": _run_rmsprop, "adam": _run_adam}

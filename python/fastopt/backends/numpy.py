@@ -10,6 +10,7 @@ Python scalar does not promote a float32 tensor.
 The Numba twins (``numba.py``) and the C++ kernels (``cpp/include/fastopt/kernels.hpp``)
 compute the same per-element formulas in one fused pass.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -85,8 +86,21 @@ def _rmsprop(rows, *, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, m
             p -= dt(lr) * g / avg
 
 
-def _adam(rows, *, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, step_size,
-          inv_bc2_sqrt, decoupled, amsgrad, maximize):
+def _adam(
+    rows,
+    *,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    step_size,
+    inv_bc2_sqrt,
+    decoupled,
+    amsgrad,
+    maximize,
+):
     r"""Adam / AdamW (``torch.optim.Adam``, ``torch.optim.AdamW``).
 
     The denominator multiplies by ``inv_bc2_sqrt = 1 / bc2_sqrt`` (computed once, in
