@@ -42,6 +42,17 @@ def all_cases():
     for cls in (fastopt.Adam, fastopt.AdamW):
         for kw in _combos(amsgrad=[False, True], weight_decay=[0.0, 0.05], maximize=[False, True]):
             cases.append((cls, dict(lr=0.01, betas=(0.8, 0.95), **kw)))
+    for kw in _combos(weight_decay=[0.0, 0.05], eps=[1e-8, 1e-3], maximize=[False, True]):
+        cases.append((fastopt.Adamax, dict(lr=0.01, betas=(0.8, 0.95), **kw)))
+    for kw in _combos(
+        decoupled_weight_decay=[False, True], weight_decay=[0.0, 0.05], maximize=[False, True]
+    ):
+        if kw["decoupled_weight_decay"] and kw["weight_decay"] == 0:
+            continue
+        # betas=(0.8, 0.95): rho_t > 5 from step 7 on, so both branches run
+        cases.append((fastopt.RAdam, dict(lr=0.01, betas=(0.8, 0.95), **kw)))
+    for kw in _combos(rho=[0.9, 0.5], weight_decay=[0.0, 0.01], maximize=[False, True]):
+        cases.append((fastopt.Adadelta, dict(lr=0.5, **kw)))
     return cases
 
 

@@ -49,7 +49,9 @@ def test_trajectories_move(dtype):
             assert not np.array_equal(s, g), case_id((cls, kw))
 
 
-@pytest.mark.parametrize("fn", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize(
+    "fn", ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"]
+)
 def test_functional_kernels_match_across_backends(fn, backend, dtype):
     rng = np.random.default_rng(3)
     n = 4099
@@ -82,8 +84,24 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
                 fastopt.kernels.adam(
                     p, g, s1, s2, s3, step=t, lr=0.01, amsgrad=True, weight_decay=0.1, backend=be
                 )
-            else:
+            elif fn == "adamw":
                 fastopt.kernels.adamw(p, g, s1, s2, step=t, lr=0.01, backend=be)
+            elif fn == "adamax":
+                fastopt.kernels.adamax(p, g, s1, s2, step=t, lr=0.01, weight_decay=0.1, backend=be)
+            elif fn == "radam":
+                fastopt.kernels.radam(
+                    p,
+                    g,
+                    s1,
+                    s2,
+                    step=t,
+                    lr=0.01,
+                    weight_decay=0.1,
+                    decoupled_weight_decay=True,
+                    backend=be,
+                )
+            else:
+                fastopt.kernels.adadelta(p, g, s1, s2, lr=0.5, weight_decay=0.01, backend=be)
         return p
 
     del rng
@@ -104,6 +122,26 @@ def test_functional_kernel_equals_optimizer(backend, dtype):
         opt.step([g])
     assert np.array_equal(p1, p2)
     assert np.array_equal(m, opt.state[0]["exp_avg"])
+
+
+@pytest.mark.parametrize("fn", ["adamax", "radam", "adadelta"])
+def test_functional_kernel_equals_optimizer_new(fn, backend, dtype):
+    """kernels.<fn> with explicit state reproduces the optimizer class bit for bit."""
+    cls = {"adamax": fastopt.Adamax, "radam": fastopt.RAdam, "adadelta": fastopt.Adadelta}[fn]
+    kw = dict(lr=0.02, weight_decay=0.1)
+    rng = np.random.default_rng(5)
+    p1 = rng.standard_normal(257).astype(dtype)
+    p2 = p1.copy()
+    s1, s2 = np.zeros_like(p1), np.zeros_like(p1)
+    opt = cls([p2], backend=backend, **kw)
+    for t in range(1, 31):
+        g = rng.standard_normal(257).astype(dtype)
+        getattr(fastopt.kernels, fn)(p1, g, s1, s2, step=t, backend=backend, **kw)
+        opt.step([g])
+    assert np.array_equal(p1, p2)
+    names = opt._spec.state_names
+    assert np.array_equal(s1, opt.state[0][names[0]])
+    assert np.array_equal(s2, opt.state[0][names[1]])
 
 
 def test_float32_stays_float32(backend):

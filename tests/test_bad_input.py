@@ -14,6 +14,9 @@ OPTIMIZERS = [
     (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
     (fastopt.Adam, dict(lr=0.01, amsgrad=True)),
     (fastopt.AdamW, dict(lr=0.01)),
+    (fastopt.Adamax, dict(lr=0.01)),
+    (fastopt.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (fastopt.Adadelta, dict(lr=0.5)),
 ]
 IDS = [c.__name__ for c, _ in OPTIMIZERS]
 
@@ -193,6 +196,25 @@ GOOD = np.ones(4, np.float32)
             "initial_accumulator_value must be >= 0.0",
         ),
         (lambda: fastopt.RMSprop([GOOD.copy()], alpha=-0.5), ValueError, "alpha must be >= 0.0"),
+        (
+            lambda: fastopt.Adamax([GOOD.copy()], betas=(0.9, 1.0)),
+            ValueError,
+            r"beta2 must be in \[0, 1\), got 1.0",
+        ),
+        (lambda: fastopt.Adamax([GOOD.copy()], eps=-1.0), ValueError, "eps must be >= 0.0"),
+        (
+            lambda: fastopt.RAdam([GOOD.copy()], decoupled_weight_decay=1),
+            TypeError,
+            "decoupled_weight_decay must be True or False",
+        ),
+        (
+            lambda: fastopt.RAdam([GOOD.copy()], weight_decay=-0.1),
+            ValueError,
+            "weight_decay must be >= 0.0",
+        ),
+        (lambda: fastopt.Adadelta([GOOD.copy()], rho=1.5), ValueError, "rho must be <= 1.0"),
+        (lambda: fastopt.Adadelta([GOOD.copy()], rho=-0.1), ValueError, "rho must be >= 0.0"),
+        (lambda: fastopt.Adadelta([GOOD.copy()], lr=math.inf), ValueError, "lr must be"),
         (lambda: fastopt.SGD([]), ValueError, "params is empty"),
         (lambda: fastopt.SGD(GOOD.copy()), TypeError, "single ndarray"),
         (lambda: fastopt.SGD([GOOD, GOOD]), ValueError, "shares memory"),
@@ -243,3 +265,27 @@ def test_functional_kernels_check_state_arrays(backend):
     with pytest.raises(ValueError, match="exp_avgs has 2 arrays but params has 1"):
         fastopt.kernels.adam([p], [g], [m, v], [v], step=1, backend=backend)
     assert snapshot([p, m, v]) == before
+
+
+@pytest.mark.parametrize("fn", ["adamax", "radam", "adadelta"])
+def test_new_functional_kernels_check_state_arrays(fn, backend):
+    p, g = np.ones(5), np.ones(5)
+    s1, s2 = np.zeros(5), np.zeros(5)
+    kernel = getattr(fastopt.kernels, fn)
+    arg1, arg2 = {
+        "adamax": ("exp_avgs", "exp_infs"),
+        "radam": ("exp_avgs", "exp_avg_sqs"),
+        "adadelta": ("square_avgs", "acc_deltas"),
+    }[fn]
+    before = snapshot([p, s1, s2])
+    with pytest.raises(ValueError, match=rf"{arg2}\[0\] has shape \(4,\)"):
+        kernel(p, g, s1, np.zeros(4), step=1, backend=backend)
+    with pytest.raises(TypeError, match=rf"{arg1}\[0\] has dtype float32"):
+        kernel(p, g, s1.astype(np.float32), s2, step=1, backend=backend)
+    with pytest.raises(ValueError, match="shares memory"):
+        kernel(p, g, s1, s1, step=1, backend=backend)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        kernel(p, g, s1, s2, step=0, backend=backend)
+    with pytest.raises(ValueError, match=r"lr must be >= 0\.0"):
+        kernel(p, g, s1, s2, step=1, lr=-1.0, backend=backend)
+    assert snapshot([p, s1, s2]) == before

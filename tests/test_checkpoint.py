@@ -28,6 +28,10 @@ OPTIMIZERS = [
     ("adam", fastopt.Adam, dict(weight_decay=1e-3)),
     ("adam-amsgrad", fastopt.Adam, dict(amsgrad=True, maximize=True)),
     ("adamw", fastopt.AdamW, dict(amsgrad=True)),
+    ("adamax", fastopt.Adamax, dict(weight_decay=1e-3, maximize=True)),
+    ("radam", fastopt.RAdam, dict(weight_decay=1e-3)),
+    ("radam-decoupled", fastopt.RAdam, dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    ("adadelta", fastopt.Adadelta, dict(rho=0.8, weight_decay=1e-3)),
 ]
 
 

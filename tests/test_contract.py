@@ -18,6 +18,9 @@ CLASSES = {
     "rmsprop": fastopt.RMSprop,
     "adam": fastopt.Adam,
     "adamw": fastopt.AdamW,
+    "adamax": fastopt.Adamax,
+    "radam": fastopt.RAdam,
+    "adadelta": fastopt.Adadelta,
 }
 
 
@@ -38,6 +41,9 @@ def test_torch_defaults():
     assert C.ADAMW.defaults["weight_decay"] == 1e-2 and C.ADAM.defaults["weight_decay"] == 0.0
     assert C.SGD.defaults["lr"] == 1e-3 and C.ADAGRAD.defaults["eps"] == 1e-10
     assert C.ADAM.defaults["betas"] == (0.9, 0.999) and C.RMSPROP.defaults["alpha"] == 0.99
+    assert C.ADAMAX.defaults["lr"] == 2e-3 and C.ADAMAX.defaults["betas"] == (0.9, 0.999)
+    assert C.RADAM.defaults["lr"] == 1e-3 and C.RADAM.defaults["decoupled_weight_decay"] is False
+    assert C.ADADELTA.defaults == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False)
 
 
 def test_adamw_calls_its_parent(monkeypatch):
@@ -101,7 +107,49 @@ def _reference_scalars(kind, o, t):
             centered=o["centered"],
             maximize=o["maximize"],
         )
+    if kind == "adadelta":
+        return dict(
+            lr=o["lr"],
+            rho=o["rho"],
+            one_minus_rho=1 - o["rho"],
+            eps=o["eps"],
+            wd=o["weight_decay"],
+            maximize=o["maximize"],
+        )
     b1, b2 = o["betas"]
+    if kind == "adamax":
+        return dict(
+            one_minus_beta1=1 - b1,
+            beta2=b2,
+            eps=o["eps"],
+            wd=o["weight_decay"],
+            step_size=o["lr"] / (1 - b1**t),
+            maximize=o["maximize"],
+        )
+    if kind == "radam":  # torch.optim.RAdam's Python floats, written out
+        bc1, bc2 = 1 - b1**t, 1 - b2**t
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * t * (b2**t) / bc2
+        rect = rho_t > 5.0
+        if rect:
+            r = (
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            ) ** 0.5
+            step_size = o["lr"] * (bc2**0.5) * r / bc1
+        else:
+            step_size = o["lr"] / bc1
+        return dict(
+            one_minus_beta1=1 - b1,
+            beta2=b2,
+            one_minus_beta2=1 - b2,
+            eps=o["eps"],
+            wd=o["weight_decay"],
+            decay=1 - o["lr"] * o["weight_decay"],
+            step_size=step_size,
+            rectify=rect,
+            maximize=o["maximize"],
+            decoupled=o["decoupled_weight_decay"],
+        )
     return dict(
         one_minus_beta1=1 - b1,
         beta2=b2,
@@ -141,6 +189,9 @@ def test_numba_compiles_the_same_functions_to_the_same_bits():
         (C.adam_per_step, (1e-3, 0.9, 0.999)),
         (C.adam_per_step, (0.3, 0.123, 1 - 1e-8)),
         (C.adagrad_per_step, (0.1, 0.01)),
+        (C.adamax_per_step, (2e-3, 0.9)),
+        (C.radam_per_step, (1e-3, 0.9, 0.999)),
+        (C.radam_per_step, (0.3, 0.5, 0.95)),
     ]:
         jitted = numba.njit(fn)
         for t in (1, 3, 77, 10**7, 2**40 + 1):
@@ -167,7 +218,7 @@ def test_backend_interface_is_keyword_based(backend):
     with pytest.raises(TypeError):
         be.step("adam", [p], [g], {"exp_avg": [m], "exp_avg_sq": [v]}, {**sc, "lr": 1.0})
     with pytest.raises(ValueError):
-        be.step("adamax", [p], [g], {}, sc)
+        be.step("lion", [p], [g], {}, sc)
     assert not hasattr(be, "adam") and not hasattr(be, "sgd")  # no positional entry points
 
 

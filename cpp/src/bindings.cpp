@@ -433,6 +433,24 @@ const Kind kKinds[] = {
      {"exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"},
      "one_minus_beta1 beta2 one_minus_beta2 eps wd decay step_size inv_bc2_sqrt amsgrad "
      "maximize decoupled"},
+    {"adamax",
+     Op::adamax,
+     2,
+     {"exp_avg", "exp_inf"},
+     {"exp_avgs", "exp_infs"},
+     "one_minus_beta1 beta2 eps wd step_size maximize"},
+    {"radam",
+     Op::radam,
+     2,
+     {"exp_avg", "exp_avg_sq"},
+     {"exp_avgs", "exp_avg_sqs"},
+     "one_minus_beta1 beta2 one_minus_beta2 eps wd decay step_size rectify maximize decoupled"},
+    {"adadelta",
+     Op::adadelta,
+     2,
+     {"square_avg", "acc_delta"},
+     {"square_avgs", "acc_deltas"},
+     "lr rho one_minus_rho eps wd maximize"},
 };
 
 // The Job's fields by name: a real (double) or a flag (bool).
@@ -455,12 +473,15 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"decay", &Job::decay, nullptr},
                          {"step_size", &Job::step_size, nullptr},
                          {"inv_bc2_sqrt", &Job::inv_bc2_sqrt, nullptr},
+                         {"rho", &Job::rho, nullptr},
+                         {"one_minus_rho", &Job::one_minus_rho, nullptr},
                          {"nesterov", nullptr, &Job::nesterov},
                          {"maximize", nullptr, &Job::maximize},
                          {"first", nullptr, &Job::first},
                          {"centered", nullptr, &Job::centered},
                          {"decoupled", nullptr, &Job::decoupled},
-                         {"amsgrad", nullptr, &Job::amsgrad}};
+                         {"amsgrad", nullptr, &Job::amsgrad},
+                         {"rectify", nullptr, &Job::rectify}};
 constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
 
 // Is the word [w, w + n) one of the space-separated words of `list`?
@@ -549,7 +570,7 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
   }
   if (ki == kNumKinds)
     throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
-                          "; one of adagrad, adam, rmsprop, sgd");
+                          "; one of adadelta, adagrad, adam, adamax, radam, rmsprop, sgd");
   const Kind* k = &kKinds[ki];
   const std::string kind = k->name;  // for messages (short: no allocation)
   const unsigned want = kn[ki].fields;

@@ -16,7 +16,17 @@ from ._version import __version__
 from .backends import available_backends
 from .backends import check_native_at_import as _check_native
 from .errors import NonFiniteGradientError
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Optimizer,
+    RAdam,
+    RMSprop,
+)
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
     from . import schedules
@@ -31,13 +41,16 @@ _check_native()
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
+    "Adamax",
     "AdamW",
     "History",
     "LRFinderResult",
     "NonFiniteGradientError",
     "Optimizer",
+    "RAdam",
     "RMSprop",
     "TensorBoardLogger",
     "__version__",

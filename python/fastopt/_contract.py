@@ -47,7 +47,20 @@ from typing import Any
 
 from ._validation import check_bool, check_hyper
 
-__all__ = ["Option", "State", "Spec", "SPECS", "SGD", "ADAGRAD", "RMSPROP", "ADAM", "ADAMW"]
+__all__ = [
+    "Option",
+    "State",
+    "Spec",
+    "SPECS",
+    "SGD",
+    "ADAGRAD",
+    "RMSPROP",
+    "ADAM",
+    "ADAMW",
+    "ADAMAX",
+    "RADAM",
+    "ADADELTA",
+]
 
 
 class Option:
@@ -80,6 +93,7 @@ class Option:
 _NONNEG = (0.0, math.inf, False)
 _UNIT = (0.0, 1.0, True)
 _ANY = (-math.inf, math.inf, False)
+_CLOSED_UNIT = (0.0, 1.0, False)
 
 
 def scalar(
@@ -362,6 +376,60 @@ def adam_per_step(lr: float, beta1: float, beta2: float, step: int) -> tuple[flo
     return (lr / bc1, 1.0 / bc2_sqrt)
 
 
+def adamax_constants(
+    beta1: float, beta2: float, eps: float, weight_decay: float, maximize: bool
+) -> tuple[Any, ...]:
+    return (1.0 - beta1, beta2, eps, weight_decay, maximize)
+
+
+def adamax_per_step(lr: float, beta1: float, step: int) -> tuple[float]:
+    bias_correction = 1.0 - beta1 ** float(step)
+    return (lr / bias_correction,)
+
+
+def radam_constants(
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> tuple[Any, ...]:
+    return (
+        1.0 - beta1,
+        beta2,
+        1.0 - beta2,
+        eps,
+        weight_decay,
+        1.0 - lr * weight_decay,
+        maximize,
+        decoupled_weight_decay,
+    )
+
+
+def radam_per_step(lr: float, beta1: float, beta2: float, step: int) -> tuple[Any, ...]:
+    # torch.optim.RAdam's Python-float scalars, in its order; the rectification branch
+    # (rho_t > 5) is decided here, in double.
+    t = float(step)
+    bias_correction1 = 1.0 - beta1**t
+    bias_correction2 = 1.0 - beta2**t
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * t * (beta2**t) / bias_correction2
+    if rho_t > 5.0:
+        rect = (
+            (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
+        ) ** 0.5
+        return (lr * (bias_correction2**0.5) * rect / bias_correction1, True)
+    return (lr / bias_correction1, False)
+
+
+def adadelta_constants(
+    lr: float, rho: float, eps: float, weight_decay: float, maximize: bool
+) -> tuple[Any, ...]:
+    return (lr, rho, 1.0 - rho, eps, weight_decay, maximize)
+
+
 def _nesterov_check(o: Mapping[str, Any]) -> None:
     m, d = o["momentum"], o["dampening"]
     if o["nesterov"] and not callable(m) and not callable(d) and (m <= 0 or d != 0):
@@ -490,6 +558,76 @@ ADAM = Spec(
 
 ADAMW = ADAM.replace("adamw", defaults={"weight_decay": 1e-2}, fixed={"decoupled": True})
 
+_BETAS = pair(
+    "betas",
+    (0.9, 0.999),
+    ("beta1", "beta2"),
+    (_UNIT, _UNIT),
+    "coefficients of the running averages of the gradient and its square",
+)
+
+ADAMAX = Spec(
+    "adamax",
+    "adamax",
+    options=(
+        scalar("lr", 2e-3, doc="learning rate"),
+        _BETAS,
+        scalar("eps", 1e-8, doc="term added to the denominator"),
+        scalar("weight_decay", 0.0, doc="weight decay (L2 penalty)"),
+        _MAXIMIZE,
+    ),
+    state=(State("exp_avg", "exp_avgs", _always), State("exp_inf", "exp_infs", _always)),
+    constants=adamax_constants,
+    constant_names=("one_minus_beta1", "beta2", "eps", "wd", "maximize"),
+    per_step=adamax_per_step,
+    step_names=("step_size",),
+)
+
+RADAM = Spec(
+    "radam",
+    "radam",
+    options=(
+        scalar("lr", 1e-3, doc="learning rate"),
+        _BETAS,
+        scalar("eps", 1e-8, doc="term added to the denominator"),
+        scalar("weight_decay", 0.0, doc="weight decay"),
+        flag("decoupled_weight_decay", False, "decoupled (AdamW-style) weight decay"),
+        _MAXIMIZE,
+    ),
+    state=(State("exp_avg", "exp_avgs", _always), State("exp_avg_sq", "exp_avg_sqs", _always)),
+    constants=radam_constants,
+    constant_names=(
+        "one_minus_beta1",
+        "beta2",
+        "one_minus_beta2",
+        "eps",
+        "wd",
+        "decay",
+        "maximize",
+        "decoupled",
+    ),
+    per_step=radam_per_step,
+    step_names=("step_size", "rectify"),
+)
+
+ADADELTA = Spec(
+    "adadelta",
+    "adadelta",
+    options=(
+        scalar("lr", 1.0, doc="coefficient that scales delta before it is applied"),
+        scalar("rho", 0.9, bounds=_CLOSED_UNIT, doc="coefficient of the running averages"),
+        scalar("eps", 1e-6, doc="term added to the denominator"),
+        scalar("weight_decay", 0.0, doc="weight decay (L2 penalty)"),
+        _MAXIMIZE,
+    ),
+    state=(
+        State("square_avg", "square_avgs", _always),
+        State("acc_delta", "acc_deltas", _always),
+    ),
+    constants=adadelta_constants,
+    constant_names=("lr", "rho", "one_minus_rho", "eps", "wd", "maximize"),
+)
+
 
 def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[Any]:
     """The ``(role, arrays or None, writable)`` slots of a backend call of kernel ``kind``
@@ -510,6 +648,16 @@ def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[
     ]
 
 
-SPECS: dict[str, Spec] = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW)}
+SPECS: dict[str, Spec] = {
+    s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, RADAM, ADADELTA)
+}
 #: Kernel kind -> (the kernels' state argument names in slot order, the state names).
-KERNELS: dict[str, Spec] = {"sgd": SGD, "adagrad": ADAGRAD, "rmsprop": RMSPROP, "adam": ADAM}
+KERNELS: dict[str, Spec] = {
+    "sgd": SGD,
+    "adagrad": ADAGRAD,
+    "rmsprop": RMSPROP,
+    "adam": ADAM,
+    "adamax": ADAMAX,
+    "radam": RADAM,
+    "adadelta": ADADELTA,
+}

@@ -130,6 +130,7 @@ RULES: dict[str, Callable[[str, object], float]] = {
     "alpha": lambda n, v: check_real(n, v, low=0.0),
     "beta1": check_beta,
     "beta2": check_beta,
+    "rho": lambda n, v: check_real(n, v, low=0.0, high=1.0),
 }
 
 

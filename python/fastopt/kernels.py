@@ -26,10 +26,11 @@ from . import _contract as C
 from ._validation import check_step
 from .backends import resolve
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"]
 
 Arrays = np.ndarray | Sequence[np.ndarray]
 _SGD, _ADAGRAD, _RMSPROP, _ADAM, _ADAMW = (C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D, C.ADAMW.D)
+_ADAMAX, _RADAM, _ADADELTA = C.ADAMAX.D, C.RADAM.D, C.ADADELTA.D
 
 
 def _as_list(x: Any) -> list[Any] | None:
@@ -263,4 +264,98 @@ def adamw(
         maximize=maximize,
         decoupled_weight_decay=True,
         backend=backend,
+    )
+
+
+def adamax(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_infs: Arrays,
+    *,
+    step: int,
+    lr: float = _ADAMAX.lr,
+    betas: tuple[float, float] = _ADAMAX.betas,
+    eps: float = _ADAMAX.eps,
+    weight_decay: float = _ADAMAX.weight_decay,
+    maximize: bool = _ADAMAX.maximize,
+    backend: str = "auto",
+) -> None:
+    """Adamax update (``torch.optim.Adamax``); ``exp_avgs`` and ``exp_infs`` start at
+    zero.  The bias correction ``1 - beta1**step`` is computed in float64."""
+    t = check_step(step)
+    _run(
+        C.ADAMAX,
+        dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        t,
+        params,
+        grads,
+        {"exp_avg": exp_avgs, "exp_inf": exp_infs},
+        backend,
+    )
+
+
+def radam(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    *,
+    step: int,
+    lr: float = _RADAM.lr,
+    betas: tuple[float, float] = _RADAM.betas,
+    eps: float = _RADAM.eps,
+    weight_decay: float = _RADAM.weight_decay,
+    decoupled_weight_decay: bool = _RADAM.decoupled_weight_decay,
+    maximize: bool = _RADAM.maximize,
+    backend: str = "auto",
+) -> None:
+    """RAdam update (``torch.optim.RAdam``); ``exp_avgs`` and ``exp_avg_sqs`` start at
+    zero.  The bias corrections, ``rho_t`` and the rectification (applied when
+    ``rho_t > 5``) are computed in float64 from the integer step."""
+    t = check_step(step)
+    _run(
+        C.RADAM,
+        dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        ),
+        t,
+        params,
+        grads,
+        {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs},
+        backend,
+    )
+
+
+def adadelta(
+    params: Arrays,
+    grads: Arrays,
+    square_avgs: Arrays,
+    acc_deltas: Arrays,
+    *,
+    step: int | None = None,
+    lr: float = _ADADELTA.lr,
+    rho: float = _ADADELTA.rho,
+    eps: float = _ADADELTA.eps,
+    weight_decay: float = _ADADELTA.weight_decay,
+    maximize: bool = _ADADELTA.maximize,
+    backend: str = "auto",
+) -> None:
+    """Adadelta update (``torch.optim.Adadelta``); ``square_avgs`` and ``acc_deltas`` start
+    at zero.  Adadelta has no bias correction, so ``step`` is accepted for uniformity and
+    only checked."""
+    t = 1 if step is None else check_step(step)
+    _run(
+        C.ADADELTA,
+        dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        t,
+        params,
+        grads,
+        {"square_avg": square_avgs, "acc_delta": acc_deltas},
+        backend,
     )

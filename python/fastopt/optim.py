@@ -55,7 +55,18 @@ from .backends import _checks, resolve
 from .clip import _clip_value_copy, _norm_coef, _total_norm
 from .errors import NonFiniteGradientError
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "NonFiniteGradientError"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "RAdam",
+    "Adadelta",
+    "NonFiniteGradientError",
+]
 
 _SCHEDULE_MARK = "<schedule>"
 _NONFINITE = ("raise", "skip", "ignore")
@@ -1291,4 +1302,215 @@ class AdamW(Adam):
             norm_type=norm_type,
             clip_value=clip_value,
             clip_scope=clip_scope,
+        )
+
+
+_AX, _RA, _AD = C.ADAMAX.D, C.RADAM.D, C.ADADELTA.D
+
+
+@_document
+class Adamax(Optimizer):
+    r"""Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &m_t \leftarrow m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}) \\
+        &u_t \leftarrow \max(\beta_2 u_{t-1}, |g_t| + \epsilon) \\
+        &\theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t} \cdot m_t / u_t
+        \end{aligned}
+
+    The step size ``lr / (1 - beta1**t)`` is computed once per step in float64.  The
+    maximum propagates a NaN from either side, as ``torch.maximum``.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
+            \beta_2)`, the coefficients of the running average of the gradient and of
+            the exponentially weighted infinity norm.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): weight decay (L2
+            penalty) :math:`\lambda`.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``exp_avg`` (:math:`m`), ``exp_inf`` (:math:`u`).
+    """
+
+    _spec = C.ADAMAX
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AX.lr,
+        betas: Betas = _AX.betas,
+        eps: Hyper = _AX.eps,
+        weight_decay: Hyper = _AX.weight_decay,
+        *,
+        maximize: bool = _AX.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
+
+
+@_document
+class RAdam(Optimizer):
+    r"""RAdam (rectified Adam), as ``torch.optim.RAdam``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)
+            \text{ if decoupled\_weight\_decay, else } g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &m_t \leftarrow m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}) \\
+        &v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        &\rho_\infty = 2 / (1 - \beta_2) - 1,\quad
+            \rho_t = \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t) \\
+        &\text{if } \rho_t > 5:\ r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
+            {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}},\
+            \theta_t \leftarrow \theta_{t-1} - \frac{\gamma \sqrt{1 - \beta_2^t}\, r_t}
+            {1 - \beta_1^t} \cdot \frac{m_t}{\sqrt{v_t} + \epsilon} \\
+        &\text{else: } \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1 - \beta_1^t} m_t
+        \end{aligned}
+
+    :math:`\rho_t`, the branch and the step size are computed once per step in float64
+    (torch's Python floats); the step size folds the scalars that torch multiplies element
+    by element (a few roundings apart).
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
+            \beta_2)`, the coefficients of the running averages of the gradient and of its
+            square.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): weight decay
+            :math:`\lambda`.
+        decoupled_weight_decay (bool, default @decoupled_weight_decay@): decay the
+            parameters (AdamW-style) instead of adding :math:`\lambda \theta` to the gradient.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`).
+    """
+
+    _spec = C.RADAM
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _RA.lr,
+        betas: Betas = _RA.betas,
+        eps: Hyper = _RA.eps,
+        weight_decay: Hyper = _RA.weight_decay,
+        decoupled_weight_decay: bool = _RA.decoupled_weight_decay,
+        *,
+        maximize: bool = _RA.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
+
+
+@_document
+class Adadelta(Optimizer):
+    r"""Adadelta, as ``torch.optim.Adadelta``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &v_t \leftarrow \rho v_{t-1} + (1 - \rho) g_t^2 \\
+        &\Delta_t = \sqrt{u_{t-1} + \epsilon} / \sqrt{v_t + \epsilon} \cdot g_t \\
+        &u_t \leftarrow \rho u_{t-1} + (1 - \rho) \Delta_t^2 \\
+        &\theta_t \leftarrow \theta_{t-1} - \gamma \Delta_t
+        \end{aligned}
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): coefficient :math:`\gamma` that scales
+            :math:`\Delta` before it is applied.
+        rho (float or schedule, default @rho@): coefficient :math:`\rho` of the running
+            averages of the squared gradient and of the squared update (in [0, 1]).
+        eps (float or schedule, default @eps@): term added inside both square roots.
+        weight_decay (float or schedule, default @weight_decay@): weight decay (L2
+            penalty) :math:`\lambda`.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``square_avg`` (:math:`v`), ``acc_delta`` (:math:`u`).
+    """
+
+    _spec = C.ADADELTA
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AD.lr,
+        rho: Hyper = _AD.rho,
+        eps: Hyper = _AD.eps,
+        weight_decay: Hyper = _AD.weight_decay,
+        *,
+        maximize: bool = _AD.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
         )

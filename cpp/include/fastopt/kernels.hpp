@@ -258,6 +258,118 @@ void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta
 #undef FASTOPT_ADAM
 }
 
+// ---------------------------------------------------------------- Adamax
+// step_size = lr / (1 - beta1**t) is computed by the caller in double.  The maximum
+// propagates a NaN from either side, as torch.maximum and np.maximum.
+template <class T, bool WD>
+inline void adamax_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+                        T* FASTOPT_RESTRICT u, std::size_t n, T one_minus_beta1, T beta2, T eps,
+                        T wd, T step_size, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (WD) gi = gi + wd * p[i];
+    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
+    const T a = beta2 * u[i];
+    const T b = __builtin_fabs(gi) + eps;
+    const T ui = ((a != a) | (a > b)) ? a : b;
+    m[i] = mi;
+    u[i] = ui;
+    p[i] = p[i] - step_size * mi / ui;
+  }
+}
+
+template <class T>
+void adamax(T* p, const T* g, T* m, T* u, std::size_t n, T one_minus_beta1, T beta2, T eps, T wd,
+            bool use_wd, T step_size, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  if (use_wd)
+    adamax_impl<T, true>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
+  else
+    adamax_impl<T, false>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
+}
+
+// ---------------------------------------------------------------- RAdam
+// step_size folds lr, the bias corrections and the rectification term r_t (computed by the
+// caller in double); `rectify` (rho_t > 5) is decided there too.
+template <class T, bool WD, bool DECOUPLED, bool RECTIFY>
+inline void radam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+                       T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
+                       T one_minus_beta2, T eps, T wd, T decay, T step_size, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    T pi = p[i];
+    if (WD) {
+      if (DECOUPLED)
+        pi = pi * decay;
+      else
+        gi = gi + wd * pi;
+    }
+    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
+    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    if (RECTIFY)
+      p[i] = pi - step_size * mi / (fsqrt(vi) + eps);
+    else
+      p[i] = pi - step_size * mi;
+  }
+}
+
+template <class T>
+void radam(T* p, const T* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
+           T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, bool decoupled,
+           bool rectify, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+#define FASTOPT_RADAM(W, D, R)                                                                   \
+  radam_impl<T, W, D, R>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, \
+                         step_size, s)
+  if (use_wd) {
+    if (decoupled) {
+      if (rectify)
+        FASTOPT_RADAM(true, true, true);
+      else
+        FASTOPT_RADAM(true, true, false);
+    } else {
+      if (rectify)
+        FASTOPT_RADAM(true, false, true);
+      else
+        FASTOPT_RADAM(true, false, false);
+    }
+  } else {
+    if (rectify)
+      FASTOPT_RADAM(false, false, true);
+    else
+      FASTOPT_RADAM(false, false, false);
+  }
+#undef FASTOPT_RADAM
+}
+
+// ---------------------------------------------------------------- Adadelta
+template <class T, bool WD>
+inline void adadelta_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
+                          T* FASTOPT_RESTRICT u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
+                          T wd, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (WD) gi = gi + wd * p[i];
+    const T vi = rho * v[i] + one_minus_rho * gi * gi;
+    v[i] = vi;
+    const T delta = fsqrt(u[i] + eps) / fsqrt(vi + eps) * gi;
+    u[i] = rho * u[i] + one_minus_rho * delta * delta;
+    p[i] = p[i] - lr * delta;
+  }
+}
+
+template <class T>
+void adadelta(T* p, const T* g, T* v, T* u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
+              T wd, bool use_wd, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  if (use_wd)
+    adadelta_impl<T, true>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
+  else
+    adadelta_impl<T, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
+}
+
 // ---------------------------------------------------------------- finiteness check
 // True if every element is finite.  Compares the magnitude bits with the exponent mask
 // (inf and NaN have an all-ones exponent); a max-reduction over unsigned integers

@@ -138,7 +138,98 @@ def _adam(
         p -= dt(step_size) * m / denom
 
 
-_RULES = {"sgd": _sgd, "adagrad": _adagrad, "rmsprop": _rmsprop, "adam": _adam}
+def _adamax(rows, *, one_minus_beta1, beta2, eps, wd, step_size, maximize):
+    r"""Adamax (``torch.optim.Adamax``); ``step_size = lr / (1 - beta1**t)`` in float64.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p,\quad m \leftarrow m + (1 - \beta_1)(g - m),\quad
+        u \leftarrow \max(\beta_2 u, |g| + \epsilon),\quad
+        p \leftarrow p - \mathrm{step\_size} \cdot m / u
+
+    The maximum propagates NaN from either side (``torch.maximum``, ``np.maximum``).
+    """
+    for p, g, m, u in rows:
+        dt = p.dtype.type
+        g = -g if maximize else g
+        if wd != 0:
+            g = g + dt(wd) * p
+        m += dt(one_minus_beta1) * (g - m)
+        np.maximum(dt(beta2) * u, np.abs(g) + dt(eps), out=u)
+        p -= dt(step_size) * m / u
+
+
+def _radam(
+    rows,
+    *,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    step_size,
+    rectify,
+    decoupled,
+    maximize,
+):
+    r"""RAdam (``torch.optim.RAdam``).  ``_contract.radam_per_step`` decides in float64
+    whether the variance is rectified (``rho_t > 5``) and folds every scalar into
+    ``step_size``: ``lr * sqrt(1 - beta2**t) * r_t / (1 - beta1**t)`` when rectified, else
+    ``lr / (1 - beta1**t)``.
+
+    .. math::
+        p &\leftarrow p \cdot \mathrm{decay} \text{ (decoupled) or }
+        g \leftarrow g + \lambda p \\
+        m &\leftarrow m + (1 - \beta_1)(g - m),\quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+        p &\leftarrow p - \mathrm{step\_size} \cdot m / (\sqrt{v} + \epsilon)
+        \text{ (rectify) else } p \leftarrow p - \mathrm{step\_size} \cdot m
+    """
+    for p, g, m, v in rows:
+        dt = p.dtype.type
+        g = -g if maximize else g
+        if wd != 0:
+            if decoupled:
+                p *= dt(decay)
+            else:
+                g = g + dt(wd) * p
+        m += dt(one_minus_beta1) * (g - m)
+        v[...] = dt(beta2) * v + dt(one_minus_beta2) * g * g
+        if rectify:
+            p -= dt(step_size) * m / (np.sqrt(v) + dt(eps))
+        else:
+            p -= dt(step_size) * m
+
+
+def _adadelta(rows, *, lr, rho, one_minus_rho, eps, wd, maximize):
+    r"""Adadelta (``torch.optim.Adadelta``).
+
+    .. math::
+        g &\leftarrow \pm g + \lambda p,\quad
+        v \leftarrow \rho v + (1 - \rho) g^2 \\
+        \Delta &= \sqrt{u + \epsilon} / \sqrt{v + \epsilon} \cdot g,\quad
+        u \leftarrow \rho u + (1 - \rho) \Delta^2,\quad p \leftarrow p - \eta \Delta
+    """
+    for p, g, v, u in rows:
+        dt = p.dtype.type
+        g = -g if maximize else g
+        if wd != 0:
+            g = g + dt(wd) * p
+        v[...] = dt(rho) * v + dt(one_minus_rho) * g * g
+        delta = np.sqrt(u + dt(eps)) / np.sqrt(v + dt(eps)) * g
+        u[...] = dt(rho) * u + dt(one_minus_rho) * delta * delta
+        p -= dt(lr) * delta
+
+
+_RULES = {
+    "sgd": _sgd,
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "adam": _adam,
+    "adamax": _adamax,
+    "radam": _radam,
+    "adadelta": _adadelta,
+}
 
 
 def step(kind, params, grads, state, scalars, names=None):
