@@ -150,6 +150,69 @@ def _adam_cases(opt):
     return out
 
 
+def _adamax_cases():
+    out = []
+    for weight_decay in (0.0, 0.05):
+        for maximize in (False, True):
+            for betas, eps in [((0.9, 0.999), 1e-8), ((0.8, 0.95), 1e-3)]:
+                out.append(
+                    dict(
+                        opt="Adamax",
+                        options=dict(
+                            lr=0.02,
+                            betas=list(betas),
+                            eps=eps,
+                            weight_decay=weight_decay,
+                            maximize=maximize,
+                        ),
+                    )
+                )
+    return out
+
+
+def _radam_cases():
+    out = []
+    for weight_decay, decoupled in [(0.0, False), (0.05, False), (0.05, True)]:
+        for maximize in (False, True):
+            # (0.8, 0.95): rho_t > 5 from step 7; (0.9, 0.999): from step 6 on
+            for betas, eps in [((0.9, 0.999), 1e-8), ((0.8, 0.95), 1e-4)]:
+                out.append(
+                    dict(
+                        opt="RAdam",
+                        options=dict(
+                            lr=0.02,
+                            betas=list(betas),
+                            eps=eps,
+                            weight_decay=weight_decay,
+                            decoupled_weight_decay=decoupled,
+                            maximize=maximize,
+                        ),
+                    )
+                )
+    return out
+
+
+def _adadelta_cases():
+    out = []
+    for rho in (0.9, 0.5):
+        for weight_decay in (0.0, 0.01):
+            for maximize in (False, True):
+                for eps in (1e-6, 1e-3):
+                    out.append(
+                        dict(
+                            opt="Adadelta",
+                            options=dict(
+                                lr=1.0,
+                                rho=rho,
+                                eps=eps,
+                                weight_decay=weight_decay,
+                                maximize=maximize,
+                            ),
+                        )
+                    )
+    return out
+
+
 def _exp(base, gamma):
     return {"schedule": "exp", "base": base, "gamma": gamma}
 
@@ -313,6 +376,95 @@ SPECIAL_CASES = [
 ]
 
 
+# Added with Adamax, RAdam and Adadelta; after the cases above in the list, so that the
+# seeds (by position) of the older cases, hence their fixture entries, are unchanged.
+SPECIAL_CASES_2 = [
+    dict(name="Adamax-quad", opt="Adamax", grad=QUAD, options=dict(lr=0.02)),
+    dict(
+        name="Adamax-quad-wd-max",
+        opt="Adamax",
+        grad=QUAD_MAX,
+        options=dict(lr=0.02, betas=[0.8, 0.95], weight_decay=0.05, maximize=True),
+    ),
+    dict(
+        name="Adamax-sched-all",
+        opt="Adamax",
+        grad=QUAD,
+        options=dict(
+            lr=_exp(0.05, 0.97),
+            betas=[_linear(0.5, 0.9, 60), _linear(0.9, 0.999, 100)],
+            eps=_linear(1e-3, 1e-8, 50),
+            weight_decay=_linear(0.05, 0.0, 80),
+        ),
+    ),
+    dict(
+        name="Adamax-groups",
+        opt="Adamax",
+        grad=QUAD,
+        options=dict(lr=0.02),
+        groups=[{"params": [0]}, {"params": [1, 2], "lr": 0.005, "weight_decay": 0.1}],
+    ),
+    dict(name="RAdam-quad", opt="RAdam", grad=QUAD, options=dict(lr=0.02)),
+    dict(
+        name="RAdam-quad-decoupled-max",
+        opt="RAdam",
+        grad=QUAD_MAX,
+        options=dict(
+            lr=0.02,
+            betas=[0.8, 0.95],
+            weight_decay=0.1,
+            decoupled_weight_decay=True,
+            maximize=True,
+        ),
+    ),
+    dict(
+        name="RAdam-sched-all",
+        opt="RAdam",
+        grad=QUAD,
+        options=dict(
+            lr=_cosine(0.05, 0.001, 40),
+            betas=[_linear(0.5, 0.9, 60), _linear(0.9, 0.99, 100)],
+            eps=_exp(1e-4, 0.9),
+            weight_decay=_linear(0.0, 0.05, 60),
+        ),
+    ),
+    dict(
+        name="RAdam-groups-sched",
+        opt="RAdam",
+        grad=QUAD,
+        options=dict(lr=0.02, decoupled_weight_decay=True),
+        groups=[
+            {"params": [0], "lr": _exp(0.05, 0.96), "weight_decay": 0.0},
+            {"params": [1, 2], "lr": 0.01, "weight_decay": 0.3},
+        ],
+    ),
+    dict(name="Adadelta-quad", opt="Adadelta", grad=QUAD, options=dict(lr=1.0)),
+    dict(
+        name="Adadelta-quad-wd-max",
+        opt="Adadelta",
+        grad=QUAD_MAX,
+        options=dict(lr=0.5, rho=0.8, weight_decay=0.01, maximize=True),
+    ),
+    dict(
+        name="Adadelta-sched-all",
+        opt="Adadelta",
+        grad=QUAD,
+        options=dict(
+            lr=_exp(2.0, 0.98),
+            rho=_linear(0.5, 0.95, 80),
+            eps=_linear(1e-3, 1e-6, 50),
+            weight_decay=_linear(0.02, 0.0, 100),
+        ),
+    ),
+    dict(
+        name="Adadelta-groups",
+        opt="Adadelta",
+        options=dict(lr=1.0),
+        groups=[{"params": [0]}, {"params": [1, 2], "lr": 0.3, "weight_decay": 0.05}],
+    ),
+]
+
+
 def _case_name(case):
     o = case["options"]
     parts = [case["opt"]]
@@ -336,6 +488,7 @@ def build_cases():
         + _adam_cases("Adam")
         + _adam_cases("AdamW")
     )
+    grid_2 = _adamax_cases() + _radam_cases() + _adadelta_cases()
     cases = []
     for case in grid:
         cases.append(
@@ -356,6 +509,25 @@ def build_cases():
                 **({"groups": case["groups"]} if "groups" in case else {}),
             )
         )
+    for case in grid_2:
+        cases.append(
+            dict(
+                name=_case_name(case),
+                opt=case["opt"],
+                options=case["options"],
+                grad={"kind": "gauss", "scale": 1.0},
+            )
+        )
+    for case in SPECIAL_CASES_2:
+        cases.append(
+            dict(
+                name=case["name"],
+                opt=case["opt"],
+                options=case["options"],
+                grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
+                **({"groups": case["groups"]} if "groups" in case else {}),
+            )
+        )
     for i, case in enumerate(cases):
         case["seed"] = 1000 + i
     names = [c["name"] for c in cases]
@@ -364,7 +536,7 @@ def build_cases():
 
 
 CASES = build_cases()
-OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW")
+OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "RAdam", "Adadelta")
 
 # --------------------------------------------------------------------------- helpers
 # (shared by the generator, the fixture test and the live torch test)

@@ -157,6 +157,9 @@ def test_fixture_is_complete_and_current():
             "RMSprop": ["centered", "maximize"],
             "Adam": ["amsgrad", "maximize"],
             "AdamW": ["amsgrad", "maximize"],
+            "Adamax": ["maximize"],
+            "RAdam": ["decoupled_weight_decay", "maximize"],
+            "Adadelta": ["maximize"],
         }[opt]:
             assert {bool(c["options"].get(flag, False)) for c in mine} == {False, True}, (opt, flag)
     for case in FIXTURE_CASES:
@@ -203,6 +206,13 @@ LIVE_CASES = [  # (fixture case name, what it covers)
     "Adam-sched-beta1-beta2-gauss",
     "AdamW-groups-sched",
     "AdamW-sched-lr-beta1-wd",
+    "Adamax-quad-wd-max",
+    "Adamax-sched-all",
+    "RAdam-quad-decoupled-max",
+    "RAdam-sched-all",
+    "RAdam-groups-sched",
+    "Adadelta-quad-wd-max",
+    "Adadelta-sched-all",
 ]
 
 
