@@ -48,6 +48,10 @@ OPTIMIZERS = {
     "adagrad": (fastopt.Adagrad, dict(lr=0.01), "Adagrad", dict(lr=0.01), 20, 2),
     "rmsprop": (fastopt.RMSprop, dict(lr=0.01), "RMSprop", dict(lr=0.01), 20, 2),
     "adam": (fastopt.Adam, dict(lr=1e-3), "Adam", dict(lr=1e-3), 28, 3),
+    # torch has no fused Adamax/RAdam/Adadelta on CPU: torch-fused skips, foreach is its best
+    "adamax": (fastopt.Adamax, dict(lr=2e-3), "Adamax", dict(lr=2e-3), 28, 3),
+    "radam": (fastopt.RAdam, dict(lr=1e-3), "RAdam", dict(lr=1e-3), 28, 3),
+    "adadelta": (fastopt.Adadelta, dict(lr=1.0), "Adadelta", dict(lr=1.0), 28, 3),
 }
 
 
@@ -100,6 +104,51 @@ def _numpy_step(name):
                 sq *= 0.99
                 sq += 0.01 * g * g
                 p -= 0.01 * g / (np.sqrt(sq) + 1e-8)
+    elif name == "adamax":
+
+        def step(ps, gs, st, t):
+            ms = st.setdefault("m", [np.zeros_like(p) for p in ps])
+            us = st.setdefault("u", [np.zeros_like(p) for p in ps])
+            for p, g, m, u in zip(ps, gs, ms, us):
+                m *= 0.9
+                m += 0.1 * g
+                np.maximum(0.999 * u, np.abs(g) + 1e-8, out=u)
+                p -= 2e-3 / (1 - 0.9**t) * m / u
+    elif name == "radam":
+
+        def step(ps, gs, st, t):
+            ms = st.setdefault("m", [np.zeros_like(p) for p in ps])
+            vs = st.setdefault("v", [np.zeros_like(p) for p in ps])
+            rho_inf = 2 / (1 - 0.999) - 1
+            rho_t = rho_inf - 2 * t * 0.999**t / (1 - 0.999**t)
+            for p, g, m, v in zip(ps, gs, ms, vs):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                mhat = m / (1 - 0.9**t)
+                if rho_t > 5:
+                    r = np.sqrt(
+                        (rho_t - 4)
+                        * (rho_t - 2)
+                        * rho_inf
+                        / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+                    )
+                    p -= 1e-3 * mhat * r * np.sqrt(1 - 0.999**t) / (np.sqrt(v) + 1e-8)
+                else:
+                    p -= 1e-3 * mhat
+    elif name == "adadelta":
+
+        def step(ps, gs, st, t):
+            vs = st.setdefault("v", [np.zeros_like(p) for p in ps])
+            us = st.setdefault("u", [np.zeros_like(p) for p in ps])
+            for p, g, v, u in zip(ps, gs, vs, us):
+                v *= 0.9
+                v += 0.1 * g * g
+                delta = np.sqrt(u + 1e-6) / np.sqrt(v + 1e-6) * g
+                u *= 0.9
+                u += 0.1 * delta * delta
+                p -= delta
     else:
 
         def step(ps, gs, st, t):

@@ -15,6 +15,7 @@ import json
 import sys
 from collections import defaultdict
 
+_ORDER = ["sgd_momentum", "adagrad", "rmsprop", "adam", "adamax", "radam", "adadelta"]
 CASE_ORDER = ["1e3", "1e5", "1e6", "1.6e7", "1000x1e3", "100xlog"]
 
 
@@ -63,7 +64,7 @@ def main(path):
         "| NumPy | torch | torch foreach | torch fused |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    opts = sorted({k[0] for k in rows}, key=["sgd_momentum", "adagrad", "rmsprop", "adam"].index)
+    opts = sorted({k[0] for k in rows}, key=_ORDER.index)
     for opt in opts:
         for case in CASE_ORDER:
             r = rows.get((opt, case))
