@@ -48,8 +48,9 @@ OPTIMIZERS = {
     "adagrad": (fastopt.Adagrad, dict(lr=0.01), "Adagrad", dict(lr=0.01), 20, 2),
     "rmsprop": (fastopt.RMSprop, dict(lr=0.01), "RMSprop", dict(lr=0.01), 20, 2),
     "adam": (fastopt.Adam, dict(lr=1e-3), "Adam", dict(lr=1e-3), 28, 3),
-    # torch has no fused Adamax/RAdam/Adadelta on CPU: torch-fused skips, foreach is its best
+    # torch has no fused Adamax/NAdam/RAdam/Adadelta: torch-fused skips, foreach is its best
     "adamax": (fastopt.Adamax, dict(lr=2e-3), "Adamax", dict(lr=2e-3), 28, 3),
+    "nadam": (fastopt.NAdam, dict(lr=2e-3), "NAdam", dict(lr=2e-3), 28, 3),
     "radam": (fastopt.RAdam, dict(lr=1e-3), "RAdam", dict(lr=1e-3), 28, 3),
     "adadelta": (fastopt.Adadelta, dict(lr=1.0), "Adadelta", dict(lr=1.0), 28, 3),
 }
@@ -114,6 +115,22 @@ def _numpy_step(name):
                 m += 0.1 * g
                 np.maximum(0.999 * u, np.abs(g) + 1e-8, out=u)
                 p -= 2e-3 / (1 - 0.9**t) * m / u
+    elif name == "nadam":
+
+        def step(ps, gs, st, t):
+            ms = st.setdefault("m", [np.zeros_like(p) for p in ps])
+            vs = st.setdefault("v", [np.zeros_like(p) for p in ps])
+            mu = 0.9 * (1 - 0.5 * 0.96 ** (t * 4e-3))
+            mu_next = 0.9 * (1 - 0.5 * 0.96 ** ((t + 1) * 4e-3))
+            prod = st["prod"] = st.get("prod", 1.0) * mu
+            for p, g, m, v in zip(ps, gs, ms, vs):
+                m *= 0.9
+                m += 0.1 * g
+                v *= 0.999
+                v += 0.001 * g * g
+                denom = np.sqrt(v / (1 - 0.999**t)) + 1e-8
+                p -= 2e-3 * (1 - mu) / (1 - prod) * g / denom
+                p -= 2e-3 * mu_next / (1 - prod * mu_next) * m / denom
     elif name == "radam":
 
         def step(ps, gs, st, t):

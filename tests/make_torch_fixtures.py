@@ -213,6 +213,31 @@ def _adadelta_cases():
     return out
 
 
+def _nadam_cases():
+    out = []
+    for weight_decay, decoupled in [(0.0, False), (0.05, False), (0.05, True)]:
+        for maximize in (False, True):
+            for betas, eps, momentum_decay in [
+                ((0.9, 0.999), 1e-8, 4e-3),
+                ((0.8, 0.95), 1e-4, 0.05),
+            ]:
+                out.append(
+                    dict(
+                        opt="NAdam",
+                        options=dict(
+                            lr=0.02,
+                            betas=list(betas),
+                            eps=eps,
+                            weight_decay=weight_decay,
+                            momentum_decay=momentum_decay,
+                            decoupled_weight_decay=decoupled,
+                            maximize=maximize,
+                        ),
+                    )
+                )
+    return out
+
+
 def _exp(base, gamma):
     return {"schedule": "exp", "base": base, "gamma": gamma}
 
@@ -465,6 +490,47 @@ SPECIAL_CASES_2 = [
 ]
 
 
+# Added with NAdam, after all the cases above (their seeds unchanged).
+SPECIAL_CASES_3 = [
+    dict(name="NAdam-quad", opt="NAdam", grad=QUAD, options=dict(lr=0.02)),
+    dict(
+        name="NAdam-quad-decoupled-max",
+        opt="NAdam",
+        grad=QUAD_MAX,
+        options=dict(
+            lr=0.02,
+            betas=[0.8, 0.95],
+            weight_decay=0.1,
+            decoupled_weight_decay=True,
+            maximize=True,
+        ),
+    ),
+    dict(
+        # a scheduled beta1 and momentum_decay: mu_product is a running product
+        name="NAdam-sched-all",
+        opt="NAdam",
+        grad=QUAD,
+        options=dict(
+            lr=_exp(0.05, 0.97),
+            betas=[_linear(0.5, 0.9, 60), _linear(0.9, 0.999, 100)],
+            eps=_linear(1e-3, 1e-8, 50),
+            weight_decay=_linear(0.05, 0.0, 80),
+            momentum_decay=_linear(0.1, 0.004, 70),
+        ),
+    ),
+    dict(
+        name="NAdam-groups-sched",
+        opt="NAdam",
+        grad=QUAD,
+        options=dict(lr=0.02),
+        groups=[
+            {"params": [0], "lr": _exp(0.05, 0.96), "betas": [_linear(0.6, 0.9, 50), 0.99]},
+            {"params": [1, 2], "lr": 0.01, "weight_decay": 0.3, "momentum_decay": 0.02},
+        ],
+    ),
+]
+
+
 def _case_name(case):
     o = case["options"]
     parts = [case["opt"]]
@@ -528,6 +594,25 @@ def build_cases():
                 **({"groups": case["groups"]} if "groups" in case else {}),
             )
         )
+    for case in _nadam_cases():
+        cases.append(
+            dict(
+                name=_case_name(case),
+                opt=case["opt"],
+                options=case["options"],
+                grad={"kind": "gauss", "scale": 1.0},
+            )
+        )
+    for case in SPECIAL_CASES_3:
+        cases.append(
+            dict(
+                name=case["name"],
+                opt=case["opt"],
+                options=case["options"],
+                grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
+                **({"groups": case["groups"]} if "groups" in case else {}),
+            )
+        )
     for i, case in enumerate(cases):
         case["seed"] = 1000 + i
     names = [c["name"] for c in cases]
@@ -536,7 +621,7 @@ def build_cases():
 
 
 CASES = build_cases()
-OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "RAdam", "Adadelta")
+OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adadelta")
 
 # --------------------------------------------------------------------------- helpers
 # (shared by the generator, the fixture test and the live torch test)

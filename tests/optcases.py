@@ -51,6 +51,12 @@ def all_cases():
             continue
         # betas=(0.8, 0.95): rho_t > 5 from step 7 on, so both branches run
         cases.append((fastopt.RAdam, dict(lr=0.01, betas=(0.8, 0.95), **kw)))
+    for kw in _combos(
+        decoupled_weight_decay=[False, True], weight_decay=[0.0, 0.05], maximize=[False, True]
+    ):
+        if kw["decoupled_weight_decay"] and kw["weight_decay"] == 0:
+            continue
+        cases.append((fastopt.NAdam, dict(lr=0.01, betas=(0.8, 0.95), momentum_decay=0.01, **kw)))
     for kw in _combos(rho=[0.9, 0.5], weight_decay=[0.0, 0.01], maximize=[False, True]):
         cases.append((fastopt.Adadelta, dict(lr=0.5, **kw)))
     return cases

@@ -50,7 +50,7 @@ def test_trajectories_move(dtype):
 
 
 @pytest.mark.parametrize(
-    "fn", ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"]
+    "fn", ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam", "adadelta"]
 )
 def test_functional_kernels_match_across_backends(fn, backend, dtype):
     rng = np.random.default_rng(3)
@@ -60,6 +60,7 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
         r = np.random.default_rng(4)
         p = r.standard_normal(n).astype(dtype)
         s1, s2, s3 = (np.zeros_like(p) for _ in range(3))
+        mu = [1.0]
         for t in range(1, 51):
             g = (p + r.standard_normal(n)).astype(dtype)
             if fn == "sgd":
@@ -88,6 +89,19 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
                 fastopt.kernels.adamw(p, g, s1, s2, step=t, lr=0.01, backend=be)
             elif fn == "adamax":
                 fastopt.kernels.adamax(p, g, s1, s2, step=t, lr=0.01, weight_decay=0.1, backend=be)
+            elif fn == "nadam":
+                mu[0] = fastopt.kernels.nadam(
+                    p,
+                    g,
+                    s1,
+                    s2,
+                    step=t,
+                    mu_product=mu[0],
+                    lr=0.01,
+                    weight_decay=0.1,
+                    momentum_decay=0.01,
+                    backend=be,
+                )
             elif fn == "radam":
                 fastopt.kernels.radam(
                     p,
@@ -124,11 +138,17 @@ def test_functional_kernel_equals_optimizer(backend, dtype):
     assert np.array_equal(m, opt.state[0]["exp_avg"])
 
 
-@pytest.mark.parametrize("fn", ["adamax", "radam", "adadelta"])
+@pytest.mark.parametrize("fn", ["adamax", "nadam", "radam", "adadelta"])
 def test_functional_kernel_equals_optimizer_new(fn, backend, dtype):
     """kernels.<fn> with explicit state reproduces the optimizer class bit for bit."""
-    cls = {"adamax": fastopt.Adamax, "radam": fastopt.RAdam, "adadelta": fastopt.Adadelta}[fn]
+    cls = {
+        "adamax": fastopt.Adamax,
+        "nadam": fastopt.NAdam,
+        "radam": fastopt.RAdam,
+        "adadelta": fastopt.Adadelta,
+    }[fn]
     kw = dict(lr=0.02, weight_decay=0.1)
+    mu = 1.0
     rng = np.random.default_rng(5)
     p1 = rng.standard_normal(257).astype(dtype)
     p2 = p1.copy()
@@ -136,8 +156,13 @@ def test_functional_kernel_equals_optimizer_new(fn, backend, dtype):
     opt = cls([p2], backend=backend, **kw)
     for t in range(1, 31):
         g = rng.standard_normal(257).astype(dtype)
-        getattr(fastopt.kernels, fn)(p1, g, s1, s2, step=t, backend=backend, **kw)
+        if fn == "nadam":
+            mu = fastopt.kernels.nadam(p1, g, s1, s2, step=t, mu_product=mu, backend=backend, **kw)
+        else:
+            getattr(fastopt.kernels, fn)(p1, g, s1, s2, step=t, backend=backend, **kw)
         opt.step([g])
+        if fn == "nadam":
+            assert mu == opt.state_dict()["param_groups"][0]["mu_product"]
     assert np.array_equal(p1, p2)
     names = opt._spec.state_names
     assert np.array_equal(s1, opt.state[0][names[0]])

@@ -15,6 +15,7 @@ OPTIMIZERS = [
     (fastopt.Adam, dict(lr=0.01, amsgrad=True)),
     (fastopt.AdamW, dict(lr=0.01)),
     (fastopt.Adamax, dict(lr=0.01)),
+    (fastopt.NAdam, dict(lr=0.01, weight_decay=0.1)),
     (fastopt.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     (fastopt.Adadelta, dict(lr=0.5)),
 ]
@@ -203,6 +204,16 @@ GOOD = np.ones(4, np.float32)
         ),
         (lambda: fastopt.Adamax([GOOD.copy()], eps=-1.0), ValueError, "eps must be >= 0.0"),
         (
+            lambda: fastopt.NAdam([GOOD.copy()], momentum_decay=-1e-3),
+            ValueError,
+            "momentum_decay must be >= 0.0",
+        ),
+        (
+            lambda: fastopt.NAdam([GOOD.copy()], betas=(1.5, 0.9)),
+            ValueError,
+            r"beta1 must be in \[0, 1\)",
+        ),
+        (
             lambda: fastopt.RAdam([GOOD.copy()], decoupled_weight_decay=1),
             TypeError,
             "decoupled_weight_decay must be True or False",
@@ -267,13 +278,14 @@ def test_functional_kernels_check_state_arrays(backend):
     assert snapshot([p, m, v]) == before
 
 
-@pytest.mark.parametrize("fn", ["adamax", "radam", "adadelta"])
+@pytest.mark.parametrize("fn", ["adamax", "nadam", "radam", "adadelta"])
 def test_new_functional_kernels_check_state_arrays(fn, backend):
     p, g = np.ones(5), np.ones(5)
     s1, s2 = np.zeros(5), np.zeros(5)
     kernel = getattr(fastopt.kernels, fn)
     arg1, arg2 = {
         "adamax": ("exp_avgs", "exp_infs"),
+        "nadam": ("exp_avgs", "exp_avg_sqs"),
         "radam": ("exp_avgs", "exp_avg_sqs"),
         "adadelta": ("square_avgs", "acc_deltas"),
     }[fn]
@@ -289,3 +301,25 @@ def test_new_functional_kernels_check_state_arrays(fn, backend):
     with pytest.raises(ValueError, match=r"lr must be >= 0\.0"):
         kernel(p, g, s1, s2, step=1, lr=-1.0, backend=backend)
     assert snapshot([p, s1, s2]) == before
+
+
+def test_nadam_mu_product_checked_and_unchanged_on_error(backend):
+    p, g, m, v = np.ones(5), np.ones(5), np.zeros(5), np.zeros(5)
+    before = snapshot([p, m, v])
+    for bad in (1.5, -0.1, math.nan):
+        with pytest.raises(ValueError, match="mu_product"):
+            fastopt.kernels.nadam(p, g, m, v, step=1, mu_product=bad, backend=backend)
+    with pytest.raises(TypeError, match="mu_product"):
+        fastopt.kernels.nadam(p, g, m, v, step=1, mu_product="1", backend=backend)
+    assert snapshot([p, m, v]) == before
+    # A failing step leaves the optimizer's running product as it was.
+    opt = fastopt.NAdam([p], backend=backend)
+    opt.step([g])
+    mu = opt.state_dict()["param_groups"][0]["mu_product"]
+    with pytest.raises(TypeError):
+        opt.step([g.astype(np.float32)])
+    assert opt.state_dict()["param_groups"][0]["mu_product"] == mu
+    sd = opt.state_dict()
+    sd["param_groups"][0]["mu_product"] = 2.0
+    with pytest.raises(ValueError, match="mu_product"):
+        opt.load_state_dict(sd)

@@ -29,6 +29,8 @@ OPTIMIZERS = [
     ("adam-amsgrad", fastopt.Adam, dict(amsgrad=True, maximize=True)),
     ("adamw", fastopt.AdamW, dict(amsgrad=True)),
     ("adamax", fastopt.Adamax, dict(weight_decay=1e-3, maximize=True)),
+    ("nadam", fastopt.NAdam, dict(weight_decay=1e-3, betas=(lambda k: 0.9 - 0.3 / (k + 1), 0.99))),
+    ("nadam-decoupled", fastopt.NAdam, dict(weight_decay=0.1, decoupled_weight_decay=True)),
     ("radam", fastopt.RAdam, dict(weight_decay=1e-3)),
     ("radam-decoupled", fastopt.RAdam, dict(weight_decay=0.1, decoupled_weight_decay=True)),
     ("adadelta", fastopt.Adadelta, dict(rho=0.8, weight_decay=1e-3)),

@@ -19,6 +19,7 @@ CLASSES = {
     "adam": fastopt.Adam,
     "adamw": fastopt.AdamW,
     "adamax": fastopt.Adamax,
+    "nadam": fastopt.NAdam,
     "radam": fastopt.RAdam,
     "adadelta": fastopt.Adadelta,
 }
@@ -126,6 +127,23 @@ def _reference_scalars(kind, o, t):
             step_size=o["lr"] / (1 - b1**t),
             maximize=o["maximize"],
         )
+    if kind == "nadam":  # torch.optim.NAdam's scalars; mu_product a float32 tensor
+        mu = b1 * (1.0 - 0.5 * (0.96 ** (t * o["momentum_decay"])))
+        mu_next = b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * o["momentum_decay"])))
+        prod = float(np.float32(1.0) * np.float32(mu))  # from the start value 1.0
+        return dict(
+            one_minus_beta1=1 - b1,
+            beta2=b2,
+            one_minus_beta2=1 - b2,
+            eps=o["eps"],
+            wd=o["weight_decay"],
+            decay=1 - o["lr"] * o["weight_decay"],
+            bias_correction2=1 - b2**t,
+            grad_coef=-o["lr"] * (1.0 - mu) / (1.0 - prod),
+            avg_coef=(-o["lr"] * mu_next) / (1.0 - prod * mu_next),
+            maximize=o["maximize"],
+            decoupled=o["decoupled_weight_decay"],
+        )
     if kind == "radam":  # torch.optim.RAdam's Python floats, written out
         bc1, bc2 = 1 - b1**t, 1 - b2**t
         rho_inf = 2 / (1 - b2) - 1
@@ -181,6 +199,21 @@ def test_scalars_are_todays_formulas_bit_for_bit(name):
         assert set(got) == set(want) == set(spec.scalar_names)
         for k in want:
             assert got[k] == want[k] and type(got[k]) is type(want[k]), (k, t)
+
+
+def test_nadam_mu_product_is_torchs_float32_running_product():
+    """The carried product: mu_t rounded to float32, the product rounded to float32 (a 0-d
+    float32 tensor ``*=`` a Python float), over steps with a changing beta1."""
+    prod = 1.0
+    o = dict(C.NADAM.defaults)
+    for t in range(1, 50):
+        o["betas"] = (0.9 - 0.4 / t, 0.999)
+        _, (new,) = C.NADAM.step_scalars(o, t, (prod,))
+        mu = o["betas"][0] * (1.0 - 0.5 * (0.96 ** (t * o["momentum_decay"])))
+        want = float(np.float32(np.float32(prod) * np.float32(mu)))
+        assert new == want, t
+        prod = new
+    assert C.NADAM.scalars(o, 1) == C.NADAM.scalars(o, 1, (1.0,))
 
 
 def test_numba_compiles_the_same_functions_to_the_same_bits():

@@ -158,6 +158,7 @@ def test_fixture_is_complete_and_current():
             "Adam": ["amsgrad", "maximize"],
             "AdamW": ["amsgrad", "maximize"],
             "Adamax": ["maximize"],
+            "NAdam": ["decoupled_weight_decay", "maximize"],
             "RAdam": ["decoupled_weight_decay", "maximize"],
             "Adadelta": ["maximize"],
         }[opt]:
@@ -208,6 +209,9 @@ LIVE_CASES = [  # (fixture case name, what it covers)
     "AdamW-sched-lr-beta1-wd",
     "Adamax-quad-wd-max",
     "Adamax-sched-all",
+    "NAdam-quad-decoupled-max",
+    "NAdam-sched-all",
+    "NAdam-groups-sched",
     "RAdam-quad-decoupled-max",
     "RAdam-sched-all",
     "RAdam-groups-sched",

@@ -439,6 +439,13 @@ const Kind kKinds[] = {
      {"exp_avg", "exp_inf"},
      {"exp_avgs", "exp_infs"},
      "one_minus_beta1 beta2 eps wd step_size maximize"},
+    {"nadam",
+     Op::nadam,
+     2,
+     {"exp_avg", "exp_avg_sq"},
+     {"exp_avgs", "exp_avg_sqs"},
+     "one_minus_beta1 beta2 one_minus_beta2 eps wd decay bias_correction2 grad_coef avg_coef "
+     "maximize decoupled"},
     {"radam",
      Op::radam,
      2,
@@ -475,6 +482,9 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"inv_bc2_sqrt", &Job::inv_bc2_sqrt, nullptr},
                          {"rho", &Job::rho, nullptr},
                          {"one_minus_rho", &Job::one_minus_rho, nullptr},
+                         {"bias_correction2", &Job::bias_correction2, nullptr},
+                         {"grad_coef", &Job::grad_coef, nullptr},
+                         {"avg_coef", &Job::avg_coef, nullptr},
                          {"nesterov", nullptr, &Job::nesterov},
                          {"maximize", nullptr, &Job::maximize},
                          {"first", nullptr, &Job::first},
@@ -483,6 +493,7 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"amsgrad", nullptr, &Job::amsgrad},
                          {"rectify", nullptr, &Job::rectify}};
 constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
+static_assert(kNumFields <= 32, "the field masks are 32-bit");
 
 // Is the word [w, w + n) one of the space-separated words of `list`?
 bool listed(const char* list, const char* w, std::size_t n) {
@@ -570,7 +581,7 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
   }
   if (ki == kNumKinds)
     throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
-                          "; one of adadelta, adagrad, adam, adamax, radam, rmsprop, sgd");
+                          "; one of adadelta, adagrad, adam, adamax, nadam, radam, rmsprop, sgd");
   const Kind* k = &kKinds[ki];
   const std::string kind = k->name;  // for messages (short: no allocation)
   const unsigned want = kn[ki].fields;

@@ -58,6 +58,7 @@ __all__ = [
     "ADAM",
     "ADAMW",
     "ADAMAX",
+    "NADAM",
     "RADAM",
     "ADADELTA",
 ]
@@ -161,6 +162,7 @@ class Spec:
         cross: Callable[[Mapping[str, Any]], None] | None = None,
         fixed: dict[str, Any] | None = None,
         group_state: dict[str, Any] | None = None,
+        carry: tuple[str, ...] = (),
     ) -> None:
         import inspect
 
@@ -176,6 +178,9 @@ class Spec:
         self.cross = cross
         self.fixed = dict(fixed or {})
         self.group_state = dict(group_state or {})
+        #: Group-state reals that ``per_step`` reads (its arguments before ``step``) and
+        #: returns updated (after the step scalars): NAdam's running ``mu_product``.
+        self.carry = tuple(carry)
         self.defaults: dict[str, Any] = {o.name: o.default for o in options}
         #: The defaults as attributes, for the public signatures: ``lr=ADAM.D.lr``.
         self.D: Any = SimpleNamespace(**self.defaults)
@@ -190,12 +195,15 @@ class Spec:
         # names: beta1, beta2; ``fixed`` kernel flags such as decoupled).
         self.constant_args = tuple(inspect.signature(constants).parameters)
         self.step_args = (
-            tuple(inspect.signature(per_step).parameters)[:-1] if per_step is not None else ()
+            tuple(inspect.signature(per_step).parameters)[: -1 - len(self.carry)]
+            if per_step is not None
+            else ()
         )
         # Generated (as namedtuple does) so that the per-step cost of the optimizers is one
         # dict display and a few stores:
         #   constants_at(args) -> {constant name: value}
         #   put(scalars, args, step): scalars[step name] = value, for this step
+        #   (with ``carry``: put(scalars, args, step, carried) -> the updated carried values)
         for n in self.scalar_names:
             if not n.isidentifier():
                 raise ValueError(f"scalar name {n!r} is not an identifier")
@@ -203,10 +211,15 @@ class Spec:
             "def constants_at(args):\n    v = constants(*args)\n    return {"
             + ", ".join(f"{n!r}: v[{i}]" for i, n in enumerate(constant_names))
             + "}\n"
-            "def put(d, args, step):\n"
+            + ("def put(d, args, step, carried):\n" if self.carry else "def put(d, args, step):\n")
             + (
-                "    v = per_step(*args, step)\n"
+                (
+                    "    v = per_step(*args, *carried, step)\n"
+                    if self.carry
+                    else "    v = per_step(*args, step)\n"
+                )
                 + "".join(f"    d[{n!r}] = v[{i}]\n" for i, n in enumerate(step_names))
+                + (f"    return v[{len(step_names)}:]\n" if self.carry else "")
                 if per_step is not None
                 else "    pass\n"
             )
@@ -214,7 +227,7 @@ class Spec:
         namespace: dict[str, Any] = {"constants": constants, "per_step": per_step}
         exec(src, namespace)
         self.constants_at: Callable[[tuple[Any, ...]], dict[str, Any]] = namespace["constants_at"]
-        self.put: Callable[[dict[str, Any], tuple[Any, ...], int], None] = namespace["put"]
+        self.put: Callable[..., Any] = namespace["put"]
 
     def replace(
         self, name: str, defaults: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None
@@ -238,6 +251,7 @@ class Spec:
             self.cross,
             {**self.fixed, **(fixed or {})},
             self.group_state,
+            self.carry,
         )
 
     # ---------------------------------------------------------------- checks
@@ -296,11 +310,25 @@ class Spec:
                     out.append(self.fixed[a])
         return tuple(out)
 
-    def scalars(self, options: Mapping[str, Any], step: int) -> dict[str, Any]:
-        """Every per-step constant of the kernel, in double, for 1-based ``step``."""
+    def scalars(
+        self, options: Mapping[str, Any], step: int, carried: tuple[Any, ...] | None = None
+    ) -> dict[str, Any]:
+        """Every per-step constant of the kernel, in double, for 1-based ``step``
+        (``carried``: the ``carry`` values before this step, default their start values)."""
+        return self.step_scalars(options, step, carried)[0]
+
+    def step_scalars(
+        self, options: Mapping[str, Any], step: int, carried: tuple[Any, ...] | None = None
+    ) -> tuple[dict[str, Any], tuple[Any, ...]]:
+        """``scalars`` and the ``carry`` values after this step (``()`` without carry)."""
         d = self.constants_at(self.args_of(options, self.constant_args))
-        self.put(d, self.args_of(options, self.step_args), step)
-        return d
+        args = self.args_of(options, self.step_args)
+        if not self.carry:
+            self.put(d, args, step)
+            return d, ()
+        if carried is None:
+            carried = tuple(self.group_state[c] for c in self.carry)
+        return d, tuple(self.put(d, args, step, tuple(carried)))
 
     def needed(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         """The state arrays these evaluated options use this step."""
@@ -422,6 +450,52 @@ def radam_per_step(lr: float, beta1: float, beta2: float, step: int) -> tuple[An
         ) ** 0.5
         return (lr * (bias_correction2**0.5) * rect / bias_correction1, True)
     return (lr / bias_correction1, False)
+
+
+def _round_f32(x: float) -> float:
+    """``x`` rounded to float32 (to nearest even), as a Python float."""
+    import struct
+
+    return float(struct.unpack("f", struct.pack("f", x))[0])
+
+
+def nadam_constants(
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> tuple[Any, ...]:
+    return (
+        1.0 - beta1,
+        beta2,
+        1.0 - beta2,
+        eps,
+        weight_decay,
+        1.0 - lr * weight_decay,
+        maximize,
+        decoupled_weight_decay,
+    )
+
+
+def nadam_per_step(
+    lr: float, beta1: float, beta2: float, momentum_decay: float, mu_product: float, step: int
+) -> tuple[float, float, float, float]:
+    # torch.optim.NAdam's scalars, in its order.  Its mu_product is a 0-d tensor of torch's
+    # default dtype (float32): ``mu_product *= mu`` rounds mu to float32 and the product to
+    # float32; the coefficients are then Python floats (the float32 value read as double).
+    # Not compiled by Numba (struct), unlike the other per-step functions.
+    t = float(step)
+    bias_correction2 = 1.0 - beta2**t
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (t * momentum_decay)))
+    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((t + 1.0) * momentum_decay)))
+    mu_product = _round_f32(mu_product * _round_f32(mu))
+    mu_product_next = mu_product * mu_next
+    grad_coef = -lr * (1.0 - mu) / (1.0 - mu_product)
+    avg_coef = (-lr * mu_next) / (1.0 - mu_product_next)
+    return (bias_correction2, grad_coef, avg_coef, mu_product)
 
 
 def adadelta_constants(
@@ -610,6 +684,36 @@ RADAM = Spec(
     step_names=("step_size", "rectify"),
 )
 
+NADAM = Spec(
+    "nadam",
+    "nadam",
+    options=(
+        scalar("lr", 2e-3, doc="learning rate"),
+        _BETAS,
+        scalar("eps", 1e-8, doc="term added to the denominator"),
+        scalar("weight_decay", 0.0, doc="weight decay"),
+        scalar("momentum_decay", 4e-3, doc="momentum decay"),
+        flag("decoupled_weight_decay", False, "decoupled (AdamW-style) weight decay"),
+        _MAXIMIZE,
+    ),
+    state=(State("exp_avg", "exp_avgs", _always), State("exp_avg_sq", "exp_avg_sqs", _always)),
+    constants=nadam_constants,
+    constant_names=(
+        "one_minus_beta1",
+        "beta2",
+        "one_minus_beta2",
+        "eps",
+        "wd",
+        "decay",
+        "maximize",
+        "decoupled",
+    ),
+    per_step=nadam_per_step,
+    step_names=("bias_correction2", "grad_coef", "avg_coef"),
+    group_state={"mu_product": 1.0},
+    carry=("mu_product",),
+)
+
 ADADELTA = Spec(
     "adadelta",
     "adadelta",
@@ -649,7 +753,7 @@ def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[
 
 
 SPECS: dict[str, Spec] = {
-    s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, RADAM, ADADELTA)
+    s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, NADAM, RADAM, ADADELTA)
 }
 #: Kernel kind -> (the kernels' state argument names in slot order, the state names).
 KERNELS: dict[str, Spec] = {
@@ -658,6 +762,7 @@ KERNELS: dict[str, Spec] = {
     "rmsprop": RMSPROP,
     "adam": ADAM,
     "adamax": ADAMAX,
+    "nadam": NADAM,
     "radam": RADAM,
     "adadelta": ADADELTA,
 }

@@ -131,6 +131,9 @@ RULES: dict[str, Callable[[str, object], float]] = {
     "beta1": check_beta,
     "beta2": check_beta,
     "rho": lambda n, v: check_real(n, v, low=0.0, high=1.0),
+    "momentum_decay": lambda n, v: check_real(n, v, low=0.0),
+    # NAdam's running product of the momentum coefficients (group state, checkpoints)
+    "mu_product": lambda n, v: check_real(n, v, low=0.0, high=1.0),
 }
 
 

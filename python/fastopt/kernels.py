@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 
 from . import _contract as C
-from ._validation import check_step
+from ._validation import check_hyper, check_step
 from .backends import resolve
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"]
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam", "adadelta"]
 
 Arrays = np.ndarray | Sequence[np.ndarray]
 _SGD, _ADAGRAD, _RMSPROP, _ADAM, _ADAMW = (C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D, C.ADAMW.D)
-_ADAMAX, _RADAM, _ADADELTA = C.ADAMAX.D, C.RADAM.D, C.ADADELTA.D
+_ADAMAX, _NADAM, _RADAM, _ADADELTA = C.ADAMAX.D, C.NADAM.D, C.RADAM.D, C.ADADELTA.D
 
 
 def _as_list(x: Any) -> list[Any] | None:
@@ -70,7 +70,8 @@ def _run(
                     + (f" or change {s.why.split()[0].split('=')[0]}" if s.why else "")
                 )
             state[s.name] = _as_list(given[s.name])
-    scalars = spec.scalars({**opts, **extra}, t)
+    carried = extra.pop("carried", None)
+    scalars = spec.scalars({**opts, **extra}, t, carried)
     if spec.kernel == "sgd":
         scalars["first"] = t == 1
     _, be = resolve(backend)
@@ -293,6 +294,62 @@ def adamax(
         {"exp_avg": exp_avgs, "exp_inf": exp_infs},
         backend,
     )
+
+
+def nadam(
+    params: Arrays,
+    grads: Arrays,
+    exp_avgs: Arrays,
+    exp_avg_sqs: Arrays,
+    *,
+    step: int,
+    mu_product: float = 1.0,
+    lr: float = _NADAM.lr,
+    betas: tuple[float, float] = _NADAM.betas,
+    eps: float = _NADAM.eps,
+    weight_decay: float = _NADAM.weight_decay,
+    momentum_decay: float = _NADAM.momentum_decay,
+    decoupled_weight_decay: bool = _NADAM.decoupled_weight_decay,
+    maximize: bool = _NADAM.maximize,
+    backend: str = "auto",
+) -> float:
+    """NAdam update (``torch.optim.NAdam``); ``exp_avgs`` and ``exp_avg_sqs`` start at zero.
+
+    ``mu_product`` is the running product of the momentum coefficients before this step
+    (1.0 before the first); the call returns the product after it, to pass to the next
+    call::
+
+        mu = 1.0
+        for t in range(1, n + 1):
+            mu = fastopt.kernels.nadam(p, g, m, v, step=t, mu_product=mu)
+
+    The product is kept rounded to float32, as torch keeps it (``fastopt.NAdam``)."""
+    t = check_step(step)
+    mu = check_hyper("mu_product", mu_product)
+    opts = C.NADAM.check_options(
+        dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        ),
+        allow_schedule=False,
+    )
+    _, after = C.NADAM.step_scalars(opts, t, (mu,))
+    _run(
+        C.NADAM,
+        opts,
+        t,
+        params,
+        grads,
+        {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs},
+        backend,
+        carried=(mu,),
+    )
+    return float(after[0])
 
 
 def radam(

@@ -63,6 +63,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "NAdam",
     "RAdam",
     "Adadelta",
     "NonFiniteGradientError",
@@ -452,7 +453,12 @@ class Optimizer:
         if the call succeeds), and SGD-style lazy buffers started from the gradient."""
         spec = self._spec
         scalars = plan.scalars  # the per-step entries are rewritten here, every step
-        if spec.per_step is not None:
+        carried = None
+        if spec.carry:  # NAdam's running product: updated only if the step succeeds
+            carried = spec.put(
+                scalars, plan.args, gstate["step"] + 1, tuple(gstate[c] for c in spec.carry)
+            )
+        elif spec.per_step is not None:
             spec.put(scalars, plan.args, gstate["step"] + 1)
         state = plan.state
         new = None
@@ -471,6 +477,8 @@ class Optimizer:
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
         self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
+        if carried is not None:
+            gstate.update(zip(spec.carry, carried))
         if new:
             buffers.update(new)
         if lazy is not None:
@@ -833,7 +841,7 @@ class Optimizer:
                 gstate[key] = (
                     _count(f"{where}{key}", entry[key])
                     if key == "step"
-                    else _checked(where, key, entry[key], flag=True)
+                    else _checked(where, key, entry[key], flag=isinstance(_default, bool))
                 )
             loaded: dict[str, list[np.ndarray]] = {}
             keys = None
@@ -1305,7 +1313,7 @@ class AdamW(Adam):
         )
 
 
-_AX, _RA, _AD = C.ADAMAX.D, C.RADAM.D, C.ADADELTA.D
+_AX, _NA, _RA, _AD = C.ADAMAX.D, C.NADAM.D, C.RADAM.D, C.ADADELTA.D
 
 
 @_document
@@ -1370,6 +1378,93 @@ class Adamax(Optimizer):
             betas=betas,
             eps=eps,
             weight_decay=weight_decay,
+            maximize=maximize,
+        )
+
+
+@_document
+class NAdam(Optimizer):
+    r"""NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda)
+            \text{ if decoupled\_weight\_decay, else } g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &\mu_t = \beta_1 \left(1 - \tfrac12\, 0.96^{t \psi}\right),\quad
+            \mu_{t+1} = \beta_1 \left(1 - \tfrac12\, 0.96^{(t + 1) \psi}\right),\quad
+            \Pi_t = \Pi_{t-1} \mu_t \\
+        &m_t \leftarrow m_{t-1} + (1 - \beta_1)(g_t - m_{t-1}) \\
+        &v_t \leftarrow \beta_2 v_{t-1} + (1 - \beta_2) g_t^2,\quad
+            d_t = \sqrt{v_t / (1 - \beta_2^t)} + \epsilon \\
+        &\theta_t \leftarrow \theta_{t-1} - \frac{\gamma (1 - \mu_t)}{1 - \Pi_t} \cdot
+            \frac{g_t}{d_t} - \frac{\gamma \mu_{t+1}}{1 - \Pi_t \mu_{t+1}} \cdot \frac{m_t}{d_t}
+        \end{aligned}
+
+    The coefficients are computed once per step in float64, from the running product
+    :math:`\Pi_t` (``mu_product``, group state, starts at 1.0, saved by ``state_dict`` and
+    ``fastopt.save``; with a scheduled :math:`\beta_1` or :math:`\psi` it is the product of
+    the values of each step).  As in torch, whose ``mu_product`` is a tensor of the default
+    dtype, the product is rounded to float32 at every step (:math:`\mu_t` too, before the
+    multiplication); with ``torch.set_default_dtype(torch.float64)`` torch keeps it in
+    float64, which moves a float64 trajectory by about 1e-8 relative.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
+            \beta_2)`, the coefficients of the running averages of the gradient and of its
+            square.
+        eps (float or schedule, default @eps@): term added to the denominator.
+        weight_decay (float or schedule, default @weight_decay@): weight decay
+            :math:`\lambda`.
+        momentum_decay (float or schedule, default @momentum_decay@): momentum decay
+            :math:`\psi`.
+        decoupled_weight_decay (bool, default @decoupled_weight_decay@): decay the
+            parameters (AdamW-style, NAdamW) instead of adding :math:`\lambda \theta` to the
+            gradient.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`); per group:
+    ``mu_product`` (:math:`\Pi`; torch keeps one per parameter, all equal).
+    """
+
+    _spec = C.NADAM
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _NA.lr,
+        betas: Betas = _NA.betas,
+        eps: Hyper = _NA.eps,
+        weight_decay: Hyper = _NA.weight_decay,
+        momentum_decay: Hyper = _NA.momentum_decay,
+        decoupled_weight_decay: bool = _NA.decoupled_weight_decay,
+        *,
+        maximize: bool = _NA.maximize,
+        backend: str = "auto",
+        nonfinite: str = "raise",
+        max_grad_norm: float | None = None,
+        norm_type: float = 2.0,
+        clip_value: float | None = None,
+        clip_scope: str = "all",
+    ) -> None:
+        super().__init__(
+            params,
+            backend,
+            nonfinite=nonfinite,
+            max_grad_norm=max_grad_norm,
+            norm_type=norm_type,
+            clip_value=clip_value,
+            clip_scope=clip_scope,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
         )
 

@@ -288,6 +288,53 @@ void adamax(T* p, const T* g, T* m, T* u, std::size_t n, T one_minus_beta1, T be
     adamax_impl<T, false>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
 }
 
+// ---------------------------------------------------------------- NAdam
+// bias_correction2 = 1 - beta2**t, grad_coef = -lr (1 - mu_t) / (1 - prod mu) and
+// avg_coef = -lr mu_{t+1} / (1 - mu_{t+1} prod mu) are computed by the caller in double (the
+// running product as torch keeps it).  Two additions to p, in torch's order.
+template <class T, bool WD, bool DECOUPLED>
+inline void nadam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+                       T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
+                       T one_minus_beta2, T eps, T wd, T decay, T bias_correction2, T grad_coef,
+                       T avg_coef, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    T pi = p[i];
+    if (WD) {
+      if (DECOUPLED)
+        pi = pi * decay;
+      else
+        gi = gi + wd * pi;
+    }
+    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
+    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const T denom = fsqrt(vi / bias_correction2) + eps;
+    pi = pi + grad_coef * gi / denom;
+    p[i] = pi + avg_coef * mi / denom;
+  }
+}
+
+template <class T>
+void nadam(T* p, const T* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
+           T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T bias_correction2, T grad_coef,
+           T avg_coef, bool decoupled, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+#define FASTOPT_NADAM(W, D)                                                                   \
+  nadam_impl<T, W, D>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, \
+                      bias_correction2, grad_coef, avg_coef, s)
+  if (use_wd) {
+    if (decoupled)
+      FASTOPT_NADAM(true, true);
+    else
+      FASTOPT_NADAM(true, false);
+  } else {
+    FASTOPT_NADAM(false, false);
+  }
+#undef FASTOPT_NADAM
+}
+
 // ---------------------------------------------------------------- RAdam
 // step_size folds lr, the bias corrections and the rectification term r_t (computed by the
 // caller in double); `rectify` (rho_t > 5) is decided there too.

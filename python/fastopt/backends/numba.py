@@ -150,6 +150,42 @@ def _adamax(p, g, m, u, one_minus_beta1, beta2, eps, wd, step_size, sign, use_wd
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _nadam(
+    p,
+    g,
+    m,
+    v,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    bias_correction2,
+    grad_coef,
+    avg_coef,
+    sign,
+    use_wd,
+    decoupled,
+):
+    for i in range(p.size):
+        gi = sign * g[i]
+        pi = p[i]
+        if use_wd:
+            if decoupled:
+                pi = pi * decay
+            else:
+                gi = gi + wd * pi
+        mi = m[i] + one_minus_beta1 * (gi - m[i])
+        vi = beta2 * v[i] + one_minus_beta2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        denom = np.sqrt(vi / bias_correction2) + eps
+        pi = pi + grad_coef * gi / denom
+        p[i] = pi + avg_coef * mi / denom
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _radam(
     p,
     g,
@@ -352,6 +388,50 @@ def _adamax_par(p, g, m, u, one_minus_beta1, beta2, eps, wd, step_size, sign, us
 
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _nadam_par(
+    p,
+    g,
+    m,
+    v,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    bias_correction2,
+    grad_coef,
+    avg_coef,
+    sign,
+    use_wd,
+    decoupled,
+    nchunks,
+):
+    n = p.size
+    for c in prange(nchunks):
+        lo = c * n // nchunks
+        hi = (c + 1) * n // nchunks
+        _nadam(
+            p[lo:hi],
+            g[lo:hi],
+            m[lo:hi],
+            v[lo:hi],
+            one_minus_beta1,
+            beta2,
+            one_minus_beta2,
+            eps,
+            wd,
+            decay,
+            bias_correction2,
+            grad_coef,
+            avg_coef,
+            sign,
+            use_wd,
+            decoupled,
+        )
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _radam_par(
     p,
     g,
@@ -543,6 +623,45 @@ def _run_adamax(rows, *, one_minus_beta1, beta2, eps, wd, step_size, maximize):
         )
 
 
+def _run_nadam(
+    rows,
+    *,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    bias_correction2,
+    grad_coef,
+    avg_coef,
+    decoupled,
+    maximize,
+):
+    for p, g, m, v in rows:
+        dt = p.dtype.type
+        fn, extra = _pick(_nadam, _nadam_par, p.size)
+        fn(
+            p.reshape(-1),
+            g.reshape(-1),
+            m.reshape(-1),
+            v.reshape(-1),
+            dt(one_minus_beta1),
+            dt(beta2),
+            dt(one_minus_beta2),
+            dt(eps),
+            dt(wd),
+            dt(decay),
+            dt(bias_correction2),
+            dt(grad_coef),
+            dt(avg_coef),
+            dt(-1 if maximize else 1),
+            wd != 0,
+            bool(decoupled),
+            *extra,
+        )
+
+
 def _run_radam(
     rows,
     *,
@@ -606,6 +725,7 @@ _RUN = {
     "rmsprop": _run_rmsprop,
     "adam": _run_adam,
     "adamax": _run_adamax,
+    "nadam": _run_nadam,
     "radam": _run_radam,
     "adadelta": _run_adadelta,
 }

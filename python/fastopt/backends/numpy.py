@@ -158,6 +158,49 @@ def _adamax(rows, *, one_minus_beta1, beta2, eps, wd, step_size, maximize):
         p -= dt(step_size) * m / u
 
 
+def _nadam(
+    rows,
+    *,
+    one_minus_beta1,
+    beta2,
+    one_minus_beta2,
+    eps,
+    wd,
+    decay,
+    bias_correction2,
+    grad_coef,
+    avg_coef,
+    decoupled,
+    maximize,
+):
+    r"""NAdam (``torch.optim.NAdam``).  ``_contract.nadam_per_step`` computes in float64
+    ``bias_correction2 = 1 - beta2**t``, ``grad_coef = -lr (1 - mu_t) / (1 - prod mu)`` and
+    ``avg_coef = -lr mu_{t+1} / (1 - mu_{t+1} prod mu)`` (and the running product).
+
+    .. math::
+        p &\leftarrow p \cdot \mathrm{decay} \text{ (decoupled) or }
+        g \leftarrow g + \lambda p \\
+        m &\leftarrow m + (1 - \beta_1)(g - m),\quad
+        v \leftarrow \beta_2 v + (1 - \beta_2) g^2,\quad
+        d = \sqrt{v / \mathrm{bias\_correction2}} + \epsilon \\
+        p &\leftarrow p + \mathrm{grad\_coef} \cdot g / d,\quad
+        p \leftarrow p + \mathrm{avg\_coef} \cdot m / d
+    """
+    for p, g, m, v in rows:
+        dt = p.dtype.type
+        g = -g if maximize else g
+        if wd != 0:
+            if decoupled:
+                p *= dt(decay)
+            else:
+                g = g + dt(wd) * p
+        m += dt(one_minus_beta1) * (g - m)
+        v[...] = dt(beta2) * v + dt(one_minus_beta2) * g * g
+        denom = np.sqrt(v / dt(bias_correction2)) + dt(eps)
+        p += dt(grad_coef) * g / denom
+        p += dt(avg_coef) * m / denom
+
+
 def _radam(
     rows,
     *,
@@ -227,6 +270,7 @@ _RULES = {
     "rmsprop": _rmsprop,
     "adam": _adam,
     "adamax": _adamax,
+    "nadam": _nadam,
     "radam": _radam,
     "adadelta": _adadelta,
 }
