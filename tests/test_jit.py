@@ -108,6 +108,49 @@ def _loop_adamw(w, gs, m, v, vmax, lr, betas, eps, wd, amsgrad, maximize):
 
 
 @numba.njit
+def _loop_adamax(w, gs, m, u, lr, betas, eps, wd, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.adamax(
+            w,
+            gs[t - 1],
+            m,
+            u,
+            step=t,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=wd,
+            maximize=maximize,
+        )
+
+
+@numba.njit
+def _loop_radam(w, gs, m, v, lr, betas, eps, wd, decoupled, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.radam(
+            w,
+            gs[t - 1],
+            m,
+            v,
+            step=t,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=wd,
+            decoupled_weight_decay=decoupled,
+            maximize=maximize,
+        )
+
+
+@numba.njit
+def _loop_adadelta(w, gs, v, u, lr, rho, eps, wd, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.adadelta(
+            w, gs[t - 1], v, u, step=t, lr=lr, rho=rho, eps=eps, weight_decay=wd, maximize=maximize
+        )
+
+
+@numba.njit
 def _loop_defaults(w, gs, m, v):  # every option left at its default
     for t in range(1, gs.shape[0] + 1):
         J.adam(w, gs[t - 1], m, v, step=t)
@@ -151,7 +194,42 @@ CASES = {
     ],
 }
 CASES["adamw"] = CASES["adam"]
-NSTATE = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
+CASES["adamax"] = [
+    dict(lr=0.01, betas=(0.8, 0.95), eps=1e-8, weight_decay=0.05, maximize=False),
+    dict(lr=0.01, betas=(0.9, 0.999), eps=1e-3, weight_decay=0.0, maximize=True),
+]
+CASES["radam"] = [  # 8 steps: both sides of rho_t > 5
+    dict(
+        lr=0.01,
+        betas=(0.8, 0.95),
+        eps=1e-8,
+        weight_decay=0.05,
+        decoupled_weight_decay=True,
+        maximize=False,
+    ),
+    dict(
+        lr=0.01,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0.01,
+        decoupled_weight_decay=False,
+        maximize=True,
+    ),
+]
+CASES["adadelta"] = [
+    dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.01, maximize=False),
+    dict(lr=0.5, rho=0.5, eps=1e-3, weight_decay=0.0, maximize=True),
+]
+NSTATE = {
+    "sgd": 1,
+    "adagrad": 1,
+    "rmsprop": 3,
+    "adam": 3,
+    "adamw": 3,
+    "adamax": 2,
+    "radam": 2,
+    "adadelta": 2,
+}
 
 
 def _state_args(name, states, kw):
@@ -166,6 +244,8 @@ def _state_args(name, states, kw):
             states[1] if kw["centered"] else None,
             states[2] if kw["momentum"] > 0 else None,
         ]
+    if name in ("adamax", "radam", "adadelta"):
+        return [states[0], states[1]]
     return [states[0], states[1], states[2] if kw["amsgrad"] else None]
 
 
@@ -176,7 +256,7 @@ def test_njit_loop_equals_kernels(name, dtype, n):
     rng = np.random.default_rng(n)
     for kw in CASES[name]:
         w0 = rng.standard_normal(n).astype(dtype)
-        gs = rng.standard_normal((STEPS, n)).astype(dtype)
+        gs = rng.standard_normal((STEPS if name != "radam" else 8, n)).astype(dtype)
         s0 = [
             np.abs(rng.standard_normal(n)).astype(dtype) * dtype(0.01) * (name != "rmsprop")
             for _ in range(NSTATE[name])
@@ -185,7 +265,7 @@ def test_njit_loop_equals_kernels(name, dtype, n):
         w2, s2 = w0.copy(), [s.copy() for s in s0]
         globals()[f"_loop_{name}"](w1, gs, *_state_args(name, s1, kw), *kw.values())
         kern = getattr(fastopt.kernels, name)
-        for t in range(1, STEPS + 1):
+        for t in range(1, gs.shape[0] + 1):
             kern(w2, gs[t - 1], *_state_args(name, s2, kw), step=t, backend="numpy", **kw)
         assert w1.tobytes() == w2.tobytes(), (name, kw)
         for a, b in zip(s1, s2):
@@ -208,7 +288,7 @@ def test_defaults_are_the_kernels(dtype):
 def test_same_signatures_as_kernels():
     import inspect
 
-    for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw"):
+    for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"):
         a = inspect.signature(getattr(J, name)).parameters
         b = inspect.signature(getattr(fastopt.kernels, name)).parameters
         assert [(p.name, p.kind, p.default) for p in a.values()] == [
@@ -230,6 +310,12 @@ def test_checks_from_python_and_njit():
         J.adam(w, g, np.zeros(3), np.zeros(3), step=1, amsgrad=True)
     with pytest.raises(ValueError, match="shape"):
         J.adagrad(w, np.ones(4), np.zeros(3), step=1)
+    with pytest.raises(ValueError, match="rho"):
+        J.adadelta(w, g, np.zeros(3), np.zeros(3), rho=1.5)
+    with pytest.raises(ValueError, match="beta2"):
+        J.radam(w, g, np.zeros(3), np.zeros(3), step=1, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="eps"):
+        J.adamax(w, g, np.zeros(3), np.zeros(3), step=1, eps=-1.0)
     assert (w == 1).all()
     with pytest.raises(numba.core.errors.TypingError):
         J.adam(w, g.astype(np.float32), np.zeros(3), np.zeros(3), step=1)

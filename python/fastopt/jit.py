@@ -1,7 +1,8 @@
 """Numba kernels: fastopt's optimizers callable from your own ``@numba.njit`` code.
 
 ``import fastopt.jit`` (``import fastopt`` alone does not import Numba) gives ``sgd``,
-``adagrad``, ``rmsprop``, ``adam`` and ``adamw`` with the parameter names, order and
+``adagrad``, ``rmsprop``, ``adam``, ``adamw``, ``adamax``, ``radam`` and ``adadelta`` (not
+``nadam``: its carried product is rounded with ``struct``) with the parameter names, order and
 defaults of ``fastopt.kernels`` (state arrays after the gradient, optional ones may be
 ``None``; ``step`` and the options as keywords; ``betas`` a tuple), on single arrays, in
 place, bit-identical to ``fastopt.kernels`` with the same inputs::
@@ -36,9 +37,9 @@ from numba.core.errors import TypingError
 from numba.extending import overload
 
 from . import _contract as C
-from .backends.numba import _adagrad, _adam, _rmsprop, _sgd
+from .backends.numba import _adadelta, _adagrad, _adam, _adamax, _radam, _rmsprop, _sgd
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"]
 
 _sgd_constants = njit(cache=True)(C.sgd_constants)
 _adagrad_constants = njit(cache=True)(C.adagrad_constants)
@@ -46,6 +47,11 @@ _adagrad_per_step = njit(cache=True)(C.adagrad_per_step)
 _rmsprop_constants = njit(cache=True)(C.rmsprop_constants)
 _adam_constants = njit(cache=True)(C.adam_constants)
 _adam_per_step = njit(cache=True)(C.adam_per_step)
+_adamax_constants = njit(cache=True)(C.adamax_constants)
+_adamax_per_step = njit(cache=True)(C.adamax_per_step)
+_radam_constants = njit(cache=True)(C.radam_constants)
+_radam_per_step = njit(cache=True)(C.radam_per_step)
+_adadelta_constants = njit(cache=True)(C.adadelta_constants)
 
 
 @njit(cache=True)
@@ -86,6 +92,13 @@ def _check_step_type(step: Any) -> None:
         raise TypingError("step is required: the 1-based number of this update (step=t)")
     if not isinstance(step, types.Integer) or isinstance(step, types.Boolean):
         raise TypingError(f"step must be an integer >= 1, got {step}")
+
+
+def _check_betas(betas: Any) -> None:
+    if not isinstance(betas, (tuple, types.UniTuple, types.Tuple, types.Omitted)) or (
+        not isinstance(betas, types.Omitted) and len(betas) != 2
+    ):
+        raise TypingError(f"betas must be a pair (beta1, beta2), got {betas}")
 
 
 def _check_flags(**flags: Any) -> None:
@@ -756,5 +769,372 @@ def _adamw_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, ams
         eps=eps,
         weight_decay=weight_decay,
         amsgrad=amsgrad,
+        maximize=maximize,
+    )
+
+
+# ------------------------------------------------------------------------------- adamax
+_AX = C.ADAMAX.D
+
+
+def adamax(
+    params: np.ndarray,
+    grads: np.ndarray,
+    exp_avgs: np.ndarray,
+    exp_infs: np.ndarray,
+    *,
+    step: int,
+    lr: float = _AX.lr,
+    betas: tuple[float, float] = _AX.betas,
+    eps: float = _AX.eps,
+    weight_decay: float = _AX.weight_decay,
+    maximize: bool = _AX.maximize,
+) -> None:
+    """Adamax update (``torch.optim.Adamax``), as ``fastopt.kernels.adamax`` on one array."""
+    _adamax_py(params, grads, exp_avgs, exp_infs, step, lr, betas, eps, weight_decay, maximize)
+
+
+@overload(adamax, jit_options={"cache": False})
+def _ov_adamax(
+    params,
+    grads,
+    exp_avgs,
+    exp_infs,
+    step=None,
+    lr=_AX.lr,
+    betas=_AX.betas,
+    eps=_AX.eps,
+    weight_decay=_AX.weight_decay,
+    maximize=_AX.maximize,
+):
+    dt = _float_type(
+        params,
+        (("grads", grads, False), ("exp_avgs", exp_avgs, True), ("exp_infs", exp_infs, True)),
+    )
+    _check_step_type(step)
+    _check_flags(maximize=maximize)
+    _check_betas(betas)
+    b_lr, b_eps, b_wd = (_bounds(C.ADAMAX, n) for n in ("lr", "eps", "weight_decay"))
+    b_b1, b_b2 = _bounds(C.ADAMAX, "betas", 0), _bounds(C.ADAMAX, "betas", 1)
+
+    def impl(
+        params,
+        grads,
+        exp_avgs,
+        exp_infs,
+        step=None,
+        lr=_AX.lr,
+        betas=_AX.betas,
+        eps=_AX.eps,
+        weight_decay=_AX.weight_decay,
+        maximize=_AX.maximize,
+    ):
+        if step < 1:
+            raise ValueError("step must be >= 1 (1 for the first update)")
+        beta1, beta2 = float(betas[0]), float(betas[1])
+        if _out_of_range(lr, *b_lr):
+            raise ValueError("lr must be a finite number >= 0")
+        if _out_of_range(beta1, *b_b1):
+            raise ValueError("beta1 must be in [0, 1)")
+        if _out_of_range(beta2, *b_b2):
+            raise ValueError("beta2 must be in [0, 1)")
+        if _out_of_range(eps, *b_eps):
+            raise ValueError("eps must be a finite number >= 0")
+        if _out_of_range(weight_decay, *b_wd):
+            raise ValueError("weight_decay must be a finite number >= 0")
+        _same_size(params, grads)
+        _same_size(params, exp_avgs)
+        _same_size(params, exp_infs)
+        c = _adamax_constants(beta1, beta2, float(eps), float(weight_decay), maximize)
+        s = _adamax_per_step(float(lr), beta1, step)
+        _adamax(
+            params.reshape(-1),
+            _flat_grad(grads),
+            exp_avgs.reshape(-1),
+            exp_infs.reshape(-1),
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(s[0]),
+            dt(-1.0) if c[4] else dt(1.0),
+            c[3] != 0,
+        )
+
+    return impl
+
+
+@njit
+def _adamax_py(params, grads, m, u, step, lr, betas, eps, weight_decay, maximize):
+    adamax(
+        params,
+        grads,
+        m,
+        u,
+        step=step,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+# ------------------------------------------------------------------------------- radam
+_RA = C.RADAM.D
+
+
+def radam(
+    params: np.ndarray,
+    grads: np.ndarray,
+    exp_avgs: np.ndarray,
+    exp_avg_sqs: np.ndarray,
+    *,
+    step: int,
+    lr: float = _RA.lr,
+    betas: tuple[float, float] = _RA.betas,
+    eps: float = _RA.eps,
+    weight_decay: float = _RA.weight_decay,
+    decoupled_weight_decay: bool = _RA.decoupled_weight_decay,
+    maximize: bool = _RA.maximize,
+) -> None:
+    """RAdam update (``torch.optim.RAdam``), as ``fastopt.kernels.radam`` on one array."""
+    _radam_py(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        step,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        decoupled_weight_decay,
+        maximize,
+    )
+
+
+@overload(radam, jit_options={"cache": False})
+def _ov_radam(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    step=None,
+    lr=_RA.lr,
+    betas=_RA.betas,
+    eps=_RA.eps,
+    weight_decay=_RA.weight_decay,
+    decoupled_weight_decay=_RA.decoupled_weight_decay,
+    maximize=_RA.maximize,
+):
+    dt = _float_type(
+        params,
+        (
+            ("grads", grads, False),
+            ("exp_avgs", exp_avgs, True),
+            ("exp_avg_sqs", exp_avg_sqs, True),
+        ),
+    )
+    _check_step_type(step)
+    _check_flags(maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    _check_betas(betas)
+    b_lr, b_eps, b_wd = (_bounds(C.RADAM, n) for n in ("lr", "eps", "weight_decay"))
+    b_b1, b_b2 = _bounds(C.RADAM, "betas", 0), _bounds(C.RADAM, "betas", 1)
+
+    def impl(
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        step=None,
+        lr=_RA.lr,
+        betas=_RA.betas,
+        eps=_RA.eps,
+        weight_decay=_RA.weight_decay,
+        decoupled_weight_decay=_RA.decoupled_weight_decay,
+        maximize=_RA.maximize,
+    ):
+        if step < 1:
+            raise ValueError("step must be >= 1 (1 for the first update)")
+        beta1, beta2 = float(betas[0]), float(betas[1])
+        if _out_of_range(lr, *b_lr):
+            raise ValueError("lr must be a finite number >= 0")
+        if _out_of_range(beta1, *b_b1):
+            raise ValueError("beta1 must be in [0, 1)")
+        if _out_of_range(beta2, *b_b2):
+            raise ValueError("beta2 must be in [0, 1)")
+        if _out_of_range(eps, *b_eps):
+            raise ValueError("eps must be a finite number >= 0")
+        if _out_of_range(weight_decay, *b_wd):
+            raise ValueError("weight_decay must be a finite number >= 0")
+        _same_size(params, grads)
+        _same_size(params, exp_avgs)
+        _same_size(params, exp_avg_sqs)
+        c = _radam_constants(
+            float(lr),
+            beta1,
+            beta2,
+            float(eps),
+            float(weight_decay),
+            decoupled_weight_decay,
+            maximize,
+        )
+        s = _radam_per_step(float(lr), beta1, beta2, step)
+        _radam(
+            params.reshape(-1),
+            _flat_grad(grads),
+            exp_avgs.reshape(-1),
+            exp_avg_sqs.reshape(-1),
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(c[4]),
+            dt(c[5]),
+            dt(s[0]),
+            dt(-1.0) if c[6] else dt(1.0),
+            c[4] != 0,
+            c[7],
+            s[1],
+        )
+
+    return impl
+
+
+@njit
+def _radam_py(params, grads, m, v, step, lr, betas, eps, weight_decay, decoupled, maximize):
+    radam(
+        params,
+        grads,
+        m,
+        v,
+        step=step,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled,
+        maximize=maximize,
+    )
+
+
+# ------------------------------------------------------------------------------- adadelta
+_AD = C.ADADELTA.D
+
+
+def adadelta(
+    params: np.ndarray,
+    grads: np.ndarray,
+    square_avgs: np.ndarray,
+    acc_deltas: np.ndarray,
+    *,
+    step: int | None = None,
+    lr: float = _AD.lr,
+    rho: float = _AD.rho,
+    eps: float = _AD.eps,
+    weight_decay: float = _AD.weight_decay,
+    maximize: bool = _AD.maximize,
+) -> None:
+    """Adadelta update (``torch.optim.Adadelta``), as ``fastopt.kernels.adadelta`` on one
+    array (``step`` is only checked)."""
+    _adadelta_py(
+        params,
+        grads,
+        square_avgs,
+        acc_deltas,
+        1 if step is None else step,
+        lr,
+        rho,
+        eps,
+        weight_decay,
+        maximize,
+    )
+
+
+@overload(adadelta, jit_options={"cache": False})
+def _ov_adadelta(
+    params,
+    grads,
+    square_avgs,
+    acc_deltas,
+    step=None,
+    lr=_AD.lr,
+    rho=_AD.rho,
+    eps=_AD.eps,
+    weight_decay=_AD.weight_decay,
+    maximize=_AD.maximize,
+):
+    dt = _float_type(
+        params,
+        (
+            ("grads", grads, False),
+            ("square_avgs", square_avgs, True),
+            ("acc_deltas", acc_deltas, True),
+        ),
+    )
+    has_step = not _absent(step)
+    if has_step:
+        _check_step_type(step)
+    _check_flags(maximize=maximize)
+    b_lr, b_rho, b_eps, b_wd = (
+        _bounds(C.ADADELTA, n) for n in ("lr", "rho", "eps", "weight_decay")
+    )
+
+    def impl(
+        params,
+        grads,
+        square_avgs,
+        acc_deltas,
+        step=None,
+        lr=_AD.lr,
+        rho=_AD.rho,
+        eps=_AD.eps,
+        weight_decay=_AD.weight_decay,
+        maximize=_AD.maximize,
+    ):
+        if has_step and step < 1:
+            raise ValueError("step must be >= 1 (1 for the first update)")
+        if _out_of_range(lr, *b_lr):
+            raise ValueError("lr must be a finite number >= 0")
+        if _out_of_range(rho, *b_rho):
+            raise ValueError("rho must be in [0, 1]")
+        if _out_of_range(eps, *b_eps):
+            raise ValueError("eps must be a finite number >= 0")
+        if _out_of_range(weight_decay, *b_wd):
+            raise ValueError("weight_decay must be a finite number >= 0")
+        _same_size(params, grads)
+        _same_size(params, square_avgs)
+        _same_size(params, acc_deltas)
+        c = _adadelta_constants(float(lr), float(rho), float(eps), float(weight_decay), maximize)
+        _adadelta(
+            params.reshape(-1),
+            _flat_grad(grads),
+            square_avgs.reshape(-1),
+            acc_deltas.reshape(-1),
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(c[4]),
+            dt(-1.0) if c[5] else dt(1.0),
+            c[4] != 0,
+        )
+
+    return impl
+
+
+@njit
+def _adadelta_py(params, grads, v, u, step, lr, rho, eps, weight_decay, maximize):
+    adadelta(
+        params,
+        grads,
+        v,
+        u,
+        step=step,
+        lr=lr,
+        rho=rho,
+        eps=eps,
+        weight_decay=weight_decay,
         maximize=maximize,
     )
