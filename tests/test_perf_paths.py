@@ -214,6 +214,98 @@ def test_adam(isa, threads, dtype, shape, opts):
 
 
 @DTYPES
+@SHAPE
+@pytest.mark.parametrize("wd,maximize", [(0.0, False), (0.1, True)], ids=["plain", "wd-max"])
+def test_adamax(isa, threads, dtype, shape, wd, maximize):
+    def call(mod, p, g, s, t):
+        _step(
+            mod,
+            C.ADAMAX,
+            p,
+            g,
+            {"exp_avg": s[0], "exp_inf": s[1]},
+            t,
+            lr=1e-3,
+            betas=(0.9, 0.999),
+            weight_decay=wd,
+            maximize=maximize,
+        )
+
+    _run(call, [shape], dtype, 2)
+
+
+_DECOUPLED = pytest.mark.parametrize(
+    "wd,decoupled,maximize",
+    [(0.0, False, False), (0.1, False, True), (0.1, True, False)],
+    ids=["plain", "wd-max", "decoupled"],
+)
+
+
+@DTYPES
+@SHAPE
+@_DECOUPLED
+def test_nadam(isa, threads, dtype, shape, wd, decoupled, maximize):
+    def call(mod, p, g, s, t):
+        _step(
+            mod,
+            C.NADAM,
+            p,
+            g,
+            {"exp_avg": s[0], "exp_avg_sq": s[1]},
+            t,
+            lr=1e-3,
+            weight_decay=wd,
+            decoupled_weight_decay=decoupled,
+            maximize=maximize,
+        )
+
+    _run(call, [shape], dtype, 2)
+
+
+@DTYPES
+@SHAPE
+@_DECOUPLED
+def test_radam(isa, threads, dtype, shape, wd, decoupled, maximize):
+    # 20 steps of betas (0.9, 0.999): unrectified up to step 5, rectified after
+    def call(mod, p, g, s, t):
+        _step(
+            mod,
+            C.RADAM,
+            p,
+            g,
+            {"exp_avg": s[0], "exp_avg_sq": s[1]},
+            t,
+            lr=1e-3,
+            weight_decay=wd,
+            decoupled_weight_decay=decoupled,
+            maximize=maximize,
+        )
+
+    _run(call, [shape], dtype, 2)
+
+
+@DTYPES
+@SHAPE
+@pytest.mark.parametrize("wd,maximize", [(0.0, False), (0.1, True)], ids=["plain", "wd-max"])
+def test_adadelta(isa, threads, dtype, shape, wd, maximize):
+    def call(mod, p, g, s, t):
+        _step(
+            mod,
+            C.ADADELTA,
+            p,
+            g,
+            {"square_avg": s[0], "acc_delta": s[1]},
+            t,
+            lr=1.0,
+            rho=0.9,
+            weight_decay=wd,
+            maximize=maximize,
+        )
+
+    _run(call, [shape], dtype, 2)
+
+
+@DTYPES
 @pytest.mark.parametrize("opt", ["sgd", "adagrad", "rmsprop", "adam"])
 def test_multi_tensor_call(isa, threads, dtype, opt):
     """One call over many arrays of mixed sizes: the chunks cross array boundaries."""

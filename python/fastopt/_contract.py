@@ -19,15 +19,19 @@ the Numba kernels (``jit.py``) and the backends need to agree on is written here
   corrections, Adagrad's decayed lr).  The same source is compiled by Numba for
   ``fastopt.jit``; the results are named by ``Spec.constant_names`` / ``step_names``,
   which are the fields of the C++ ``Job`` (``cpp/include/fastopt/dispatch.hpp``).
-  ``Spec.scalars(options, step)`` gives them all as one dict.
+  ``Spec.scalars(options, step)`` gives them all as one dict;
+* the **carried group state** (``carry``): reals kept per parameter group next to the step
+  counter (saved by ``state_dict``) that ``per_step`` reads before the step and returns
+  updated after its scalars: NAdam's running ``mu_product``, a running product because
+  beta1 and momentum_decay may be scheduled (``Spec.step_scalars``).
 
 The backend interface (numpy, numba and native alike) is one keyword call::
 
     backend.step(kind, params, grads, state={state name: list or None},
                  scalars={scalar name: value}, names=None)
 
-``kind`` is ``Spec.kernel`` ("sgd", "adagrad", "rmsprop", "adam"; AdamW is "adam" with
-``decoupled=True``), ``state`` maps torch's state names (``"exp_avg"``, ...) to one array
+``kind`` is ``Spec.kernel`` ("sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam",
+"radam", "adadelta"; AdamW is "adam" with ``decoupled=True``), ``state`` maps torch's state names (``"exp_avg"``, ...) to one array
 per parameter (a missing or None entry: not used this step), ``scalars`` is
 ``Spec.scalars(options, step)`` (plus ``first`` for SGD).  Unknown state or scalar names
 raise TypeError.
