@@ -44,6 +44,8 @@ SHAPES = [
     (0,),
 ]
 KINDS = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
+# The optimizer-class property also draws these (the functional ones above only KINDS).
+CLASS_KINDS = KINDS + ["adamax", "nadam", "radam", "adadelta"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,7 +76,7 @@ def _unit(lo=0.0, hi=1.0):
 
 @st.composite
 def optimizer_configs(draw):
-    kind = draw(st.sampled_from(KINDS))
+    kind = draw(st.sampled_from(CLASS_KINDS))
     opts = {"lr": draw(st.one_of(st.just(0.0), _unit(1e-6, 1.0)))}
     wd = draw(st.one_of(st.just(0.0), _unit(0.0, 0.2)))
     if kind == "sgd":
@@ -101,13 +103,24 @@ def optimizer_configs(draw):
             momentum=draw(st.one_of(st.just(0.0), _unit(0, 0.99))),
             centered=draw(st.booleans()),
         )
+    elif kind == "adadelta":
+        opts.update(
+            rho=draw(_unit(0.0, 1.0)),
+            eps=draw(st.sampled_from([1e-6, 1e-3, 0.0])),
+            weight_decay=wd,
+        )
     else:
         opts.update(
             betas=(draw(_unit(0.0, 0.999)), draw(_unit(0.0, 0.99999))),
             eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3, 0.0])),
             weight_decay=wd,
-            amsgrad=draw(st.booleans()),
         )
+        if kind in ("adam", "adamw"):
+            opts["amsgrad"] = draw(st.booleans())
+        if kind in ("nadam", "radam"):
+            opts["decoupled_weight_decay"] = draw(st.booleans())
+        if kind == "nadam":
+            opts["momentum_decay"] = draw(st.one_of(st.just(0.0), _unit(0.0, 0.1)))
     opts["maximize"] = draw(st.booleans())
     robust = {}
     if draw(st.booleans()):
@@ -125,6 +138,10 @@ CLASSES = {
     "rmsprop": fastopt.RMSprop,
     "adam": fastopt.Adam,
     "adamw": fastopt.AdamW,
+    "adamax": fastopt.Adamax,
+    "nadam": fastopt.NAdam,
+    "radam": fastopt.RAdam,
+    "adadelta": fastopt.Adadelta,
 }
 
 
