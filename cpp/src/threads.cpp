@@ -32,14 +32,16 @@ namespace {
 // comes late: in a training loop the step is followed by the next forward pass, whose BLAS
 // threads need the core the spinning worker holds (a fixed 300 us spin did exactly that).
 // So the caller records the gaps between the end of one job and the start of the next (the
-// last kGapHistory of them) and workers spin for four times the longest of those gaps that a
-// spin of at most kSpinMax would have bridged (at least kSpinShort: the caller's gap does not
+// last kGapHistory of them); when at least 3/4 of them were short enough for a spin of at
+// most kSpinMax to bridge (a burst of close calls, not the check-then-step pair of a training
+// loop's default step, whose every other gap is a forward pass), workers spin for four times
+// the longest of those short gaps (at least kSpinShort: the caller's gap does not
 // count the worker's own late start or a preemption; measured on the shared 2-core VM, a
 // 50 us floor made back-to-back SGD-momentum steps at 1e6 floats 1.28x slower than the fixed
-// 300 us spin, a 150 us floor 0.98x), or only kSpinMin when none would have:
-// after a burst of close calls the spin is long from the second call on; in a loop whose calls
-// are milliseconds apart it is (almost) nothing.  Time-based, so it does not depend on how long
-// the CPU's pause instruction takes.
+// 300 us spin, a 150 us floor 0.98x), otherwise only kSpinMin: in a burst of close calls the
+// spin is long from the sixth call on; in a loop whose steps are milliseconds apart it is
+// (almost) nothing, with or without the finiteness check.  Time-based, so it does not depend
+// on how long the CPU's pause instruction takes.
 constexpr std::int64_t kSpinMax = 300000;  // ns
 constexpr std::int64_t kSpinShort = 150000;  // ns
 constexpr std::int64_t kSpinMin = 2000;    // ns
@@ -74,10 +76,15 @@ struct Pool {
     gaps[next_gap] = last_end ? start - last_end : kSpinMax + 1;
     next_gap = (next_gap + 1) % kGapHistory;
     std::int64_t bridged = 0;  // the longest recent gap that a spin would have bridged
-    for (std::int64_t g : gaps)
-      if (g > bridged && g <= kSpinMax) bridged = g;
+    int short_gaps = 0;
+    for (std::int64_t g : gaps) {
+      if (g <= 0 || g > kSpinMax) continue;
+      ++short_gaps;
+      if (g > bridged) bridged = g;
+    }
     std::int64_t spin = kSpinMin;
-    if (bridged) spin = 4 * bridged < kSpinShort ? kSpinShort : 4 * bridged;
+    if (4 * short_gaps >= 3 * kGapHistory)  // mostly close calls: a burst of steps
+      spin = 4 * bridged < kSpinShort ? kSpinShort : 4 * bridged;
     if (spin > kSpinMax) spin = kSpinMax;
     spin_ns.store(spin, std::memory_order_relaxed);
   }
