@@ -15,22 +15,18 @@ Every check runs in a fresh interpreter (import order and loaded runtimes are pe
   layer aborts the process on concurrent use; fastopt serialises its prange calls);
 * the native pool's idle workers do not keep spinning after a step when steps are far apart.
 """
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 
 import fastopt
 
-try:
-    import torch  # noqa: F401 - only to know whether the torch checks can run
-    HAVE_TORCH = True
-except ImportError:  # pragma: no cover
-    HAVE_TORCH = False
+HAVE_TORCH = importlib.util.find_spec("torch") is not None  # imported in the children only
 
 NATIVE = "native" in fastopt.available_backends()
 NUMBA = "numba" in fastopt.available_backends()
