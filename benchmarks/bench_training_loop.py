@@ -44,6 +44,8 @@ try:
 except ImportError:  # pragma: no cover
     torch = None
 
+import itertools
+
 import fastopt
 
 try:
@@ -61,7 +63,7 @@ class MLP:
     def __init__(self, batch, seed=0):
         rng = np.random.default_rng(seed)
         self.params, self.grads = [], []
-        for fan_in, fan_out in zip(LAYERS[:-1], LAYERS[1:]):
+        for fan_in, fan_out in itertools.pairwise(LAYERS):
             w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
             b = np.zeros(fan_out, np.float32)
             self.params += [w, b]

@@ -25,10 +25,12 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -85,7 +87,7 @@ def _start_numba() -> bool:
     with _numba_init_lock:
         if _numba_started:
             return True
-        import numba
+        numba: Any = importlib.import_module("numba")  # untyped attributes
 
         try:
             numba.threading_layer()  # raises ValueError until some code started the layer
@@ -94,7 +96,7 @@ def _start_numba() -> bool:
                 numba.config.THREADING_LAYER = "forksafe"
         try:
             numba.get_num_threads()  # starts the layer
-        except Exception:  # noqa: BLE001 - no threading layer loads: numba stays serial
+        except Exception:
             return False
         _numba_started = True
         return True
@@ -111,12 +113,12 @@ def prange_threads() -> int:
     n = get_num_threads()
     if n <= 1 or not (_numba_started or _start_numba()):
         return 1
-    import numba
+    numba: Any = importlib.import_module("numba")
 
     n = min(n, numba.config.NUMBA_NUM_THREADS)
     if n > 1 and numba.get_num_threads() != n:
         numba.set_num_threads(n)
-    return n
+    return int(n)
 
 
 def set_num_threads(n: int) -> None:
