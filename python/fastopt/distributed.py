@@ -71,7 +71,8 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
         "pip install 'fastopt[mpi]' (mpi4py and the mpich wheel)"
     ) from _exc
 
-from .optim import NonFiniteGradientError, Optimizer
+from .backends import _checks
+from .optim import NonFiniteGradientError, Optimizer, grads_in_order
 
 __all__ = [
     "allreduce_gradients",
@@ -407,72 +408,13 @@ def broadcast_parameters(params: Grads, comm: MPI.Comm | None = None, root: int 
 
 
 def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> list[Array]:
-    """The gradients in parameter order, checked as ``Optimizer.step`` checks them (same
-    exception types): structure, arrays, dtype and shape equal to the parameter's."""
-    total = len(names)
-    if isinstance(grads, Mapping):
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError(
-                "grads is a dict but the parameters were given as a list; pass "
-                "the gradients as a list in the same order"
-            )
-        missing = [n for n in names if n not in grads]
-        known = set(names)
-        extra = [n for n in grads if n not in known]
-        if missing or extra:
-            msg = []
-            if missing:
-                msg.append(f"missing gradients for {missing[:5]}")
-            if extra:
-                msg.append(f"gradients for unknown parameters {extra[:5]}")
-            raise ValueError(
-                "grads does not match params: "
-                + "; ".join(msg)
-                + "; pass exactly one gradient per parameter name"
-            )
-        flat = [grads[n] for n in names]
-    elif isinstance(grads, np.ndarray):
-        if total != 1:
-            raise TypeError(
-                f"grads is one array but the optimizer has {total} parameters; "
-                "pass a list (or dict) of gradients"
-            )
-        flat = [grads]
-    else:
-        try:
-            flat = list(grads)
-        except TypeError:
-            raise TypeError(
-                "grads must be a list of arrays in the order of params (or a dict "
-                f"by name), got {type(grads).__name__}"
-            ) from None
-        if len(flat) != total:
-            raise ValueError(
-                f"grads has {len(flat)} arrays but the optimizer has {total} "
-                "parameters; pass exactly one gradient per parameter, in order"
-            )
-    for nm, g, p in zip(names, flat, params):
-        label = f"grads[{nm!r}]"
-        if g is None:
-            raise TypeError(
-                f"{label} is None; fastopt needs a gradient for every parameter at "
-                "every step (put frozen parameters in no optimizer)"
-            )
-        if not isinstance(g, np.ndarray):
-            raise TypeError(
-                f"{label} must be a numpy array, got {type(g)}; convert it with np.asarray(...)"
-            )
-        if g.dtype != p.dtype:
-            raise TypeError(
-                f"{label} has dtype {g.dtype} but its parameter has {p.dtype}; pass "
-                f"an array of dtype {p.dtype} (for example g.astype(np.{p.dtype}))"
-            )
-        if g.shape != p.shape:
-            raise ValueError(
-                f"{label} has shape {g.shape} but its parameter has {p.shape}; "
-                "pass an array of the parameter's shape"
-            )
-    return flat
+    """The gradients in parameter order, checked as ``Optimizer.step`` checks them (the same
+    functions, so the same exception types and messages): structure, then each array
+    against its parameter (dtype, shape, subclass, alignment, shared memory)."""
+    by_name = bool(names) and all(isinstance(n, str) for n in names)
+    flat = grads_in_order(grads, names, by_name)
+    rows = _checks.collect([("params", list(params), True), ("grads", flat, False)], names)
+    return [row[1] for row in rows]
 
 
 def _restructure(grads: Any, names: Sequence[Any], views: Sequence[Array]) -> Any:

@@ -244,6 +244,65 @@ class _StateView(Mapping):  # type: ignore[type-arg]
         return repr({k: dict(self[k]) for k in self})
 
 
+def grads_in_order(grads: Any, names: Sequence[Any], by_name: bool) -> list[Any]:
+    """The gradients as a list in the order of ``names`` (the parameters' order).
+
+    ``grads`` is a dict by name (only when the parameters were given ``by_name``), one
+    array (one parameter), or a sequence in order; a sequence for named parameters is
+    refused (matching it by dict order could silently swap two gradients).  The arrays
+    themselves are checked by the backends (``_checks.collect``)."""
+    total = len(names)
+    if isinstance(grads, dict):
+        if not by_name:
+            raise TypeError(
+                "grads is a dict but the parameters were given as a list; pass "
+                "the gradients as a list in the same order"
+            )
+        missing = [n for n in names if n not in grads]
+        known = set(names)
+        extra = [n for n in grads if n not in known]
+        if missing or extra:
+            msg = []
+            if missing:
+                msg.append(f"missing gradients for {missing[:5]}")
+            if extra:
+                msg.append(f"gradients for unknown parameters {extra[:5]}")
+            raise ValueError(
+                "grads does not match params: "
+                + "; ".join(msg)
+                + "; pass exactly one gradient per parameter name"
+            )
+        flat = [grads[n] for n in names]
+    elif by_name and not isinstance(grads, np.ndarray):
+        # Matching a list to named parameters by dict order would silently swap two
+        # gradients of the same shape: the order is ambiguous.
+        raise TypeError(
+            "params were given by name: pass grads as a dict by name, "
+            f"{{name: gradient}} (got {type(grads).__name__})"
+        )
+    elif isinstance(grads, np.ndarray):
+        if total != 1:
+            raise TypeError(
+                f"grads is one array but the optimizer has {total} parameters; "
+                "pass a list (or dict) of gradients"
+            )
+        flat = [grads]
+    else:
+        try:
+            flat = list(grads)
+        except TypeError:
+            raise TypeError(
+                "grads must be a list of arrays in the order of params (or a dict "
+                f"by name), got {type(grads).__name__}"
+            ) from None
+        if len(flat) != total:
+            raise ValueError(
+                f"grads has {len(flat)} arrays but the optimizer has {total} "
+                "parameters; pass exactly one gradient per parameter, in order"
+            )
+    return flat
+
+
 class Optimizer:
     """Base class: parameter groups, scheduled hyperparameters, state, hooks, save/resume.
 
@@ -467,54 +526,7 @@ class Optimizer:
 
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
-        total = len(self._names)
-        if isinstance(grads, dict):
-            if not self._string_names:
-                raise TypeError(
-                    "grads is a dict but the parameters were given as a list; pass "
-                    "the gradients as a list in the same order"
-                )
-            missing = [n for n in self._names if n not in grads]
-            extra = [n for n in grads if n not in set(self._names)]
-            if missing or extra:
-                msg = []
-                if missing:
-                    msg.append(f"missing gradients for {missing[:5]}")
-                if extra:
-                    msg.append(f"gradients for unknown parameters {extra[:5]}")
-                raise ValueError(
-                    "grads does not match params: "
-                    + "; ".join(msg)
-                    + "; pass exactly one gradient per parameter name"
-                )
-            flat = [grads[n] for n in self._names]
-        elif self._string_names and not isinstance(grads, np.ndarray):
-            # Matching a list to named parameters by dict order would silently swap two
-            # gradients of the same shape: the order is ambiguous.
-            raise TypeError(
-                "params were given by name: pass grads as a dict by name, "
-                f"{{name: gradient}} (got {type(grads).__name__})"
-            )
-        elif isinstance(grads, np.ndarray):
-            if total != 1:
-                raise TypeError(
-                    f"grads is one array but the optimizer has {total} parameters; "
-                    "pass a list (or dict) of gradients"
-                )
-            flat = [grads]
-        else:
-            try:
-                flat = list(grads)
-            except TypeError:
-                raise TypeError(
-                    "grads must be a list of arrays in the order of params (or a dict "
-                    f"by name), got {type(grads).__name__}"
-                ) from None
-            if len(flat) != total:
-                raise ValueError(
-                    f"grads has {len(flat)} arrays but the optimizer has {total} "
-                    "parameters; pass exactly one gradient per parameter, in order"
-                )
+        flat = grads_in_order(grads, self._names, self._string_names)
         # A None (or any non-array) gradient is reported by the array checks of the backend.
         if len(self.param_groups) == 1:
             return [flat]
