@@ -202,6 +202,11 @@ class Spec:
         self.constants_at: Callable[[tuple[Any, ...]], dict[str, Any]] = namespace["constants_at"]
         self.put: Callable[[dict[str, Any], tuple[Any, ...], int], None] = namespace["put"]
 
+    def pick(self, namespace: Mapping[str, Any]) -> dict[str, Any]:
+        """This optimizer's options taken from ``namespace`` by name (a constructor's
+        ``locals()``): the classes forward their typed arguments without listing them."""
+        return {o.name: namespace[o.name] for o in self.options}
+
     def replace(
         self, name: str, defaults: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None
     ) -> Spec:

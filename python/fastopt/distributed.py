@@ -72,7 +72,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     ) from _exc
 
 from .backends import _checks
-from .optim import NonFiniteGradientError, Optimizer, grads_in_order
+from .optim import NonFiniteGradientError, Optimizer, grads_in_order, parse_params
 
 __all__ = [
     "allreduce_gradients",
@@ -689,46 +689,19 @@ _CLIP_OPTIONS = ("nonfinite", "max_grad_norm", "norm_type", "clip_value", "clip_
 
 def _parse_groups(params: Any) -> list[dict[str, Any]]:
     """Normalise ``params`` (list of arrays, dict of name -> array, list of group dicts) into
-    a list of group dicts, raising as the optimizers' constructors do."""
-    if isinstance(params, np.ndarray):
-        raise TypeError(
-            "params must be a list of arrays, a dict of name -> array or a list of "
-            "parameter-group dicts, got a single ndarray; wrap it: [array]"
-        )
-    if isinstance(params, dict):
-        if "params" in params and not isinstance(params["params"], np.ndarray):
-            raise TypeError("params looks like one parameter group; pass a list of groups: [group]")
-        return [{"params": params}]
-    try:
-        items = list(params)
-    except TypeError:
-        raise TypeError(
-            f"params must be a list of arrays, a dict of name -> array or a list of "
-            f"parameter-group dicts, got {type(params).__name__}"
-        ) from None
-    if not items:
-        raise ValueError("params is empty: the optimizer got no parameters to update")
-    if all(isinstance(x, dict) for x in items):
-        out = []
-        for g in items:
-            if "params" not in g:
-                raise TypeError("a parameter group must be a dict with a 'params' entry")
-            g = dict(g)
-            if isinstance(g["params"], np.ndarray):
-                raise TypeError(
-                    "a group's 'params' must be a list or dict of arrays; wrap a "
-                    "single array in a list"
-                )
-            if not isinstance(g["params"], dict):
-                g["params"] = list(g["params"])
-            out.append(g)
-        return out
-    if any(isinstance(x, dict) for x in items):
-        raise TypeError(
-            "params mixes arrays and parameter-group dicts; pass either a list of "
-            "arrays or a list of groups {'params': [...], ...}"
-        )
-    return [{"params": items}]
+    a list of group dicts, raising as the optimizers' constructors do (the same parser)."""
+    out = []
+    for g in parse_params(params):
+        if "params" not in g:
+            raise TypeError("a parameter group must be a dict with a 'params' entry")
+        if isinstance(g["params"], np.ndarray):
+            raise TypeError(
+                "a group's 'params' must be a list or dict of arrays; wrap a single array in a list"
+            )
+        if not isinstance(g["params"], dict):
+            g["params"] = list(g["params"])
+        out.append(g)
+    return out
 
 
 class _Handle:

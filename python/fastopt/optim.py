@@ -45,9 +45,12 @@ import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; the annotations are never evaluated at run time
+    from typing_extensions import Unpack
 
 from . import _contract as C
 from ._validation import check_bool, check_clip_value, check_hyper, check_max_norm, check_norm_type
@@ -71,6 +74,19 @@ Params = Mapping[str, np.ndarray] | Sequence[Any]
 Grads = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 #: A step hook: ``hook(optimizer, grads)``.
 Hook = Callable[[Any, Any], Any]
+
+
+class Robustness(TypedDict, total=False):
+    """The keyword options every optimizer takes besides its own (documented once, in each
+    class's docstring): ``backend``, ``nonfinite``, ``max_grad_norm``, ``norm_type``,
+    ``clip_value``, ``clip_scope``; passed through to :class:`Optimizer`."""
+
+    backend: str
+    nonfinite: str
+    max_grad_norm: float | None
+    norm_type: float
+    clip_value: float | None
+    clip_scope: str
 
 
 def _evaluate(rule: str, v: Any, k: int) -> float:
@@ -154,7 +170,7 @@ def _stateful_parts(obj):
     return found
 
 
-def _parse_params(params):
+def parse_params(params: Any) -> list[dict[str, Any]]:
     """Normalise ``params`` into a list of group dicts with 'params' and 'names' lists."""
     if isinstance(params, np.ndarray):
         raise TypeError(
@@ -357,7 +373,7 @@ class Optimizer:
         self._plans: dict[int, tuple[Any, _Plan]] = {}  # group -> (option snapshot, plan)
         self._raw_options = operator.itemgetter(*spec.option)  # every optimizer has >= 2
         self._post_hooks: dict[int, Callable[..., Any]] = {}
-        for group in _parse_params(params):
+        for group in parse_params(params):
             self.add_param_group(group)
         self.last_lr: list[float] = [self._plan(g, 0).lr for g in self.param_groups]
 
@@ -1016,28 +1032,9 @@ class SGD(Optimizer):
         nesterov: bool = _S.nesterov,
         *,
         maximize: bool = _S.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 @_document
@@ -1082,28 +1079,9 @@ class Adagrad(Optimizer):
         eps: Hyper = _AG.eps,
         *,
         maximize: bool = _AG.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 @_document
@@ -1153,29 +1131,9 @@ class RMSprop(Optimizer):
         centered: bool = _R.centered,
         *,
         maximize: bool = _R.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 _ADAM_MATH = r"""
@@ -1233,28 +1191,9 @@ class Adam(Optimizer):
         amsgrad: bool = _A.amsgrad,
         *,
         maximize: bool = _A.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 @_document
@@ -1282,25 +1221,6 @@ class AdamW(Adam):
         amsgrad: bool = _AW.amsgrad,
         *,
         maximize: bool = _AW.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            amsgrad,
-            maximize=maximize,
-            backend=backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
