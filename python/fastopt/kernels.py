@@ -99,14 +99,7 @@ def sgd(
     t = check_step(step)
     _run(
         C.SGD,
-        dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-        ),
+        C.SGD.pick(locals()),
         t,
         params,
         grads,
@@ -133,14 +126,7 @@ def adagrad(
     t = check_step(step)
     _run(
         C.ADAGRAD,
-        dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=0.0,
-            eps=eps,
-            maximize=maximize,
-        ),
+        C.ADAGRAD.pick(locals()),
         t,
         params,
         grads,
@@ -172,15 +158,7 @@ def rmsprop(
     t = 1 if step is None else check_step(step)
     _run(
         C.RMSPROP,
-        dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        ),
+        C.RMSPROP.pick(locals()),
         t,
         params,
         grads,
@@ -215,14 +193,7 @@ def adam(
     decoupled = C.check_bool("decoupled_weight_decay", decoupled_weight_decay)
     _run(
         C.ADAM,
-        dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-        ),
+        C.ADAM.pick(locals()),
         t,
         params,
         grads,
@@ -257,14 +228,9 @@ def adamw(
         exp_avg_sqs,
         max_exp_avg_sqs,
         step=step,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
         decoupled_weight_decay=True,
         backend=backend,
+        **C.ADAMW.pick(locals()),
     )
 
 
@@ -287,7 +253,7 @@ def adamax(
     t = check_step(step)
     _run(
         C.ADAMAX,
-        dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        C.ADAMAX.pick(locals()),
         t,
         params,
         grads,
@@ -326,18 +292,7 @@ def nadam(
     The product is kept rounded to float32, as torch keeps it (``fastopt.NAdam``)."""
     t = check_step(step)
     mu = check_hyper("mu_product", mu_product)
-    opts = C.NADAM.check_options(
-        dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum_decay=momentum_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        ),
-        allow_schedule=False,
-    )
+    opts = C.NADAM.check_options(C.NADAM.pick(locals()), allow_schedule=False)
     _, after = C.NADAM.step_scalars(opts, t, (mu,))
     _run(
         C.NADAM,
@@ -373,14 +328,7 @@ def radam(
     t = check_step(step)
     _run(
         C.RADAM,
-        dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            decoupled_weight_decay=decoupled_weight_decay,
-            maximize=maximize,
-        ),
+        C.RADAM.pick(locals()),
         t,
         params,
         grads,
@@ -409,7 +357,7 @@ def adadelta(
     t = 1 if step is None else check_step(step)
     _run(
         C.ADADELTA,
-        dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize),
+        C.ADADELTA.pick(locals()),
         t,
         params,
         grads,
