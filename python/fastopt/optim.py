@@ -435,10 +435,14 @@ class Optimizer:
         buffers: dict[str, list[np.ndarray]],
         grads: list[Any],
         plan: _Plan,
-    ) -> None:
+        check: bool = False,
+    ) -> Any:
         """One backend call for one group: the contract's scalars for this step, the state
         arrays the options need (created as the contract says when first needed, kept only
-        if the call succeeds), and SGD-style lazy buffers started from the gradient."""
+        if the call succeeds), and SGD-style lazy buffers started from the gradient.
+
+        ``check`` (native backend only): the backend reads the gradients first and, if any
+        holds inf or NaN, writes nothing and returns their row indices (returned here)."""
         spec = self._spec
         scalars = plan.scalars  # the per-step entries are rewritten here, every step
         if spec.per_step is not None:
@@ -459,11 +463,25 @@ class Optimizer:
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
-        self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
+        if check:
+            bad = self._be.step(
+                spec.kernel,
+                group["params"],
+                grads,
+                state,
+                scalars,
+                group["names"],
+                check_finite=True,
+            )
+            if bad is not None:
+                return bad
+        else:
+            self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
         if new:
             buffers.update(new)
         if lazy is not None:
             gstate[lazy] = True
+        return None
 
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
@@ -599,7 +617,16 @@ class Optimizer:
             # group cannot leave an earlier one updated.
             self._check_all(per_group)
             checked = True
-        if self.nonfinite != "ignore":
+        clip = self.clip_value is not None or self.max_grad_norm is not None
+        # One group, no clipping, native backend: the finiteness check runs inside the one
+        # backend call (after its array checks, before any write).
+        fused = (
+            self.nonfinite != "ignore"
+            and len(per_group) == 1
+            and not clip
+            and self.backend == "native"
+        )
+        if self.nonfinite != "ignore" and not fused:
             flat = per_group[0] if len(per_group) == 1 else [x for gs in per_group for x in gs]
             if self.backend == "native":
                 # One threaded, vectorised read of every gradient; only the arrays it flags
@@ -615,31 +642,53 @@ class Optimizer:
                     continue
                 if not checked:  # report a malformed argument before the bad value
                     self._check_all(per_group)
-                if self.nonfinite == "skip":
-                    self.skipped_steps += 1
-                    self.last_step_skipped = True
-                    return
-                raise NonFiniteGradientError(
-                    f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
-                    f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
-                    "Fix the loss/gradient, or construct the optimizer with "
-                    "nonfinite='skip' to skip such steps (counted in skipped_steps)"
-                )
-        if self.clip_value is not None or self.max_grad_norm is not None:
+                self._nonfinite(nm, g, idx, k)
+                return
+        if clip:
             if not checked:
                 self._check_all(per_group)
             per_group = self._clip(per_group)
-        self.last_step_skipped = False
-        for group, gstate, buffers, grads_g, plan in zip(
-            self.param_groups, self._group_state, self._buffers, per_group, plans
-        ):
-            self._apply(group, gstate, buffers, grads_g, plan)
-            gstate["step"] += 1
+        if fused:
+            bad = self._apply(
+                groups[0], self._group_state[0], self._buffers[0], per_group[0], plans[0], True
+            )
+            if bad is not None:
+                grads_g = per_group[0]
+                for i in bad:
+                    idx = _first_nonfinite(grads_g[i])
+                    if idx is not None:
+                        self._nonfinite(self._names[i], grads_g[i], idx, k)
+                        return
+                # Flagged, yet finite now (the caller changed it meanwhile): update with it.
+                self._apply(groups[0], self._group_state[0], self._buffers[0], grads_g, plans[0])
+            self.last_step_skipped = False
+            self._group_state[0]["step"] += 1
+        else:
+            self.last_step_skipped = False
+            for group, gstate, buffers, grads_g, plan in zip(
+                self.param_groups, self._group_state, self._buffers, per_group, plans
+            ):
+                self._apply(group, gstate, buffers, grads_g, plan)
+                gstate["step"] += 1
         self.step_count = k + 1
         self.last_lr = [plans[0].lr] if len(plans) == 1 else [plan.lr for plan in plans]
         if self._post_hooks:
             for hook in list(self._post_hooks.values()):
                 hook(self, grads)
+
+    def _nonfinite(self, nm: Any, g: np.ndarray, idx: tuple[int, ...], k: int) -> None:
+        """Gradient ``nm`` holds a non-finite value at ``idx``: count a skipped step
+        (``nonfinite="skip"``) or raise.  Nothing has been written."""
+        if self.nonfinite == "skip":
+            self.skipped_steps += 1
+            self.last_step_skipped = True
+            return
+        raise NonFiniteGradientError(
+            f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
+            f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
+            "Fix the loss/gradient, or construct the optimizer with "
+            "nonfinite='skip' to skip such steps (counted in skipped_steps)"
+        )
 
     def _clip(self, per_group):
         """Clipped copies of the gradients (the caller's arrays are not modified)."""
