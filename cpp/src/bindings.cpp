@@ -764,7 +764,7 @@ PYBIND11_MODULE(_native, m) {
   g_memmap_type = py::object(py::module_::import("numpy").attr("memmap")).release().ptr();
   using namespace pybind11::literals;
   m.def("step", &step, "kind"_a, "params"_a, "grads"_a, "state"_a, "scalars"_a,
-        "names"_a = py::none(), py::kw_only(), "check_finite"_a = false,
+        "names"_a = py::none(), "check_finite"_a = false,
         "One multi-tensor update of optimizer `kind` (the backend interface of "
         "fastopt._contract): state = {state name: list of arrays or None}, scalars = "
         "{Job field: value}.  check_finite=True: if a gradient holds inf or NaN, write "

@@ -471,7 +471,7 @@ class Optimizer:
                 state,
                 scalars,
                 group["names"],
-                check_finite=True,
+                True,  # check_finite, positional: pybind11 parses keywords slowly
             )
             if bad is not None:
                 return bad
@@ -604,29 +604,36 @@ class Optimizer:
         if self._pre_hooks:
             for hook in list(self._pre_hooks.values()):
                 hook(self, grads)
-        per_group = self._split_grads(grads)
-        k = self.step_count
         groups = self.param_groups
-        if len(groups) == 1:  # the common case, without a comprehension's frame
-            plans = [self._cached_plan(0, groups[0], k)]
+        if (
+            type(grads) is list
+            and len(groups) == 1
+            and not self._string_names
+            and len(grads) == len(self._names)
+        ):  # what _split_grads returns for a list of the right length, without the call
+            per_group = [grads[:]]
         else:
-            plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
+            per_group = self._split_grads(grads)
+        k = self.step_count
+        if (
+            len(groups) == 1
+            and self.clip_value is None
+            and self.max_grad_norm is None
+            and (self.nonfinite == "ignore" or self.backend == "native")
+        ):
+            # The common case: one group, no clipping, one backend call.  The native backend
+            # runs the finiteness check inside that call (after its array checks, before any
+            # write) and returns the flagged rows.
+            self._step_one(groups[0], grads, per_group[0], k)
+            return
+        plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
         checked = False
-        if len(self.param_groups) > 1:
+        if len(groups) > 1:
             # One backend call per group: check all groups first so that an error in a later
             # group cannot leave an earlier one updated.
             self._check_all(per_group)
             checked = True
-        clip = self.clip_value is not None or self.max_grad_norm is not None
-        # One group, no clipping, native backend: the finiteness check runs inside the one
-        # backend call (after its array checks, before any write).
-        fused = (
-            self.nonfinite != "ignore"
-            and len(per_group) == 1
-            and not clip
-            and self.backend == "native"
-        )
-        if self.nonfinite != "ignore" and not fused:
+        if self.nonfinite != "ignore":
             flat = per_group[0] if len(per_group) == 1 else [x for gs in per_group for x in gs]
             if self.backend == "native":
                 # One threaded, vectorised read of every gradient; only the arrays it flags
@@ -644,34 +651,41 @@ class Optimizer:
                     self._check_all(per_group)
                 self._nonfinite(nm, g, idx, k)
                 return
-        if clip:
+        if self.clip_value is not None or self.max_grad_norm is not None:
             if not checked:
                 self._check_all(per_group)
             per_group = self._clip(per_group)
-        if fused:
-            bad = self._apply(
-                groups[0], self._group_state[0], self._buffers[0], per_group[0], plans[0], True
-            )
+        self.last_step_skipped = False
+        for group, gstate, buffers, grads_g, plan in zip(
+            groups, self._group_state, self._buffers, per_group, plans
+        ):
+            self._apply(group, gstate, buffers, grads_g, plan)
+            gstate["step"] += 1
+        self.step_count = k + 1
+        self.last_lr = [plan.lr for plan in plans]
+        if self._post_hooks:
+            for hook in list(self._post_hooks.values()):
+                hook(self, grads)
+
+    def _step_one(self, group, grads, grads_g, k):
+        plan = self._cached_plan(0, group, k)
+        gstate = self._group_state[0]
+        if self.nonfinite != "ignore":
+            bad = self._apply(group, gstate, self._buffers[0], grads_g, plan, True)
             if bad is not None:
-                grads_g = per_group[0]
                 for i in bad:
                     idx = _first_nonfinite(grads_g[i])
                     if idx is not None:
                         self._nonfinite(self._names[i], grads_g[i], idx, k)
                         return
                 # Flagged, yet finite now (the caller changed it meanwhile): update with it.
-                self._apply(groups[0], self._group_state[0], self._buffers[0], grads_g, plans[0])
-            self.last_step_skipped = False
-            self._group_state[0]["step"] += 1
+                self._apply(group, gstate, self._buffers[0], grads_g, plan)
         else:
-            self.last_step_skipped = False
-            for group, gstate, buffers, grads_g, plan in zip(
-                self.param_groups, self._group_state, self._buffers, per_group, plans
-            ):
-                self._apply(group, gstate, buffers, grads_g, plan)
-                gstate["step"] += 1
+            self._apply(group, gstate, self._buffers[0], grads_g, plan)
+        self.last_step_skipped = False
+        gstate["step"] += 1
         self.step_count = k + 1
-        self.last_lr = [plans[0].lr] if len(plans) == 1 else [plan.lr for plan in plans]
+        self.last_lr = [plan.lr]
         if self._post_hooks:
             for hook in list(self._post_hooks.values()):
                 hook(self, grads)
