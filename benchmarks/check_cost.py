@@ -24,34 +24,36 @@ def timer(fn, reps):
     return (time.perf_counter() - t0) / reps
 
 
+def cases(n):
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal(n).astype(np.float32)
+    opts = {m: fastopt.Adam([np.zeros(n, np.float32)], nonfinite=m) for m in ("raise", "ignore")}
+    p, m, v = (np.zeros(n, np.float32) for _ in range(3))
+    sc = ADAM.scalars(ADAM.defaults, 1)
+    state = {"exp_avg": [m], "exp_avg_sq": [v]}
+    out = {
+        "raise": lambda: opts["raise"].step([g]),
+        "ignore": lambda: opts["ignore"].step([g]),
+        "kernel": lambda: _native.step("adam", [p], [g], state, sc),
+    }
+    if hasattr(_native, "nonfinite_rows"):
+        out["check"] = lambda: _native.nonfinite_rows([g])
+    return out
+
+
 def main():
     sizes = [int(float(s)) for s in sys.argv[1:]] or [10**5, 10**6, 16 * 10**6]
     rounds = 15
     for nt in (1, 2):
         _native.set_num_threads(nt)
         for n in sizes:
-            rng = np.random.default_rng(0)
-            g = rng.standard_normal(n).astype(np.float32)
-            opts = {
-                m: fastopt.Adam([np.zeros(n, np.float32)], nonfinite=m) for m in ("raise", "ignore")
-            }
-            p, m, v = (np.zeros(n, np.float32) for _ in range(3))
-            sc = ADAM.scalars(ADAM.defaults, 1)
-            cases = {
-                "raise": lambda: opts["raise"].step([g]),
-                "ignore": lambda: opts["ignore"].step([g]),
-                "kernel": lambda: _native.step(
-                    "adam", [p], [g], {"exp_avg": [m], "exp_avg_sq": [v]}, sc
-                ),
-            }
-            if hasattr(_native, "nonfinite_rows"):
-                cases["check"] = lambda: _native.nonfinite_rows([g])
+            cs = cases(n)
             reps = max(3, int(2e7 / n))
-            for f in cases.values():
+            for f in cs.values():
                 f()
-            t = {k: [] for k in cases}
+            t = {k: [] for k in cs}
             for _ in range(rounds):
-                for k, f in cases.items():
+                for k, f in cs.items():
                     t[k].append(timer(f, reps))
             med = {k: statistics.median(v) for k, v in t.items()}
             ratio = statistics.median(a / b for a, b in zip(t["raise"], t["ignore"]))
