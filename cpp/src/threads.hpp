@@ -4,9 +4,12 @@
 // run(nt, fn, ctx) calls fn(ctx, worker) on the caller (worker 0) and on nt - 1 pool threads
 // and returns when all are done.  Work is handed out by the caller's function itself (an
 // atomic chunk counter), so a worker that wakes late simply takes fewer chunks.  Idle workers
-// spin briefly (back-to-back optimizer steps reuse them without a futex wake-up), then sleep
-// on a condition variable.  Concurrent callers (the GIL is released) do not share the pool:
-// a second caller runs serially.  After fork() the child starts a fresh pool.
+// spin for as long as the recent gaps between jobs say the next job will take to come (up to
+// 300 us: back-to-back optimizer steps reuse them without a futex wake-up; in a training loop,
+// where the next job is a forward pass away, almost not at all, so they do not hold a core
+// the caller's BLAS threads need), then sleep on a condition variable.  Concurrent callers (the GIL
+// is released) do not share the pool: a second caller runs serially.  After fork() the child starts
+// a fresh pool.
 #pragma once
 
 namespace fastopt {

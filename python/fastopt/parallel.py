@@ -7,7 +7,8 @@
     cache-line-aligned chunks and runs them on a small persistent pool; calls that move
     less than a measured threshold (about 256 KB) stay on the calling thread, where waking
     a second core costs more than it saves.  The Numba backend uses ``prange`` above its
-    own threshold, with ``numba.set_num_threads``.
+    own threshold; Numba's threads are started only then (not by ``set_num_threads``, not
+    by the native backend), see ``prange_threads`` and docs/threads.md.
 
 ``flatten(params)``
     One contiguous buffer and views of it shaped like ``params``, for code that wants one
@@ -24,9 +25,12 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from collections.abc import Iterable
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,15 +57,68 @@ def _native() -> ModuleType | None:
     return mod
 
 
-def _numba_set(n: int) -> None:
-    try:
-        import numba
-    except ImportError:
-        return
-    try:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    except Exception:
-        pass
+# Numba's threads, configured lazily: nothing here imports Numba or starts its threading
+# layer until the Numba backend runs its first prange kernel.  GNU OpenMP (Numba's default
+# layer when TBB is missing) is not used: once the system libgomp is loaded, a later
+# ``import torch`` binds to it instead of its own (torch's foreach Adam measured 24x
+# slower), and a forked child of a process that used it is killed.  "forksafe" is Numba's
+# name for TBB when installed, else its own workqueue pool: both fork-safe and harmless to
+# torch.  The workqueue pool must not be entered by two threads at once (Numba aborts the
+# process), so every fastopt prange call holds PRANGE_LOCK; a caller that finds it busy
+# runs the serial kernel instead (the native pool's policy).
+PRANGE_LOCK = threading.Lock()
+_numba_started = False
+_numba_init_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global PRANGE_LOCK, _numba_init_lock
+    PRANGE_LOCK = threading.Lock()  # a thread of the parent may have held them at fork
+    _numba_init_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _start_numba() -> bool:
+    """Start Numba's threading layer ("forksafe" unless the user chose one); False if none."""
+    global _numba_started
+    with _numba_init_lock:
+        if _numba_started:
+            return True
+        numba: Any = importlib.import_module("numba")  # untyped attributes
+
+        try:
+            numba.threading_layer()  # raises ValueError until some code started the layer
+        except ValueError:
+            if str(numba.config.THREADING_LAYER).lower() == "default":  # the user chose none
+                numba.config.THREADING_LAYER = "forksafe"
+        try:
+            numba.get_num_threads()  # starts the layer
+        except Exception:
+            return False
+        _numba_started = True
+        return True
+
+
+def prange_threads() -> int:
+    """Threads for the Numba backend's next ``prange`` kernel (1: run the serial kernel).
+
+    Called by the Numba backend right before a parallel kernel, never at import or by
+    ``set_num_threads``: starts Numba's threading layer on first use and applies the
+    requested count (``numba.set_num_threads`` is per thread, so it is applied on every
+    call).  Hold ``PRANGE_LOCK`` around the kernel itself.
+    """
+    n = get_num_threads()
+    if n <= 1 or not (_numba_started or _start_numba()):
+        return 1
+    numba: Any = importlib.import_module("numba")
+
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    if n > 1 and numba.get_num_threads() != n:
+        numba.set_num_threads(n)
+    return int(n)
 
 
 def set_num_threads(n: int) -> None:
@@ -79,7 +136,6 @@ def set_num_threads(n: int) -> None:
     nat = _native()
     if nat is not None:
         nat.set_num_threads(n)
-    _numba_set(n)
 
 
 def get_num_threads() -> int:

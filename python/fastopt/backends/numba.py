@@ -11,15 +11,23 @@ Threads: arrays of at least ``PARALLEL_MIN_SIZE`` elements go through a ``parall
 twin that cuts the array into one contiguous chunk per Numba thread (``prange``) and runs
 the serial loop on each slice (views: nothing is allocated), so the arithmetic is written
 once.  Both versions are compiled with ``cache=True``: a new process loads them from
-Numba's cache (``__pycache__``) instead of compiling.  ``fastopt.set_num_threads`` sets
-``numba.set_num_threads`` too.
+Numba's cache (``__pycache__``) instead of compiling.
+
+Numba's threads start only when a prange twin is about to run (``parallel.prange_threads``),
+never at import, at ``fastopt.set_num_threads`` or on the native backend, with Numba's
+"forksafe" threading layer unless the user chose one (``NUMBA_THREADING_LAYER``): TBB when
+installed, else Numba's workqueue.  Not GNU OpenMP: measured, a later ``import torch``
+binds to the system libgomp it loads (torch's foreach Adam 24x slower) and a forked child
+is killed.  Workqueue is not thread-safe, so a prange call holds ``parallel.PRANGE_LOCK``
+and a caller that finds it busy runs the serial loop.  See docs/threads.md.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
+from .. import parallel as _parallel
 from .._contract import slots
 from ._checks import collect
 
@@ -268,10 +276,25 @@ def _adam_par(
 def _pick(serial, parallel, size):
     """(kernel, extra args): the prange twin for large arrays when Numba has threads."""
     if size >= PARALLEL_MIN_SIZE:
-        nt = get_num_threads()
+        nt = _parallel.prange_threads()
         if nt > 1:
-            return parallel, (nt,)
+            return _locked(serial, parallel), (nt,)
     return serial, ()
+
+
+def _locked(serial, parallel):
+    """The prange twin under ``PRANGE_LOCK``, or the serial loop while another thread has it."""
+
+    def call(*args):
+        lock = _parallel.PRANGE_LOCK
+        if not lock.acquire(blocking=False):
+            return serial(*args[:-1])  # last argument: nchunks
+        try:
+            return parallel(*args)
+        finally:
+            lock.release()
+
+    return call
 
 
 def _flat(a, like):
