@@ -363,6 +363,7 @@ std::size_t align_boundary(const Exec& e, std::size_t g) {
 int threads_for(std::size_t bytes) {
   const int nt = fastopt::threads::get_threads();
   if (nt <= 1 || bytes < g_parallel_min_bytes) return 1;
+  if (g_parallel_min_bytes == 0) return nt;  // forced (tests): every thread
   const std::size_t want = bytes / g_parallel_min_bytes + 1;
   return static_cast<int>(std::min<std::size_t>(want, static_cast<std::size_t>(nt)));
 }
