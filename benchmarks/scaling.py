@@ -95,7 +95,7 @@ def main():
             vs_torch = f"{med['torch fused'] / ign:.2f}" if "torch fused" in med else "-"
             cells = " | ".join(f"{med[c] * 1e6:.0f}" for c in cols)
             print(
-                f"| {n:.0e} | {nt} | {cells} | {vs_torch} | {med['probe'] / ign:.2f} |", flush=True
+                f"| {n:.2g} | {nt} | {cells} | {vs_torch} | {med['probe'] / ign:.2f} |", flush=True
             )
 
 
