@@ -205,6 +205,14 @@ class Spec:
         self.constants_at: Callable[[tuple[Any, ...]], dict[str, Any]] = namespace["constants_at"]
         self.put: Callable[[dict[str, Any], tuple[Any, ...], int], None] = namespace["put"]
 
+    def pick(self, namespace: Mapping[str, Any]) -> dict[str, Any]:
+        """This optimizer's options taken from ``namespace`` by name (a constructor's or a
+        functional kernel's ``locals()``), so that typed signatures are forwarded without
+        listing their arguments again; an option the caller does not take (the functional
+        Adagrad has no ``initial_accumulator_value``: its state arrives filled) keeps its
+        default."""
+        return {o.name: namespace.get(o.name, o.default) for o in self.options}
+
     def replace(
         self, name: str, defaults: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None
     ) -> Spec:

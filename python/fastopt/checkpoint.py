@@ -118,6 +118,21 @@ def _target(path: str | os.PathLike[str]) -> str:
     return path
 
 
+def _collective(optimizer: Any, what: str, path: str | os.PathLike[str]) -> bool:
+    """Run the collective ``save``/``load`` of a ``fastopt.distributed`` optimizer (same
+    file format; rank 0 reads or writes through this module) and return True; return
+    False for a plain optimizer; raise TypeError for anything else."""
+    collective = getattr(type(optimizer), f"_fastopt_collective_{what}", None)
+    if collective is not None:
+        collective(optimizer, path)
+        return True
+    from .optim import Optimizer
+
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastopt optimizer, got {type(optimizer).__name__}")
+    return False
+
+
 def save(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     """Save ``optimizer``'s parameters and state to ``path`` (one ``.npz``), atomically.
 
@@ -127,16 +142,8 @@ def save(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     files left by earlier saves that were killed are removed.  Raises TypeError if a group
     option cannot be stored as JSON (nothing is written).
     """
-    # --- fastopt.distributed: collective save (same format; rank 0 writes through here) ---
-    collective = getattr(type(optimizer), "_fastopt_collective_save", None)
-    if collective is not None:
-        collective(optimizer, path)
+    if _collective(optimizer, "save", path):
         return
-    # --- end fastopt.distributed ---
-    from .optim import Optimizer
-
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a fastopt optimizer, got {type(optimizer).__name__}")
     optimizer._acquire("save")
     try:
         _save_locked(path, optimizer)
@@ -361,16 +368,8 @@ def load(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     raises RuntimeError), the values are copied into the optimizer's existing parameter
     and state arrays, and the step counters, options and schedule states are restored.
     """
-    # --- fastopt.distributed: collective load (rank 0 reads through here, then resharding) ---
-    collective = getattr(type(optimizer), "_fastopt_collective_load", None)
-    if collective is not None:
-        collective(optimizer, path)
+    if _collective(optimizer, "load", path):
         return
-    # --- end fastopt.distributed ---
-    from .optim import Optimizer
-
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a fastopt optimizer, got {type(optimizer).__name__}")
     meta, arrays = _read(path, optimizer)
     _check_meta(path, meta)
     optimizer._acquire("load")

@@ -71,7 +71,8 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
         "pip install 'fastopt[mpi]' (mpi4py and the mpich wheel)"
     ) from _exc
 
-from .optim import NonFiniteGradientError, Optimizer
+from .backends import _checks
+from .optim import NonFiniteGradientError, Optimizer, grads_in_order, parse_params
 
 __all__ = [
     "allreduce_gradients",
@@ -407,72 +408,13 @@ def broadcast_parameters(params: Grads, comm: MPI.Comm | None = None, root: int 
 
 
 def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> list[Array]:
-    """The gradients in parameter order, checked as ``Optimizer.step`` checks them (same
-    exception types): structure, arrays, dtype and shape equal to the parameter's."""
-    total = len(names)
-    if isinstance(grads, Mapping):
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError(
-                "grads is a dict but the parameters were given as a list; pass "
-                "the gradients as a list in the same order"
-            )
-        missing = [n for n in names if n not in grads]
-        known = set(names)
-        extra = [n for n in grads if n not in known]
-        if missing or extra:
-            msg = []
-            if missing:
-                msg.append(f"missing gradients for {missing[:5]}")
-            if extra:
-                msg.append(f"gradients for unknown parameters {extra[:5]}")
-            raise ValueError(
-                "grads does not match params: "
-                + "; ".join(msg)
-                + "; pass exactly one gradient per parameter name"
-            )
-        flat = [grads[n] for n in names]
-    elif isinstance(grads, np.ndarray):
-        if total != 1:
-            raise TypeError(
-                f"grads is one array but the optimizer has {total} parameters; "
-                "pass a list (or dict) of gradients"
-            )
-        flat = [grads]
-    else:
-        try:
-            flat = list(grads)
-        except TypeError:
-            raise TypeError(
-                "grads must be a list of arrays in the order of params (or a dict "
-                f"by name), got {type(grads).__name__}"
-            ) from None
-        if len(flat) != total:
-            raise ValueError(
-                f"grads has {len(flat)} arrays but the optimizer has {total} "
-                "parameters; pass exactly one gradient per parameter, in order"
-            )
-    for nm, g, p in zip(names, flat, params):
-        label = f"grads[{nm!r}]"
-        if g is None:
-            raise TypeError(
-                f"{label} is None; fastopt needs a gradient for every parameter at "
-                "every step (put frozen parameters in no optimizer)"
-            )
-        if not isinstance(g, np.ndarray):
-            raise TypeError(
-                f"{label} must be a numpy array, got {type(g)}; convert it with np.asarray(...)"
-            )
-        if g.dtype != p.dtype:
-            raise TypeError(
-                f"{label} has dtype {g.dtype} but its parameter has {p.dtype}; pass "
-                f"an array of dtype {p.dtype} (for example g.astype(np.{p.dtype}))"
-            )
-        if g.shape != p.shape:
-            raise ValueError(
-                f"{label} has shape {g.shape} but its parameter has {p.shape}; "
-                "pass an array of the parameter's shape"
-            )
-    return flat
+    """The gradients in parameter order, checked as ``Optimizer.step`` checks them (the same
+    functions, so the same exception types and messages): structure, then each array
+    against its parameter (dtype, shape, subclass, alignment, shared memory)."""
+    by_name = bool(names) and all(isinstance(n, str) for n in names)
+    flat = grads_in_order(grads, names, by_name)
+    rows = _checks.collect([("params", list(params), True), ("grads", flat, False)], names)
+    return [row[1] for row in rows]
 
 
 def _restructure(grads: Any, names: Sequence[Any], views: Sequence[Array]) -> Any:
@@ -747,46 +689,19 @@ _CLIP_OPTIONS = ("nonfinite", "max_grad_norm", "norm_type", "clip_value", "clip_
 
 def _parse_groups(params: Any) -> list[dict[str, Any]]:
     """Normalise ``params`` (list of arrays, dict of name -> array, list of group dicts) into
-    a list of group dicts, raising as the optimizers' constructors do."""
-    if isinstance(params, np.ndarray):
-        raise TypeError(
-            "params must be a list of arrays, a dict of name -> array or a list of "
-            "parameter-group dicts, got a single ndarray; wrap it: [array]"
-        )
-    if isinstance(params, dict):
-        if "params" in params and not isinstance(params["params"], np.ndarray):
-            raise TypeError("params looks like one parameter group; pass a list of groups: [group]")
-        return [{"params": params}]
-    try:
-        items = list(params)
-    except TypeError:
-        raise TypeError(
-            f"params must be a list of arrays, a dict of name -> array or a list of "
-            f"parameter-group dicts, got {type(params).__name__}"
-        ) from None
-    if not items:
-        raise ValueError("params is empty: the optimizer got no parameters to update")
-    if all(isinstance(x, dict) for x in items):
-        out = []
-        for g in items:
-            if "params" not in g:
-                raise TypeError("a parameter group must be a dict with a 'params' entry")
-            g = dict(g)
-            if isinstance(g["params"], np.ndarray):
-                raise TypeError(
-                    "a group's 'params' must be a list or dict of arrays; wrap a "
-                    "single array in a list"
-                )
-            if not isinstance(g["params"], dict):
-                g["params"] = list(g["params"])
-            out.append(g)
-        return out
-    if any(isinstance(x, dict) for x in items):
-        raise TypeError(
-            "params mixes arrays and parameter-group dicts; pass either a list of "
-            "arrays or a list of groups {'params': [...], ...}"
-        )
-    return [{"params": items}]
+    a list of group dicts, raising as the optimizers' constructors do (the same parser)."""
+    out = []
+    for g in parse_params(params):
+        if "params" not in g:
+            raise TypeError("a parameter group must be a dict with a 'params' entry")
+        if isinstance(g["params"], np.ndarray):
+            raise TypeError(
+                "a group's 'params' must be a list or dict of arrays; wrap a single array in a list"
+            )
+        if not isinstance(g["params"], dict):
+            g["params"] = list(g["params"])
+        out.append(g)
+    return out
 
 
 class _Handle:

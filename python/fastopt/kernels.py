@@ -97,14 +97,7 @@ def sgd(
     t = check_step(step)
     _run(
         C.SGD,
-        dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-        ),
+        C.SGD.pick(locals()),
         t,
         params,
         grads,
@@ -131,14 +124,7 @@ def adagrad(
     t = check_step(step)
     _run(
         C.ADAGRAD,
-        dict(
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=0.0,
-            eps=eps,
-            maximize=maximize,
-        ),
+        C.ADAGRAD.pick(locals()),
         t,
         params,
         grads,
@@ -170,15 +156,7 @@ def rmsprop(
     t = 1 if step is None else check_step(step)
     _run(
         C.RMSPROP,
-        dict(
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        ),
+        C.RMSPROP.pick(locals()),
         t,
         params,
         grads,
@@ -213,14 +191,7 @@ def adam(
     decoupled = C.check_bool("decoupled_weight_decay", decoupled_weight_decay)
     _run(
         C.ADAM,
-        dict(
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-        ),
+        C.ADAM.pick(locals()),
         t,
         params,
         grads,
@@ -255,12 +226,7 @@ def adamw(
         exp_avg_sqs,
         max_exp_avg_sqs,
         step=step,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
         decoupled_weight_decay=True,
         backend=backend,
+        **C.ADAMW.pick(locals()),
     )

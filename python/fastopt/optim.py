@@ -45,9 +45,12 @@ import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:  # typing.Unpack is 3.11+; the annotations are never evaluated at run time
+    from typing_extensions import Unpack
 
 from . import _contract as C
 from ._validation import check_bool, check_clip_value, check_hyper, check_max_norm, check_norm_type
@@ -71,6 +74,19 @@ Params = Mapping[str, np.ndarray] | Sequence[Any]
 Grads = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 #: A step hook: ``hook(optimizer, grads)``.
 Hook = Callable[[Any, Any], Any]
+
+
+class Robustness(TypedDict, total=False):
+    """The keyword options every optimizer takes besides its own (documented once, in each
+    class's docstring): ``backend``, ``nonfinite``, ``max_grad_norm``, ``norm_type``,
+    ``clip_value``, ``clip_scope``; passed through to :class:`Optimizer`."""
+
+    backend: str
+    nonfinite: str
+    max_grad_norm: float | None
+    norm_type: float
+    clip_value: float | None
+    clip_scope: str
 
 
 def _evaluate(rule: str, v: Any, k: int) -> float:
@@ -154,7 +170,7 @@ def _stateful_parts(obj):
     return found
 
 
-def _parse_params(params):
+def parse_params(params: Any) -> list[dict[str, Any]]:
     """Normalise ``params`` into a list of group dicts with 'params' and 'names' lists."""
     if isinstance(params, np.ndarray):
         raise TypeError(
@@ -244,6 +260,65 @@ class _StateView(Mapping):  # type: ignore[type-arg]
         return repr({k: dict(self[k]) for k in self})
 
 
+def grads_in_order(grads: Any, names: Sequence[Any], by_name: bool) -> list[Any]:
+    """The gradients as a list in the order of ``names`` (the parameters' order).
+
+    ``grads`` is a dict by name (only when the parameters were given ``by_name``), one
+    array (one parameter), or a sequence in order; a sequence for named parameters is
+    refused (matching it by dict order could silently swap two gradients).  The arrays
+    themselves are checked by the backends (``_checks.collect``)."""
+    total = len(names)
+    if isinstance(grads, dict):
+        if not by_name:
+            raise TypeError(
+                "grads is a dict but the parameters were given as a list; pass "
+                "the gradients as a list in the same order"
+            )
+        missing = [n for n in names if n not in grads]
+        known = set(names)
+        extra = [n for n in grads if n not in known]
+        if missing or extra:
+            msg = []
+            if missing:
+                msg.append(f"missing gradients for {missing[:5]}")
+            if extra:
+                msg.append(f"gradients for unknown parameters {extra[:5]}")
+            raise ValueError(
+                "grads does not match params: "
+                + "; ".join(msg)
+                + "; pass exactly one gradient per parameter name"
+            )
+        flat = [grads[n] for n in names]
+    elif by_name and not isinstance(grads, np.ndarray):
+        # Matching a list to named parameters by dict order would silently swap two
+        # gradients of the same shape: the order is ambiguous.
+        raise TypeError(
+            "params were given by name: pass grads as a dict by name, "
+            f"{{name: gradient}} (got {type(grads).__name__})"
+        )
+    elif isinstance(grads, np.ndarray):
+        if total != 1:
+            raise TypeError(
+                f"grads is one array but the optimizer has {total} parameters; "
+                "pass a list (or dict) of gradients"
+            )
+        flat = [grads]
+    else:
+        try:
+            flat = list(grads)
+        except TypeError:
+            raise TypeError(
+                "grads must be a list of arrays in the order of params (or a dict "
+                f"by name), got {type(grads).__name__}"
+            ) from None
+        if len(flat) != total:
+            raise ValueError(
+                f"grads has {len(flat)} arrays but the optimizer has {total} "
+                "parameters; pass exactly one gradient per parameter, in order"
+            )
+    return flat
+
+
 class Optimizer:
     """Base class: parameter groups, scheduled hyperparameters, state, hooks, save/resume.
 
@@ -298,7 +373,7 @@ class Optimizer:
         self._plans: dict[int, tuple[Any, _Plan]] = {}  # group -> (option snapshot, plan)
         self._raw_options = operator.itemgetter(*spec.option)  # every optimizer has >= 2
         self._post_hooks: dict[int, Callable[..., Any]] = {}
-        for group in _parse_params(params):
+        for group in parse_params(params):
             self.add_param_group(group)
         self.last_lr: list[float] = [self._plan(g, 0).lr for g in self.param_groups]
 
@@ -485,54 +560,7 @@ class Optimizer:
 
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
-        total = len(self._names)
-        if isinstance(grads, dict):
-            if not self._string_names:
-                raise TypeError(
-                    "grads is a dict but the parameters were given as a list; pass "
-                    "the gradients as a list in the same order"
-                )
-            missing = [n for n in self._names if n not in grads]
-            extra = [n for n in grads if n not in set(self._names)]
-            if missing or extra:
-                msg = []
-                if missing:
-                    msg.append(f"missing gradients for {missing[:5]}")
-                if extra:
-                    msg.append(f"gradients for unknown parameters {extra[:5]}")
-                raise ValueError(
-                    "grads does not match params: "
-                    + "; ".join(msg)
-                    + "; pass exactly one gradient per parameter name"
-                )
-            flat = [grads[n] for n in self._names]
-        elif self._string_names and not isinstance(grads, np.ndarray):
-            # Matching a list to named parameters by dict order would silently swap two
-            # gradients of the same shape: the order is ambiguous.
-            raise TypeError(
-                "params were given by name: pass grads as a dict by name, "
-                f"{{name: gradient}} (got {type(grads).__name__})"
-            )
-        elif isinstance(grads, np.ndarray):
-            if total != 1:
-                raise TypeError(
-                    f"grads is one array but the optimizer has {total} parameters; "
-                    "pass a list (or dict) of gradients"
-                )
-            flat = [grads]
-        else:
-            try:
-                flat = list(grads)
-            except TypeError:
-                raise TypeError(
-                    "grads must be a list of arrays in the order of params (or a dict "
-                    f"by name), got {type(grads).__name__}"
-                ) from None
-            if len(flat) != total:
-                raise ValueError(
-                    f"grads has {len(flat)} arrays but the optimizer has {total} "
-                    "parameters; pass exactly one gradient per parameter, in order"
-                )
+        flat = grads_in_order(grads, self._names, self._string_names)
         # A None (or any non-array) gradient is reported by the array checks of the backend.
         if len(self.param_groups) == 1:
             return [flat]
@@ -1067,28 +1095,9 @@ class SGD(Optimizer):
         nesterov: bool = _S.nesterov,
         *,
         maximize: bool = _S.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 @_document
@@ -1133,28 +1142,9 @@ class Adagrad(Optimizer):
         eps: Hyper = _AG.eps,
         *,
         maximize: bool = _AG.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            lr_decay=lr_decay,
-            weight_decay=weight_decay,
-            initial_accumulator_value=initial_accumulator_value,
-            eps=eps,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 @_document
@@ -1204,29 +1194,9 @@ class RMSprop(Optimizer):
         centered: bool = _R.centered,
         *,
         maximize: bool = _R.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            alpha=alpha,
-            eps=eps,
-            weight_decay=weight_decay,
-            momentum=momentum,
-            centered=centered,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 _ADAM_MATH = r"""
@@ -1284,28 +1254,9 @@ class Adam(Optimizer):
         amsgrad: bool = _A.amsgrad,
         *,
         maximize: bool = _A.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
 
 
 @_document
@@ -1333,25 +1284,6 @@ class AdamW(Adam):
         amsgrad: bool = _AW.amsgrad,
         *,
         maximize: bool = _AW.maximize,
-        backend: str = "auto",
-        nonfinite: str = "raise",
-        max_grad_norm: float | None = None,
-        norm_type: float = 2.0,
-        clip_value: float | None = None,
-        clip_scope: str = "all",
+        **robust: Unpack[Robustness],
     ) -> None:
-        super().__init__(
-            params,
-            lr,
-            betas,
-            eps,
-            weight_decay,
-            amsgrad,
-            maximize=maximize,
-            backend=backend,
-            nonfinite=nonfinite,
-            max_grad_norm=max_grad_norm,
-            norm_type=norm_type,
-            clip_value=clip_value,
-            clip_scope=clip_scope,
-        )
+        super().__init__(params, **self._spec.pick(locals()), **robust)
