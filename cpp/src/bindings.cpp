@@ -356,12 +356,24 @@ std::size_t align_boundary(const Exec& e, std::size_t g) {
   return e.prefix[r] + o2;
 }
 
+// Threads for a call moving `bytes`: one below the threshold, then one more per
+// g_parallel_min_bytes moved, up to the setting.  A call never wakes more threads than it has
+// work for, so more threads is never slower on a small call (the split, and hence the bits,
+// do not depend on the count: see align_boundary).
+int threads_for(std::size_t bytes) {
+  const int nt = fastopt::threads::get_threads();
+  if (nt <= 1 || bytes < g_parallel_min_bytes) return 1;
+  if (g_parallel_min_bytes == 0) return nt;  // forced (tests): every thread
+  const std::size_t want = bytes / g_parallel_min_bytes + 1;
+  return static_cast<int>(std::min<std::size_t>(want, static_cast<std::size_t>(nt)));
+}
+
 void execute(const Job& job, const std::vector<Row>& rows, int arrays_moved) {
   const fastopt::RunFn fn = g_run.load();
   std::size_t bytes = 0;
   for (const Row& r : rows) bytes += r.n * elem_size(r) * static_cast<std::size_t>(arrays_moved);
-  const int nt = fastopt::threads::get_threads();
-  if (nt <= 1 || bytes < g_parallel_min_bytes) {
+  const int nt = threads_for(bytes);
+  if (nt <= 1) {
     for (const Row& r : rows) fn(job, r, 0, r.n);
     return;
   }
@@ -569,8 +581,12 @@ const KindNames* kind_names() {
   return names;
 }
 
-void step(py::str kind_obj, py::object params, py::object grads, py::dict state, py::dict scalars,
-          py::object names) {
+// With check_finite, the gradients are read first (one threaded, vectorised pass, after every
+// array check): if any holds inf or NaN, nothing is written and the indices of those rows are
+// returned (the caller reports or skips); otherwise the update runs and None is returned.  One
+// call, one GIL release: the check costs one extra read of the gradients and nothing more.
+py::object step(py::str kind_obj, py::object params, py::object grads, py::dict state,
+                py::dict scalars, py::object names, bool check_finite) {
   const KindNames* kn = kind_names();
   std::size_t ki = 0;
   while (ki < kNumKinds && kind_obj.ptr() != kn[ki].kind) ++ki;  // interned: by identity
@@ -638,8 +654,37 @@ void step(py::str kind_obj, py::object params, py::object grads, py::dict state,
   auto rows = collect(slots, names, keep);
   if (k->op == Op::sgd && j.momentum == 0.0)
     for (Row& r : rows) r.ptr[2] = nullptr;  // the kernel ignores the buffer: do not count it
-  py::gil_scoped_release nogil;
-  execute(j, rows, moved(rows));
+  if (!check_finite) {
+    py::gil_scoped_release nogil;
+    execute(j, rows, moved(rows));
+    return py::none();
+  }
+  std::vector<int> flags(rows.size(), 0);
+  std::vector<Row> grad_rows;
+  grad_rows.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].n == 0) continue;
+    Row r{};
+    r.dtype = rows[i].dtype;
+    r.n = rows[i].n;
+    r.ptr[0] = rows[i].ptr[1];
+    r.ptr[1] = &flags[i];
+    grad_rows.push_back(r);
+  }
+  bool bad = false;
+  {
+    py::gil_scoped_release nogil;
+    Job c;
+    c.op = Op::check_finite;
+    execute(c, grad_rows, 1);
+    for (const int f : flags) bad = bad || f != 0;
+    if (!bad) execute(j, rows, moved(rows));
+  }
+  if (!bad) return py::none();
+  py::list out;
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (flags[i]) out.append(i);
+  return std::move(out);
 }
 
 // Indices of the arrays that hold a non-finite value (inf or NaN), in one threaded, vectorised
@@ -752,10 +797,11 @@ PYBIND11_MODULE(_native, m) {
   g_memmap_type = py::object(py::module_::import("numpy").attr("memmap")).release().ptr();
   using namespace pybind11::literals;
   m.def("step", &step, "kind"_a, "params"_a, "grads"_a, "state"_a, "scalars"_a,
-        "names"_a = py::none(),
+        "names"_a = py::none(), "check_finite"_a = false,
         "One multi-tensor update of optimizer `kind` (the backend interface of "
         "fastopt._contract): state = {state name: list of arrays or None}, scalars = "
-        "{Job field: value}.");
+        "{Job field: value}.  check_finite=True: if a gradient holds inf or NaN, write "
+        "nothing and return the indices of those rows (else None).");
   m.def("nonfinite_rows", &nonfinite_rows, "arrays"_a,
         "Indices of the arrays holding inf or NaN (and of any that are not C-contiguous "
         "float32/float64 arrays, for the caller to check), in one threaded read.");

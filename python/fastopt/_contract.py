@@ -34,7 +34,10 @@ The backend interface (numpy, numba and native alike) is one keyword call::
 "radam", "adadelta"; AdamW is "adam" with ``decoupled=True``), ``state`` maps torch's state names (``"exp_avg"``, ...) to one array
 per parameter (a missing or None entry: not used this step), ``scalars`` is
 ``Spec.scalars(options, step)`` (plus ``first`` for SGD).  Unknown state or scalar names
-raise TypeError.
+raise TypeError.  The native backend also takes ``check_finite`` (7th argument, default
+False): it then reads every gradient after its array checks and, if any holds inf or NaN,
+writes nothing and returns the indices of those rows (None when it updated); the
+optimizers use it for ``nonfinite="raise"``/``"skip"`` with one group and no clipping.
 
 Adding an optimizer: its per-element rule in each backend (``backends/numpy.py``,
 ``backends/numba.py``, ``cpp/include/fastopt/kernels.hpp`` + ``cpp/src/isa_kernels.inc``

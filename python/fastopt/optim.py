@@ -522,10 +522,14 @@ class Optimizer:
         buffers: dict[str, list[np.ndarray]],
         grads: list[Any],
         plan: _Plan,
-    ) -> None:
+        check: bool = False,
+    ) -> Any:
         """One backend call for one group: the contract's scalars for this step, the state
         arrays the options need (created as the contract says when first needed, kept only
-        if the call succeeds), and SGD-style lazy buffers started from the gradient."""
+        if the call succeeds), and SGD-style lazy buffers started from the gradient.
+
+        ``check`` (native backend only): the backend reads the gradients first and, if any
+        holds inf or NaN, writes nothing and returns their row indices (returned here)."""
         spec = self._spec
         scalars = plan.scalars  # the per-step entries are rewritten here, every step
         carried = None
@@ -551,13 +555,27 @@ class Optimizer:
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
-        self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
+        if check:
+            bad = self._be.step(
+                spec.kernel,
+                group["params"],
+                grads,
+                state,
+                scalars,
+                group["names"],
+                True,  # check_finite, positional: pybind11 parses keywords slowly
+            )
+            if bad is not None:
+                return bad  # nothing was written: the carried values stay as they were
+        else:
+            self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
         if carried is not None:
             gstate.update(zip(spec.carry, carried))
         if new:
             buffers.update(new)
         if lazy is not None:
             gstate[lazy] = True
+        return None
 
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
@@ -633,15 +651,31 @@ class Optimizer:
         if self._pre_hooks:
             for hook in list(self._pre_hooks.values()):
                 hook(self, grads)
-        per_group = self._split_grads(grads)
-        k = self.step_count
         groups = self.param_groups
-        if len(groups) == 1:  # the common case, without a comprehension's frame
-            plans = [self._cached_plan(0, groups[0], k)]
+        if (
+            type(grads) is list
+            and len(groups) == 1
+            and not self._string_names
+            and len(grads) == len(self._names)
+        ):  # what _split_grads returns for a list of the right length, without the call
+            per_group = [grads[:]]
         else:
-            plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
+            per_group = self._split_grads(grads)
+        k = self.step_count
+        if (
+            len(groups) == 1
+            and self.clip_value is None
+            and self.max_grad_norm is None
+            and (self.nonfinite == "ignore" or self.backend == "native")
+        ):
+            # The common case: one group, no clipping, one backend call.  The native backend
+            # runs the finiteness check inside that call (after its array checks, before any
+            # write) and returns the flagged rows.
+            self._step_one(groups[0], grads, per_group[0], k)
+            return
+        plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
         checked = False
-        if len(self.param_groups) > 1:
+        if len(groups) > 1:
             # One backend call per group: check all groups first so that an error in a later
             # group cannot leave an earlier one updated.
             self._check_all(per_group)
@@ -662,31 +696,60 @@ class Optimizer:
                     continue
                 if not checked:  # report a malformed argument before the bad value
                     self._check_all(per_group)
-                if self.nonfinite == "skip":
-                    self.skipped_steps += 1
-                    self.last_step_skipped = True
-                    return
-                raise NonFiniteGradientError(
-                    f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
-                    f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
-                    "Fix the loss/gradient, or construct the optimizer with "
-                    "nonfinite='skip' to skip such steps (counted in skipped_steps)"
-                )
+                self._nonfinite(nm, g, idx, k)
+                return
         if self.clip_value is not None or self.max_grad_norm is not None:
             if not checked:
                 self._check_all(per_group)
             per_group = self._clip(per_group)
         self.last_step_skipped = False
         for group, gstate, buffers, grads_g, plan in zip(
-            self.param_groups, self._group_state, self._buffers, per_group, plans
+            groups, self._group_state, self._buffers, per_group, plans
         ):
             self._apply(group, gstate, buffers, grads_g, plan)
             gstate["step"] += 1
         self.step_count = k + 1
-        self.last_lr = [plans[0].lr] if len(plans) == 1 else [plan.lr for plan in plans]
+        self.last_lr = [plan.lr for plan in plans]
         if self._post_hooks:
             for hook in list(self._post_hooks.values()):
                 hook(self, grads)
+
+    def _step_one(self, group, grads, grads_g, k):
+        plan = self._cached_plan(0, group, k)
+        gstate = self._group_state[0]
+        if self.nonfinite != "ignore":
+            bad = self._apply(group, gstate, self._buffers[0], grads_g, plan, True)
+            if bad is not None:
+                for i in bad:
+                    idx = _first_nonfinite(grads_g[i])
+                    if idx is not None:
+                        self._nonfinite(self._names[i], grads_g[i], idx, k)
+                        return
+                # Flagged, yet finite now (the caller changed it meanwhile): update with it.
+                self._apply(group, gstate, self._buffers[0], grads_g, plan)
+        else:
+            self._apply(group, gstate, self._buffers[0], grads_g, plan)
+        self.last_step_skipped = False
+        gstate["step"] += 1
+        self.step_count = k + 1
+        self.last_lr = [plan.lr]
+        if self._post_hooks:
+            for hook in list(self._post_hooks.values()):
+                hook(self, grads)
+
+    def _nonfinite(self, nm: Any, g: np.ndarray, idx: tuple[int, ...], k: int) -> None:
+        """Gradient ``nm`` holds a non-finite value at ``idx``: count a skipped step
+        (``nonfinite="skip"``) or raise.  Nothing has been written."""
+        if self.nonfinite == "skip":
+            self.skipped_steps += 1
+            self.last_step_skipped = True
+            return
+        raise NonFiniteGradientError(
+            f"grads[{nm!r}] has a non-finite value ({g[idx]}) at index "
+            f"{idx if g.ndim != 1 else idx[0]} (step {k}); nothing was updated.  "
+            "Fix the loss/gradient, or construct the optimizer with "
+            "nonfinite='skip' to skip such steps (counted in skipped_steps)"
+        )
 
     def _clip(self, per_group):
         """Clipped copies of the gradients (the caller's arrays are not modified)."""

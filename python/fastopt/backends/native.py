@@ -6,7 +6,8 @@ before writing any, then release the GIL and run the fused kernels of
 set of the CPU (chosen at import; ``FASTOPT_ISA=generic|avx2|avx512`` or ``set_isa``
 override it) and the thread pool above a size threshold (``fastopt.set_num_threads``).
 Every array of a call (every parameter of a group) is updated by that one native call;
-``step(kind, params, grads, state, scalars, names)`` is the interface of ``fastopt._contract``.
+``step(kind, params, grads, state, scalars, names)`` is the interface of ``fastopt._contract``
+(plus ``check_finite``: the finiteness check of ``nonfinite="raise"`` in the same call).
 """
 
 from .._native import (  # noqa: F401
