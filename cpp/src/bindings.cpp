@@ -655,9 +655,11 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
   if (k->op == Op::sgd && j.momentum == 0.0)
     for (Row& r : rows) r.ptr[2] = nullptr;  // the kernel ignores the buffer: do not count it
   if (!check_finite) {
-    py::gil_scoped_release nogil;
-    execute(j, rows, moved(rows));
-    return py::none();
+    {
+      py::gil_scoped_release nogil;
+      execute(j, rows, moved(rows));
+    }
+    return py::none();  // with the GIL again: building the result touches a reference count
   }
   std::vector<int> flags(rows.size(), 0);
   std::vector<Row> grad_rows;
