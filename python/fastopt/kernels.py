@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ def _as_list(x: Any) -> list[Any] | None:
 
 def _run(
     spec: C.Spec,
-    options: dict[str, Any],
+    namespace: Mapping[str, Any],
     t: int,
     params: Any,
     grads: Any,
@@ -51,9 +51,10 @@ def _run(
     backend: str,
     **extra: Any,
 ) -> None:
-    """Check the options (the contract's rules), the presence of the state arrays they
-    need, then one keyword call of the backend (which checks every array)."""
-    opts = spec.check_options(options, allow_schedule=False)
+    """Check the options (taken by name from ``namespace``, the caller's ``locals()``, by
+    the contract's rules), the presence of the state arrays they need, then one keyword
+    call of the backend (which checks every array)."""
+    opts = spec.check_options(spec.pick(namespace), allow_schedule=False)
     needed = spec.needed(opts)
     state = {}
     for s in spec.state:
@@ -99,7 +100,7 @@ def sgd(
     t = check_step(step)
     _run(
         C.SGD,
-        C.SGD.pick(locals()),
+        locals(),
         t,
         params,
         grads,
@@ -126,7 +127,7 @@ def adagrad(
     t = check_step(step)
     _run(
         C.ADAGRAD,
-        C.ADAGRAD.pick(locals()),
+        locals(),
         t,
         params,
         grads,
@@ -158,7 +159,7 @@ def rmsprop(
     t = 1 if step is None else check_step(step)
     _run(
         C.RMSPROP,
-        C.RMSPROP.pick(locals()),
+        locals(),
         t,
         params,
         grads,
@@ -193,7 +194,7 @@ def adam(
     decoupled = C.check_bool("decoupled_weight_decay", decoupled_weight_decay)
     _run(
         C.ADAM,
-        C.ADAM.pick(locals()),
+        locals(),
         t,
         params,
         grads,
@@ -253,7 +254,7 @@ def adamax(
     t = check_step(step)
     _run(
         C.ADAMAX,
-        C.ADAMAX.pick(locals()),
+        locals(),
         t,
         params,
         grads,
@@ -328,7 +329,7 @@ def radam(
     t = check_step(step)
     _run(
         C.RADAM,
-        C.RADAM.pick(locals()),
+        locals(),
         t,
         params,
         grads,
@@ -357,7 +358,7 @@ def adadelta(
     t = 1 if step is None else check_step(step)
     _run(
         C.ADADELTA,
-        C.ADADELTA.pick(locals()),
+        locals(),
         t,
         params,
         grads,
