@@ -314,24 +314,59 @@ struct Exec {
   std::vector<std::size_t> bounds;  // chunk c = [bounds[c], bounds[c+1]) of the sequence
   std::atomic<std::size_t> next{0};
   fastopt::RunFn fn;
+  // The fused finiteness check (check_rows set): rows of Op::check_finite over the same
+  // elements (slot 0: the gradient, slot 1: the row's int flag).  Every chunk is checked
+  // first; a worker takes update chunks only once every check chunk has *finished* (not
+  // just been taken) and none found a non-finite value, so a bad value in the last chunk
+  // stops the writes to the first.  One pool job: no second wake-up, no second join.
+  const Row* check_rows = nullptr;
+  std::atomic<std::size_t> checked{0};      // check chunks finished
+  std::atomic<std::size_t> next_update{0};  // update chunks taken
+  std::atomic<bool> bad{false};             // a check chunk found inf or NaN
 
-  void run_range(std::size_t b0, std::size_t b1) const {
+  // Runs `j` over the elements [b0, b1) of the sequence of `rs` (rows parallel to `rows`).
+  // Returns whether a check (Op::check_finite) flagged one of those rows.
+  bool run_range(const Job& j, const Row* rs, std::size_t b0, std::size_t b1) const {
     std::size_t r = static_cast<std::size_t>(std::upper_bound(prefix.begin(), prefix.end(), b0) -
                                              prefix.begin() - 1);
+    bool flagged = false;
     for (; r < nrows && prefix[r] < b1; ++r) {
       const std::size_t lo = b0 > prefix[r] ? b0 - prefix[r] : 0;
-      const std::size_t hi = std::min(rows[r].n, b1 - prefix[r]);
-      if (hi > lo) fn(*job, rows[r], lo, hi);
+      const std::size_t hi = std::min(rs[r].n, b1 - prefix[r]);
+      if (hi <= lo) continue;
+      fn(j, rs[r], lo, hi);
+      if (j.op == Op::check_finite)
+        flagged = flagged || __atomic_load_n(static_cast<int*>(rs[r].ptr[1]), __ATOMIC_RELAXED);
     }
+    return flagged;
   }
 
   static void task(void* ctx, int) {
     Exec* e = static_cast<Exec*>(ctx);
     const std::size_t nchunks = e->bounds.size() - 1;
+    std::atomic<std::size_t>* counter = &e->next;
+    if (e->check_rows) {
+      Job c;
+      c.op = Op::check_finite;
+      for (;;) {
+        const std::size_t k = e->next.fetch_add(1, std::memory_order_relaxed);
+        if (k >= nchunks) break;
+        if (e->run_range(c, e->check_rows, e->bounds[k], e->bounds[k + 1]))
+          e->bad.store(true, std::memory_order_relaxed);
+        e->checked.fetch_add(1, std::memory_order_release);  // publishes `bad` too
+      }
+      // Every chunk is taken; wait until every one is checked (the workers checking the
+      // last ones are running: the wait is at most one chunk's check).
+      int spins = 0;
+      while (e->checked.load(std::memory_order_acquire) != nchunks)
+        fastopt::threads::relax(spins);
+      if (e->bad.load(std::memory_order_relaxed)) return;
+      counter = &e->next_update;
+    }
     for (;;) {
-      const std::size_t c = e->next.fetch_add(1, std::memory_order_relaxed);
-      if (c >= nchunks) return;
-      e->run_range(e->bounds[c], e->bounds[c + 1]);
+      const std::size_t k = counter->fetch_add(1, std::memory_order_relaxed);
+      if (k >= nchunks) return;
+      e->run_range(*e->job, e->rows, e->bounds[k], e->bounds[k + 1]);
     }
   }
 };
@@ -368,20 +403,35 @@ int threads_for(std::size_t bytes) {
   return static_cast<int>(std::min<std::size_t>(want, static_cast<std::size_t>(nt)));
 }
 
-void execute(const Job& job, const std::vector<Row>& rows, int arrays_moved) {
+// Runs `job` over `rows`.  With `check` (rows of Op::check_finite parallel to `rows`, see
+// Exec), every gradient is checked first, in the same pool job, and nothing is written if one
+// holds inf or NaN: returns false then (the rows' flags say which), else true.
+bool execute(const Job& job, const std::vector<Row>& rows, int arrays_moved,
+             const std::vector<Row>* check = nullptr) {
   const fastopt::RunFn fn = g_run.load();
   std::size_t bytes = 0;
   for (const Row& r : rows) bytes += r.n * elem_size(r) * static_cast<std::size_t>(arrays_moved);
   const int nt = threads_for(bytes);
   if (nt <= 1) {
+    if (check) {
+      Job c;
+      c.op = Op::check_finite;
+      bool bad = false;
+      for (const Row& r : *check) {
+        fn(c, r, 0, r.n);
+        bad = bad || *static_cast<int*>(r.ptr[1]) != 0;
+      }
+      if (bad) return false;
+    }
     for (const Row& r : rows) fn(job, r, 0, r.n);
-    return;
+    return true;
   }
   Exec e;
   e.job = &job;
   e.rows = rows.data();
   e.nrows = rows.size();
   e.fn = fn;
+  e.check_rows = check ? check->data() : nullptr;
   e.prefix.resize(rows.size() + 1);
   e.prefix[0] = 0;
   for (std::size_t r = 0; r < rows.size(); ++r) e.prefix[r + 1] = e.prefix[r] + rows[r].n;
@@ -398,6 +448,7 @@ void execute(const Job& job, const std::vector<Row>& rows, int arrays_moved) {
             e, static_cast<std::size_t>(static_cast<unsigned __int128>(total) * c / nchunks)));
   e.bounds[nchunks] = total;
   fastopt::threads::run(static_cast<int>(std::min<std::size_t>(nchunks, nt)), &Exec::task, &e);
+  return !e.bad.load(std::memory_order_relaxed);
 }
 
 // Arrays touched per element (reads + writes) for the threshold: every slot is read, every
@@ -661,26 +712,21 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
     }
     return py::none();  // with the GIL again: building the result touches a reference count
   }
+  // The check rows, parallel to `rows` (same lengths, so the same chunks).
   std::vector<int> flags(rows.size(), 0);
-  std::vector<Row> grad_rows;
-  grad_rows.reserve(rows.size());
+  std::vector<Row> check_rows(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
-    if (rows[i].n == 0) continue;
-    Row r{};
+    Row& r = check_rows[i];
     r.dtype = rows[i].dtype;
     r.n = rows[i].n;
     r.ptr[0] = rows[i].ptr[1];
     r.ptr[1] = &flags[i];
-    grad_rows.push_back(r);
   }
   bool bad = false;
   {
     py::gil_scoped_release nogil;
-    Job c;
-    c.op = Op::check_finite;
-    execute(c, grad_rows, 1);
-    for (const int f : flags) bad = bad || f != 0;
-    if (!bad) execute(j, rows, moved(rows));
+    // One more array read per element: the threshold counts the check's read too.
+    bad = !execute(j, rows, moved(rows) + 1, &check_rows);
   }
   if (!bad) return py::none();
   py::list out;

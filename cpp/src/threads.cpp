@@ -168,6 +168,13 @@ int get_threads() {
 
 void set_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
+void relax(int& spins) {
+  if (++spins < 4000)
+    FASTOPT_PAUSE();
+  else
+    std::this_thread::yield();
+}
+
 int run(int nt, TaskFn fn, void* ctx) {
   const int limit = get_threads();
   if (nt > limit) nt = limit;
@@ -197,12 +204,7 @@ int run(int nt, TaskFn fn, void* ctx) {
   fn(ctx, 0);  // returns when every chunk has been taken (by us or by a worker)
   p->open.store(false, std::memory_order_seq_cst);
   int spins = 0;
-  while (p->inflight.load(std::memory_order_seq_cst) != 0) {  // chunks still running
-    if (++spins < 4000)
-      FASTOPT_PAUSE();
-    else
-      std::this_thread::yield();
-  }
+  while (p->inflight.load(std::memory_order_seq_cst) != 0) relax(spins);  // chunks still running
   p->last_end = now_ns();
   return nt;
 }
