@@ -127,3 +127,49 @@ def test_thread_choice_gives_the_bits_of_one_thread(threads, dtype):
         _native._set_parallel_min_bytes(old)
     for nt, r in results.items():
         assert r == results[1], f"{nt} threads differ from 1"
+
+
+@pytest.mark.parametrize("mode", ["raise", "skip", "ignore"])
+def test_a_step_is_one_pool_job(threads, mode):
+    """The check and the update share one pool job (one wake-up, one join), finite or not."""
+    threads(2)
+    params, grads = _problem(np.float32, (BIG, 1000, BIG))
+    opt = fastopt.Adam(params, backend="native", nonfinite=mode)
+    opt.step(grads)
+    for bad in (False, True):
+        g = {k: v.copy() for k, v in grads.items()}
+        if bad:
+            g["w2"][-1] = np.inf
+        before = _native._pool_jobs()
+        try:
+            opt.step(g)
+        except NonFiniteGradientError:
+            assert mode == "raise"
+        assert _native._pool_jobs() - before == 1, (mode, bad)
+
+
+@pytest.mark.parametrize("nt", [2, 3, 8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_bad_value_in_the_last_chunk_stops_every_write(threads, nt, dtype):
+    """Many small chunks on more threads than cores: whichever worker checks the last chunk,
+    and however late, no worker writes a chunk before every chunk is checked."""
+    old = _native._get_parallel_min_bytes()
+    threads(nt)
+    _native._set_parallel_min_bytes(0)  # every thread, 16 chunks per thread
+    try:
+        n = 2**20 + 7
+        params, grads = _problem(dtype, (n,), seed=1)
+        ps, gs = list(params.values()), list(grads.values())
+        m, v = [np.zeros_like(ps[0])], [np.zeros_like(ps[0])]
+        sc = ADAM.scalars(ADAM.defaults, 1)
+        state = {"exp_avg": m, "exp_avg_sq": v}
+        before = [a.tobytes() for a in ps + m + v]
+        for k in range(60):
+            gs[0][n - 1 - k] = np.nan if k % 2 else np.inf
+            assert _native.step("adam", ps, gs, state, sc, check_finite=True) == [0]
+            assert [a.tobytes() for a in ps + m + v] == before, k
+            gs[0][n - 1 - k] = 1.0
+        assert _native.step("adam", ps, gs, state, sc, check_finite=True) is None
+        assert ps[0].tobytes() != before[0]
+    finally:
+        _native._set_parallel_min_bytes(old)

@@ -358,8 +358,7 @@ struct Exec {
       // Every chunk is taken; wait until every one is checked (the workers checking the
       // last ones are running: the wait is at most one chunk's check).
       int spins = 0;
-      while (e->checked.load(std::memory_order_acquire) != nchunks)
-        fastopt::threads::relax(spins);
+      while (e->checked.load(std::memory_order_acquire) != nchunks) fastopt::threads::relax(spins);
       if (e->bad.load(std::memory_order_relaxed)) return;
       counter = &e->next_update;
     }
@@ -878,6 +877,8 @@ PYBIND11_MODULE(_native, m) {
       "n"_a);
   m.def("get_num_threads", &fastopt::threads::get_threads);
   m.def("default_num_threads", &fastopt::threads::default_threads);
+  m.def("_pool_jobs", &fastopt::threads::pool_jobs,
+        "Jobs handed to the thread pool so far (tests: a checked step is one job).");
   m.def("_set_parallel_min_bytes", [](std::size_t b) { g_parallel_min_bytes = b; }, "bytes"_a);
   m.def("_get_parallel_min_bytes", [] { return g_parallel_min_bytes; });
 

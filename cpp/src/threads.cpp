@@ -126,6 +126,7 @@ struct Pool {
 
 Pool* g_pool = nullptr;
 std::atomic<int> g_threads{0};
+std::atomic<unsigned long long> g_pool_jobs{0};
 std::mutex g_create_mu;
 
 void after_fork_child() { g_pool = nullptr; }  // the parent's workers do not exist here
@@ -168,6 +169,8 @@ int get_threads() {
 
 void set_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
+unsigned long long pool_jobs() { return g_pool_jobs.load(std::memory_order_relaxed); }
+
 void relax(int& spins) {
   if (++spins < 4000)
     FASTOPT_PAUSE();
@@ -188,6 +191,7 @@ int run(int nt, TaskFn fn, void* ctx) {
     fn(ctx, 0);
     return 1;
   }
+  g_pool_jobs.fetch_add(1, std::memory_order_relaxed);
   p->record_gap(now_ns());
   p->grow(nt - 1);
   p->fn = fn;

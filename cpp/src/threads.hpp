@@ -22,6 +22,8 @@ int get_threads();        // current setting (FASTOPT_NUM_THREADS or default)
 void set_threads(int n);  // n >= 1
 // Runs fn on min(nt, get_threads()) threads; returns the number used.
 int run(int nt, TaskFn fn, void* ctx);
+// Jobs handed to the pool threads so far (runs on one thread are not counted): for tests.
+unsigned long long pool_jobs();
 // One round of a short busy wait for another thread of a job: the CPU's pause instruction
 // for the first few thousand rounds, then a yield (that thread may have been preempted).
 void relax(int& spins);
