@@ -631,10 +631,11 @@ const KindNames* kind_names() {
   return names;
 }
 
-// With check_finite, the gradients are read first (one threaded, vectorised pass, after every
-// array check): if any holds inf or NaN, nothing is written and the indices of those rows are
-// returned (the caller reports or skips); otherwise the update runs and None is returned.  One
-// call, one GIL release: the check costs one extra read of the gradients and nothing more.
+// With check_finite, the gradients are read first (after every array check, in the same pool
+// job as the update: see Exec): if any holds inf or NaN, nothing is written and the indices of
+// those rows are returned (the caller reports or skips); otherwise the update runs and None is
+// returned.  One call, one GIL release, one pool job: the check costs one extra read of the
+// gradients and nothing more.
 py::object step(py::str kind_obj, py::object params, py::object grads, py::dict state,
                 py::dict scalars, py::object names, bool check_finite) {
   const KindNames* kn = kind_names();

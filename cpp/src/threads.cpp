@@ -25,16 +25,16 @@ namespace threads {
 namespace {
 
 // How long an idle worker spins before sleeping on the condition variable, adapted to how the
-// pool is used.  Spinning pays when the next job comes soon (back-to-back optimizer steps,
-// or the finiteness check right before a step: a futex wake-up costs tens of microseconds,
+// pool is used.  Spinning pays when the next job comes soon (back-to-back optimizer steps:
+// a futex wake-up costs tens of microseconds,
 // and a worker that wakes late leaves the step to the caller alone: measured 156 us median
 // vs 80 us for SGD-momentum at 1e6 floats with a ~100 us spin).  It costs when the next job
 // comes late: in a training loop the step is followed by the next forward pass, whose BLAS
 // threads need the core the spinning worker holds (a fixed 300 us spin did exactly that).
 // So the caller records the gaps between the end of one job and the start of the next (the
 // last kGapHistory of them); when at least 3/4 of them were short enough for a spin of at
-// most kSpinMax to bridge (a burst of close calls, not the check-then-step pair of a training
-// loop's default step, whose every other gap is a forward pass), workers spin for four times
+// most kSpinMax to bridge (a burst of close calls, not an occasional pair of them, such as a
+// step and a separate finiteness check of the gradients), workers spin for four times
 // the longest of those short gaps (at least kSpinShort: the caller's gap does not
 // count the worker's own late start or a preemption; measured on the shared 2-core VM, a
 // 50 us floor made back-to-back SGD-momentum steps at 1e6 floats 1.28x slower than the fixed
