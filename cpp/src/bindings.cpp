@@ -104,7 +104,9 @@ struct Interval {
 std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                          std::vector<py::object>& keep) {
   const std::size_t nslots = slots.size();
-  std::vector<py::tuple> seqs(nslots);
+  // Null handles until filled: a default-constructed py::tuple is a new empty tuple.
+  std::vector<py::tuple> seqs(nslots, py::reinterpret_steal<py::tuple>(py::handle()));
+  keep.reserve(keep.size() + nslots + 1);
   std::size_t nrows = 0;
   for (std::size_t s = 0; s < nslots; ++s) {
     if (slots[s].seq.is_none()) continue;
@@ -127,7 +129,9 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
   intervals.reserve(nrows * nslots);
   for (std::size_t i = 0; i < nrows; ++i) {
     Row& row = rows[i];
-    py::array p0;
+    // A null handle until slot 0 sets it: a default-constructed py::array is a new array
+    // (a NumPy allocation per row and call).
+    auto p0 = py::reinterpret_steal<py::array>(py::handle());
     for (std::size_t s = 0; s < nslots; ++s) {
       row.ptr[s] = nullptr;
       if (slots[s].seq.is_none()) continue;
