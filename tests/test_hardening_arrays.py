@@ -242,6 +242,29 @@ def test_add_param_group_refuses_another_params_state(backend):
     assert len(opt.param_groups) == 1 and len(opt._names) == 1
 
 
+@pytest.mark.parametrize("layout", ["in_order", "shuffled"])
+@pytest.mark.parametrize("alias", [(3, 17), (17, 3), (0, 29)], ids=["earlier", "later", "ends"])
+def test_alias_among_many_arrays_same_message_everywhere(layout, alias):
+    """30 parameters (more than a small sort handles), their memory one buffer cut in order or
+    shuffled, each gradient a separate array but one, which is another parameter: every
+    backend refuses with the same message, naming the two arrays, and changes nothing."""
+    n, size = 30, 8
+    order = np.arange(n) if layout == "in_order" else np.random.default_rng(5).permutation(n)
+    g_row, p_row = alias
+    messages = set()
+    for be in BACKENDS:
+        buf = np.arange(n * size, dtype=np.float32)
+        params = [buf[k * size : (k + 1) * size] for k in order]
+        grads = [np.full(size, 0.5, np.float32) for _ in range(n)]
+        opt = fastopt.Adam(params, backend=be)
+        opt.step(grads)
+        grads[g_row] = params[p_row]
+        messages.add(refuses(opt, grads, ValueError, "shares memory"))
+    assert len(messages) == 1, messages
+    msg = messages.pop()
+    assert f"params[{p_row}]" in msg and f"grads[{g_row}]" in msg, msg
+
+
 # ---------------------------------------------------------------- 3. ndarray subclasses (R7)
 SUBCLASS = r"is a <class 'numpy\.(matrix|ma\.MaskedArray|ma\.core\.MaskedArray)'>, an ndarray subclass.*np\.asarray\(x\)"
 

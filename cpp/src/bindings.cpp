@@ -97,6 +97,28 @@ struct Interval {
   std::size_t row;  // the label "role[key]" is only built for an error message
 };
 
+// Sorts the slot-major intervals by address (ties in row-major order, as the Python backends'
+// stable sort of the row-major list) and drops the unused entries.  Each slot's run is usually
+// in address order already (its arrays were allocated in turn): it is sorted only if it is
+// not, then merged into the runs before it, O(slots * rows) instead of O(n log n).
+void sort_by_address(std::vector<Interval>& v, std::size_t nslots, std::size_t nrows) {
+  const auto before = [](const Interval& x, const Interval& y) {
+    if (x.lo != y.lo) return x.lo < y.lo;
+    return x.row != y.row ? x.row < y.row : x.slot < y.slot;
+  };
+  const auto unused = [](const Interval& x) { return x.hi == 0; };
+  auto end = v.begin();
+  for (std::size_t s = 0; s < nslots; ++s) {
+    const auto first = v.begin() + static_cast<std::ptrdiff_t>(s * nrows);
+    const auto kept = std::remove_if(first, first + static_cast<std::ptrdiff_t>(nrows), unused);
+    const auto run = end;
+    end = std::move(first, kept, run);
+    if (!std::is_sorted(run, end, before)) std::sort(run, end, before);
+    std::inplace_merge(v.begin(), run, end, before);
+  }
+  v.erase(end, v.end());
+}
+
 // Check every slot of every row and collect raw pointers.  `keep` holds a strong reference to
 // every array the rows point into (a tuple snapshot of each list, and the contiguous copies of
 // non-contiguous gradients) until the kernels have run: another thread may replace the items
@@ -125,8 +147,8 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                             "; pass exactly one per parameter, in the same order");
   }
   std::vector<Row> rows(nrows);
-  std::vector<Interval> intervals;
-  intervals.reserve(nrows * nslots);
+  // Slot-major, [s * nrows + i]; hi == 0 marks no interval (an empty array, an unused slot).
+  std::vector<Interval> intervals(nrows * nslots);
   for (std::size_t i = 0; i < nrows; ++i) {
     Row& row = rows[i];
     // A null handle until slot 0 sets it: a default-constructed py::array is a new array
@@ -212,12 +234,11 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
       }
       row.ptr[s] = const_cast<void*>(a.data());
       if (row.n > 0)
-        intervals.push_back({lo, hi, slots[s].writable, static_cast<std::uint32_t>(s), i});
+        intervals[s * nrows + i] = {lo, hi, slots[s].writable, static_cast<std::uint32_t>(s), i};
     }
   }
   // No array written by this call may share memory with any other array of the call.
-  std::sort(intervals.begin(), intervals.end(),
-            [](const Interval& x, const Interval& y) { return x.lo < y.lo; });
+  sort_by_address(intervals, nslots, nrows);
   std::uintptr_t end_all = 0, end_w = 0;
   const Interval* last_all = nullptr;
   const Interval* last_w = nullptr;
