@@ -22,11 +22,13 @@ from .optim import (
     Adagrad,
     Adam,
     Adamax,
+    ASGD,
     AdamW,
     NAdam,
     Optimizer,
     RAdam,
     RMSprop,
+    Rprop,
 )
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
 _check_native()
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -54,6 +57,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "TensorBoardLogger",
     "__version__",
     "available_backends",

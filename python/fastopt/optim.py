@@ -1,4 +1,5 @@
-"""Optimizer objects over NumPy arrays: SGD, Adagrad, RMSprop, Adam and AdamW.
+"""Optimizer objects over NumPy arrays: SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, NAdam,
+RAdam, Adadelta, Rprop and ASGD.
 
 Arguments, defaults and update rules are PyTorch's (``torch.optim``); each class's
 docstring gives its formula and arguments (``help(fastopt.Adam)``), and the options,
@@ -69,6 +70,8 @@ __all__ = [
     "NAdam",
     "RAdam",
     "Adadelta",
+    "Rprop",
+    "ASGD",
     "NonFiniteGradientError",
 ]
 
@@ -460,8 +463,8 @@ class Optimizer:
                 group[o.name] = tuple(group[o.name])
 
     def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> np.ndarray:
-        """A new state array, as the contract says it starts (a ``grad`` buffer is written
-        whole by its first step, the kernel's ``first=True``)."""
+        """A new state array, as the contract says it starts (a ``grad`` or ``lr`` buffer is
+        written whole by its first step, the kernel's ``first=True``)."""
         init = next(s.init for s in self._spec.state if s.name == name)
         if init == "fill":
             return np.full_like(p, group["initial_accumulator_value"])
@@ -1526,6 +1529,124 @@ class Adadelta(Optimizer):
         weight_decay: Hyper = _AD.weight_decay,
         *,
         maximize: bool = _AD.maximize,
+        **robust: Unpack[Robustness],
+    ) -> None:
+        super().__init__(params, **self._spec.pick(locals()), **robust)
+
+
+_RP, _AS = C.RPROP.D, C.ASGD.D
+
+
+@_document
+class Rprop(Optimizer):
+    r"""Rprop (resilient backpropagation), as ``torch.optim.Rprop``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{at the first step: } \Delta_0 = \gamma,\ g_0 = 0 \\
+        &s_t = \operatorname{sign}(g_t \, g_{t-1}),\quad
+            f_t = \eta_+ \text{ if } s_t > 0,\ \eta_- \text{ if } s_t < 0,\
+            1 \text{ otherwise} \\
+        &\Delta_t \leftarrow \min(\max(\Delta_{t-1} f_t, \Gamma_{min}), \Gamma_{max}) \\
+        &g_t \leftarrow 0 \text{ where } f_t = \eta_- \\
+        &\theta_t \leftarrow \theta_{t-1} - \operatorname{sign}(g_t) \, \Delta_t \\
+        &g_{t-1} \leftarrow g_t \text{ (kept as } \texttt{prev}\text{)}
+        \end{aligned}
+
+    In torch's order and dtype: the factor replaces the sign (etaplus, then etaminus, then 1
+    for 0) in the parameter's dtype, and the gradient is zeroed where the factor equals
+    etaminus.  ``sign`` is ``torch.sign``, 0 for NaN: an element whose gradient is NaN keeps
+    its value and step size (and its ``prev`` becomes NaN), as in torch.  ``lr`` only
+    fills the step sizes, at the group's first step (a schedule's value at that step; as
+    torch, which fills them from ``group["lr"]`` when the state is created); changing it
+    later has no effect.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`, the initial
+            step size.
+        etas (pair of floats or schedules, default @etas@): :math:`(\eta_-, \eta_+)`, the
+            multiplicative decrease and increase factors, :math:`0 < \eta_- < 1 < \eta_+`.
+        step_sizes (pair of floats or schedules, default @step_sizes@):
+            :math:`(\Gamma_{min}, \Gamma_{max})`, the minimal and maximal step sizes
+            (min <= max).
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``prev`` (:math:`g_{t-1}`), ``step_size`` (:math:`\Delta`; zeros
+    until the first step fills it with lr); per group: ``step_size_ready``.
+    """
+
+    _spec = C.RPROP
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _RP.lr,
+        etas: Betas = _RP.etas,
+        step_sizes: Betas = _RP.step_sizes,
+        *,
+        maximize: bool = _RP.maximize,
+        **robust: Unpack[Robustness],
+    ) -> None:
+        super().__init__(params, **self._spec.pick(locals()), **robust)
+
+
+@_document
+class ASGD(Optimizer):
+    r"""Averaged stochastic gradient descent, as ``torch.optim.ASGD``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &\theta_t \leftarrow \theta_{t-1} (1 - \lambda_d \eta_t) \\
+        &\theta_t \leftarrow \theta_t - \eta_t g_t \\
+        &a_t \leftarrow a_{t-1} + (\theta_t - a_{t-1}) \mu_t \text{ if } \mu_t \neq 1,
+            \text{ else } a_t \leftarrow \theta_t \\
+        &\eta_{t+1} = \gamma / (1 + \lambda_d \gamma t)^{\alpha},\quad
+            \mu_{t+1} = 1 / \max(1, t - t_0)
+        \end{aligned}
+
+    with :math:`\eta_1 = \gamma` and :math:`\mu_1 = 1`.  As in torch, :math:`\eta` and
+    :math:`\mu` are computed at the end of a step for the next one, with that step's
+    options, in float64, and kept rounded to float32 (torch keeps them as 0-d tensors of its
+    default dtype); they are group state (``eta``, ``mu``), saved by ``state_dict`` and
+    ``fastopt.save``, so that a resumed run gives the same bits.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        lambd (float or schedule, default @lambd@): decay term :math:`\lambda_d`.
+        alpha (float or schedule, default @alpha@): power :math:`\alpha` of the eta
+            update.
+        t0 (float or schedule, default @t0@): the step :math:`t_0` from which on the
+            average moves (before it, :math:`a = \theta`).
+        weight_decay (float or schedule, default @weight_decay@): weight decay (L2
+            penalty) :math:`\lambda`.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``ax`` (:math:`a`, the average); per group: ``eta``
+    (:math:`\eta`, 0.0 before the first step, which starts it at lr) and ``mu``
+    (:math:`\mu`; torch keeps them per parameter, all equal).
+    """
+
+    _spec = C.ASGD
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AS.lr,
+        lambd: Hyper = _AS.lambd,
+        alpha: Hyper = _AS.alpha,
+        t0: Hyper = _AS.t0,
+        weight_decay: Hyper = _AS.weight_decay,
+        *,
+        maximize: bool = _AS.maximize,
         **robust: Unpack[Robustness],
     ) -> None:
         super().__init__(params, **self._spec.pick(locals()), **robust)
