@@ -135,7 +135,15 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
             elif fn == "asgd":
                 eta, mu_ = carried
                 carried = fastopt.kernels.asgd(
-                    p, g, s1, step=t, eta=eta, mu=mu_, lambd=0.01, t0=20, weight_decay=0.01,
+                    p,
+                    g,
+                    s1,
+                    step=t,
+                    eta=eta,
+                    mu=mu_,
+                    lambd=0.01,
+                    t0=20,
+                    weight_decay=0.01,
                     backend=be,
                 )
             else:
