@@ -368,7 +368,7 @@ def test_rprop_asgd_functional_kernels_check_everything_first(backend):
     ):
         with pytest.raises(exc, match="mu"):
             fastopt.kernels.asgd(p, g, s1, step=2, eta=0.01, mu=bad, backend=backend)
-    with pytest.raises(ValueError, match="eta must be >= 0.0"):
+    with pytest.raises(ValueError, match=r"eta must be >= 0\.0"):
         fastopt.kernels.asgd(p, g, s1, step=2, eta=-0.01, backend=backend)
     with pytest.raises(ValueError, match="t0 must be finite"):
         fastopt.kernels.asgd(p, g, s1, step=2, eta=0.01, t0=math.inf, backend=backend)

@@ -537,8 +537,7 @@ bool listed(const char* list, const char* w, std::size_t n) {
 FieldMask fields_of(const Kind& k) {
   FieldMask mask = 0;
   for (int f = 0; f < kNumFields; ++f)
-    if (listed(k.scalars, kFields[f].name, std::strlen(kFields[f].name)))
-      mask |= FieldMask{1} << f;
+    if (listed(k.scalars, kFields[f].name, std::strlen(kFields[f].name))) mask |= FieldMask{1} << f;
   return mask;
 }
 

@@ -17,12 +17,12 @@ from .backends import available_backends
 from .backends import check_native_at_import as _check_native
 from .errors import NonFiniteGradientError
 from .optim import (
+    ASGD,
     SGD,
     Adadelta,
     Adagrad,
     Adam,
     Adamax,
-    ASGD,
     AdamW,
     NAdam,
     Optimizer,
