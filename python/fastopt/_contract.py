@@ -484,25 +484,8 @@ def _round_f32(x: float) -> float:
     return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
-def nadam_constants(
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    decoupled_weight_decay: bool,
-    maximize: bool,
-) -> tuple[Any, ...]:
-    return (
-        1.0 - beta1,
-        beta2,
-        1.0 - beta2,
-        eps,
-        weight_decay,
-        1.0 - lr * weight_decay,
-        maximize,
-        decoupled_weight_decay,
-    )
+# NAdam's constants are RAdam's: the same options, the same derived values.
+nadam_constants = radam_constants
 
 
 def nadam_per_step(
@@ -764,16 +747,7 @@ NADAM = Spec(
     ),
     state=(State("exp_avg", "exp_avgs", _always), State("exp_avg_sq", "exp_avg_sqs", _always)),
     constants=nadam_constants,
-    constant_names=(
-        "one_minus_beta1",
-        "beta2",
-        "one_minus_beta2",
-        "eps",
-        "wd",
-        "decay",
-        "maximize",
-        "decoupled",
-    ),
+    constant_names=RADAM.constant_names,  # nadam_constants is radam_constants
     per_step=nadam_per_step,
     step_names=("bias_correction2", "grad_coef", "avg_coef"),
     group_state={"mu_product": 1.0},

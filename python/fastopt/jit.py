@@ -37,6 +37,7 @@ from numba.core.errors import TypingError
 from numba.extending import overload
 
 from . import _contract as C
+from . import kernels as _kernels
 from .backends.numba import (
     _adadelta,
     _adagrad,
@@ -49,18 +50,8 @@ from .backends.numba import (
     _sgd,
 )
 
-__all__ = [
-    "sgd",
-    "adagrad",
-    "rmsprop",
-    "adam",
-    "adamw",
-    "adamax",
-    "radam",
-    "adadelta",
-    "rprop",
-    "asgd",
-]
+# fastopt.kernels' functions but nadam (its per-step scalars are not compiled here)
+__all__ = [name for name in _kernels.__all__ if name != "nadam"]
 
 
 @overload(C._round_f32, jit_options={"cache": False})
@@ -1293,14 +1284,14 @@ def asgd(
     axs: np.ndarray,
     *,
     step: int,
-    eta: float = 0.0,
-    mu: float = 1.0,
     lr: float = _AS.lr,
     lambd: float = _AS.lambd,
     alpha: float = _AS.alpha,
     t0: float = _AS.t0,
     weight_decay: float = _AS.weight_decay,
     maximize: bool = _AS.maximize,
+    eta: float = 0.0,
+    mu: float = 1.0,
 ) -> tuple[float, float]:
     """ASGD update (``torch.optim.ASGD``), as ``fastopt.kernels.asgd`` on one array: takes
     this step's ``eta`` and ``mu`` (ignored on ``step == 1``) and returns the next ones,
@@ -1317,14 +1308,14 @@ def _ov_asgd(
     grads,
     axs,
     step=None,
-    eta=0.0,
-    mu=1.0,
     lr=_AS.lr,
     lambd=_AS.lambd,
     alpha=_AS.alpha,
     t0=_AS.t0,
     weight_decay=_AS.weight_decay,
     maximize=_AS.maximize,
+    eta=0.0,
+    mu=1.0,
 ):
     dt = _float_type(params, (("grads", grads, False), ("axs", axs, True)))
     _check_step_type(step)
@@ -1338,14 +1329,14 @@ def _ov_asgd(
         grads,
         axs,
         step=None,
-        eta=0.0,
-        mu=1.0,
         lr=_AS.lr,
         lambd=_AS.lambd,
         alpha=_AS.alpha,
         t0=_AS.t0,
         weight_decay=_AS.weight_decay,
         maximize=_AS.maximize,
+        eta=0.0,
+        mu=1.0,
     ):
         if step < 1:
             raise ValueError("step must be >= 1 (1 for the first update)")

@@ -431,14 +431,14 @@ def asgd(
     axs: Arrays,
     *,
     step: int,
-    eta: float = 0.0,
-    mu: float = 1.0,
     lr: float = _ASGD.lr,
     lambd: float = _ASGD.lambd,
     alpha: float = _ASGD.alpha,
     t0: float = _ASGD.t0,
     weight_decay: float = _ASGD.weight_decay,
     maximize: bool = _ASGD.maximize,
+    eta: float = 0.0,
+    mu: float = 1.0,
     backend: str = "auto",
 ) -> tuple[float, float]:
     """ASGD update (``torch.optim.ASGD``); ``axs`` (the averages) start at zero.
