@@ -324,6 +324,8 @@ def _initial_state(name, n, dtype, rng, step0):
         for k, role in enumerate(STATE[name]):
             x = 0.1 * rng.standard_normal(n)
             a[k + 1] = x if role in SIGNED_STATE else np.abs(x)
+    if name == "rmsprop":
+        a[1] += 0.5  # square_avg >= grad_avg**2 (centered)
     return a
 
 
