@@ -13,28 +13,28 @@
 #define ARRAY_IF(T, x, option) ARRAY(T, x)
 #define CARRIED(T, x) mu,
 /* opts: the option list and defaults (adamw: AdamW's), fn: the function (adam for adamw). */
-#define CALL(opts, fn, SUFFIX, T)                                                         \
-  if (strcmp(c->h.opt, #opts) == 0) {                                                     \
-    fastopt_##fn##_options o = fastopt_##opts##_default_options();                        \
-    FASTOPT_OPTIONS_##opts(SET_REAL, SET_FLAG) rc = fastopt_##fn##_##SUFFIX(              \
-        c->h.has[0] ? (T*)arrays : NULL, (const T*)grad,                                  \
-        FASTOPT_STATE_##fn(ARRAY, ARRAY_IF, CARRIED, T)(size_t) c->h.n, t, &o);           \
+#define CALL(opts, fn, SUFFIX, T)                                               \
+  if (strcmp(c->h.opt, #opts) == 0) {                                           \
+    fastopt_##fn##_options o = fastopt_##opts##_default_options();              \
+    FASTOPT_OPTIONS_##opts(SET_REAL, SET_FLAG) rc = fastopt_##fn##_##SUFFIX(    \
+        c->h.has[0] ? (T*)arrays : NULL, (const T*)grad,                        \
+        FASTOPT_STATE_##fn(ARRAY, ARRAY_IF, CARRIED, T)(size_t) c->h.n, t, &o); \
   }
 #define CALL_f32(name, Cpp) CALL(name, name, f32, float)
 #define CALL_f64(name, Cpp) CALL(name, name, f64, double)
-#define STEP(SUFFIX, T)                                                                   \
-  static int64_t step_##SUFFIX(const test_case* c, unsigned char* arrays,                 \
+#define STEP(SUFFIX, T)                                                                     \
+  static int64_t step_##SUFFIX(const test_case* c, unsigned char* arrays,                   \
                                const unsigned char* grad, double* mu, int64_t t, char* msg, \
-                               size_t msg_size) {                                         \
-    int64_t rc = -1;                                                                      \
-    FASTOPT_OPTIMIZERS(CALL_##SUFFIX)                                                     \
-    CALL(adamw, adam, SUFFIX, T)                                                          \
-    if (rc == -1) {                                                                       \
-      fprintf(stderr, "driver: unknown optimizer %s\n", c->h.opt);                       \
-      exit(3);                                                                            \
-    }                                                                                     \
-    if (rc != 0) strncpy(msg, fastopt_last_error(), msg_size);                            \
-    return rc;                                                                            \
+                               size_t msg_size) {                                           \
+    int64_t rc = -1;                                                                        \
+    FASTOPT_OPTIMIZERS(CALL_##SUFFIX)                                                       \
+    CALL(adamw, adam, SUFFIX, T)                                                            \
+    if (rc == -1) {                                                                         \
+      fprintf(stderr, "driver: unknown optimizer %s\n", c->h.opt);                          \
+      exit(3);                                                                              \
+    }                                                                                       \
+    if (rc != 0) strncpy(msg, fastopt_last_error(), msg_size);                              \
+    return rc;                                                                              \
   }
 STEP(f32, float)
 STEP(f64, double)
@@ -46,11 +46,11 @@ static int64_t step(const test_case* c, unsigned char* arrays, const unsigned ch
 
 #define PRINT_REAL(option, def, rule) printf("%s %s %.17g\n", name, #option, o.option);
 #define PRINT_FLAG(option, def) printf("%s %s %d\n", name, #option, o.option);
-#define PRINT(opts, fn)                                                \
-  {                                                                    \
-    const char* name = #opts;                                          \
-    fastopt_##fn##_options o = fastopt_##opts##_default_options();     \
-    FASTOPT_OPTIONS_##fn(PRINT_REAL, PRINT_FLAG)                       \
+#define PRINT(opts, fn)                                            \
+  {                                                                \
+    const char* name = #opts;                                      \
+    fastopt_##fn##_options o = fastopt_##opts##_default_options(); \
+    FASTOPT_OPTIONS_##fn(PRINT_REAL, PRINT_FLAG)                   \
   }
 #define PRINT_DEFAULTS(name, Cpp) PRINT(name, name)
 

@@ -2,10 +2,9 @@
 // fastopt::<name> (and fastopt::adamw), every optimizer through the lists of
 // fastopt/optimizers.h.  --self-check: what the file format cannot express; --defaults:
 // every default options struct, one "optimizer option value" line per field.
-#include <fastopt/fastopt.hpp>
-
 #include <cstdio>
 #include <cstring>
+#include <fastopt/fastopt.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,12 +18,12 @@ namespace {
 #define ARRAY(T, x) static_cast<T*>(case_slot(c, arrays, #x)),
 #define ARRAY_IF(T, x, option) ARRAY(T, x)
 #define CARRIED(T, x) mu,
-#define CALL(name, Cpp)                                                                     \
-  if (std::strcmp(c->h.opt, #name) == 0) {                                                  \
-    fastopt::Cpp##Options o;                                                                \
-    FASTOPT_OPTIONS_##name(SET_REAL, SET_FLAG) fastopt::name(                               \
-        p, g, FASTOPT_STATE_##name(ARRAY, ARRAY_IF, CARRIED, T) n, t, o);                   \
-    return 0;                                                                               \
+#define CALL(name, Cpp)                                                                 \
+  if (std::strcmp(c->h.opt, #name) == 0) {                                              \
+    fastopt::Cpp##Options o;                                                            \
+    FASTOPT_OPTIONS_##name(SET_REAL, SET_FLAG)                                          \
+        fastopt::name(p, g, FASTOPT_STATE_##name(ARRAY, ARRAY_IF, CARRIED, T) n, t, o); \
+    return 0;                                                                           \
   }
 
 template <class T>
@@ -39,8 +38,8 @@ std::int64_t step_as(const test_case* c, unsigned char* arrays, const unsigned c
   std::exit(3);
 }
 
-std::int64_t step(const test_case* c, unsigned char* arrays, const unsigned char* grad,
-                  double* mu, std::int64_t t, char* msg, std::size_t msg_size) {
+std::int64_t step(const test_case* c, unsigned char* arrays, const unsigned char* grad, double* mu,
+                  std::int64_t t, char* msg, std::size_t msg_size) {
   try {
     return c->h.elem == 4 ? step_as<float>(c, arrays, grad, mu, t)
                           : step_as<double>(c, arrays, grad, mu, t);
@@ -63,8 +62,7 @@ std::int64_t step(const test_case* c, unsigned char* arrays, const unsigned char
   }
 
 int defaults() {
-  FASTOPT_OPTIMIZERS(PRINT_DEFAULTS)
-  {  // AdamW: adam() with to_adam's options
+  FASTOPT_OPTIMIZERS(PRINT_DEFAULTS) {  // AdamW: adam() with to_adam's options
     const char* name = "adamw";
     const fastopt::AdamOptions o = fastopt::to_adam(fastopt::AdamWOptions());
     FASTOPT_OPTIONS_adam(PRINT_REAL, PRINT_FLAG)
@@ -90,12 +88,10 @@ int self_check() {
       }
     }
   };
-  expect_refused("param == exp_avg", [&] {
-    fastopt::adam(w.data(), g.data(), w.data(), v.data(), nullptr, 8, 1);
-  });
-  expect_refused("grad overlaps exp_avg_sq", [&] {
-    fastopt::adam(w.data(), v.data() + 4, m.data(), v.data(), nullptr, 8, 1);
-  });
+  expect_refused("param == exp_avg",
+                 [&] { fastopt::adam(w.data(), g.data(), w.data(), v.data(), nullptr, 8, 1); });
+  expect_refused("grad overlaps exp_avg_sq",
+                 [&] { fastopt::adam(w.data(), v.data() + 4, m.data(), v.data(), nullptr, 8, 1); });
   expect_refused("param overlaps momentum_buffer", [&] {
     fastopt::SGDOptions o;
     o.momentum = 0.9;
@@ -104,9 +100,8 @@ int self_check() {
   expect_refused("mu_product inside exp_avg", [&] {
     fastopt::nadam(w.data(), g.data(), m.data(), v.data(), m.data() + 2, 8, 1);
   });
-  expect_refused("adadelta acc_delta == square_avg", [&] {
-    fastopt::adadelta(w.data(), g.data(), v.data(), v.data(), 8, 1);
-  });
+  expect_refused("adadelta acc_delta == square_avg",
+                 [&] { fastopt::adadelta(w.data(), g.data(), v.data(), v.data(), 8, 1); });
   // A grad may be read by two calls; unused state pointers are ignored, even if they alias.
   fastopt::sgd(w.data(), g.data(), w.data(), 8, 1);  // momentum 0: the buffer is unused
   if (w == w0) {

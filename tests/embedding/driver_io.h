@@ -18,8 +18,8 @@
 #include <string.h>
 
 typedef struct case_head {
-  char opt[16];      /* the optimizer: a FASTOPT_OPTIMIZERS name, or adamw */
-  int64_t elem;      /* 4 (float) or 8 (double) */
+  char opt[16]; /* the optimizer: a FASTOPT_OPTIMIZERS name, or adamw */
+  int64_t elem; /* 4 (float) or 8 (double) */
   int64_t n, step0, nsteps, nopts;
   int64_t has[5];    /* param, grad, state slot 0..2: passed (1) or null (0) */
   int64_t has_mu;    /* mu_product passed (1) or null (0) */
@@ -51,8 +51,7 @@ static void* case_slot(const test_case* c, unsigned char* arrays, const char* ro
   int k;
   for (k = 0; k < 3; ++k)
     if (strcmp(c->h.roles[k], role) == 0)
-      return c->h.has[k + 2] ? arrays + (size_t)(k + 1) * (size_t)c->h.n * (size_t)c->h.elem
-                             : NULL;
+      return c->h.has[k + 2] ? arrays + (size_t)(k + 1) * (size_t)c->h.n * (size_t)c->h.elem : NULL;
   fprintf(stderr, "driver: case for %s has no state %s\n", c->h.opt, role);
   exit(3);
 }

@@ -13,6 +13,9 @@
  *       }
  *     }
  *
+ * Optimizers: sgd, adagrad, rmsprop, adam (AdamW: decoupled_weight_decay = 1), adamax,
+ * nadam, radam, adadelta; their options and state are listed in fastopt/optimizers.h.
+ *
  * Each function is the C++ function of fastopt/fastopt.hpp with the same name and argument
  * order (options by pointer; NULL means the defaults), for float (_f32) and double (_f64),
  * and gives the same bits as fastopt.kernels in Python.  Booleans are ints (0 or not 0).

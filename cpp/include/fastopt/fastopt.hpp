@@ -10,22 +10,29 @@
 //       fastopt::adam(w.data(), g.data(), m.data(), v.data(), nullptr, n, t, opt);
 //     }
 //
+// Optimizers: sgd, adagrad, rmsprop, adam (and adamw), adamax, nadam, radam, adadelta, each
+// torch.optim's class of that name; their options and state arrays are listed once in
+// fastopt/optimizers.h, from which this header and the C ABI are generated (the signatures
+// are spelled out above the step functions below; docs/embedding.md).
+//
 // One call updates one array of n elements (and its state) in place, on the calling thread
 // (no pool, no global state: different arrays may be stepped from different threads; the
 // Python extension adds the multi-threaded, ISA-dispatched execution).  T is float or double;
 // the results are bit-identical to fastopt.kernels (python/fastopt/kernels.py) and the
 // Python optimizers given the same inputs, on any backend: the derived scalars (Adam's
 // lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t), Adagrad's lr / (1 + (t - 1) lr_decay),
+// RAdam's rectification, NAdam's momentum coefficients and their float32 running product,
 // 1 - dampening, 1 - alpha, 1 - lr * weight_decay, ...) are computed here in double, exactly
 // as fastopt.kernels computes them, and cast to T once; the per-element loops are those of
 // the compiled extension (fastopt/kernels.hpp, generic build).  The update rules are
 // written out in the docstrings of python/fastopt/backends/numpy.py (the reference).
 //
 // Checks: every option is checked with the rules of fastopt.kernels (finite numbers;
-// lr, momentum, weight_decay, eps, lr_decay, alpha >= 0; beta1, beta2 in [0, 1); Nesterov
-// needs momentum > 0 and dampening == 0; step >= 1), and so are the pointers (param, grad
-// and every state array the options need are non-null when n > 0; no array written may
-// overlap another).  A failed check throws std::invalid_argument before anything is
+// lr, momentum, weight_decay, eps, lr_decay, alpha, momentum_decay >= 0; beta1, beta2 in
+// [0, 1); rho in [0, 1]; Nesterov needs momentum > 0 and dampening == 0; step >= 1), and so
+// are the pointers (param, grad and every state array the options need are non-null when
+// n > 0; NAdam's mu_product is never null and in [0, 1]; no array written may overlap
+// another).  A failed check throws std::invalid_argument before anything is
 // written.  State arrays the options do not use may be null and are never touched.
 //
 // Exactness needs no FMA contraction: a*b + c must round twice, as NumPy and PyTorch's CPU
