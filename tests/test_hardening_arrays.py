@@ -242,6 +242,18 @@ def test_add_param_group_refuses_another_params_state(backend):
     assert len(opt.param_groups) == 1 and len(opt._names) == 1
 
 
+def test_refused_list_group_leaves_named_parameters_named(backend):
+    """A list group that ``add_param_group`` refuses (after it numbered its parameters)
+    changes nothing: the optimizer of named parameters still steps with a dict of grads."""
+    w = np.zeros(3)
+    opt = fastopt.SGD({"w": w}, lr=0.5, backend=backend)
+    for bad in ([np.zeros(3, np.int32)], [], [w]):  # bad dtype, empty, shares memory
+        with pytest.raises((TypeError, ValueError)):
+            opt.add_param_group({"params": bad})
+    opt.step({"w": np.ones(3)})
+    np.testing.assert_array_equal(w, np.full(3, -0.5))  # 0 - lr * 1
+
+
 # ---------------------------------------------------------------- 3. ndarray subclasses (R7)
 SUBCLASS = r"is a <class 'numpy\.(matrix|ma\.MaskedArray|ma\.core\.MaskedArray)'>, an ndarray subclass.*np\.asarray\(x\)"
 

@@ -73,7 +73,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     ) from _exc
 
 from .backends import _checks
-from .optim import NonFiniteGradientError, Optimizer, grads_in_order, parse_params
+from .optim import NonFiniteGradientError, Optimizer, grads_in_order, parse_params, split_group
 
 __all__ = [
     "allreduce_gradients",
@@ -795,20 +795,7 @@ class ShardedOptimizer:
         arrays: list[Array] = []
         group_of: list[int] = []
         for gi, g in enumerate(groups):
-            raw = g["params"]
-            if isinstance(raw, dict):
-                gn, ga = list(raw.keys()), list(raw.values())
-                for nm in gn:
-                    if not isinstance(nm, str):
-                        raise TypeError(f"parameter names must be strings, got {nm!r}")
-            else:
-                ga = list(raw)
-                gn = list(range(len(names), len(names) + len(ga)))
-            if not ga:
-                raise ValueError("a parameter group has no parameters")
-            dup = set(gn) & set(names)
-            if dup:
-                raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+            gn, ga = split_group(g["params"], names)
             names.extend(gn)
             arrays.extend(ga)
             group_of.extend([gi] * len(ga))
