@@ -14,19 +14,11 @@ import numpy as np
 import pytest
 
 import fastopt
-from conftest import BACKENDS, snapshot
+from conftest import BACKENDS, IDS, OPTIMIZERS, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 
-OPTIMIZERS = [
-    (fastopt.SGD, dict(lr=0.1, momentum=0.9)),
-    (fastopt.Adagrad, dict(lr=0.1)),
-    (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
-    (fastopt.Adam, dict(lr=0.01, amsgrad=True)),
-    (fastopt.AdamW, dict(lr=0.01)),
-]
-IDS = [c.__name__ for c, _ in OPTIMIZERS]
 
 
 def everything(opt):
