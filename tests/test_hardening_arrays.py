@@ -20,7 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 
 
-
 def everything(opt):
     return [p for g in opt.param_groups for p in g["params"]] + [
         a for st in opt.state.values() for a in st.values()
