@@ -9,10 +9,10 @@ import json
 
 import numpy as np
 import pytest
-from _tolerance import assert_same_bits
-from make_legacy_fixtures import LEGACY_CASES, LEGACY_STEPS, legacy_grads, legacy_params, legacy_run
 
 import fastopt
+from _tolerance import assert_same_bits
+from make_legacy_fixtures import LEGACY_CASES, LEGACY_STEPS, legacy_grads, legacy_params, legacy_run
 
 BACKENDS = fastopt.available_backends()
 SIZES = (1, 7, 13, 33)  # 1, primes, not a multiple of any SIMD width
