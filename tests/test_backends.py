@@ -205,9 +205,9 @@ def test_functional_kernel_equals_optimizer_new(fn, backend, dtype):
         opt.step([g])
         group = opt.state_dict()["param_groups"][0]
         if fn == "nadam":
-            assert mu == group["mu_product"]
+            assert group["mu_product"] == [mu]
         if fn == "asgd":
-            assert eta_mu == (group["eta"], group["mu"])
+            assert (group["eta"], group["mu"]) == ([eta_mu[0]], [eta_mu[1]])
     assert np.array_equal(p1, p2)
     for s, name in zip((s1, s2), opt._spec.state_names):
         assert np.array_equal(s, opt.state[0][name])

@@ -33,7 +33,8 @@ def bad_grads(arrays, good):
         ("extra", good + [good[0].copy()], ValueError, "has 4 arrays"),
         ("dtype", wrong_dtype, TypeError, "dtype float64"),
         ("shape", wrong_shape, ValueError, "shape"),
-        ("none", [good[0], None, good[2]], TypeError, "is None"),
+        # None freezes parameter 0; the bad array next to it is still refused
+        ("none-and-dtype", [None, wrong_dtype[1], good[2]], TypeError, "dtype float64"),
         ("list-not-array", [good[0], good[1].tolist(), good[2]], TypeError, "numpy array"),
         ("grad-is-param", [p0, good[1], good[2]], ValueError, "shares memory"),
         (
