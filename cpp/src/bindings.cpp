@@ -470,6 +470,19 @@ const Kind kKinds[] = {
      {"square_avg", "acc_delta"},
      {"square_avgs", "acc_deltas"},
      "lr rho one_minus_rho eps wd maximize"},
+    {"adafactor_update",
+     Op::adafactor_update,
+     1,
+     {"variance"},
+     {"variances"},
+     "weight eps lerp maximize"},
+    {"muon_update",
+     Op::muon_update,
+     1,
+     {"momentum_buffer"},
+     {"momentum_buffers"},
+     "weight momentum nesterov"},
+    {"decay_add", Op::decay_add, 0, {}, {}, "wd decay step_size"},
 };
 
 // The Job's fields by name: a real (double) or a flag (bool).
@@ -497,13 +510,15 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"bias_correction2", &Job::bias_correction2, nullptr},
                          {"grad_coef", &Job::grad_coef, nullptr},
                          {"avg_coef", &Job::avg_coef, nullptr},
+                         {"weight", &Job::weight, nullptr},
                          {"nesterov", nullptr, &Job::nesterov},
                          {"maximize", nullptr, &Job::maximize},
                          {"first", nullptr, &Job::first},
                          {"centered", nullptr, &Job::centered},
                          {"decoupled", nullptr, &Job::decoupled},
                          {"amsgrad", nullptr, &Job::amsgrad},
-                         {"rectify", nullptr, &Job::rectify}};
+                         {"rectify", nullptr, &Job::rectify},
+                         {"lerp", nullptr, &Job::lerp}};
 constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
 static_assert(kNumFields <= 32, "the field masks are 32-bit");
 
@@ -597,7 +612,8 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
   }
   if (ki == kNumKinds)
     throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
-                          "; one of adadelta, adagrad, adam, adamax, nadam, radam, rmsprop, sgd");
+                          "; one of adadelta, adafactor_update, adagrad, adam, adamax, "
+                          "decay_add, muon_update, nadam, radam, rmsprop, sgd");
   const Kind* k = &kKinds[ki];
   const std::string kind = k->name;  // for messages (short: no allocation)
   const unsigned want = kn[ki].fields;

@@ -11,7 +11,21 @@
 namespace fastopt {
 
 enum class DType { f32, f64 };
-enum class Op { sgd, adagrad, rmsprop, adam, adamax, nadam, radam, adadelta, probe, check_finite };
+enum class Op {
+  sgd,
+  adagrad,
+  rmsprop,
+  adam,
+  adamax,
+  nadam,
+  radam,
+  adadelta,
+  adafactor_update,
+  muon_update,
+  decay_add,
+  probe,
+  check_finite
+};
 
 constexpr int kMaxSlots = 5;
 
@@ -28,9 +42,9 @@ struct Job {
   double lr = 0, momentum = 0, one_minus_damp = 0, wd = 0, clr = 0, eps = 0, alpha = 0,
          one_minus_alpha = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0, decay = 0,
          step_size = 0, inv_bc2_sqrt = 0, rho = 0, one_minus_rho = 0, bias_correction2 = 0,
-         grad_coef = 0, avg_coef = 0;
+         grad_coef = 0, avg_coef = 0, weight = 0;
   bool nesterov = false, maximize = false, first = false, centered = false, decoupled = false,
-       amsgrad = false, rectify = false;
+       amsgrad = false, rectify = false, lerp = false;
   int nread = 0, nwrite = 0;  // probe only
 };
 
