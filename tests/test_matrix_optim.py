@@ -35,7 +35,9 @@ from fastopt import _contract as C
 from fastopt import _matrix
 
 _HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("make_matrix_fixtures", _HERE / "make_matrix_fixtures.py")
+_spec = importlib.util.spec_from_file_location(
+    "make_matrix_fixtures", _HERE / "make_matrix_fixtures.py"
+)
 gen = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("make_matrix_fixtures", gen)
 _spec.loader.exec_module(gen)
@@ -282,9 +284,7 @@ def test_bad_step_changes_nothing(cls, shapes, backend):
     assert pickle.dumps((params, opt.state_dict())) == before
     skip = cls(params, backend=backend, nonfinite="skip")
     skip.step(nan)
-    assert skip.skipped_steps == 1 and pickle.dumps(params) == pickle.dumps(
-        pickle.loads(before)[0]
-    )
+    assert skip.skipped_steps == 1 and pickle.dumps(params) == pickle.dumps(pickle.loads(before)[0])
 
 
 # --------------------------------------------------------------------------- resume
@@ -333,7 +333,9 @@ def test_load_refuses_wrong_factor_shapes_and_changes_nothing():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    params, opt = _run(fastopt.Adafactor, [(3, 5), (7,)], dict(eps=(1e-20, 1e-3)), "numpy", "float32", steps=3)
+    params, opt = _run(
+        fastopt.Adafactor, [(3, 5), (7,)], dict(eps=(1e-20, 1e-3)), "numpy", "float32", steps=3
+    )
     fastopt.save(tmp_path / "ck.npz", opt)
     opt2 = fastopt.Adafactor([p.copy() for p in params], eps=(1e-20, 1e-3))
     fastopt.load(tmp_path / "ck.npz", opt2)

@@ -135,7 +135,7 @@ def fixed(name: str, default: Any, check: Callable[[str, Any], Any], doc: str = 
 def pair(
     name: str,
     default: tuple[Any, ...],
-    rules: tuple[str, str],
+    rules: tuple[str, ...],
     bounds: tuple[tuple[float, float, bool], ...],
     doc: str = "",
 ) -> Option:
@@ -861,9 +861,7 @@ ADAFACTOR = Spec(
     "adafactor",
     options=(
         scalar("lr", 1e-2, doc="learning rate: the largest relative step size, and weight decay"),
-        scalar(
-            "beta2_decay", -0.8, bounds=(-math.inf, 0.0, False), doc="decay rate of beta2"
-        ),
+        scalar("beta2_decay", -0.8, bounds=(-math.inf, 0.0, False), doc="decay rate of beta2"),
         pair(
             "eps",
             (None, 1e-3),
@@ -890,9 +888,10 @@ ADAFACTOR = Spec(
 def _ns_steps(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer in [0, 100), got {value!r}")
-    if not 0 <= value < 100:
+    n = int(value)
+    if not 0 <= n < 100:
         raise ValueError(f"{name} must be in [0, 100) (torch refuses 100 or more), got {value!r}")
-    return int(value)
+    return n
 
 
 def _choice(*allowed: Any) -> Callable[[str, Any], Any]:

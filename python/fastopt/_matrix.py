@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from .backends._checks import collect
-from .backends.numpy import _lerp
+from .backends.numpy import _lerp as _lerp_untyped
+
+_lerp: Any = _lerp_untyped  # torch.lerp, the reference backend's rule (one for all)
 
 
 def _rows(
@@ -42,7 +44,10 @@ def _rows(
         for nm, a in zip(names if names is not None else range(len(arrays)), arrays)
         if a is not None
     ]
-    return collect([("params", params, True), ("grads", grads, False)], names, others)
+    rows: list[list[Any]] = collect(
+        [("params", params, True), ("grads", grads, False)], names, others
+    )
+    return rows
 
 
 def _nonfinite(rows: list[list[Any]]) -> list[int] | None:
@@ -59,13 +64,14 @@ def _norm(a: np.ndarray, axis: int | None = None) -> Any:
 
 def _rms(a: np.ndarray) -> float:
     """torch's ``a.norm(2).item() / a.numel() ** 0.5``."""
-    return float(_norm(a)) / (a.size**0.5)
+    return float(_norm(a)) / float(a.size**0.5)
 
 
 def _mean_square(g: np.ndarray, axis: int) -> np.ndarray:
     """torch's ``norm(g, dim=axis, keepdim=True).square_().div_(g.size(axis))``."""
-    n = _norm(g, axis)
-    return n * n / g.dtype.type(g.shape[axis])
+    n: np.ndarray = _norm(g, axis)
+    out: np.ndarray = n * n / g.dtype.type(g.shape[axis])
+    return out
 
 
 def adafactor_step(
@@ -104,10 +110,14 @@ def adafactor_step(
             mean = np.sum(row, axis=-2, keepdims=True, dtype=np.float64) / row.shape[-2]
             scale = np.maximum(mean.astype(p.dtype), dt(eps1))
             estimate = row * col / scale
-            be.step("adafactor_update", [u], [g], {"variance": [estimate]}, {**kernel, "lerp": False})
+            be.step(
+                "adafactor_update", [u], [g], {"variance": [estimate]}, {**kernel, "lerp": False}
+            )
         else:
             variance = state["variance"][i]
-            be.step("adafactor_update", [u], [g], {"variance": [variance]}, {**kernel, "lerp": True})
+            be.step(
+                "adafactor_update", [u], [g], {"variance": [variance]}, {**kernel, "lerp": True}
+            )
         denom = max(1.0, float(_norm(u)) / ((u.size**0.5) * d))
         be.step("decay_add", [p], [u], {}, {**apply, "step_size": alpha / denom})
     return None
@@ -121,7 +131,8 @@ def bf16_round(x: np.ndarray) -> np.ndarray:
     bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
     lsb = (bits >> np.uint32(16)) & np.uint32(1)
     rounded = ((bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)).view(np.float32)
-    return np.where(np.isnan(x), np.float32(np.nan), rounded)
+    out: np.ndarray = np.where(np.isnan(x), np.float32(np.nan), rounded.reshape(np.shape(x)))
+    return out
 
 
 def _same(x: np.ndarray) -> np.ndarray:
@@ -154,7 +165,8 @@ def newton_schulz(
         m = r(a * m + update @ m)
     if tall:
         m = m.T
-    return np.ascontiguousarray(m)
+    out: np.ndarray = np.ascontiguousarray(m)
+    return out
 
 
 def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:

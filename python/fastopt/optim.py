@@ -860,7 +860,9 @@ class Optimizer:
             groups.append(entry)
             for i, nm in enumerate(group["names"]):
                 state[nm] = {
-                    key: arrays[i].copy() for key, arrays in buffers.items() if arrays[i] is not None
+                    key: arrays[i].copy()
+                    for key, arrays in buffers.items()
+                    if arrays[i] is not None
                 }
         return {
             "kind": type(self).__name__,
