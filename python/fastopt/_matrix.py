@@ -21,6 +21,7 @@ docstring for the measured agreement).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -74,22 +75,37 @@ def _mean_square(g: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def adafactor_step(
-    be: Any,
-    kind: str,
-    params: Sequence[Any],
-    grads: Sequence[Any],
-    state: Mapping[str, Any],
-    scalars: Mapping[str, Any],
-    names: Any = None,
-    check_finite: bool = False,
-) -> list[int] | None:
+Rows = list[list[Any]]
+
+
+def _driver(update: Any) -> Any:
+    """The backend-interface step around ``update(be, rows, state, scalars)``: check every
+    array first, then (``check_finite``) every gradient, and only then update."""
+
+    @functools.wraps(update)
+    def step(
+        be: Any,
+        kind: str,
+        params: Sequence[Any],
+        grads: Sequence[Any],
+        state: Mapping[str, Any],
+        scalars: Mapping[str, Any],
+        names: Any = None,
+        check_finite: bool = False,
+    ) -> list[int] | None:
+        rows = _rows(params, grads, state, names)
+        if check_finite:
+            bad = _nonfinite(rows)
+            if bad:
+                return bad
+        update(be, rows, state, scalars)
+        return None
+
+    return step
+
+
+def _adafactor(be: Any, rows: Rows, state: Mapping[str, Any], scalars: Mapping[str, Any]) -> None:
     """One Adafactor step (``torch.optim.Adafactor``'s single-tensor loop) of every row."""
-    rows = _rows(params, grads, state, names)
-    if check_finite:
-        bad = _nonfinite(rows)
-        if bad:
-            return bad
     w, rho, eps2, d = scalars["weight"], scalars["rho"], scalars["eps2"], scalars["d"]
     apply = {"wd": scalars["wd"], "decay": scalars["decay"]}
     for i, (p, g) in enumerate(rows):
@@ -120,7 +136,9 @@ def adafactor_step(
             )
         denom = max(1.0, float(_norm(u)) / ((u.size**0.5) * d))
         be.step("decay_add", [p], [u], {}, {**apply, "step_size": alpha / denom})
-    return None
+
+
+adafactor_step = _driver(_adafactor)
 
 
 # --------------------------------------------------------------------------- Muon
@@ -180,22 +198,8 @@ def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> 
     return lr * ratio
 
 
-def muon_step(
-    be: Any,
-    kind: str,
-    params: Sequence[Any],
-    grads: Sequence[Any],
-    state: Mapping[str, Any],
-    scalars: Mapping[str, Any],
-    names: Any = None,
-    check_finite: bool = False,
-) -> list[int] | None:
+def _muon(be: Any, rows: Rows, state: Mapping[str, Any], scalars: Mapping[str, Any]) -> None:
     """One Muon step (``torch.optim.Muon``'s loop) of every row."""
-    rows = _rows(params, grads, state, names)
-    if check_finite:
-        bad = _nonfinite(rows)
-        if bad:
-            return bad
     coefficients = (scalars["ns_a"], scalars["ns_b"], scalars["ns_c"])
     momentum = {k: scalars[k] for k in ("weight", "momentum", "nesterov")}
     apply = {"wd": scalars["wd"], "decay": scalars["decay"]}
@@ -209,4 +213,6 @@ def muon_step(
         ).astype(p.dtype)
         lr = adjusted_lr(scalars["lr"], scalars["adjust_lr_fn"], p.shape)
         be.step("decay_add", [p], [o], {}, {**apply, "step_size": lr})
-    return None
+
+
+muon_step = _driver(_muon)

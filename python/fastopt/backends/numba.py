@@ -539,32 +539,23 @@ def _lerp_args(w, dt):
     return w, dt(1) - w, bool(abs(w) < 0.5)
 
 
+def _flats(row):
+    return [a.reshape(-1) for a in row]
+
+
 def _run_adafactor_update(rows, *, weight, eps, lerp, maximize):
-    for u, g, v in rows:
-        dt = u.dtype.type
-        _adafactor_update(
-            u.reshape(-1),
-            g.reshape(-1),
-            v.reshape(-1),
-            *_lerp_args(weight, dt),
-            dt(eps),
-            dt(1),
-            dt(-1 if maximize else 1),
-            bool(lerp),
-        )
+    for row in rows:
+        dt = row[0].dtype.type
+        sign = dt(-1 if maximize else 1)
+        lerp_args = _lerp_args(weight, dt)
+        _adafactor_update(*_flats(row), *lerp_args, dt(eps), dt(1), sign, bool(lerp))
 
 
 def _run_muon_update(rows, *, weight, momentum, nesterov):
-    for u, g, b in rows:
-        dt = u.dtype.type
-        _muon_update(
-            u.reshape(-1),
-            g.reshape(-1),
-            b.reshape(-1),
-            *_lerp_args(weight, dt),
-            *_lerp_args(momentum, dt),
-            bool(nesterov),
-        )
+    for row in rows:
+        dt = row[0].dtype.type
+        lerps = (*_lerp_args(weight, dt), *_lerp_args(momentum, dt))
+        _muon_update(*_flats(row), *lerps, bool(nesterov))
 
 
 def _run_decay_add(rows, *, wd, decay, step_size):
