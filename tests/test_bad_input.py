@@ -6,20 +6,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from conftest import snapshot
-
-OPTIMIZERS = [
-    (fastopt.SGD, dict(lr=0.1, momentum=0.9)),
-    (fastopt.Adagrad, dict(lr=0.1)),
-    (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
-    (fastopt.Adam, dict(lr=0.01, amsgrad=True)),
-    (fastopt.AdamW, dict(lr=0.01)),
-    (fastopt.Adamax, dict(lr=0.01)),
-    (fastopt.NAdam, dict(lr=0.01, weight_decay=0.1)),
-    (fastopt.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
-    (fastopt.Adadelta, dict(lr=0.5)),
-]
-IDS = [c.__name__ for c, _ in OPTIMIZERS]
+from conftest import IDS, OPTIMIZERS, snapshot
 
 
 def make(cls, kw, backend, dtype=np.float32, named=False):

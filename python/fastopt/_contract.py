@@ -42,7 +42,9 @@ optimizers use it for ``nonfinite="raise"``/``"skip"`` with one group and no cli
 Adding an optimizer: its per-element rule in each backend (``backends/numpy.py``,
 ``backends/numba.py``, ``cpp/include/fastopt/kernels.hpp`` + ``cpp/src/isa_kernels.inc``
 + the kind table of ``cpp/src/bindings.cpp``), its ``Spec`` here, its class in ``optim.py``
-(and a line each in ``kernels.py`` / ``jit.py`` for the functional forms).
+(and a line each in ``kernels.py`` / ``jit.py`` for the functional forms); for the C/C++
+embedding API, its entry in ``cpp/include/fastopt/optimizers.h`` and its derived scalars in
+``fastopt.hpp`` (``docs/embedding.md``).
 """
 
 from __future__ import annotations

@@ -216,6 +216,26 @@ def parse_params(params: Any) -> list[dict[str, Any]]:
     return [{"params": items}]
 
 
+def split_group(raw: Any, taken: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """A group's ``params`` as ``(names, arrays)``: a dict's names (strings), or the arrays'
+    indices counted on from the ``taken`` names of the earlier groups.  Raises on a name that
+    is not a string, an empty group or a name of an earlier group."""
+    if isinstance(raw, dict):
+        names, arrays = list(raw.keys()), list(raw.values())
+        for nm in names:
+            if not isinstance(nm, str):
+                raise TypeError(f"parameter names must be strings, got {nm!r}")
+    else:
+        arrays = list(raw)
+        names = list(range(len(taken), len(taken) + len(arrays)))
+    if not arrays:
+        raise ValueError("a parameter group has no parameters")
+    dup = set(names) & set(taken)
+    if dup:
+        raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+    return names, arrays
+
+
 class _Plan:
     """One group's options for one step, checked: ``options`` (evaluated values), the state
     arrays they need, the kernel's scalars that depend on the options only, and the
@@ -423,20 +443,7 @@ class Optimizer:
             raise TypeError(
                 "a group's 'params' must be a list or dict of arrays; wrap a single array in a list"
             )
-        if isinstance(raw, dict):
-            names, arrays = list(raw.keys()), list(raw.values())
-            for nm in names:
-                if not isinstance(nm, str):
-                    raise TypeError(f"parameter names must be strings, got {nm!r}")
-        else:
-            arrays = list(raw)
-            names = list(range(len(self._names), len(self._names) + len(arrays)))
-            self._string_names = False
-        if not arrays:
-            raise ValueError("a parameter group has no parameters")
-        dup = set(names) & set(self._names)
-        if dup:
-            raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+        names, arrays = split_group(raw, self._names)
         # The same checks (and messages) as every backend's: arrays, float32/float64,
         # C-contiguous, writeable, and no two parameters (of any group) sharing memory, nor a
         # parameter with a state array of an earlier group.
@@ -464,6 +471,7 @@ class Optimizer:
         for i, nm in enumerate(names):
             self._where[nm] = (gi, i)
         self._names.extend(names)
+        self._string_names = self._string_names and isinstance(raw, dict)
         self._buffers.append(
             {s: [self._new_state(s, group, p) for p in arrays] for s in plan.needed}
         )
