@@ -17,6 +17,8 @@ OPTIMIZERS = [
     (fastopt.NAdam, dict(lr=0.01, weight_decay=0.1)),
     (fastopt.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     (fastopt.Adadelta, dict(lr=0.5)),
+    (fastopt.Rprop, dict(lr=0.01, etas=(0.4, 1.3))),
+    (fastopt.ASGD, dict(lr=0.01, t0=1, weight_decay=0.1)),
 ]
 IDS = [c.__name__ for c, _ in OPTIMIZERS]
 

@@ -17,6 +17,7 @@ from .backends import available_backends
 from .backends import check_native_at_import as _check_native
 from .errors import NonFiniteGradientError
 from .optim import (
+    ASGD,
     SGD,
     Adadelta,
     Adafactor,
@@ -29,6 +30,7 @@ from .optim import (
     Optimizer,
     RAdam,
     RMSprop,
+    Rprop,
 )
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
@@ -43,6 +45,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
 _check_native()
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -58,6 +61,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "TensorBoardLogger",
     "__version__",
     "available_backends",

@@ -319,6 +319,36 @@ def _ordered_items(grads: Any) -> list[tuple[str, Any]]:
     return [(f"grads[{i}]", g) for i, g in enumerate(grads)]
 
 
+def _refuse_none(items: Iterable[tuple[str, Any]]) -> None:
+    """Refuse a None gradient: a frozen parameter (``Optimizer.step`` accepts None) would
+    have to be frozen on every rank alike, which the collectives do not check."""
+    for label, g in items:
+        if g is None:
+            raise TypeError(
+                f"{label} is None: fastopt.distributed needs a gradient for every parameter "
+                "at every step (None, a frozen parameter, is not supported across ranks); "
+                "pass zeros, or leave frozen parameters out of the optimizer"
+            )
+
+
+def _uniform_counters(entry: Mapping[str, Any], keys: Iterable[str], n: int) -> dict[str, Any]:
+    """A group entry of a state_dict with each per-parameter counter (``step``, ...) given
+    as ``n`` values.  The sharded optimizer's pieces are not the caller's parameters, so it
+    keeps one value per group: counters that differ between parameters are refused."""
+    out = dict(entry)
+    for key in keys:
+        v = entry[key]
+        values = list(v) if isinstance(v, (list, tuple)) else [v]
+        if any(x != values[0] for x in values):
+            raise ValueError(
+                f"the state_dict's counter {key!r} differs between the parameters of a group "
+                f"({values[:6]}): ShardedOptimizer keeps one value per group (it refuses "
+                "None gradients, so its own runs never have such counters)"
+            )
+        out[key] = values[:1] * n
+    return out
+
+
 # --------------------------------------------------------------------------- public functions
 def allreduce_gradients(
     grads: G,
@@ -354,6 +384,7 @@ def allreduce_gradients(
         order = _check_order(order)
         limit_bytes = _check_bucket(bucket_bytes)
         items = _ordered_items(grads)
+        _refuse_none(items)
         from . import clip
 
         checks: Any = clip._as_arrays  # the checks (and messages) of clip_grad_norm
@@ -431,6 +462,7 @@ def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> li
     against its parameter (dtype, shape, subclass, alignment, shared memory)."""
     by_name = bool(names) and all(isinstance(n, str) for n in names)
     flat = grads_in_order(grads, names, by_name)
+    _refuse_none((f"grads[{n!r}]", g) for n, g in zip(names, flat))
     rows = _checks.collect([("params", list(params), True), ("grads", flat, False)], names)
     return [row[1] for row in rows]
 
@@ -1089,6 +1121,9 @@ class ShardedOptimizer:
                     np.copyto(self._params[i].reshape(-1), buf[offs[k] : offs[k + 1]])
 
     # state: the single-process format, collectively ----------------------------------------
+    def _counter_keys(self) -> tuple[str, ...]:
+        return ("step", *self.optimizer._spec.group_state)
+
     def _group_keys(self, inner_sd: dict[str, Any]) -> list[list[str]]:
         return [sorted(inner_sd["state"][g["names"][0]]) for g in self.optimizer.param_groups]
 
@@ -1128,8 +1163,9 @@ class ShardedOptimizer:
         if not mine:
             return None
         groups = []
+        keys = self._counter_keys()
         for entry, full_group in zip(inner_sd["param_groups"], self.param_groups):
-            entry = dict(entry)
+            entry = _uniform_counters(entry, keys, len(full_group["names"]))
             entry["names"] = list(full_group["names"])
             entry["shapes"] = [p.shape for p in full_group["params"]]
             entry["dtypes"] = [p.dtype.str for p in full_group["params"]]
@@ -1167,6 +1203,8 @@ class ShardedOptimizer:
                 action(full)
                 sd = full.state_dict()
                 del full
+                for entry in sd["param_groups"]:
+                    _uniform_counters(entry, self._counter_keys(), 1)  # refused before any change
         skeleton: Any = None
         if comm.rank == root:
             assert sd is not None
@@ -1204,7 +1242,7 @@ class ShardedOptimizer:
             for gi, (entry, ig) in enumerate(
                 zip(head["param_groups"], self.optimizer.param_groups)
             ):
-                entry = dict(entry)
+                entry = _uniform_counters(entry, self._counter_keys(), len(ig["names"]))
                 entry["names"] = list(ig["names"])
                 entry["shapes"] = [p.shape for p in ig["params"]]
                 entry["dtypes"] = [p.dtype.str for p in ig["params"]]

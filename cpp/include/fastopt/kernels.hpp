@@ -417,6 +417,81 @@ void adadelta(T* p, const T* g, T* v, T* u, std::size_t n, T lr, T rho, T one_mi
     adadelta_impl<T, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
 }
 
+// ---------------------------------------------------------------- Rprop
+// torch.optim.Rprop in its order: the factor is sign(g * prev) (torch.sign: 0 for NaN)
+// replaced by etaplus where > 0, then etaminus where < 0, then 1 where == 0; the gradient is
+// zeroed where the factor equals etaminus.  FIRST: the step sizes start at lr (torch's
+// state init), the stored ones are not read.  clamp propagates NaN, as torch.clamp.
+template <class T>
+inline T torch_sign(T x) {
+  return T(x > T(0)) - T(x < T(0));
+}
+
+template <class T, bool FIRST>
+inline void rprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT prev,
+                       T* FASTOPT_RESTRICT ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
+                       T smax, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    T f = torch_sign(gi * prev[i]);
+    f = f > T(0) ? etaplus : f;
+    f = f < T(0) ? etaminus : f;
+    f = f == T(0) ? T(1) : f;
+    T s = (FIRST ? lr : ss[i]) * f;
+    s = s < smin ? smin : s;
+    s = s > smax ? smax : s;
+    gi = f == etaminus ? T(0) : gi;
+    ss[i] = s;
+    prev[i] = gi;
+    p[i] = p[i] - torch_sign(gi) * s;
+  }
+}
+
+template <class T>
+void rprop(T* p, const T* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
+           T smax, bool first, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  if (first)
+    rprop_impl<T, true>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+  else
+    rprop_impl<T, false>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+}
+
+// ---------------------------------------------------------------- ASGD
+// eta, mu (torch's float32 state), decay = 1 - lambd * eta and `average` (mu != 1) are
+// computed by the caller in double.
+template <class T, bool WD, bool AVERAGE>
+inline void asgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax,
+                      std::size_t n, T eta, T decay, T mu, T wd, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * g[i];
+    if (WD) gi = gi + wd * p[i];
+    T pi = p[i] * decay;
+    pi = pi - eta * gi;
+    p[i] = pi;
+    ax[i] = AVERAGE ? ax[i] + (pi - ax[i]) * mu : pi;
+  }
+}
+
+template <class T>
+void asgd(T* p, const T* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
+          bool average, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+#define FASTOPT_ASGD(W, A) asgd_impl<T, W, A>(p, g, ax, n, eta, decay, mu, wd, s)
+  if (use_wd) {
+    if (average)
+      FASTOPT_ASGD(true, true);
+    else
+      FASTOPT_ASGD(true, false);
+  } else {
+    if (average)
+      FASTOPT_ASGD(false, true);
+    else
+      FASTOPT_ASGD(false, false);
+  }
+#undef FASTOPT_ASGD
+}
+
 // ---------------------------------------------------------------- Adafactor, Muon
 // The element-wise parts of the matrix optimizers (fastopt._contract.MATRIX_KERNELS); the
 // reductions and the Newton-Schulz products run in NumPy, the same for every backend.
