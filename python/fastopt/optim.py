@@ -1938,7 +1938,7 @@ class Muon(Optimizer):
     and every product to bfloat16 (round to nearest even, emulated on the float32 bits;
     products accumulate in float32, one rounding per result, as torch on CPU), so it matches
     torch to bfloat16 rounding: the summation order of the products differs, and one
-    bfloat16 ulp is 2**-8 relative (tests: the update within ``2e-2 * max|O|`` per step).
+    bfloat16 ulp is 2**-8 relative (tests: within one bfloat16 ulp of the update per step).
     ``ns_dtype="float32"`` keeps float32 throughout: more exact, not torch's numbers.  No
     ``fastopt.jit`` overload and no functional form: use this class.
 
