@@ -66,6 +66,15 @@ std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::
 // released, so no destructor runs after the interpreter has gone).
 PyObject* g_memmap_type = nullptr;
 
+// The dtypes float32 and float64 (NumPy's own descriptors, set at import and never released),
+// and an array's descriptor (borrowed): most arrays carry NumPy's own descriptor, so a pointer
+// compare decides before the full (slower) dtype comparison.
+PyObject* g_f32_descr = nullptr;
+PyObject* g_f64_descr = nullptr;
+PyObject* descr_of(const py::array& a) {
+  return reinterpret_cast<PyObject*>(py::detail::array_proxy(a.ptr())->descr);
+}
+
 // A plain ndarray or a memmap: subclasses (np.matrix, masked arrays, ...) redefine arithmetic or
 // carry a mask that a raw-memory kernel would ignore, so every backend refuses them.
 bool plain_array(const py::handle& obj) {
@@ -173,11 +182,11 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                              ", an ndarray subclass; fastopt updates plain numpy arrays (np.memmap "
                              "is fine) and would not honour the subclass: pass np.asarray(x) "
                              "(a plain array of the same memory) and keep that array");
-      py::array a = obj.cast<py::array>();
+      auto a = py::reinterpret_borrow<py::array>(obj);  // checked just above
       if (s == 0) {
-        if (a.dtype().is(py::dtype::of<float>()))
+        if (descr_of(a) == g_f32_descr)
           row.dtype = DType::f32;
-        else if (a.dtype().is(py::dtype::of<double>()))
+        else if (descr_of(a) == g_f64_descr)
           row.dtype = DType::f64;
         else if (a.dtype().equal(py::dtype::of<float>()))
           row.dtype = DType::f32;
@@ -190,7 +199,7 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
         row.n = static_cast<std::size_t>(a.size());
         p0 = a;
       } else {
-        if (!a.dtype().equal(p0.dtype()))
+        if (descr_of(a) != descr_of(p0) && !a.dtype().equal(p0.dtype()))
           throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
                                " but its parameter has " + dtype_str(p0) +
                                "; pass an array of dtype " + dtype_str(p0) +
@@ -899,6 +908,8 @@ void probe_many(py::list slot_lists, std::size_t nwrite) {
 PYBIND11_MODULE(_native, m) {
   m.doc() = "fastopt compiled kernels (multi-tensor, in place, GIL released, SIMD + threads)";
   g_memmap_type = py::object(py::module_::import("numpy").attr("memmap")).release().ptr();
+  g_f32_descr = py::dtype::of<float>().release().ptr();
+  g_f64_descr = py::dtype::of<double>().release().ptr();
   using namespace pybind11::literals;
   m.def("step", &step, "kind"_a, "params"_a, "grads"_a, "state"_a, "scalars"_a,
         "names"_a = py::none(), "check_finite"_a = false,
