@@ -463,9 +463,10 @@ class Optimizer:
         """A new state array, as the contract says it starts (a ``grad`` buffer is written
         whole by its first step, the kernel's ``first=True``)."""
         init = next(s.init for s in self._spec.state if s.name == name)
+        dtype = _checks.state_dtype(p.dtype)  # float32 for a half-precision parameter
         if init == "fill":
-            return np.full_like(p, group["initial_accumulator_value"])
-        return np.zeros_like(p)
+            return np.full_like(p, group["initial_accumulator_value"], dtype=dtype)
+        return np.zeros_like(p, dtype=dtype)
 
     def _cached_plan(self, gi: int, group: dict[str, Any], k: int) -> _Plan:
         """``_plan`` of a group, reused while its options are the same constants.
@@ -689,7 +690,7 @@ class Optimizer:
             else:
                 named = zip(self._names, flat)
             for nm, g in named:
-                if not (isinstance(g, np.ndarray) and g.dtype.kind in "fc"):
+                if not (isinstance(g, np.ndarray) and _checks.is_float(g.dtype)):
                     continue  # not a valid gradient: the array checks report it
                 idx = _first_nonfinite(g)
                 if idx is None:
@@ -951,11 +952,13 @@ class Optimizer:
                             f"state_dict has state {key!r} for parameter {nm!r}; "
                             f"{kind} keeps {list(spec.state_names)}"
                         )
-                    if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != p.dtype:
+                    sdt = _checks.state_dtype(p.dtype)
+                    if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != sdt:
                         desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
                         raise ValueError(
                             f"state {key!r} of parameter {nm!r}: saved {desc}, "
                             f"parameter is {p.dtype}{p.shape}"
+                            + (f" (its state is {sdt})" if sdt != p.dtype else "")
                         )
                     loaded.setdefault(key, []).append(a)
                 if keys is None:
@@ -988,7 +991,9 @@ class Optimizer:
             group, buffers = self.param_groups[gi], self._buffers[gi]
             new = {}
             for key, saved_arrays in loaded.items():
-                arrays = buffers.get(key) or [np.empty_like(p) for p in group["params"]]
+                arrays = buffers.get(key) or [
+                    np.empty_like(p, dtype=_checks.state_dtype(p.dtype)) for p in group["params"]
+                ]
                 for dst, src in zip(arrays, saved_arrays):
                     np.copyto(dst, src)
                 new[key] = arrays

@@ -25,19 +25,133 @@ and a caller that finds it busy runs the serial loop.  See docs/threads.md.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
 from .. import parallel as _parallel
 from .._contract import slots
-from ._checks import collect
+from ._checks import collect, is_half
+
+
+# ---------------------------------------------------------------- half precision
+# The loops read p[i] and g[i] through ``_ld`` (exact widening to the arithmetic type) and
+# write p[i] through ``_st`` (one rounding to nearest even): the identity for float32 and
+# float64 arrays; for half precision (Numba has no bfloat16, and its float16 is not enough)
+# the arrays arrive as their bits and convert with the integer code of the C++ kernels
+# (``load``/``store`` in cpp/include/fastopt/kernels.hpp): bfloat16 as uint16, float16 as
+# int16.
+
+
+@intrinsic
+def _as_f32(typingctx, u):
+    """The float32 whose bits are the uint32 ``u``."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _as_u32(typingctx, f):
+    """The bits of the float32 ``f``, as a uint32."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+def _ld(x):  # pragma: no cover - replaced by the overload in compiled code
+    raise NotImplementedError
+
+
+def _st(p, i, x):  # pragma: no cover - replaced by the overload in compiled code
+    raise NotImplementedError
+
+
+@njit
+def _bf16_load(x):
+    return _as_f32(np.uint32(x) << np.uint32(16))
+
+
+@njit
+def _f16_load(x):
+    h = np.uint32(np.uint16(x))
+    em = h & np.uint32(0x7FFF)
+    shifted = em << np.uint32(13)
+    if em >= np.uint32(0x7C00):
+        r = shifted | np.uint32(0x7F800000)
+    else:
+        r = _as_u32(_as_f32(shifted) * np.float32(5.192296858534828e33))  # 2**112
+    return _as_f32(r | ((h & np.uint32(0x8000)) << np.uint32(16)))
+
+
+@njit
+def _bf16_store(x):
+    u = _as_u32(np.float32(x))
+    if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return np.uint16(((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0))
+    lsb = (u >> np.uint32(16)) & np.uint32(1)
+    return np.uint16((u + np.uint32(0x7FFF) + lsb) >> np.uint32(16))
+
+
+@njit
+def _f16_store(x):
+    full = _as_u32(np.float32(x))
+    sign = full & np.uint32(0x80000000)
+    u = full ^ sign
+    if u >= np.uint32(0x47800000):
+        o = np.uint32(0x7C00)
+        if u > np.uint32(0x7F800000):  # NaN: sign and top payload bits kept, as NumPy
+            o = o | ((u >> np.uint32(13)) & np.uint32(0x3FF))
+            if o == np.uint32(0x7C00):
+                o = np.uint32(0x7C01)
+    elif u < np.uint32(0x38800000):
+        o = _as_u32(_as_f32(u) + np.float32(0.5)) - np.uint32(0x3F000000)
+    else:
+        lsb = (u >> np.uint32(13)) & np.uint32(1)
+        o = (u + np.uint32(0xC8000FFF) + lsb) >> np.uint32(13)
+    return np.int16(np.uint16(o | (sign >> np.uint32(16))))
+
+
+@overload(_ld)
+def _ld_impl(x):
+    if x == types.uint16:
+        return lambda x: _bf16_load(x)
+    if x == types.int16:
+        return lambda x: _f16_load(x)
+    return lambda x: x
+
+
+@overload(_st)
+def _st_impl(p, i, x):
+    if p.dtype == types.uint16:
+
+        def store_bf16(p, i, x):
+            p[i] = _bf16_store(x)
+
+        return store_bf16
+    if p.dtype == types.int16:
+
+        def store_f16(p, i, x):
+            p[i] = _f16_store(x)
+
+        return store_f16
+
+    def store(p, i, x):
+        p[i] = x
+
+    return store
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sgd(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nesterov, first):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         if use_mom:
             if first:
                 b = gi
@@ -48,18 +162,18 @@ def _sgd(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nes
                 gi = gi + momentum * b
             else:
                 gi = b
-        p[i] = p[i] - lr * gi
+        _st(p, i, _ld(p[i]) - lr * gi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adagrad(p, g, s, clr, wd, eps, sign, use_wd):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         si = s[i] + gi * gi
         s[i] = si
-        p[i] = p[i] - clr * gi / (np.sqrt(si) + eps)
+        _st(p, i, _ld(p[i]) - clr * gi / (np.sqrt(si) + eps))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -81,9 +195,9 @@ def _rmsprop(
     use_mom,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         si = alpha * sq[i] + one_minus_alpha * gi * gi
         sq[i] = si
         if centered:
@@ -95,9 +209,9 @@ def _rmsprop(
         if use_mom:
             b = momentum * buf[i] + gi / avg
             buf[i] = b
-            p[i] = p[i] - lr * b
+            _st(p, i, _ld(p[i]) - lr * b)
         else:
-            p[i] = p[i] - lr * gi / avg
+            _st(p, i, _ld(p[i]) - lr * gi / avg)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -121,8 +235,8 @@ def _adam(
     amsgrad,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
-        pi = p[i]
+        gi = sign * _ld(g[i])
+        pi = _ld(p[i])
         if use_wd:
             if decoupled:
                 pi = pi * decay
@@ -138,15 +252,15 @@ def _adam(
                 vv = vmax[i]
             vmax[i] = vv
         denom = np.sqrt(vv) * inv_bc2_sqrt + eps
-        p[i] = pi - step_size * mi / denom
+        _st(p, i, pi - step_size * mi / denom)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adamax(p, g, m, u, one_minus_beta1, beta2, eps, wd, step_size, sign, use_wd):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         mi = m[i] + one_minus_beta1 * (gi - m[i])
         a = beta2 * u[i]
         b = abs(gi) + eps
@@ -154,7 +268,7 @@ def _adamax(p, g, m, u, one_minus_beta1, beta2, eps, wd, step_size, sign, use_wd
         ui = a if (a != a) | (a > b) else b
         m[i] = mi
         u[i] = ui
-        p[i] = p[i] - step_size * mi / ui
+        _st(p, i, _ld(p[i]) - step_size * mi / ui)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -177,8 +291,8 @@ def _nadam(
     decoupled,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
-        pi = p[i]
+        gi = sign * _ld(g[i])
+        pi = _ld(p[i])
         if use_wd:
             if decoupled:
                 pi = pi * decay
@@ -190,7 +304,7 @@ def _nadam(
         v[i] = vi
         denom = np.sqrt(vi / bias_correction2) + eps
         pi = pi + grad_coef * gi / denom
-        p[i] = pi + avg_coef * mi / denom
+        _st(p, i, pi + avg_coef * mi / denom)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -212,8 +326,8 @@ def _radam(
     rectify,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
-        pi = p[i]
+        gi = sign * _ld(g[i])
+        pi = _ld(p[i])
         if use_wd:
             if decoupled:
                 pi = pi * decay
@@ -224,22 +338,22 @@ def _radam(
         m[i] = mi
         v[i] = vi
         if rectify:
-            p[i] = pi - step_size * mi / (np.sqrt(vi) + eps)
+            _st(p, i, pi - step_size * mi / (np.sqrt(vi) + eps))
         else:
-            p[i] = pi - step_size * mi
+            _st(p, i, pi - step_size * mi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adadelta(p, g, v, u, lr, rho, one_minus_rho, eps, wd, sign, use_wd):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         vi = rho * v[i] + one_minus_rho * gi * gi
         v[i] = vi
         delta = np.sqrt(u[i] + eps) / np.sqrt(vi + eps) * gi
         u[i] = rho * u[i] + one_minus_rho * delta * delta
-        p[i] = p[i] - lr * delta
+        _st(p, i, _ld(p[i]) - lr * delta)
 
 
 # From this many elements on, the prange twin runs.  Measured on the idle 2-core EPYC (Adam,
@@ -519,13 +633,29 @@ def _locked(serial, parallel):
 def _flat(a, like):
     """1-D view of a contiguous array, or an empty placeholder of the right dtype for None."""
     if a is None:
-        return np.empty(0, like.dtype)
+        return np.empty(0, _math(like))
     return a.reshape(-1)
+
+
+def _math(p):
+    """The arithmetic (and state) type of a parameter as the loops get it: float32 for a
+    half-precision one (passed as its bits, see ``_bits``)."""
+    return np.float32 if p.dtype.itemsize == 2 else p.dtype.type
+
+
+def _bits(row):
+    """A row with a half-precision parameter and gradient passed as their bits: bfloat16 as
+    uint16, float16 as int16 (the signedness tells ``_ld``/``_st`` which format it is)."""
+    p = row[0]
+    if not is_half(p.dtype):
+        return row
+    view = np.int16 if p.dtype.kind == "f" else np.uint16
+    return [p.view(view), row[1].view(view), *row[2:]]
 
 
 def _run_sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, first=False):
     for p, g, buf in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         use_mom = momentum != 0 and buf is not None
         fn, extra = _pick(_sgd, _sgd_par, p.size)
         fn(
@@ -547,7 +677,7 @@ def _run_sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, firs
 
 def _run_adagrad(rows, *, clr, wd, eps, maximize):
     for p, g, s in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adagrad, _adagrad_par, p.size)
         fn(
             p.reshape(-1),
@@ -564,7 +694,7 @@ def _run_adagrad(rows, *, clr, wd, eps, maximize):
 
 def _run_rmsprop(rows, *, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, maximize):
     for p, g, sq, ga, buf in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_rmsprop, _rmsprop_par, p.size)
         fn(
             p.reshape(-1),
@@ -602,7 +732,7 @@ def _run_adam(
     maximize,
 ):
     for p, g, m, v, vmax in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adam, _adam_par, p.size)
         fn(
             p.reshape(-1),
@@ -628,7 +758,7 @@ def _run_adam(
 
 def _run_adamax(rows, *, one_minus_beta1, beta2, eps, wd, step_size, maximize):
     for p, g, m, u in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adamax, _adamax_par, p.size)
         fn(
             p.reshape(-1),
@@ -662,7 +792,7 @@ def _run_nadam(
     maximize,
 ):
     for p, g, m, v in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_nadam, _nadam_par, p.size)
         fn(
             p.reshape(-1),
@@ -700,7 +830,7 @@ def _run_radam(
     maximize,
 ):
     for p, g, m, v in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_radam, _radam_par, p.size)
         fn(
             p.reshape(-1),
@@ -724,7 +854,7 @@ def _run_radam(
 
 def _run_adadelta(rows, *, lr, rho, one_minus_rho, eps, wd, maximize):
     for p, g, v, u in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adadelta, _adadelta_par, p.size)
         fn(
             p.reshape(-1),
@@ -758,4 +888,4 @@ def step(kind, params, grads, state, scalars, names=None):
     """One multi-tensor update of optimizer ``kind`` (the backend interface of
     ``fastopt._contract``): the reference's checks, then the fused loops."""
     rows = collect(slots(kind, params, grads, state), names)  # checks kind and names too
-    _RUN[kind](rows, **scalars)
+    _RUN[kind]([_bits(r) for r in rows], **scalars)
