@@ -73,6 +73,8 @@ __all__ = [
 ]
 
 _SCHEDULE_MARK = "<schedule>"
+#: The state name of a half parameter's float32 master copy (``master_weights=True``).
+_MASTER = "master_weight"
 _NONFINITE = ("raise", "skip", "ignore")
 
 #: A hyperparameter: a number, or a schedule ``step -> value`` evaluated at every step.
@@ -99,6 +101,7 @@ class Robustness(TypedDict, total=False):
     norm_type: float
     clip_value: float | None
     clip_scope: str
+    master_weights: bool
 
 
 def _evaluate(rule: str, v: Any, k: int) -> float:
@@ -350,9 +353,11 @@ class Optimizer:
         norm_type: float = 2.0,
         clip_value: float | None = None,
         clip_scope: str = "all",
+        master_weights: bool = False,
         **options: Any,
     ) -> None:
         self.backend, self._be = resolve(backend)
+        self.master_weights = check_bool("master_weights", master_weights)
         if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
             raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
         self.nonfinite = nonfinite
@@ -376,6 +381,8 @@ class Optimizer:
             self.defaults[key] = value
         self.param_groups: list[dict[str, Any]] = []
         self._buffers: list[dict[str, list[np.ndarray]]] = []  # per group: {state: [array]}
+        # per group, with master_weights: a float32 copy of each half parameter (None else)
+        self._masters: list[list[np.ndarray | None]] = []
         self._group_state: list[dict[str, Any]] = []  # per group: {"step": int, ...}
         self._names: list[Any] = []  # every parameter's name, in order
         self._where: dict[Any, tuple[int, int]] = {}  # name -> (group, index in group)
@@ -446,6 +453,12 @@ class Optimizer:
         self._names.extend(names)
         self._buffers.append(
             {s: [self._new_state(s, group, p) for p in arrays] for s in plan.needed}
+        )
+        self._masters.append(
+            [
+                p.astype(np.float32) if self.master_weights and _checks.is_half(p.dtype) else None
+                for p in arrays
+            ]
         )
         self._group_state.append({"step": 0, **self._spec.group_state})
 
@@ -556,10 +569,22 @@ class Optimizer:
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
+        params = group["params"]
+        masters = None
+        if self.master_weights:
+            masters = next(m for g, m in zip(self.param_groups, self._masters) if g is group)
+        if masters is not None and any(m is not None for m in masters):
+            # The float32 masters are updated (with the half gradients widened, exactly);
+            # each half parameter is then their copy rounded to nearest even.
+            _checks.collect([("params", params, True), ("grads", grads, False)], group["names"])
+            grads = [g if m is None else g.astype(np.float32) for g, m in zip(grads, masters)]
+            params = [p if m is None else m for p, m in zip(params, masters)]
+        else:
+            masters = None
         if check:
             bad = self._be.step(
                 spec.kernel,
-                group["params"],
+                params,
                 grads,
                 state,
                 scalars,
@@ -569,7 +594,11 @@ class Optimizer:
             if bad is not None:
                 return bad  # nothing was written: the carried values stay as they were
         else:
-            self._be.step(spec.kernel, group["params"], grads, state, scalars, group["names"])
+            self._be.step(spec.kernel, params, grads, state, scalars, group["names"])
+        if masters is not None:
+            for p, m in zip(group["params"], masters):
+                if m is not None:
+                    p[...] = m
         if carried is not None:
             gstate.update(zip(spec.carry, carried))
         if new:
@@ -808,7 +837,7 @@ class Optimizer:
             entry = {
                 "names": list(group["names"]),
                 "shapes": [p.shape for p in group["params"]],
-                "dtypes": [p.dtype.str for p in group["params"]],
+                "dtypes": [_checks.dtype_tag(p.dtype) for p in group["params"]],
                 **dict(gstate),
             }
             for key in self.defaults:
@@ -827,8 +856,11 @@ class Optimizer:
                 else:
                     entry[key] = v
             groups.append(entry)
+            masters = self._masters[gi]
             for i, nm in enumerate(group["names"]):
                 state[nm] = {key: arrays[i].copy() for key, arrays in buffers.items()}
+                if masters[i] is not None:
+                    state[nm][_MASTER] = masters[i].copy()
         return {
             "kind": type(self).__name__,
             "step_count": self.step_count,
@@ -936,6 +968,7 @@ class Optimizer:
                     else _checked(where, key, entry[key], flag=isinstance(_default, bool))
                 )
             loaded: dict[str, list[np.ndarray]] = {}
+            masters: list[np.ndarray | None] = []
             keys = None
             for _i, (nm, p) in enumerate(zip(group["names"], group["params"])):
                 saved = states.get(nm, states.get(str(nm)))
@@ -946,6 +979,8 @@ class Optimizer:
                         f"state of parameter {nm!r} must be a dict of arrays, got "
                         f"{type(saved).__name__}"
                     )
+                masters.append(self._saved_master(nm, p, saved))
+                saved = {k: v for k, v in saved.items() if k != _MASTER}
                 for key, a in saved.items():
                     if key not in spec.state_names:
                         raise ValueError(
@@ -975,7 +1010,7 @@ class Optimizer:
                             f"state_dict lacks {key!r} for parameter {nm!r} (its "
                             "options need it: was it saved with other options?)"
                         )
-            todo.append((opts, gstate, loaded))
+            todo.append((opts, gstate, loaded, masters))
         for tag, saved_states in schedules.items():
             parts = self._schedule_parts(tag)
             if isinstance(saved_states, dict):
@@ -987,8 +1022,11 @@ class Optimizer:
                     "the optimizer with the same schedules as the saved run"
                 )
         # Everything is checked: copy.
-        for gi, (opts, gstate, loaded) in enumerate(todo):
+        for gi, (opts, gstate, loaded, masters) in enumerate(todo):
             group, buffers = self.param_groups[gi], self._buffers[gi]
+            for m, saved_m in zip(self._masters[gi], masters):
+                if m is not None:
+                    np.copyto(m, saved_m)
             new = {}
             for key, saved_arrays in loaded.items():
                 arrays = buffers.get(key) or [
@@ -1009,6 +1047,30 @@ class Optimizer:
         self.step_count = step_count
         self.skipped_steps = skipped
         self.last_lr = [float(x) for x in last_lr]
+
+    def _saved_master(self, nm: Any, p: np.ndarray, saved: Mapping[str, Any]) -> Any:
+        """The saved float32 master copy of parameter ``nm`` (checked), or None."""
+        if _MASTER not in saved:
+            if self.master_weights and _checks.is_half(p.dtype):
+                raise ValueError(
+                    f"state_dict lacks {_MASTER!r} for parameter {nm!r} (saved without "
+                    "master_weights=True?): this optimizer keeps a float32 master copy of it"
+                )
+            return None
+        a = saved[_MASTER]
+        if not (self.master_weights and _checks.is_half(p.dtype)):
+            raise ValueError(
+                f"state_dict has a {_MASTER!r} for parameter {nm!r}, which this optimizer "
+                "does not keep: construct it with master_weights=True and the same "
+                "half-precision parameters"
+            )
+        if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != np.float32:
+            desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
+            raise ValueError(
+                f"state {_MASTER!r} of parameter {nm!r}: saved {desc}, it must be "
+                f"float32{p.shape}"
+            )
+        return a
 
     def _schedule_parts(self, tag):
         """The stateful schedules inside the hyperparameter named by a state_dict tag

@@ -27,6 +27,12 @@ def is_float(dtype):
     return dtype.kind == "f" or is_half(dtype)
 
 
+def dtype_tag(dtype):
+    """A dtype as checkpoints record it: ``dtype.str`` ('<f4'), or the name of bfloat16
+    (whose ``str`` is the anonymous '<V2')."""
+    return dtype.name if dtype.kind == "V" and is_half(dtype) else dtype.str
+
+
 def state_dtype(dtype):
     """The dtype of the state arrays (and of the arithmetic) of a parameter of ``dtype``:
     float32 for a half-precision parameter, else the parameter's own."""
