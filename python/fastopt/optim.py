@@ -1067,8 +1067,7 @@ class Optimizer:
         if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != np.float32:
             desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
             raise ValueError(
-                f"state {_MASTER!r} of parameter {nm!r}: saved {desc}, it must be "
-                f"float32{p.shape}"
+                f"state {_MASTER!r} of parameter {nm!r}: saved {desc}, it must be float32{p.shape}"
             )
         return a
 
