@@ -32,9 +32,22 @@ class's docstring):
   ``coef = max_norm / (norm + 1e-6)``, applied when ``coef < 1``).  The user's gradient
   arrays are never modified: a clipped step uses scaled copies (allocated only on steps
   that actually clip).
+* ``master_weights=False``: with half-precision parameters (float16, or bfloat16 from
+  ``ml_dtypes``), keep a float32 master copy of each in the state (``master_weight``,
+  saved by ``state_dict`` and checkpoints), update it in float32 and write the parameter
+  as its rounding after each step (see "Half precision" below).
 * Thread safety: different optimizers may be stepped from different threads at once
   (the kernels release the GIL).  Stepping (or loading) *one* optimizer from two threads
   at once raises ``RuntimeError`` in the second thread, with nothing modified by it.
+
+Half precision: parameters may be float16 (``np.float16``) or bfloat16
+(``ml_dtypes.bfloat16``; ``pip install 'fastopt[half]'``), on every optimizer and backend.
+The gradient has the parameter's dtype, the state arrays are float32, the arithmetic is
+float32 and each step writes the parameter once, rounded to nearest even:
+``p <- rne(u(float32(p), float32(g), s))`` for the optimizer's float32 update rule ``u``
+and state ``s``.  An update smaller than half a unit in the last place of the half type
+is lost at every step; ``master_weights=True`` keeps a float32 copy ``w`` instead:
+``w <- u(w, float32(g), s)``, ``p <- rne(w)``, exactly the float32 run.
 """
 
 from __future__ import annotations
@@ -1110,6 +1123,11 @@ _ROBUST_DOC = """
             or per group) is at most ``max_grad_norm`` (``clip_grad_norm_``'s
             ``coef = max_norm / (norm + 1e-6)``, applied when ``coef < 1``).  The caller's
             gradient arrays are never modified (a clipped step uses scaled copies).
+        master_weights (bool, default False): keep a float32 master copy of each float16 or
+            bfloat16 parameter (state ``master_weight``, saved in checkpoints), update it
+            in float32 and write the parameter as its rounding to nearest even after each
+            step; without it the half parameter itself is widened, updated in float32 and
+            rounded once per step.  State arrays are float32 either way.
 
     Every scalar option (``lr``, ``momentum``, each of ``betas``, ...) may also be a
     schedule: a callable ``step -> value`` (such as a ``fastopt.schedules`` schedule),
@@ -1154,8 +1172,9 @@ class SGD(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
         dampening (float or schedule, default @dampening@): dampening for momentum
@@ -1200,8 +1219,9 @@ class Adagrad(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         lr_decay (float or schedule, default @lr_decay@): learning rate decay :math:`\eta`.
         weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
@@ -1251,8 +1271,9 @@ class RMSprop(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         alpha (float or schedule, default @alpha@): smoothing constant :math:`\alpha`.
         eps (float or schedule, default @eps@): term added to the denominator.
@@ -1302,8 +1323,9 @@ _ADAM_MATH = r"""
     torch divides (at most one rounding apart).
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
@@ -1395,8 +1417,9 @@ class Adamax(Optimizer):
     maximum propagates a NaN from either side, as ``torch.maximum``.
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running average of the gradient and of
@@ -1454,8 +1477,9 @@ class NAdam(Optimizer):
     float64, which moves a float64 trajectory by about 1e-8 relative.
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
@@ -1518,8 +1542,9 @@ class RAdam(Optimizer):
     by element (a few roundings apart).
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
@@ -1567,8 +1592,9 @@ class Adadelta(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): coefficient :math:`\gamma` that scales
             :math:`\Delta` before it is applied.
         rho (float or schedule, default @rho@): coefficient :math:`\rho` of the running

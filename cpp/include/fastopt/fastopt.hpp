@@ -12,7 +12,8 @@
 //
 // One call updates one array of n elements (and its state) in place, on the calling thread
 // (no pool, no global state: different arrays may be stepped from different threads; the
-// Python extension adds the multi-threaded, ISA-dispatched execution).  T is float or double;
+// Python extension adds the multi-threaded, ISA-dispatched execution).  T is float or double
+// (half-precision parameters are for the Python optimizers only);
 // the results are bit-identical to fastopt.kernels (python/fastopt/kernels.py) and the
 // Python optimizers given the same inputs, on any backend: the derived scalars (Adam's
 // lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t), Adagrad's lr / (1 + (t - 1) lr_decay),

@@ -33,7 +33,6 @@ from .. import parallel as _parallel
 from .._contract import slots
 from ._checks import collect, is_half
 
-
 # ---------------------------------------------------------------- half precision
 # The loops read p[i] and g[i] through ``_ld`` (exact widening to the arithmetic type) and
 # write p[i] through ``_st`` (one rounding to nearest even): the identity for float32 and
