@@ -64,32 +64,23 @@ struct f16 {
 };
 
 // The arithmetic type of a storage type and the bit patterns of its finiteness check.
+template <class Math, class Bits, Bits kAbsMask, Bits kInfBits>
+struct StorageOf {
+  typedef Math math;
+  typedef Bits bits;
+  static constexpr Bits abs_mask = kAbsMask, inf_bits = kInfBits;
+};
 template <class P>
 struct Storage;
 template <>
-struct Storage<float> {
-  typedef float math;
-  typedef std::uint32_t bits;
-  static constexpr bits abs_mask = 0x7fffffffu, inf_bits = 0x7f800000u;
-};
+struct Storage<float> : StorageOf<float, std::uint32_t, 0x7fffffffu, 0x7f800000u> {};
 template <>
-struct Storage<double> {
-  typedef double math;
-  typedef std::uint64_t bits;
-  static constexpr bits abs_mask = 0x7fffffffffffffffull, inf_bits = 0x7ff0000000000000ull;
-};
+struct Storage<double>
+    : StorageOf<double, std::uint64_t, 0x7fffffffffffffffull, 0x7ff0000000000000ull> {};
 template <>
-struct Storage<bf16> {
-  typedef float math;
-  typedef std::uint16_t bits;
-  static constexpr bits abs_mask = 0x7fffu, inf_bits = 0x7f80u;
-};
+struct Storage<bf16> : StorageOf<float, std::uint16_t, 0x7fffu, 0x7f80u> {};
 template <>
-struct Storage<f16> {
-  typedef float math;
-  typedef std::uint16_t bits;
-  static constexpr bits abs_mask = 0x7fffu, inf_bits = 0x7c00u;
-};
+struct Storage<f16> : StorageOf<float, std::uint16_t, 0x7fffu, 0x7c00u> {};
 
 inline float bits_to_float(std::uint32_t u) {
   float f;
