@@ -53,6 +53,9 @@ OPTIMIZERS = {
     "nadam": (fastopt.NAdam, dict(lr=2e-3), "NAdam", dict(lr=2e-3), 28, 3),
     "radam": (fastopt.RAdam, dict(lr=1e-3), "RAdam", dict(lr=1e-3), 28, 3),
     "adadelta": (fastopt.Adadelta, dict(lr=1.0), "Adadelta", dict(lr=1.0), 28, 3),
+    # nor Rprop/ASGD; ASGD with t0=0 averages from its second step (reads and writes ax)
+    "rprop": (fastopt.Rprop, dict(lr=0.01), "Rprop", dict(lr=0.01), 28, 3),
+    "asgd": (fastopt.ASGD, dict(lr=0.01, t0=0.0), "ASGD", dict(lr=0.01, t0=0.0), 20, 2),
 }
 
 
@@ -166,6 +169,32 @@ def _numpy_step(name):
                 u *= 0.9
                 u += 0.1 * delta * delta
                 p -= delta
+    elif name == "rprop":
+
+        def step(ps, gs, st, t):
+            prevs = st.setdefault("prev", [np.zeros_like(p) for p in ps])
+            sizes = st.setdefault("size", [np.full_like(p, 0.01) for p in ps])
+            for p, g, prev, size in zip(ps, gs, prevs, sizes):
+                s = np.sign(g * prev)
+                size *= np.where(s > 0, 1.2, np.where(s < 0, 0.5, 1.0))
+                np.clip(size, 1e-6, 50, out=size)
+                g = np.where(s < 0, 0.0, g)
+                p -= np.sign(g) * size
+                prev[...] = g
+    elif name == "asgd":
+
+        def step(ps, gs, st, t):
+            axs = st.setdefault("ax", [np.zeros_like(p) for p in ps])
+            eta, mu = st.get("eta", 0.01), st.get("mu", 1.0)
+            for p, g, ax in zip(ps, gs, axs):
+                p *= 1 - 1e-4 * eta
+                p -= eta * g
+                if mu != 1:
+                    ax += (p - ax) * mu
+                else:
+                    ax[...] = p
+            st["eta"] = 0.01 / (1 + 1e-4 * 0.01 * t) ** 0.75
+            st["mu"] = 1 / max(1, t)
     else:
 
         def step(ps, gs, st, t):

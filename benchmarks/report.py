@@ -15,7 +15,18 @@ import json
 import sys
 from collections import defaultdict
 
-_ORDER = ["sgd_momentum", "adagrad", "rmsprop", "adam", "adamax", "nadam", "radam", "adadelta"]
+_ORDER = [
+    "sgd_momentum",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamax",
+    "nadam",
+    "radam",
+    "adadelta",
+    "rprop",
+    "asgd",
+]
 CASE_ORDER = ["1e3", "1e5", "1e6", "1.6e7", "1000x1e3", "100xlog"]
 
 

@@ -531,18 +531,118 @@ SPECIAL_CASES_3 = [
 ]
 
 
+def _rprop_asgd_cases():
+    out = []
+    for etas in ((0.5, 1.2), (0.3, 1.5)):
+        for step_sizes in ((1e-6, 50), (1e-3, 0.05)):
+            for maximize in (False, True):
+                options = dict(lr=0.01, etas=list(etas), step_sizes=list(step_sizes))
+                out.append(dict(opt="Rprop", options=dict(options, maximize=maximize)))
+    for lambd in (1e-4, 0.05):
+        for t0 in (1e6, 30.0):
+            for weight_decay in (0.0, 0.01):
+                for maximize in (False, True):
+                    options = dict(lr=0.02, lambd=lambd, alpha=0.75, t0=t0)
+                    out.append(
+                        dict(
+                            opt="ASGD",
+                            options=dict(options, weight_decay=weight_decay, maximize=maximize),
+                        )
+                    )
+    return out
+
+
+# Added with Rprop and ASGD, after all the cases above (their seeds unchanged).  Rprop's lr
+# only fills the step sizes at the first step; its schedule is still replayed every step.
+SPECIAL_CASES_4 = [
+    dict(name="Rprop-quad", opt="Rprop", grad=QUAD, options=dict(lr=0.01)),
+    dict(
+        name="Rprop-quad-clamped-max",
+        opt="Rprop",
+        grad=QUAD_MAX,
+        options=dict(lr=0.02, etas=[0.4, 1.3], step_sizes=[1e-3, 0.03], maximize=True),
+    ),
+    dict(
+        name="Rprop-sched-all",
+        opt="Rprop",
+        grad=QUAD,
+        options=dict(
+            lr=_exp(0.05, 0.97),
+            etas=[_linear(0.3, 0.6, 60), _linear(1.5, 1.1, 80)],
+            step_sizes=[_linear(1e-3, 1e-6, 50), _linear(0.02, 1.0, 100)],
+        ),
+    ),
+    dict(
+        name="Rprop-groups",
+        opt="Rprop",
+        grad=QUAD,
+        options=dict(lr=0.01),
+        groups=[{"params": [0]}, {"params": [1, 2], "lr": 0.002, "etas": [0.3, 1.5]}],
+    ),
+    dict(name="ASGD-quad", opt="ASGD", grad=QUAD, options=dict(lr=0.05)),
+    dict(
+        name="ASGD-quad-wd-max",
+        opt="ASGD",
+        grad=QUAD_MAX,
+        options=dict(lr=0.05, lambd=0.01, t0=20.0, weight_decay=0.05, maximize=True),
+    ),
+    dict(
+        # every scalar scheduled: eta and mu carry the previous step's lr, lambd, alpha, t0
+        name="ASGD-sched-all",
+        opt="ASGD",
+        grad=QUAD,
+        options=dict(
+            lr=_exp(0.08, 0.98),
+            lambd=_linear(0.05, 0.0, 80),
+            alpha=_linear(0.5, 1.0, 100),
+            t0=_linear(50.0, 10.0, 100),
+            weight_decay=_linear(0.02, 0.0, 60),
+        ),
+    ),
+    dict(
+        name="ASGD-groups-sched",
+        opt="ASGD",
+        grad=QUAD,
+        options=dict(lr=0.02, t0=10.0),
+        groups=[
+            {"params": [0], "lr": _exp(0.05, 0.96), "lambd": 0.02},
+            {"params": [1, 2], "lr": 0.01, "weight_decay": 0.3, "t0": 40.0},
+        ],
+    ),
+]
+
+
 def _case_name(case):
     o = case["options"]
     parts = [case["opt"]]
     for key, value in o.items():
-        if key == "betas":
-            parts.append("betas=" + ",".join(f"{b:g}" for b in value))
+        if isinstance(value, list):  # betas, etas, step_sizes
+            parts.append(f"{key}=" + ",".join(f"{b:g}" for b in value))
         elif isinstance(value, bool):
             if value:
                 parts.append(key)
         else:
             parts.append(f"{key}={value:g}")
     return "-".join(parts)
+
+
+def _grid_case(case):
+    return dict(
+        name=_case_name(case),
+        opt=case["opt"],
+        options=case["options"],
+        grad={"kind": "gauss", "scale": 1.0},
+    )
+
+
+def _special_case(case):
+    return dict(
+        name=case["name"],
+        opt=case["opt"],
+        options=case["options"],
+        grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
+        **({"groups": case["groups"]} if "groups" in case else {}),
+    )
 
 
 def build_cases():
@@ -555,64 +655,17 @@ def build_cases():
         + _adam_cases("AdamW")
     )
     grid_2 = _adamax_cases() + _radam_cases() + _adadelta_cases()
-    cases = []
-    for case in grid:
-        cases.append(
-            dict(
-                name=_case_name(case),
-                opt=case["opt"],
-                options=case["options"],
-                grad={"kind": "gauss", "scale": 1.0},
-            )
-        )
-    for case in SPECIAL_CASES:
-        cases.append(
-            dict(
-                name=case["name"],
-                opt=case["opt"],
-                options=case["options"],
-                grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
-                **({"groups": case["groups"]} if "groups" in case else {}),
-            )
-        )
-    for case in grid_2:
-        cases.append(
-            dict(
-                name=_case_name(case),
-                opt=case["opt"],
-                options=case["options"],
-                grad={"kind": "gauss", "scale": 1.0},
-            )
-        )
-    for case in SPECIAL_CASES_2:
-        cases.append(
-            dict(
-                name=case["name"],
-                opt=case["opt"],
-                options=case["options"],
-                grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
-                **({"groups": case["groups"]} if "groups" in case else {}),
-            )
-        )
-    for case in _nadam_cases():
-        cases.append(
-            dict(
-                name=_case_name(case),
-                opt=case["opt"],
-                options=case["options"],
-                grad={"kind": "gauss", "scale": 1.0},
-            )
-        )
-    for case in SPECIAL_CASES_3:
-        cases.append(
-            dict(
-                name=case["name"],
-                opt=case["opt"],
-                options=case["options"],
-                grad=case.get("grad", {"kind": "gauss", "scale": 1.0}),
-                **({"groups": case["groups"]} if "groups" in case else {}),
-            )
-        )
+    # In the order they were added: the seeds (by position) of the older cases stay.
+    cases = (
+        [_grid_case(c) for c in grid]
+        + [_special_case(c) for c in SPECIAL_CASES]
+        + [_grid_case(c) for c in grid_2]
+        + [_special_case(c) for c in SPECIAL_CASES_2]
+        + [_grid_case(c) for c in _nadam_cases()]
+        + [_special_case(c) for c in SPECIAL_CASES_3]
+        + [_grid_case(c) for c in _rprop_asgd_cases()]
+        + [_special_case(c) for c in SPECIAL_CASES_4]
+    )
     for i, case in enumerate(cases):
         case["seed"] = 1000 + i
     names = [c["name"] for c in cases]
@@ -621,7 +674,19 @@ def build_cases():
 
 
 CASES = build_cases()
-OPTIMIZERS = ("SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adadelta")
+OPTIMIZERS = (
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "Adadelta",
+    "Rprop",
+    "ASGD",
+)
 
 # --------------------------------------------------------------------------- helpers
 # (shared by the generator, the fixture test and the live torch test)

@@ -59,6 +59,16 @@ def all_cases():
         cases.append((fastopt.NAdam, dict(lr=0.01, betas=(0.8, 0.95), momentum_decay=0.01, **kw)))
     for kw in _combos(rho=[0.9, 0.5], weight_decay=[0.0, 0.01], maximize=[False, True]):
         cases.append((fastopt.Adadelta, dict(lr=0.5, **kw)))
+    # step_sizes=(1e-3, 0.05): both clamps bind within the run; etas other than torch's
+    for kw in _combos(
+        etas=[(0.5, 1.2), (0.3, 1.5)], step_sizes=[(1e-6, 50), (1e-3, 0.05)], maximize=[False, True]
+    ):
+        cases.append((fastopt.Rprop, dict(lr=0.01, **kw)))
+    # t0=30: the average starts moving (mu != 1) within the 120 steps of the backend tests
+    for kw in _combos(
+        t0=[1e6, 30.0], lambd=[1e-4, 0.05], weight_decay=[0.0, 0.01], maximize=[False, True]
+    ):
+        cases.append((fastopt.ASGD, dict(lr=0.02, alpha=0.75, **kw)))
     return cases
 
 

@@ -50,7 +50,20 @@ def test_trajectories_move(dtype):
 
 
 @pytest.mark.parametrize(
-    "fn", ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam", "adadelta"]
+    "fn",
+    [
+        "sgd",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "adamax",
+        "nadam",
+        "radam",
+        "adadelta",
+        "rprop",
+        "asgd",
+    ],
 )
 def test_functional_kernels_match_across_backends(fn, backend, dtype):
     rng = np.random.default_rng(3)
@@ -61,6 +74,7 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
         p = r.standard_normal(n).astype(dtype)
         s1, s2, s3 = (np.zeros_like(p) for _ in range(3))
         mu = [1.0]
+        carried = (0.0, 1.0)  # ASGD's eta and mu
         for t in range(1, 51):
             g = (p + r.standard_normal(n)).astype(dtype)
             if fn == "sgd":
@@ -114,6 +128,24 @@ def test_functional_kernels_match_across_backends(fn, backend, dtype):
                     decoupled_weight_decay=True,
                     backend=be,
                 )
+            elif fn == "rprop":
+                fastopt.kernels.rprop(
+                    p, g, s1, s2, step=t, etas=(0.4, 1.3), step_sizes=(1e-4, 0.05), backend=be
+                )
+            elif fn == "asgd":
+                eta, mu_ = carried
+                carried = fastopt.kernels.asgd(
+                    p,
+                    g,
+                    s1,
+                    step=t,
+                    eta=eta,
+                    mu=mu_,
+                    lambd=0.01,
+                    t0=20,
+                    weight_decay=0.01,
+                    backend=be,
+                )
             else:
                 fastopt.kernels.adadelta(p, g, s1, s2, lr=0.5, weight_decay=0.01, backend=be)
         return p
@@ -138,17 +170,24 @@ def test_functional_kernel_equals_optimizer(backend, dtype):
     assert np.array_equal(m, opt.state[0]["exp_avg"])
 
 
-@pytest.mark.parametrize("fn", ["adamax", "nadam", "radam", "adadelta"])
+@pytest.mark.parametrize("fn", ["adamax", "nadam", "radam", "adadelta", "rprop", "asgd"])
 def test_functional_kernel_equals_optimizer_new(fn, backend, dtype):
-    """kernels.<fn> with explicit state reproduces the optimizer class bit for bit."""
+    """kernels.<fn> with explicit state reproduces the optimizer class bit for bit (the
+    carried group state too: NAdam's mu_product, ASGD's eta and mu)."""
     cls = {
         "adamax": fastopt.Adamax,
         "nadam": fastopt.NAdam,
         "radam": fastopt.RAdam,
         "adadelta": fastopt.Adadelta,
+        "rprop": fastopt.Rprop,
+        "asgd": fastopt.ASGD,
     }[fn]
-    kw = dict(lr=0.02, weight_decay=0.1)
+    kw = {
+        "rprop": dict(lr=0.02, etas=(0.4, 1.3), step_sizes=(1e-3, 0.05)),
+        "asgd": dict(lr=0.02, weight_decay=0.1, lambd=0.01, t0=10),
+    }.get(fn, dict(lr=0.02, weight_decay=0.1))
     mu = 1.0
+    eta_mu = (0.0, 1.0)
     rng = np.random.default_rng(5)
     p1 = rng.standard_normal(257).astype(dtype)
     p2 = p1.copy()
@@ -158,15 +197,20 @@ def test_functional_kernel_equals_optimizer_new(fn, backend, dtype):
         g = rng.standard_normal(257).astype(dtype)
         if fn == "nadam":
             mu = fastopt.kernels.nadam(p1, g, s1, s2, step=t, mu_product=mu, backend=backend, **kw)
+        elif fn == "asgd":
+            eta, mu_ = eta_mu
+            eta_mu = fastopt.kernels.asgd(p1, g, s1, step=t, eta=eta, mu=mu_, backend=backend, **kw)
         else:
             getattr(fastopt.kernels, fn)(p1, g, s1, s2, step=t, backend=backend, **kw)
         opt.step([g])
+        group = opt.state_dict()["param_groups"][0]
         if fn == "nadam":
-            assert mu == opt.state_dict()["param_groups"][0]["mu_product"]
+            assert group["mu_product"] == [mu]
+        if fn == "asgd":
+            assert (group["eta"], group["mu"]) == ([eta_mu[0]], [eta_mu[1]])
     assert np.array_equal(p1, p2)
-    names = opt._spec.state_names
-    assert np.array_equal(s1, opt.state[0][names[0]])
-    assert np.array_equal(s2, opt.state[0][names[1]])
+    for s, name in zip((s1, s2), opt._spec.state_names):
+        assert np.array_equal(s, opt.state[0][name])
 
 
 def test_float32_stays_float32(backend):

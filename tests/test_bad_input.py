@@ -6,20 +6,7 @@ import numpy as np
 import pytest
 
 import fastopt
-from conftest import snapshot
-
-OPTIMIZERS = [
-    (fastopt.SGD, dict(lr=0.1, momentum=0.9)),
-    (fastopt.Adagrad, dict(lr=0.1)),
-    (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
-    (fastopt.Adam, dict(lr=0.01, amsgrad=True)),
-    (fastopt.AdamW, dict(lr=0.01)),
-    (fastopt.Adamax, dict(lr=0.01)),
-    (fastopt.NAdam, dict(lr=0.01, weight_decay=0.1)),
-    (fastopt.RAdam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
-    (fastopt.Adadelta, dict(lr=0.5)),
-]
-IDS = [c.__name__ for c, _ in OPTIMIZERS]
+from conftest import IDS, OPTIMIZERS, snapshot
 
 
 def make(cls, kw, backend, dtype=np.float32, named=False):
@@ -46,7 +33,8 @@ def bad_grads(arrays, good):
         ("extra", good + [good[0].copy()], ValueError, "has 4 arrays"),
         ("dtype", wrong_dtype, TypeError, "dtype float64"),
         ("shape", wrong_shape, ValueError, "shape"),
-        ("none", [good[0], None, good[2]], TypeError, "is None"),
+        # None freezes parameter 0; the bad array next to it is still refused
+        ("none-and-dtype", [None, wrong_dtype[1], good[2]], TypeError, "dtype float64"),
         ("list-not-array", [good[0], good[1].tolist(), good[2]], TypeError, "numpy array"),
         ("grad-is-param", [p0, good[1], good[2]], ValueError, "shares memory"),
         (
@@ -226,6 +214,28 @@ GOOD = np.ones(4, np.float32)
         (lambda: fastopt.Adadelta([GOOD.copy()], rho=1.5), ValueError, "rho must be <= 1.0"),
         (lambda: fastopt.Adadelta([GOOD.copy()], rho=-0.1), ValueError, "rho must be >= 0.0"),
         (lambda: fastopt.Adadelta([GOOD.copy()], lr=math.inf), ValueError, "lr must be"),
+        (
+            lambda: fastopt.Rprop([GOOD.copy()], etas=(1.0, 1.2)),
+            ValueError,
+            r"etaminus must be in \(0.0, 1.0\), got 1.0",
+        ),
+        (lambda: fastopt.Rprop([GOOD.copy()], etas=(0.0, 1.2)), ValueError, "etaminus must be >"),
+        (lambda: fastopt.Rprop([GOOD.copy()], etas=(0.5, 1.0)), ValueError, "etaplus must be > 1"),
+        (lambda: fastopt.Rprop([GOOD.copy()], etas=0.5), TypeError, "etas must be a pair"),
+        (
+            lambda: fastopt.Rprop([GOOD.copy()], step_sizes=(1.0, 0.5)),
+            ValueError,
+            r"step_sizes must be \(min, max\) with min <= max",
+        ),
+        (
+            lambda: fastopt.Rprop([GOOD.copy()], step_sizes=(-1e-6, 50)),
+            ValueError,
+            "step_size_min must be >= 0.0",
+        ),
+        (lambda: fastopt.ASGD([GOOD.copy()], lambd=-1e-4), ValueError, "lambd must be >= 0.0"),
+        (lambda: fastopt.ASGD([GOOD.copy()], alpha=-0.75), ValueError, "alpha must be >= 0.0"),
+        (lambda: fastopt.ASGD([GOOD.copy()], t0=math.nan), ValueError, "t0 must be a number"),
+        (lambda: fastopt.ASGD([GOOD.copy()], t0="1e6"), TypeError, "t0 must be a real number"),
         (lambda: fastopt.SGD([]), ValueError, "params is empty"),
         (lambda: fastopt.SGD(GOOD.copy()), TypeError, "single ndarray"),
         (lambda: fastopt.SGD([GOOD, GOOD]), ValueError, "shares memory"),
@@ -323,3 +333,53 @@ def test_nadam_mu_product_checked_and_unchanged_on_error(backend):
     sd["param_groups"][0]["mu_product"] = 2.0
     with pytest.raises(ValueError, match="mu_product"):
         opt.load_state_dict(sd)
+
+
+def test_rprop_asgd_functional_kernels_check_everything_first(backend):
+    p, g, s1, s2 = np.ones(5), np.ones(5), np.zeros(5), np.zeros(5)
+    before = snapshot([p, s1, s2])
+    with pytest.raises(ValueError, match=r"step_size_buffers\[0\] has shape \(4,\)"):
+        fastopt.kernels.rprop(p, g, s1, np.zeros(4), step=1, backend=backend)
+    with pytest.raises(ValueError, match="shares memory"):
+        fastopt.kernels.rprop(p, g, s1, s1, step=1, backend=backend)
+    with pytest.raises(ValueError, match="etaplus must be > 1"):
+        fastopt.kernels.rprop(p, g, s1, s2, step=1, etas=(0.5, 0.9), backend=backend)
+    with pytest.raises(ValueError, match=r"axs\[0\] has shape \(4,\)"):
+        fastopt.kernels.asgd(p, g, np.zeros(4), step=1, backend=backend)
+    for bad, exc in (
+        (1.5, ValueError),
+        (-0.1, ValueError),
+        (math.nan, ValueError),
+        ("1", TypeError),
+    ):
+        with pytest.raises(exc, match="mu"):
+            fastopt.kernels.asgd(p, g, s1, step=2, eta=0.01, mu=bad, backend=backend)
+    with pytest.raises(ValueError, match=r"eta must be >= 0\.0"):
+        fastopt.kernels.asgd(p, g, s1, step=2, eta=-0.01, backend=backend)
+    with pytest.raises(ValueError, match="t0 must be finite"):
+        fastopt.kernels.asgd(p, g, s1, step=2, eta=0.01, t0=math.inf, backend=backend)
+    assert snapshot([p, s1, s2]) == before
+
+
+def test_asgd_carried_state_unchanged_on_error_and_checked_on_load(backend):
+    p, g = np.ones(5), np.full(5, 0.5)
+    opt = fastopt.ASGD([p], t0=0, backend=backend)
+    opt.step([g])
+    opt.step([g])
+    group = dict(opt.state_dict()["param_groups"][0])
+    assert group["mu"] != 1.0 and group["eta"] > 0  # the values the checks below guard
+    with pytest.raises(TypeError):
+        opt.step([g.astype(np.float32)])
+    with pytest.raises(ValueError):
+        opt.step([np.full(5, math.nan)])
+    assert {k: opt.state_dict()["param_groups"][0][k] for k in ("eta", "mu", "step")} == {
+        k: group[k] for k in ("eta", "mu", "step")
+    }
+    for key, bad in (("eta", -1.0), ("mu", 2.0), ("mu", math.nan)):
+        sd = opt.state_dict()
+        sd["param_groups"][0][key] = bad
+        before = snapshot([p, opt.state[0]["ax"]])
+        with pytest.raises(ValueError, match=key):
+            opt.load_state_dict(sd)
+        assert snapshot([p, opt.state[0]["ax"]]) == before
+        assert opt.state_dict()["param_groups"][0][key] == group[key]

@@ -34,6 +34,8 @@ OPTIMIZERS = [
     ("radam", fastopt.RAdam, dict(weight_decay=1e-3)),
     ("radam-decoupled", fastopt.RAdam, dict(weight_decay=0.1, decoupled_weight_decay=True)),
     ("adadelta", fastopt.Adadelta, dict(rho=0.8, weight_decay=1e-3)),
+    ("rprop", fastopt.Rprop, dict(etas=(0.4, 1.3), step_sizes=(1e-4, 0.5), maximize=True)),
+    ("asgd", fastopt.ASGD, dict(lambd=0.01, alpha=0.6, t0=5, weight_decay=1e-3)),
 ]
 
 

@@ -22,6 +22,8 @@ CLASSES = {
     "nadam": fastopt.NAdam,
     "radam": fastopt.RAdam,
     "adadelta": fastopt.Adadelta,
+    "rprop": fastopt.Rprop,
+    "asgd": fastopt.ASGD,
 }
 
 
@@ -45,6 +47,10 @@ def test_torch_defaults():
     assert C.ADAMAX.defaults["lr"] == 2e-3 and C.ADAMAX.defaults["betas"] == (0.9, 0.999)
     assert C.RADAM.defaults["lr"] == 1e-3 and C.RADAM.defaults["decoupled_weight_decay"] is False
     assert C.ADADELTA.defaults == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False)
+    assert C.RPROP.defaults == dict(lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False)
+    assert C.ASGD.defaults == dict(
+        lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False
+    )
 
 
 def test_adamw_calls_its_parent(monkeypatch):
@@ -106,6 +112,25 @@ def _reference_scalars(kind, o, t):
             wd=o["weight_decay"],
             momentum=o["momentum"],
             centered=o["centered"],
+            maximize=o["maximize"],
+        )
+    if kind == "rprop":
+        return dict(
+            lr=o["lr"],
+            etaminus=o["etas"][0],
+            etaplus=o["etas"][1],
+            step_size_min=o["step_sizes"][0],
+            step_size_max=o["step_sizes"][1],
+            maximize=o["maximize"],
+        )
+    if kind == "asgd":  # torch's float32 eta, mu: lr and 1 at step 1, else the carried 0.0, 1.0
+        eta = float(np.float32(o["lr"])) if t == 1 else 0.0
+        return dict(
+            eta=eta,
+            decay=1 - o["lambd"] * eta,
+            mu=1.0,
+            average=False,
+            wd=o["weight_decay"],
             maximize=o["maximize"],
         )
     if kind == "adadelta":
@@ -216,8 +241,35 @@ def test_nadam_mu_product_is_torchs_float32_running_product():
     assert C.NADAM.scalars(o, 1) == C.NADAM.scalars(o, 1, (1.0,))
 
 
+def test_asgd_eta_and_mu_are_torchs_float32_values():
+    """torch's end-of-step update, in Python floats then rounded to float32 by copy_ into a
+    0-d float32 tensor: eta = lr / (1 + lambd lr t)**alpha, mu = 1 / max(1, t - t0); the
+    step uses the values carried from the previous one (lr and 1 at the first), with this
+    step's lambd in the decay, over steps with a changing lr."""
+    o = dict(C.ASGD.defaults, lambd=0.3, alpha=0.6, t0=4.0)
+    carried = (123.0, 0.5)  # ignored at step 1
+    for t in range(1, 30):
+        o["lr"] = 0.1 / t
+        sc, new = C.ASGD.step_scalars(o, t, carried)
+        eta = float(np.float32(o["lr"])) if t == 1 else carried[0]
+        mu = 1.0 if t == 1 else carried[1]
+        assert (sc["eta"], sc["mu"], sc["decay"]) == (eta, mu, 1 - o["lambd"] * eta), t
+        assert sc["average"] is (mu != 1.0)
+        want_eta = float(np.float32(o["lr"] / ((1 + o["lambd"] * o["lr"] * t) ** o["alpha"])))
+        want_mu = float(np.float32(1 / max(1, t - o["t0"])))
+        assert new == (want_eta, want_mu), t
+        carried = new
+    assert sc["average"] and carried[1] == float(np.float32(1 / 25))
+
+
 def test_numba_compiles_the_same_functions_to_the_same_bits():
     numba = pytest.importorskip("numba")
+    import fastopt.jit  # noqa: F401  (registers the contract's float32 rounding for Numba)
+
+    jitted = numba.njit(C.asgd_per_step)
+    for args in [(1e-2, 1e-4, 0.75, 1e6, 0.01, 1.0), (0.3, 0.7, 0.5, 3.0, 0.2, 0.25)]:
+        for t in (1, 2, 5, 77, 10**7, 2**40 + 1):
+            assert jitted(*args, t) == C.asgd_per_step(*args, t), t
     for fn, args in [
         (C.adam_per_step, (1e-3, 0.9, 0.999)),
         (C.adam_per_step, (0.3, 0.123, 1 - 1e-8)),

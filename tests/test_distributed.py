@@ -123,100 +123,41 @@ def test_mpi_checks(mpirun, n):
         assert f"ok {what}" in out, (what, out)
 
 
+# The legs of the resharding test, in order: (ranks, None for one plain process; kind; the
+# phases this leg runs after those of the checkpoint it loads; load from; save to).
+RESHARD_LEGS = [
+    (None, "plain", "4:2", None, "single"),
+    (4, "sharded", "4:2", "single", "four"),
+    (None, "plain", "1:1", "four", None),  # 4 -> single process
+    (2, "sharded", "2:2", "four", "two"),
+    (1, "sharded", "1:1", "four", None),  # 4 -> 1 rank
+    (2, "dp", "2:1", "four", None),  # 4 -> 2, data parallel
+    (8, "sharded", "8:1", "four", None),  # 4 -> 8 ranks
+    (4, "sharded", "4:1", "two", None),  # 2 -> 4
+]
+
+
 def test_resharding_round_trips(mpirun, tmp_path):
     """Save on one rank count, load on another (or in a single process), continue: every
     leg bit-identical to the single-process history (order="rank")."""
-
-    def plain(*args):
-        cmd = [sys.executable, MPI_DIR / "reshard.py", "--kind", "plain", *args]
-        rc, out = _run(cmd, 60)
-        assert rc == 0, out
-        return out
-
-    d = tmp_path
-    legs = "4:2"
-    out = [plain("--phases", legs, "--save", d / "single")]  # single process
-    out.append(
-        mpirun(
-            4,
-            MPI_DIR / "reshard.py",
-            "--kind",
-            "sharded",
-            "--phases",
-            legs + ",4:2",
-            "--load",
-            d / "single",
-            "--save",
-            d / "four",
-        )
-    )
-    legs += ",4:2"
-    out.append(plain("--phases", legs + ",1:1", "--load", d / "four"))  # 4 -> single process
-    out.append(
-        mpirun(
-            2,
-            MPI_DIR / "reshard.py",
-            "--kind",
-            "sharded",
-            "--phases",
-            legs + ",2:2",
-            "--load",
-            d / "four",
-            "--save",
-            d / "two",
-        )
-    )
-    out.append(
-        mpirun(
-            1,
-            MPI_DIR / "reshard.py",
-            "--kind",
-            "sharded",
-            "--phases",
-            legs + ",1:1",
-            "--load",
-            d / "four",
-        )
-    )  # 4 -> 1 rank
-    out.append(
-        mpirun(
-            2,
-            MPI_DIR / "reshard.py",
-            "--kind",
-            "dp",
-            "--phases",
-            legs + ",2:1",
-            "--load",
-            d / "four",
-        )
-    )  # 4 -> 2, data parallel
-    out.append(
-        mpirun(
-            8,
-            MPI_DIR / "reshard.py",
-            "--kind",
-            "sharded",
-            "--phases",
-            legs + ",8:1",
-            "--load",
-            d / "four",
-        )
-    )  # 4 -> 8 ranks
-    legs += ",2:2"
-    out.append(
-        mpirun(
-            4,
-            MPI_DIR / "reshard.py",
-            "--kind",
-            "sharded",
-            "--phases",
-            legs + ",4:1",
-            "--load",
-            d / "two",
-        )
-    )  # 2 -> 4
+    saved: dict[str, str] = {}  # checkpoint -> the phases that made it
+    out = []
+    for ranks, kind, phase, load, save in RESHARD_LEGS:
+        phases = f"{saved[load]},{phase}" if load else phase
+        args = [MPI_DIR / "reshard.py", "--kind", kind, "--phases", phases]
+        if load:
+            args += ["--load", tmp_path / load]
+        if save:
+            args += ["--save", tmp_path / save]
+            saved[save] = phases
+        if ranks is None:
+            rc, text = _run([sys.executable, *args], 60)
+            assert rc == 0, text
+        else:
+            text = mpirun(ranks, *args)
+        out.append(text)
     text = "".join(out)
-    assert text.count("RESHARD OK") == 8, text
+    assert text.count("RESHARD OK") == len(RESHARD_LEGS) == 8, text
 
 
 def test_readme_scaling_out_example(mpirun, tmp_path):

@@ -19,11 +19,13 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 
 import fastopt
+from fastopt import _contract as C
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSUMERS = ROOT / "tests" / "embedding"
@@ -82,52 +84,41 @@ def builds(tmp_path_factory):
 
 
 # ------------------------------------------------------------------ cases
-OPT_IDS = {"sgd": 0, "adagrad": 1, "rmsprop": 2, "adam": 3, "adamw": 4}
-# The driver's option layout (tests/embedding/driver.cpp): doubles, then flags.
-D_NAMES = {
-    "sgd": ["lr", "momentum", "dampening", "weight_decay"],
-    "adagrad": ["lr", "lr_decay", "weight_decay", "eps"],
-    "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
-    "adam": ["lr", "beta1", "beta2", "eps", "weight_decay"],
-    "adamw": ["lr", "beta1", "beta2", "eps", "weight_decay"],
+# The state arguments of each function of the C/C++ API, in order (fastopt.kernels takes the
+# same arrays in the same order); adamw is fastopt::adamw / fastopt_adam_* with AdamW's
+# defaults.  The drivers pass options by name and state by these roles.
+STATE = {
+    "sgd": ("momentum_buffer",),
+    "adagrad": ("state_sum",),
+    "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
+    "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "adamax": ("exp_avg", "exp_inf"),
+    "nadam": ("exp_avg", "exp_avg_sq"),
+    "radam": ("exp_avg", "exp_avg_sq"),
+    "adadelta": ("square_avg", "acc_delta"),
 }
-B_NAMES = {
-    "sgd": ["nesterov", "maximize"],
-    "adagrad": ["maximize"],
-    "rmsprop": ["centered", "maximize"],
-    "adam": ["amsgrad", "maximize", "decoupled_weight_decay"],
-    "adamw": ["amsgrad", "maximize"],
-}
-DEFAULTS = {  # torch's, as fastopt.kernels has them
-    "sgd": dict(
-        lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
-    ),
-    "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, eps=1e-10, maximize=False),
-    "rmsprop": dict(
-        lr=1e-2,
-        alpha=0.99,
-        eps=1e-8,
-        weight_decay=0.0,
-        momentum=0.0,
-        centered=False,
-        maximize=False,
-    ),
-    "adam": dict(
-        lr=1e-3,
-        beta1=0.9,
-        beta2=0.999,
-        eps=1e-8,
-        weight_decay=0.0,
-        amsgrad=False,
-        maximize=False,
-        decoupled_weight_decay=False,
-    ),
-    "adamw": dict(
-        lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=1e-2, amsgrad=False, maximize=False
-    ),
-}
+SIGNED_STATE = {"exp_avg", "momentum_buffer", "grad_avg"}
 
-# (optimizer, options, state arrays passed (True) or null, first step, steps)
+
+def _c_options(name):
+    """The fields of the C/C++ options struct of `name` with torch's defaults, from the
+    contract (python/fastopt/_contract.py): betas as beta1, beta2; Adagrad's
+    initial_accumulator_value is not an option there (the caller fills state_sum); Adam's
+    struct has decoupled_weight_decay (AdamW: true)."""
+    out = {}
+    for k, v in C.SPECS[name].defaults.items():
+        if k == "betas":
+            out["beta1"], out["beta2"] = v
+        elif k != "initial_accumulator_value":
+            out[k] = v
+    if name in ("adam", "adamw"):
+        out["decoupled_weight_decay"] = name == "adamw"
+    return out
+
+
+# (optimizer, options, state arrays passed (True) or null, first step, steps); the pseudo
+# option mu_product (NAdam) is the running product before the first step (None: null).
 VALID = [
     ("sgd", {}, (False, False, False), 1, 3),
     (
@@ -195,6 +186,63 @@ VALID = [
         2,
         3,
     ),
+    ("adamax", {}, (True, True, False), 1, 3),
+    (
+        "adamax",
+        dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.01, maximize=True),
+        (True, True, False),
+        1,
+        4,
+    ),
+    ("adamax", dict(lr=0.02, weight_decay=0.1, beta1=0.0), (True, True, False), 50, 3),
+    ("nadam", {}, (True, True, False), 1, 4),
+    (
+        "nadam",
+        dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.01, momentum_decay=0.01),
+        (True, True, False),
+        1,
+        4,
+    ),
+    (
+        "nadam",
+        dict(weight_decay=0.05, decoupled_weight_decay=True, maximize=True, mu_product=0.3),
+        (True, True, False),
+        5,
+        3,
+    ),
+    (
+        "nadam",
+        dict(momentum_decay=0.0, weight_decay=0.1, mu_product=0.9),
+        (True, True, False),
+        2,
+        3,
+    ),
+    ("radam", {}, (True, True, False), 1, 8),  # rho_t <= 5 up to step 5, rectified after
+    (
+        "radam",
+        dict(lr=0.01, beta1=0.8, beta2=0.9, eps=1e-6, weight_decay=0.01),
+        (True, True, False),
+        3,
+        4,
+    ),
+    (
+        "radam",
+        dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+        (True, True, False),
+        100,
+        3,
+    ),
+    ("radam", dict(beta2=0.0), (True, True, False), 1, 3),  # never rectified
+    ("adadelta", {}, (True, True, False), 1, 3),
+    (
+        "adadelta",
+        dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01, maximize=True),
+        (True, True, False),
+        4,
+        4,
+    ),
+    ("adadelta", dict(rho=1.0), (True, True, False), 2, 2),  # the closed end of [0, 1]
+    ("adadelta", dict(rho=0.0, weight_decay=0.1), (True, True, False), 1, 2),
 ]
 NAN, INF = float("nan"), float("inf")
 # (optimizer, options, arrays passed (param, grad, state 0..2), step, expected message part)
@@ -222,70 +270,104 @@ INVALID = [
     ("adam", {}, (1, 1, 1, 0, 1), 1, "exp_avg_sq"),
     ("adamw", dict(eps=-1e-8), (1, 1, 1, 1, 1), 1, "eps"),
     ("adam", {}, (1, 1, 1, 1, 1), -3, "step"),
+    ("adamax", dict(beta2=1.0), (1, 1, 1, 1, 0), 1, "beta2"),
+    ("adamax", dict(eps=-1.0), (1, 1, 1, 1, 0), 1, "eps"),
+    ("adamax", {}, (1, 1, 1, 0, 0), 1, "exp_inf"),
+    ("adamax", {}, (1, 1, 1, 1, 0), 0, "step"),
+    ("nadam", dict(momentum_decay=-0.1), (1, 1, 1, 1, 0), 1, "momentum_decay"),
+    ("nadam", dict(beta1=NAN), (1, 1, 1, 1, 0), 1, "beta1"),
+    ("nadam", dict(mu_product=1.5), (1, 1, 1, 1, 0), 1, "mu_product"),
+    ("nadam", dict(mu_product=NAN), (1, 1, 1, 1, 0), 1, "mu_product"),
+    ("nadam", dict(mu_product=None), (1, 1, 1, 1, 0), 1, "mu_product"),
+    ("nadam", {}, (1, 1, 0, 1, 0), 1, "exp_avg"),
+    ("radam", dict(weight_decay=-1.0), (1, 1, 1, 1, 0), 1, "weight_decay"),
+    ("radam", dict(beta2=1.0), (1, 1, 1, 1, 0), 1, "beta2"),
+    ("radam", dict(lr=INF), (1, 1, 1, 1, 0), 1, "lr"),
+    ("radam", {}, (1, 1, 1, 0, 0), 1, "exp_avg_sq"),
+    ("adadelta", dict(rho=1.5), (1, 1, 1, 1, 0), 1, "rho"),
+    ("adadelta", dict(rho=-0.1), (1, 1, 1, 1, 0), 1, "rho"),
+    ("adadelta", dict(weight_decay=NAN), (1, 1, 1, 1, 0), 1, "weight_decay"),
+    ("adadelta", {}, (1, 1, 1, 0, 0), 1, "acc_delta"),
 ]
 SIZES = [1, 13, 37]  # one element, a prime, not a multiple of any SIMD width
 DTYPES = [np.float32, np.float64]
 
 
-def _initial_state(name, opts, n, dtype, rng, step0):
+class Case(NamedTuple):
+    name: str
+    opts: dict[str, Any]
+    dtype: Any
+    n: int
+    step0: int
+    nsteps: int
+    has: tuple[int, ...]  # param, grad, state slot 0..2 passed or null
+    a: np.ndarray  # param and state slots 0..2, (4, n)
+    g: np.ndarray  # (nsteps, n)
+
+    @property
+    def mu(self):
+        """NAdam's mu_product before the first step (None: passed as null)."""
+        return self.opts.get("mu_product", 1.0)
+
+    def options(self):
+        o = {**_c_options(self.name), **self.opts}
+        o.pop("mu_product", None)
+        return o
+
+
+def _initial_state(name, n, dtype, rng, step0):
+    """param, then each state slot: zero before the first step (Adagrad's sum at its
+    initial_accumulator_value, here random), a running average after."""
     a = np.zeros((4, n), dtype)
     a[0] = rng.standard_normal(n)
-    if name == "sgd" and step0 > 1:
-        a[1] = rng.standard_normal(n)
-    elif name == "adagrad":
-        a[1] = np.abs(rng.standard_normal(n))
-    elif name == "rmsprop":
-        a[1] = np.abs(rng.standard_normal(n)) + 0.5
-        a[2] = 0.1 * rng.standard_normal(n)
-        a[3] = rng.standard_normal(n) if step0 > 1 else 0.0
-    elif name in ("adam", "adamw") and step0 > 1:
-        a[1] = 0.1 * rng.standard_normal(n)
-        a[2] = 0.01 * np.abs(rng.standard_normal(n))
-        a[3] = a[2] + 0.01 * np.abs(rng.standard_normal(n))
+    if step0 > 1 or name == "adagrad":
+        for k, role in enumerate(STATE[name]):
+            x = 0.1 * rng.standard_normal(n)
+            a[k + 1] = x if role in SIGNED_STATE else np.abs(x)
+    if name == "rmsprop":
+        a[1] += 0.5  # square_avg >= grad_avg**2 (centered)
     return a
 
 
-def _pack(case):
-    name, opts, dtype, n, step0, nsteps, has, a, g = case
-    o = {**DEFAULTS[name], **opts}
-    d = [float(o[k]) for k in D_NAMES[name]] + [0.0] * (6 - len(D_NAMES[name]))
-    b = [int(o[k]) for k in B_NAMES[name]] + [0] * (4 - len(B_NAMES[name]))
+def _pack(c):
+    o = c.options()
+    roles = [r.encode() for r in STATE[c.name]] + [b""] * (3 - len(STATE[c.name]))
     head = struct.pack(
-        "=5q6d4q5q",
-        OPT_IDS[name],
-        np.dtype(dtype).itemsize,
-        n,
-        step0,
-        nsteps,
-        *d,
-        *b,
-        *[int(h) for h in has],
+        "=16s11qd24s24s24s",
+        c.name.encode(),
+        np.dtype(c.dtype).itemsize,
+        c.n,
+        c.step0,
+        c.nsteps,
+        len(o),
+        *c.has,
+        int(c.mu is not None),
+        1.0 if c.mu is None else float(c.mu),
+        *roles,
     )
-    return head + a.tobytes() + g.tobytes()
+    opts = b"".join(struct.pack("=24sd", k.encode(), float(v)) for k, v in o.items())
+    return head + opts + c.a.tobytes() + c.g.tobytes()
 
 
-def _reference(name, opts, has, a, g, step0):
-    """Run fastopt.kernels (NumPy backend) on copies; return the 4 arrays."""
-    a = a.copy()
-    if a.shape[1] == 0:  # n == 0 with null pointers: nothing to update
-        return a
-    o = {**DEFAULTS[name], **opts}
-    p = a[0]
-    s = [a[k + 1] if has[k + 2] else None for k in range(3)]
-    for i, gi in enumerate(g):
-        t = step0 + i
-        if name == "sgd":
-            fastopt.kernels.sgd(p, gi, s[0], step=t, backend="numpy", **o)
-        elif name == "adagrad":
-            fastopt.kernels.adagrad(p, gi, s[0], step=t, backend="numpy", **o)
-        elif name == "rmsprop":
-            fastopt.kernels.rmsprop(p, gi, s[0], s[1], s[2], step=t, backend="numpy", **o)
+def _reference(c):
+    """Run fastopt.kernels (NumPy backend) on copies; return the 4 arrays and mu_product."""
+    a = c.a.copy()
+    o = c.options()
+    if "beta1" in o:
+        o["betas"] = (o.pop("beta1"), o.pop("beta2"))
+    if c.name == "adamw":
+        del o["decoupled_weight_decay"]
+    fn = getattr(fastopt.kernels, c.name)
+    # n == 0: the C/C++ call takes null pointers; the kernels take empty arrays
+    state = [a[k + 1] if c.has[k + 2] or c.n == 0 else None for k in range(len(STATE[c.name]))]
+    mu = c.mu
+    for i, gi in enumerate(c.g):
+        t = c.step0 + i
+        if c.name == "nadam":
+            mu = fn(a[0], gi, *state, step=t, mu_product=mu, backend="numpy", **o)
         else:
-            o2 = dict(o)
-            betas = (o2.pop("beta1"), o2.pop("beta2"))
-            fn = fastopt.kernels.adam if name == "adam" else fastopt.kernels.adamw
-            fn(p, gi, s[0], s[1], s[2], step=t, betas=betas, backend="numpy", **o2)
-    return a
+            fn(a[0], gi, *state, step=t, backend="numpy", **o)
+    return a, mu
 
 
 @pytest.fixture(scope="module")
@@ -295,46 +377,49 @@ def cases():
     for name, opts, state_has, step0, nsteps in VALID:
         for dtype in DTYPES:
             for n in SIZES:
-                a = _initial_state(name, opts, n, dtype, rng, step0)
+                a = _initial_state(name, n, dtype, rng, step0)
                 g = rng.standard_normal((nsteps, n)).astype(dtype)
-                out.append((name, opts, dtype, n, step0, nsteps, (1, 1, *state_has), a, g))
+                has = (1, 1, *map(int, state_has))
+                out.append(Case(name, opts, dtype, n, step0, nsteps, has, a, g))
     for name, opts, has, step, _ in INVALID:
         for dtype in DTYPES:
-            a = _initial_state(name, opts, 5, dtype, rng, 2)
+            a = _initial_state(name, 5, dtype, rng, 2)
             g = rng.standard_normal((1, 5)).astype(dtype)
-            out.append((name, opts, dtype, 5, step, 1, has, a, g))
-    # n == 0: nothing to do, null pointers allowed
-    for name in OPT_IDS:
-        out.append(
-            (name, {}, np.float64, 0, 1, 1, (0, 0, 0, 0, 0), np.zeros((4, 0)), np.zeros((1, 0)))
-        )
+            out.append(Case(name, opts, dtype, 5, step, 1, has, a, g))
+    # n == 0: nothing to do, null pointers allowed (NAdam's product still advances)
+    for name in STATE:
+        z = np.zeros((4, 0))
+        out.append(Case(name, {}, np.float64, 0, 1, 1, (0, 0, 0, 0, 0), z, np.zeros((1, 0))))
     return out
 
 
 def _run_driver(exe, cases, tmp_path):
     inp, outp = tmp_path / f"{exe.name}.in", tmp_path / f"{exe.name}.out"
     inp.write_bytes(struct.pack("=q", len(cases)) + b"".join(_pack(c) for c in cases))
-    subprocess.run([str(exe), str(inp), str(outp)], check=True, timeout=60)
+    r = subprocess.run([str(exe), str(inp), str(outp)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     data = outp.read_bytes()
     results, pos = [], 0
     for c in cases:
-        dtype, n = c[2], c[3]
-        rc = struct.unpack_from("=q", data, pos)[0]
-        msg = data[pos + 8 : pos + 264].split(b"\0", 1)[0].decode()
-        pos += 264
-        nbytes = 4 * n * np.dtype(dtype).itemsize
-        arrays = np.frombuffer(data[pos : pos + nbytes], dtype).reshape(4, n)
+        rc, msg, mu = struct.unpack_from("=q256sd", data, pos)
+        pos += 272
+        nbytes = 4 * c.n * np.dtype(c.dtype).itemsize
+        arrays = np.frombuffer(data[pos : pos + nbytes], c.dtype).reshape(4, c.n)
         pos += nbytes
-        results.append((rc, msg, arrays))
+        results.append((rc, msg.split(b"\0", 1)[0].decode(), mu, arrays))
     assert pos == len(data)
     return results
 
 
 def _label(c):
-    name, opts, dtype, n, step0, nsteps, has = c[:7]
     return (
-        f"{name}({opts}) {np.dtype(dtype).name} n={n} steps {step0}..{step0 + nsteps - 1} has={has}"
+        f"{c.name}({c.opts}) {np.dtype(c.dtype).name} n={c.n} "
+        f"steps {c.step0}..{c.step0 + c.nsteps - 1} has={c.has}"
     )
+
+
+def _same(x, y):
+    return struct.pack("=d", x) == struct.pack("=d", y)
 
 
 DRIVERS = [
@@ -355,26 +440,27 @@ def test_driver_bits_equal_kernels(builds, cases, tmp_path, mode, driver):
     results = _run_driver(exe, cases, tmp_path)
     nvalid = len(VALID) * len(DTYPES) * len(SIZES)
     bad = []
-    for i, (c, (rc, msg, got)) in enumerate(zip(cases, results)):
-        name, opts, _dtype, _n, step0, _nsteps, has, a, g = c
+    for i, (c, (rc, msg, mu, got)) in enumerate(zip(cases, results)):
         if nvalid <= i < nvalid + len(INVALID) * len(DTYPES):
             want_part = INVALID[(i - nvalid) // len(DTYPES)][4]
             if rc != 1 or want_part not in msg:
                 bad.append(
                     f"{_label(c)}: rc={rc} msg={msg!r}, expected a refusal about {want_part}"
                 )
-            elif got.tobytes() != a.tobytes():
+            elif got.tobytes() != c.a.tobytes() or not _same(mu, 1.0 if c.mu is None else c.mu):
                 bad.append(f"{_label(c)}: refused ({msg}) but wrote")
             continue
         if rc != 0:
             bad.append(f"{_label(c)}: rc={rc} {msg}")
             continue
-        want = _reference(name, opts, has, a, g, step0)
+        want, want_mu = _reference(c)
         if got.tobytes() != want.tobytes():
             diff = np.nonzero(got.view(f"u{got.itemsize}") != want.view(f"u{want.itemsize}"))
             bad.append(
                 f"{_label(c)}: differs at {list(zip(*diff))[:4]}: {got[diff][:4]} vs {want[diff][:4]}"
             )
+        elif not _same(mu, want_mu):
+            bad.append(f"{_label(c)}: mu_product {mu!r}, expected {want_mu!r}")
     assert not bad, f"{len(bad)} of {len(cases)} cases wrong:\n" + "\n".join(bad[:30])
 
 
@@ -382,33 +468,51 @@ def test_driver_bits_equal_kernels(builds, cases, tmp_path, mode, driver):
     "mode,driver", DRIVERS[:2] + DRIVERS[4:], ids=[f"{m}-{d}" for m, d in DRIVERS[:2] + DRIVERS[4:]]
 )
 def test_driver_self_check(builds, mode, driver):
-    """Overlapping arrays refused with nothing written, NULL options, torch's defaults."""
+    """Overlapping arrays (and a mu_product inside an array) refused with nothing written,
+    NULL options, the layout of the C structs of the first release."""
     r = subprocess.run(
         [str(builds[mode] / driver), "--self-check"], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0 and r.stdout == "ok\n", r.stdout + r.stderr
 
 
-def test_invalid_options_are_python_rules(cases):
+@pytest.mark.parametrize(
+    "mode,driver", DRIVERS[:2] + DRIVERS[4:], ids=[f"{m}-{d}" for m, d in DRIVERS[:2] + DRIVERS[4:]]
+)
+def test_defaults_are_the_contracts(builds, mode, driver):
+    """Every default options struct (C: fastopt_<name>_default_options, C++: the struct's
+    initialisers) holds exactly the contract's options with torch's defaults, and every
+    optimizer of the contract is in the API."""
+    r = subprocess.run(
+        [str(builds[mode] / driver), "--defaults"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    got: dict[str, dict[str, float]] = {}
+    for line in r.stdout.splitlines():
+        name, option, value = line.split()
+        got.setdefault(name, {})[option] = float(value)
+    assert sorted(got) == sorted(C.SPECS), (
+        "the C/C++ API must have every optimizer of the contract: add the missing ones to "
+        "cpp/include/fastopt/optimizers.h (docs/embedding.md)"
+    )
+    for name, fields in got.items():
+        assert fields == {k: float(v) for k, v in _c_options(name).items()}, name
+
+
+def test_invalid_options_are_python_rules():
     """The refused option values are refused by fastopt.kernels too (same rules)."""
-    for name, opts, has, step, _ in INVALID:
-        if not all(has) and not opts and step >= 1:
+    checked = 0
+    for name, opts, _has, step, part in INVALID:
+        if part in ("param", "grad", *STATE[name]) or opts.get("mu_product", 0.0) is None:
             continue  # null pointers: no Python counterpart
-        if name == "sgd" and opts == dict(momentum=0.9):
-            continue
-        a = np.zeros((4, 3))
-        o = {**DEFAULTS[name], **opts}
-        if name in ("adam", "adamw"):
-            o["betas"] = (o.pop("beta1"), o.pop("beta2"))
-        args = {
-            "sgd": (a[0], a[1], a[2]),
-            "adagrad": (a[0], a[1], a[2]),
-            "rmsprop": (a[0], a[1], a[2], a[3] if has[3] else None, a[3] if has[4] else None),
-            "adam": (a[0], a[1], a[2], a[3], a[3] if has[4] else None),
-            "adamw": (a[0], a[1], a[2], a[3], a[3] if has[4] else None),
-        }[name]
-        with pytest.raises((ValueError, TypeError)):
-            getattr(fastopt.kernels, name)(*args, step=step, backend="numpy", **o)
+        c = Case(name, opts, np.float64, 3, step, 1, (1,) * 5, np.zeros((4, 3)), np.zeros((1, 3)))
+        with pytest.raises((ValueError, TypeError), match=part):
+            _reference(c)
+        checked += 1
+    assert checked >= 25
 
 
 # ------------------------------------------------------------------ the examples

@@ -14,19 +14,10 @@ import numpy as np
 import pytest
 
 import fastopt
-from conftest import BACKENDS, snapshot
+from conftest import BACKENDS, IDS, OPTIMIZERS, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
-
-OPTIMIZERS = [
-    (fastopt.SGD, dict(lr=0.1, momentum=0.9)),
-    (fastopt.Adagrad, dict(lr=0.1)),
-    (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
-    (fastopt.Adam, dict(lr=0.01, amsgrad=True)),
-    (fastopt.AdamW, dict(lr=0.01)),
-]
-IDS = [c.__name__ for c, _ in OPTIMIZERS]
 
 
 def everything(opt):
@@ -240,6 +231,18 @@ def test_add_param_group_refuses_another_params_state(backend):
         ):
             opt.add_param_group({"params": [bad]})
     assert len(opt.param_groups) == 1 and len(opt._names) == 1
+
+
+def test_refused_list_group_leaves_named_parameters_named(backend):
+    """A list group that ``add_param_group`` refuses (after it numbered its parameters)
+    changes nothing: the optimizer of named parameters still steps with a dict of grads."""
+    w = np.zeros(3)
+    opt = fastopt.SGD({"w": w}, lr=0.5, backend=backend)
+    for bad in ([np.zeros(3, np.int32)], [], [w]):  # bad dtype, empty, shares memory
+        with pytest.raises((TypeError, ValueError)):
+            opt.add_param_group({"params": bad})
+    opt.step({"w": np.ones(3)})
+    np.testing.assert_array_equal(w, np.full(3, -0.5))  # 0 - lr * 1
 
 
 # ---------------------------------------------------------------- 3. ndarray subclasses (R7)

@@ -151,6 +151,43 @@ def _loop_adadelta(w, gs, v, u, lr, rho, eps, wd, maximize):
 
 
 @numba.njit
+def _loop_rprop(w, gs, prev, ss, lr, etas, step_sizes, maximize):
+    for t in range(1, gs.shape[0] + 1):
+        J.rprop(
+            w,
+            gs[t - 1],
+            prev,
+            ss,
+            step=t,
+            lr=lr,
+            etas=etas,
+            step_sizes=step_sizes,
+            maximize=maximize,
+        )
+
+
+@numba.njit
+def _loop_asgd(w, gs, ax, lr, lambd, alpha, t0, wd, maximize):
+    eta, mu = 0.0, 1.0
+    for t in range(1, gs.shape[0] + 1):
+        eta, mu = J.asgd(
+            w,
+            gs[t - 1],
+            ax,
+            step=t,
+            eta=eta,
+            mu=mu,
+            lr=lr,
+            lambd=lambd,
+            alpha=alpha,
+            t0=t0,
+            weight_decay=wd,
+            maximize=maximize,
+        )
+    return eta, mu
+
+
+@numba.njit
 def _loop_defaults(w, gs, m, v):  # every option left at its default
     for t in range(1, gs.shape[0] + 1):
         J.adam(w, gs[t - 1], m, v, step=t)
@@ -220,7 +257,12 @@ CASES["adadelta"] = [
     dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.01, maximize=False),
     dict(lr=0.5, rho=0.5, eps=1e-3, weight_decay=0.0, maximize=True),
 ]
+CASES["rprop"] = [  # both clamps bind within the steps
+    dict(lr=0.01, etas=(0.4, 1.3), step_sizes=(5e-3, 0.015), maximize=False),
+    dict(lr=0.02, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=True),
+]
 NSTATE = {
+    "rprop": 2,
     "sgd": 1,
     "adagrad": 1,
     "rmsprop": 3,
@@ -244,7 +286,7 @@ def _state_args(name, states, kw):
             states[1] if kw["centered"] else None,
             states[2] if kw["momentum"] > 0 else None,
         ]
-    if name in ("adamax", "radam", "adadelta"):
+    if name in ("adamax", "radam", "adadelta", "rprop"):
         return [states[0], states[1]]
     return [states[0], states[1], states[2] if kw["amsgrad"] else None]
 
@@ -272,6 +314,30 @@ def test_njit_loop_equals_kernels(name, dtype, n):
             assert a.tobytes() == b.tobytes(), (name, kw)
 
 
+@pytest.mark.parametrize("n", [1, 7, 1000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kw",
+    [  # t0=3: the average moves from step 5 on; weight decay and maximize
+        dict(lr=0.05, lambd=0.01, alpha=0.75, t0=3.0, weight_decay=0.01, maximize=False),
+        dict(lr=0.02, lambd=1e-4, alpha=0.5, t0=1e6, weight_decay=0.0, maximize=True),
+    ],
+)
+def test_njit_asgd_equals_kernels_with_its_carried_eta_and_mu(kw, dtype, n):
+    rng = np.random.default_rng(n)
+    w0 = rng.standard_normal(n).astype(dtype)
+    gs = rng.standard_normal((8, n)).astype(dtype)
+    w1, a1, w2, a2 = w0.copy(), np.zeros_like(w0), w0.copy(), np.zeros_like(w0)
+    got = _loop_asgd(w1, gs, a1, *kw.values())
+    want = (0.0, 1.0)
+    for t in range(1, gs.shape[0] + 1):
+        want = fastopt.kernels.asgd(
+            w2, gs[t - 1], a2, step=t, eta=want[0], mu=want[1], backend="numpy", **kw
+        )
+    assert got == want and w1.tobytes() == w2.tobytes() and a1.tobytes() == a2.tobytes()
+    assert not np.array_equal(w1, w0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_defaults_are_the_kernels(dtype):
     rng = np.random.default_rng(1)
@@ -288,7 +354,7 @@ def test_defaults_are_the_kernels(dtype):
 def test_same_signatures_as_kernels():
     import inspect
 
-    for name in ("sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"):
+    for name in J.__all__:
         a = inspect.signature(getattr(J, name)).parameters
         b = inspect.signature(getattr(fastopt.kernels, name)).parameters
         assert [(p.name, p.kind, p.default) for p in a.values()] == [
@@ -316,6 +382,15 @@ def test_checks_from_python_and_njit():
         J.radam(w, g, np.zeros(3), np.zeros(3), step=1, betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="eps"):
         J.adamax(w, g, np.zeros(3), np.zeros(3), step=1, eps=-1.0)
+    for etas, what in (((1.0, 1.2), "etaminus"), ((0.0, 1.2), "etaminus"), ((0.5, 1.0), "etaplus")):
+        with pytest.raises(ValueError, match=what):
+            J.rprop(w, g, np.zeros(3), np.zeros(3), step=1, etas=etas)
+    with pytest.raises(ValueError, match="step_sizes"):
+        J.rprop(w, g, np.zeros(3), np.zeros(3), step=1, step_sizes=(1.0, 0.5))
+    with pytest.raises(ValueError, match="mu must be"):
+        J.asgd(w, g, np.zeros(3), step=2, eta=0.1, mu=1.5)
+    with pytest.raises(ValueError, match="lambd"):
+        J.asgd(w, g, np.zeros(3), step=1, lambd=-1.0)
     assert (w == 1).all()
     with pytest.raises(numba.core.errors.TypingError):
         J.adam(w, g.astype(np.float32), np.zeros(3), np.zeros(3), step=1)

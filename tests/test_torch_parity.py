@@ -74,7 +74,7 @@ def _to_fastopt(value):
     """A case option for fastopt: schedule specs become callables ``step -> value``."""
     if isinstance(value, dict):
         return lambda k, spec=value: gen.schedule_value(spec, k)
-    if isinstance(value, list):  # betas
+    if isinstance(value, list):  # betas, etas, step_sizes
         return tuple(_to_fastopt(v) for v in value)
     return value
 
@@ -161,6 +161,8 @@ def test_fixture_is_complete_and_current():
             "NAdam": ["decoupled_weight_decay", "maximize"],
             "RAdam": ["decoupled_weight_decay", "maximize"],
             "Adadelta": ["maximize"],
+            "Rprop": ["maximize"],
+            "ASGD": ["maximize"],
         }[opt]:
             assert {bool(c["options"].get(flag, False)) for c in mine} == {False, True}, (opt, flag)
     for case in FIXTURE_CASES:
@@ -217,6 +219,12 @@ LIVE_CASES = [  # (fixture case name, what it covers)
     "RAdam-groups-sched",
     "Adadelta-quad-wd-max",
     "Adadelta-sched-all",
+    "Rprop-quad-clamped-max",
+    "Rprop-sched-all",
+    "Rprop-groups",
+    "ASGD-quad-wd-max",
+    "ASGD-sched-all",
+    "ASGD-groups-sched",
 ]
 
 

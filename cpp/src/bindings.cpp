@@ -501,6 +501,13 @@ const Kind kKinds[] = {
      {"square_avg", "acc_delta"},
      {"square_avgs", "acc_deltas"},
      "lr rho one_minus_rho eps wd maximize"},
+    {"rprop",
+     Op::rprop,
+     2,
+     {"prev", "step_size"},
+     {"prevs", "step_size_buffers"},
+     "lr etaminus etaplus step_size_min step_size_max first maximize"},
+    {"asgd", Op::asgd, 1, {"ax"}, {"axs"}, "eta decay mu average wd maximize"},
 };
 
 // The Job's fields by name: a real (double) or a flag (bool).
@@ -528,15 +535,23 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"bias_correction2", &Job::bias_correction2, nullptr},
                          {"grad_coef", &Job::grad_coef, nullptr},
                          {"avg_coef", &Job::avg_coef, nullptr},
+                         {"etaminus", &Job::etaminus, nullptr},
+                         {"etaplus", &Job::etaplus, nullptr},
+                         {"step_size_min", &Job::step_size_min, nullptr},
+                         {"step_size_max", &Job::step_size_max, nullptr},
+                         {"eta", &Job::eta, nullptr},
+                         {"mu", &Job::mu, nullptr},
                          {"nesterov", nullptr, &Job::nesterov},
                          {"maximize", nullptr, &Job::maximize},
                          {"first", nullptr, &Job::first},
                          {"centered", nullptr, &Job::centered},
                          {"decoupled", nullptr, &Job::decoupled},
                          {"amsgrad", nullptr, &Job::amsgrad},
-                         {"rectify", nullptr, &Job::rectify}};
+                         {"rectify", nullptr, &Job::rectify},
+                         {"average", nullptr, &Job::average}};
 constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
-static_assert(kNumFields <= 32, "the field masks are 32-bit");
+using FieldMask = std::uint64_t;
+static_assert(kNumFields <= 64, "the field masks are 64-bit");
 
 // Is the word [w, w + n) one of the space-separated words of `list`?
 bool listed(const char* list, const char* w, std::size_t n) {
@@ -550,10 +565,10 @@ bool listed(const char* list, const char* w, std::size_t n) {
 }
 
 // Bit f set: kFields[f] is a scalar of the rule (computed once per kind).
-unsigned fields_of(const Kind& k) {
-  unsigned mask = 0;
+FieldMask fields_of(const Kind& k) {
+  FieldMask mask = 0;
   for (int f = 0; f < kNumFields; ++f)
-    if (listed(k.scalars, kFields[f].name, std::strlen(kFields[f].name))) mask |= 1u << f;
+    if (listed(k.scalars, kFields[f].name, std::strlen(kFields[f].name))) mask |= FieldMask{1} << f;
   return mask;
 }
 
@@ -594,7 +609,7 @@ constexpr std::size_t kNumKinds = sizeof(kKinds) / sizeof(kKinds[0]);
 struct KindNames {
   PyObject* kind = nullptr;
   PyObject* state[kMaxSlots - 2] = {};
-  unsigned fields = 0;  // bit f: kFields[f] is a scalar of the rule
+  FieldMask fields = 0;  // bit f: kFields[f] is a scalar of the rule
 };
 
 const KindNames* kind_names() {
@@ -628,15 +643,16 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
   }
   if (ki == kNumKinds)
     throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
-                          "; one of adadelta, adagrad, adam, adamax, nadam, radam, rmsprop, sgd");
+                          "; one of adadelta, adagrad, adam, adamax, asgd, nadam, radam, rmsprop, "
+                          "rprop, sgd");
   const Kind* k = &kKinds[ki];
   const std::string kind = k->name;  // for messages (short: no allocation)
-  const unsigned want = kn[ki].fields;
+  const FieldMask want = kn[ki].fields;
   // Scalars: every name must be a field this rule reads (or SGD's `first`), and each field
   // the rule reads must be given.
   Job j;
   j.op = k->op;
-  unsigned given = 0;
+  FieldMask given = 0;
   PyObject *key, *value;
   Py_ssize_t pos = 0;
   while (PyDict_Next(scalars.ptr(), &pos, &key, &value)) {
@@ -656,7 +672,7 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
       if (v < 0) throw py::error_already_set();
       j.*(kFields[f].flag) = v != 0;
     }
-    given |= 1u << f;
+    given |= FieldMask{1} << f;
   }
   if ((given & want) != want)
     throw py::type_error(kind + " needs every scalar of: " + std::string(k->scalars));

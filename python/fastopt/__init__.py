@@ -17,6 +17,7 @@ from .backends import available_backends
 from .backends import check_native_at_import as _check_native
 from .errors import NonFiniteGradientError
 from .optim import (
+    ASGD,
     SGD,
     Adadelta,
     Adagrad,
@@ -27,6 +28,7 @@ from .optim import (
     Optimizer,
     RAdam,
     RMSprop,
+    Rprop,
 )
 
 if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
@@ -41,6 +43,7 @@ if TYPE_CHECKING:  # the lazy names below, spelled out for type checkers
 _check_native()
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -54,6 +57,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "TensorBoardLogger",
     "__version__",
     "available_backends",
@@ -74,21 +78,19 @@ __all__ = [
 
 
 # Names served lazily from their modules, so that `import fastopt` stays light (plotting,
-# TensorBoard and progress bars are optional extras).
+# TensorBoard and progress bars are optional extras): module -> the names it serves.
+_LAZY_FROM: dict[str, tuple[str, ...]] = {
+    "lr_finder": ("lr_find", "LRFinderResult"),
+    "history": ("History", "TensorBoardLogger"),
+    "plotting": ("plot_schedule",),
+    "parallel": ("set_num_threads", "get_num_threads", "flatten"),
+    "checkpoint": ("save", "load"),
+    "clip": ("clip_grad_norm", "clip_grad_value"),
+}
+# name -> (module, attribute); None: the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
     "schedules": ("fastopt.schedules", None),
-    "lr_find": ("fastopt.lr_finder", "lr_find"),
-    "LRFinderResult": ("fastopt.lr_finder", "LRFinderResult"),
-    "History": ("fastopt.history", "History"),
-    "TensorBoardLogger": ("fastopt.history", "TensorBoardLogger"),
-    "plot_schedule": ("fastopt.plotting", "plot_schedule"),
-    "set_num_threads": ("fastopt.parallel", "set_num_threads"),
-    "get_num_threads": ("fastopt.parallel", "get_num_threads"),
-    "flatten": ("fastopt.parallel", "flatten"),
-    "save": ("fastopt.checkpoint", "save"),
-    "load": ("fastopt.checkpoint", "load"),
-    "clip_grad_norm": ("fastopt.clip", "clip_grad_norm"),
-    "clip_grad_value": ("fastopt.clip", "clip_grad_value"),
+    **{name: (f"fastopt.{module}", name) for module, names in _LAZY_FROM.items() for name in names},
 }
 
 

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from ._version import __version__
 
 
-def _backend_arg(p: argparse.ArgumentParser) -> None:
+def _training_args(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that train: ``--no-progress`` and ``--backend``."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--backend",
         default="auto",
@@ -113,8 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated subset of SGD,Adagrad,RMSprop,Adam,AdamW",
     )
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _backend_arg(d)
+    _training_args(d)
 
     f = sub.add_parser(
         "lr-find",
@@ -130,8 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         default="lr_find.png",
         help="PNG path for the plot (default lr_find.png; '' for none)",
     )
-    f.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _backend_arg(f)
+    _training_args(f)
 
     b = sub.add_parser(
         "bench",

@@ -11,8 +11,10 @@ the Numba kernels (``jit.py``) and the backends need to agree on is written here
 * the **cross-option check** (Nesterov needs momentum > 0 and dampening == 0);
 * the **state arrays**: torch's state name, the kernels' argument name, when the options
   need it and how it starts (``zeros``, ``fill`` with ``initial_accumulator_value``, or
-  ``grad``: torch's lazy start, the buffer becomes the gradient on its first use; the
-  kernel gets ``first=True`` on that call);
+  torch's lazy starts: ``grad``, the buffer becomes the gradient on its first use, and
+  ``lr``, the buffer becomes that step's lr on its first use (Rprop's ``step_size``,
+  torch's ``full_like(grad, lr)`` at state creation); the kernel gets ``first=True`` on
+  that call);
 * the **derived scalars**: plain arithmetic functions computing, in double and exactly
   once, every constant the per-element rule needs: ``<name>_constants(options...)`` (those
   that depend on the options only) and ``<name>_per_step(options..., step)`` (the bias
@@ -23,7 +25,8 @@ the Numba kernels (``jit.py``) and the backends need to agree on is written here
 * the **carried group state** (``carry``): reals kept per parameter group next to the step
   counter (saved by ``state_dict``) that ``per_step`` reads before the step and returns
   updated after its scalars: NAdam's running ``mu_product``, a running product because
-  beta1 and momentum_decay may be scheduled (``Spec.step_scalars``).
+  beta1 and momentum_decay may be scheduled, and ASGD's ``eta`` and ``mu``, which torch
+  computes at the end of a step for the next one (``Spec.step_scalars``).
 
 The backend interface (numpy, numba and native alike) is one keyword call::
 
@@ -31,9 +34,10 @@ The backend interface (numpy, numba and native alike) is one keyword call::
                  scalars={scalar name: value}, names=None)
 
 ``kind`` is ``Spec.kernel`` ("sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam",
-"radam", "adadelta"; AdamW is "adam" with ``decoupled=True``), ``state`` maps torch's state names (``"exp_avg"``, ...) to one array
-per parameter (a missing or None entry: not used this step), ``scalars`` is
-``Spec.scalars(options, step)`` (plus ``first`` for SGD).  Unknown state or scalar names
+"radam", "adadelta", "rprop", "asgd"; AdamW is "adam" with ``decoupled=True``), ``state``
+maps torch's state names (``"exp_avg"``, ...) to one array per parameter (a missing or
+None entry: not used this step), ``scalars`` is ``Spec.scalars(options, step)`` (plus
+``first`` for the kernels with a lazily started buffer: SGD, Rprop).  Unknown state or scalar names
 raise TypeError.  The native backend also takes ``check_finite`` (7th argument, default
 False): it then reads every gradient after its array checks and, if any holds inf or NaN,
 writes nothing and returns the indices of those rows (None when it updated); the
@@ -42,7 +46,9 @@ optimizers use it for ``nonfinite="raise"``/``"skip"`` with one group and no cli
 Adding an optimizer: its per-element rule in each backend (``backends/numpy.py``,
 ``backends/numba.py``, ``cpp/include/fastopt/kernels.hpp`` + ``cpp/src/isa_kernels.inc``
 + the kind table of ``cpp/src/bindings.cpp``), its ``Spec`` here, its class in ``optim.py``
-(and a line each in ``kernels.py`` / ``jit.py`` for the functional forms).
+(and a line each in ``kernels.py`` / ``jit.py`` for the functional forms); for the C/C++
+embedding API, its entry in ``cpp/include/fastopt/optimizers.h`` and its derived scalars in
+``fastopt.hpp`` (``docs/embedding.md``).
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ __all__ = [
     "NADAM",
     "RADAM",
     "ADADELTA",
+    "RPROP",
+    "ASGD",
 ]
 
 
@@ -102,6 +110,9 @@ _NONNEG = (0.0, math.inf, False)
 _UNIT = (0.0, 1.0, True)
 _ANY = (-math.inf, math.inf, False)
 _CLOSED_UNIT = (0.0, 1.0, False)
+# Open lower bounds as the next double up (x >= nextafter(a) is x > a): Rprop's etas.
+_OPEN_UNIT = (math.nextafter(0.0, 1.0), 1.0, True)
+_ABOVE_ONE = (math.nextafter(1.0, 2.0), math.inf, False)
 
 
 def scalar(
@@ -192,9 +203,10 @@ class Spec:
         #: The defaults as attributes, for the public signatures: ``lr=ADAM.D.lr``.
         self.D: Any = SimpleNamespace(**self.defaults)
         self.state_names = tuple(s.name for s in state)
-        lazy = [s.name for s in state if s.init == "grad"]
-        #: (state name, group counter) of a buffer that starts as the gradient (SGD's
-        #: momentum_buffer, ``momentum_ready``): the kernel gets ``first=True`` until then.
+        lazy = [s.name for s in state if s.init in ("grad", "lr")]
+        #: (state name, group counter) of a buffer that starts at its first use (SGD's
+        #: momentum_buffer, ``momentum_ready``; Rprop's step_size, ``step_size_ready``): the
+        #: kernel gets ``first=True`` until then.
         self.lazy_state = (lazy[0], next(iter(self.group_state))) if lazy else None
         self.flags = tuple(o.name for o in options if o.kind == "flag")
         self.schedulable = tuple(o.name for o in options if o.kind in ("scalar", "pair"))
@@ -474,25 +486,8 @@ def _round_f32(x: float) -> float:
     return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
-def nadam_constants(
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    decoupled_weight_decay: bool,
-    maximize: bool,
-) -> tuple[Any, ...]:
-    return (
-        1.0 - beta1,
-        beta2,
-        1.0 - beta2,
-        eps,
-        weight_decay,
-        1.0 - lr * weight_decay,
-        maximize,
-        decoupled_weight_decay,
-    )
+# NAdam's constants are RAdam's: the same options, the same derived values.
+nadam_constants = radam_constants
 
 
 def nadam_per_step(
@@ -517,6 +512,47 @@ def adadelta_constants(
     lr: float, rho: float, eps: float, weight_decay: float, maximize: bool
 ) -> tuple[Any, ...]:
     return (lr, rho, 1.0 - rho, eps, weight_decay, maximize)
+
+
+def rprop_constants(
+    lr: float,
+    etaminus: float,
+    etaplus: float,
+    step_size_min: float,
+    step_size_max: float,
+    maximize: bool,
+) -> tuple[Any, ...]:
+    # lr only fills the step sizes on their first use (first=True), as torch's state init.
+    return (lr, etaminus, etaplus, step_size_min, step_size_max, maximize)
+
+
+def asgd_constants(weight_decay: float, maximize: bool) -> tuple[Any, ...]:
+    return (weight_decay, maximize)
+
+
+def asgd_per_step(
+    lr: float, lambd: float, alpha: float, t0: float, eta: float, mu: float, step: int
+) -> tuple[Any, ...]:
+    # torch.optim.ASGD: eta and mu are 0-d tensors of the default dtype (float32) that a
+    # step reads (eta starts at lr, mu at 1, when the state is created: step 1) and then
+    # sets for the next step from Python floats, each rounded to float32 by ``copy_``.
+    # Averaging (ax += (p - ax) * mu) runs when mu != 1, else ax = p.
+    if step == 1:
+        eta = _round_f32(lr)
+        mu = 1.0
+    t = float(step)
+    eta_next = _round_f32(lr / ((1.0 + lambd * lr * t) ** alpha))
+    mu_next = _round_f32(1.0 / max(1.0, t - t0))
+    return (eta, 1.0 - lambd * eta, mu, mu != 1.0, eta_next, mu_next)
+
+
+def _step_sizes_check(o: Mapping[str, Any]) -> None:
+    lo, hi = o["step_sizes"]
+    if not callable(lo) and not callable(hi) and lo > hi:
+        raise ValueError(
+            f"step_sizes must be (min, max) with min <= max, got ({lo}, {hi}); torch would "
+            "clamp every step size to max"
+        )
 
 
 def _nesterov_check(o: Mapping[str, Any]) -> None:
@@ -713,16 +749,7 @@ NADAM = Spec(
     ),
     state=(State("exp_avg", "exp_avgs", _always), State("exp_avg_sq", "exp_avg_sqs", _always)),
     constants=nadam_constants,
-    constant_names=(
-        "one_minus_beta1",
-        "beta2",
-        "one_minus_beta2",
-        "eps",
-        "wd",
-        "decay",
-        "maximize",
-        "decoupled",
-    ),
+    constant_names=RADAM.constant_names,  # nadam_constants is radam_constants
     per_step=nadam_per_step,
     step_names=("bias_correction2", "grad_coef", "avg_coef"),
     group_state={"mu_product": 1.0},
@@ -748,6 +775,58 @@ ADADELTA = Spec(
 )
 
 
+RPROP = Spec(
+    "rprop",
+    "rprop",
+    options=(
+        scalar("lr", 1e-2, doc="learning rate: the initial step size"),
+        pair(
+            "etas",
+            (0.5, 1.2),
+            ("etaminus", "etaplus"),
+            (_OPEN_UNIT, _ABOVE_ONE),
+            "multiplicative decrease and increase factors of the step sizes",
+        ),
+        pair(
+            "step_sizes",
+            (1e-6, 50),
+            ("step_size_min", "step_size_max"),
+            (_NONNEG, _NONNEG),
+            "minimal and maximal allowed step sizes",
+        ),
+        _MAXIMIZE,
+    ),
+    state=(
+        State("prev", "prevs", _always),
+        State("step_size", "step_size_buffers", _always, "lr"),
+    ),
+    constants=rprop_constants,
+    constant_names=("lr", "etaminus", "etaplus", "step_size_min", "step_size_max", "maximize"),
+    cross=_step_sizes_check,
+    group_state={"step_size_ready": False},
+)
+
+ASGD = Spec(
+    "asgd",
+    "asgd",
+    options=(
+        scalar("lr", 1e-2, doc="learning rate"),
+        scalar("lambd", 1e-4, doc="decay term"),
+        scalar("alpha", 0.75, doc="power for eta update"),
+        scalar("t0", 1e6, bounds=_ANY, doc="point at which to start averaging"),
+        scalar("weight_decay", 0.0, doc="weight decay (L2 penalty)"),
+        _MAXIMIZE,
+    ),
+    state=(State("ax", "axs", _always),),
+    constants=asgd_constants,
+    constant_names=("wd", "maximize"),
+    per_step=asgd_per_step,
+    step_names=("eta", "decay", "mu", "average"),
+    group_state={"eta": 0.0, "mu": 1.0},
+    carry=("eta", "mu"),
+)
+
+
 def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[Any]:
     """The ``(role, arrays or None, writable)`` slots of a backend call of kernel ``kind``
     (as ``backends._checks.collect`` takes them): params, grads, then each state array in
@@ -768,7 +847,8 @@ def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[
 
 
 SPECS: dict[str, Spec] = {
-    s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, NADAM, RADAM, ADADELTA)
+    s.name: s
+    for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, NADAM, RADAM, ADADELTA, RPROP, ASGD)
 }
 #: Kernel kind -> (the kernels' state argument names in slot order, the state names).
 KERNELS: dict[str, Spec] = {
@@ -780,4 +860,6 @@ KERNELS: dict[str, Spec] = {
     "nadam": NADAM,
     "radam": RADAM,
     "adadelta": ADADELTA,
+    "rprop": RPROP,
+    "asgd": ASGD,
 }

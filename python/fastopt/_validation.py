@@ -39,7 +39,8 @@ def check_real(
         op = ">" if low_open else ">="
         raise ValueError(f"{name} must be {op} {low}, got {value!r}")
     if high is not None and (v > high or (high_open and v == high)):
-        rng = f"[{low if low is not None else '-inf'}, {high})" if high_open else f"<= {high}"
+        lo = f"{'(' if low_open else '['}{low if low is not None else '-inf'}"
+        rng = f"{lo}, {high})" if high_open else f"<= {high}"
         raise ValueError(f"{name} must be {'in ' + rng if high_open else rng}, got {value!r}")
     return v
 
@@ -134,6 +135,16 @@ RULES: dict[str, Callable[[str, object], float]] = {
     "momentum_decay": lambda n, v: check_real(n, v, low=0.0),
     # NAdam's running product of the momentum coefficients (group state, checkpoints)
     "mu_product": lambda n, v: check_real(n, v, low=0.0, high=1.0),
+    # Rprop: etas = (etaminus, etaplus), step_sizes = (step_size_min, step_size_max)
+    "etaminus": lambda n, v: check_real(n, v, low=0.0, high=1.0, low_open=True, high_open=True),
+    "etaplus": lambda n, v: check_real(n, v, low=1.0, low_open=True),
+    "step_size_min": lambda n, v: check_real(n, v, low=0.0),
+    "step_size_max": lambda n, v: check_real(n, v, low=0.0),
+    # ASGD: the decay term, the averaging start, and its carried eta and mu (group state)
+    "lambd": lambda n, v: check_real(n, v, low=0.0),
+    "t0": lambda n, v: check_real(n, v),
+    "eta": lambda n, v: check_real(n, v, low=0.0),
+    "mu": lambda n, v: check_real(n, v, low=0.0, high=1.0),
 }
 
 

@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import (
     Any,
     Literal,
@@ -72,7 +73,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the environment
     ) from _exc
 
 from .backends import _checks
-from .optim import NonFiniteGradientError, Optimizer, grads_in_order, parse_params
+from .optim import NonFiniteGradientError, Optimizer, grads_in_order, parse_params, split_group
 
 __all__ = [
     "allreduce_gradients",
@@ -191,6 +192,35 @@ def _agree_layout(
         )
 
 
+class _Agreed:
+    """``with _Agreed(comm) as agreed:`` runs its body (checks, or work that can fail on
+    some ranks only), then, collectively, raises on every rank if the body raised on any
+    (``_agree``: the first failing rank's type and message, the original chained on that
+    rank); with ``what``, also if ``agreed.layout`` (set by the body: names, shapes,
+    dtypes) differs between ranks (``_agree_layout``).  Only an ``Exception`` is shared: a
+    ``KeyboardInterrupt`` or ``SystemExit`` leaves its rank alone, as it would anyway."""
+
+    def __init__(self, comm: MPI.Comm, what: str | None = None) -> None:
+        self.comm, self.what = comm, what
+        self.layout: list[Any] = []
+
+    def __enter__(self) -> _Agreed:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and not isinstance(exc, Exception):
+            return
+        if self.what is None:
+            _agree(self.comm, exc)
+        else:
+            _agree_layout(self.comm, exc, self.layout, self.what)
+
+
 def _reduce_block(
     comm: MPI.Comm,
     buf: Array,
@@ -289,6 +319,36 @@ def _ordered_items(grads: Any) -> list[tuple[str, Any]]:
     return [(f"grads[{i}]", g) for i, g in enumerate(grads)]
 
 
+def _refuse_none(items: Iterable[tuple[str, Any]]) -> None:
+    """Refuse a None gradient: a frozen parameter (``Optimizer.step`` accepts None) would
+    have to be frozen on every rank alike, which the collectives do not check."""
+    for label, g in items:
+        if g is None:
+            raise TypeError(
+                f"{label} is None: fastopt.distributed needs a gradient for every parameter "
+                "at every step (None, a frozen parameter, is not supported across ranks); "
+                "pass zeros, or leave frozen parameters out of the optimizer"
+            )
+
+
+def _uniform_counters(entry: Mapping[str, Any], keys: Iterable[str], n: int) -> dict[str, Any]:
+    """A group entry of a state_dict with each per-parameter counter (``step``, ...) given
+    as ``n`` values.  The sharded optimizer's pieces are not the caller's parameters, so it
+    keeps one value per group: counters that differ between parameters are refused."""
+    out = dict(entry)
+    for key in keys:
+        v = entry[key]
+        values = list(v) if isinstance(v, (list, tuple)) else [v]
+        if any(x != values[0] for x in values):
+            raise ValueError(
+                f"the state_dict's counter {key!r} differs between the parameters of a group "
+                f"({values[:6]}): ShardedOptimizer keeps one value per group (it refuses "
+                "None gradients, so its own runs never have such counters)"
+            )
+        out[key] = values[:1] * n
+    return out
+
+
 # --------------------------------------------------------------------------- public functions
 def allreduce_gradients(
     grads: G,
@@ -320,13 +380,11 @@ def allreduce_gradients(
     object, reduced in place).
     """
     comm = _comm(comm)
-    exc: BaseException | None = None
-    arrays: list[Array] = []
-    layout: list[Any] = []
-    try:
+    with _Agreed(comm, "the gradients passed to allreduce_gradients") as agreed:
         order = _check_order(order)
         limit_bytes = _check_bucket(bucket_bytes)
         items = _ordered_items(grads)
+        _refuse_none(items)
         from . import clip
 
         checks: Any = clip._as_arrays  # the checks (and messages) of clip_grad_norm
@@ -340,10 +398,7 @@ def allreduce_gradients(
                     f"{label} has dtype {g.dtype}; allreduce_gradients reduces "
                     "float32 or float64 arrays"
                 )
-        layout = [(label, g.shape, g.dtype.str) for label, g in items]
-    except Exception as e:
-        exc = e
-    _agree_layout(comm, exc, layout, "the gradients passed to allreduce_gradients")
+        agreed.layout = [(label, g.shape, g.dtype.str) for label, g in items]
     if comm.size == 1:
         return grads
     for dt in _FLOATS:
@@ -383,10 +438,7 @@ def broadcast_parameters(params: Grads, comm: MPI.Comm | None = None, root: int 
     ranks start from the same parameters.  Collective; the structure, shapes and dtypes
     must agree between ranks (checked first: ``ValueError``/``TypeError`` on every rank)."""
     comm = _comm(comm)
-    exc: BaseException | None = None
-    arrays: list[Array] = []
-    layout: list[Any] = []
-    try:
+    with _Agreed(comm, "the arrays passed to broadcast_parameters") as agreed:
         items = _ordered_items(params)
         for label, a in items:
             if not isinstance(a, np.ndarray):
@@ -394,12 +446,9 @@ def broadcast_parameters(params: Grads, comm: MPI.Comm | None = None, root: int 
             if not (a.flags.c_contiguous and a.flags.writeable):
                 raise ValueError(f"{label} must be C-contiguous and writeable")
         arrays = [a for _, a in items]
-        layout = [(label, a.shape, a.dtype.str) for label, a in items]
+        agreed.layout = [(label, a.shape, a.dtype.str) for label, a in items]
         if not (isinstance(root, int) and 0 <= root < comm.size):
             raise ValueError(f"root must be a rank in [0, {comm.size}), got {root!r}")
-    except Exception as e:
-        exc = e
-    _agree_layout(comm, exc, layout, "the arrays passed to broadcast_parameters")
     if comm.size == 1:
         return
     for a in arrays:
@@ -413,6 +462,7 @@ def _flat_grads(grads: Any, names: Sequence[Any], params: Sequence[Array]) -> li
     against its parameter (dtype, shape, subclass, alignment, shared memory)."""
     by_name = bool(names) and all(isinstance(n, str) for n in names)
     flat = grads_in_order(grads, names, by_name)
+    _refuse_none((f"grads[{n!r}]", g) for n, g in zip(names, flat))
     rows = _checks.collect([("params", list(params), True), ("grads", flat, False)], names)
     return [row[1] for row in rows]
 
@@ -439,6 +489,23 @@ def _exact_pow_sum(g: Array, p: float) -> float:
     return float(pow_sum(g, p))
 
 
+def _is_stand_in(x: Any) -> bool:
+    """Whether ``x`` is ``_tree_bcast``'s stand-in for an array."""
+    return isinstance(x, tuple) and len(x) == 4 and x[0] == "__ndarray__"
+
+
+def _tree_map(fn: Callable[[Any], Any], x: Any) -> Any:
+    """``x`` rebuilt with ``fn(leaf)`` for each leaf: what is not a dict, list or tuple
+    (nested to any depth), or is an array's stand-in."""
+    if isinstance(x, dict):
+        return {k: _tree_map(fn, v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_tree_map(fn, v) for v in x]
+    if isinstance(x, tuple) and not _is_stand_in(x):
+        return tuple(_tree_map(fn, v) for v in x)
+    return fn(x)
+
+
 def _tree_bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     """Broadcast a structure of dicts/lists/tuples/scalars/ndarrays from ``root``: the
     skeleton by pickle, the arrays by ``Bcast`` (no size limit of a pickled message)."""
@@ -448,37 +515,18 @@ def _tree_bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
         if isinstance(x, np.ndarray):
             arrays.append(np.ascontiguousarray(x))
             return ("__ndarray__", len(arrays) - 1, x.shape, x.dtype.str)
-        if isinstance(x, dict):
-            return {k: strip(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [strip(v) for v in x]
-        if isinstance(x, tuple):
-            return tuple(strip(v) for v in x)
         return x
-
-    skeleton = strip(obj) if comm.rank == root else None
-    skeleton = comm.bcast(skeleton, root=root)
-    received: dict[int, Array] = {}
 
     def fill(x: Any) -> Any:
-        if isinstance(x, tuple) and len(x) == 4 and x[0] == "__ndarray__":
-            if comm.rank == root:
-                a = arrays[x[1]]
-            else:
-                a = np.empty(x[2], dtype=np.dtype(x[3]))
-            if a.size:
-                comm.Bcast(a.reshape(-1).view(np.uint8), root=root)
-            received[x[1]] = a
-            return a
-        if isinstance(x, dict):
-            return {k: fill(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [fill(v) for v in x]
-        if isinstance(x, tuple):
-            return tuple(fill(v) for v in x)
-        return x
+        if not _is_stand_in(x):
+            return x
+        a = arrays[x[1]] if comm.rank == root else np.empty(x[2], dtype=np.dtype(x[3]))
+        if a.size:
+            comm.Bcast(a.reshape(-1).view(np.uint8), root=root)
+        return a
 
-    return fill(skeleton)
+    skeleton = _tree_map(strip, obj) if comm.rank == root else None
+    return _tree_map(fill, comm.bcast(skeleton, root=root))
 
 
 # --------------------------------------------------------------------------- data parallel
@@ -525,8 +573,7 @@ class DistributedOptimizer:
         broadcast: bool = True,
     ) -> None:
         comm = _comm(comm)
-        exc: BaseException | None = None
-        try:
+        with _Agreed(comm):
             if not isinstance(optimizer, Optimizer):
                 raise TypeError(
                     f"optimizer must be a fastopt optimizer (fastopt.Adam(...), "
@@ -534,9 +581,6 @@ class DistributedOptimizer:
                 )
             order = _check_order(order)
             bucket_bytes = _check_bucket(bucket_bytes)
-        except Exception as e:
-            exc = e
-        _agree(comm, exc)
         object.__setattr__(self, "optimizer", optimizer)
         object.__setattr__(self, "comm", comm)
         object.__setattr__(self, "order", order)
@@ -547,20 +591,15 @@ class DistributedOptimizer:
         """(Re)build the flat gradient buffers from the wrapped optimizer's groups, after
         checking that every rank has the same layout; broadcast rank 0's values of the
         parameters of ``groups``."""
-        exc: BaseException | None = None
-        layout: list[Any] = []
         names: list[Any] = []
         params: list[Array] = []
-        try:
+        with _Agreed(self.comm, "the optimizers' parameters") as agreed:
             for g in self.optimizer.param_groups:
                 names.extend(g["names"])
                 params.extend(g["params"])
-            layout = [type(self.optimizer).__name__] + [
+            agreed.layout = [type(self.optimizer).__name__] + [
                 (str(n), p.shape, p.dtype.str) for n, p in zip(names, params)
             ]
-        except Exception as e:
-            exc = e
-        _agree_layout(self.comm, exc, layout, "the optimizers' parameters")
         self._names = names
         self._params = params
         # per dtype: (indices of its parameters, offsets in the flat buffer, the buffer)
@@ -592,14 +631,10 @@ class DistributedOptimizer:
     def add_param_group(self, group: dict[str, Any]) -> None:
         """Collective: add a group to the wrapped optimizer on every rank (rank 0's values
         of its parameters are broadcast); the same checks and errors on every rank."""
-        exc: BaseException | None = None
-        try:
-            self.optimizer.add_param_group(group)
-        except Exception as e:
-            exc = e
         # Refused on some ranks only (different arguments per rank): every rank raises, and
         # the ranks that accepted it keep the group: rebuild the optimizers in that case.
-        _agree(self.comm, exc)
+        with _Agreed(self.comm):
+            self.optimizer.add_param_group(group)
         self._build(True, [len(self.optimizer.param_groups) - 1])
 
     # delegation ------------------------------------------------------------------------
@@ -628,13 +663,8 @@ class DistributedOptimizer:
     def step(self, grads: Grads) -> None:
         """Average ``grads`` across ranks and step the wrapped optimizer with the average
         (collective; see the class docstring).  ``grads`` is not modified."""
-        exc: BaseException | None = None
-        flat: list[Array] = []
-        try:
+        with _Agreed(self.comm):
             flat = _flat_grads(grads, self._names, self._params)
-        except Exception as e:
-            exc = e
-        _agree(self.comm, exc)
         limit_bytes = self.bucket_bytes
         for idx, _offs, buf in self._flat.values():
             for i in idx:
@@ -650,37 +680,25 @@ class DistributedOptimizer:
     # checkpoints (called by fastopt.save / fastopt.load) ---------------------------------
     def _fastopt_collective_save(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()
-        exc: BaseException | None = None
-        if self.comm.rank == 0:
-            try:
+        with _Agreed(self.comm):
+            if self.comm.rank == 0:
                 checkpoint.save(path, self.optimizer)
-            except Exception as e:
-                exc = e
-        _agree(self.comm, exc)
 
     def _fastopt_collective_load(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()
-        exc: BaseException | None = None
         payload: Any = None
-        if self.comm.rank == 0:
-            try:
+        with _Agreed(self.comm):
+            if self.comm.rank == 0:
                 checkpoint.load(path, self.optimizer)
                 payload = {"sd": self.optimizer.state_dict(), "params": list(self._params)}
-            except Exception as e:
-                exc = e
-        _agree(self.comm, exc)
         if self.comm.size == 1:
             return
         got = _tree_bcast(self.comm, payload, 0)
-        exc = None
-        if self.comm.rank != 0:
-            try:
+        with _Agreed(self.comm):
+            if self.comm.rank != 0:
                 self.optimizer.load_state_dict(got["sd"])
                 for p, a in zip(self._params, got["params"]):
                     np.copyto(p, a)
-            except Exception as e:
-                exc = e
-        _agree(self.comm, exc)
 
 
 # --------------------------------------------------------------------------- ZeRO-1
@@ -782,18 +800,13 @@ class ShardedOptimizer:
         **options: Any,
     ) -> None:
         self.comm = comm = _comm(comm)
-        exc: BaseException | None = None
-        layout: list[Any] = []
-        try:
+        with _Agreed(comm, "the parameters") as agreed:
             self._setup(optimizer_class, params, order, options)
-            layout = [optimizer_class.__name__] + [
+            agreed.layout = [optimizer_class.__name__] + [
                 (gi, str(n), p.shape, p.dtype.str)
                 for gi, g in enumerate(self.param_groups)
                 for n, p in zip(g["names"], g["params"])
             ]
-        except Exception as e:
-            exc = e
-        _agree_layout(comm, exc, layout, "the parameters")
         if broadcast:
             broadcast_parameters(self._params, comm)
         self._pre_hooks: dict[int, Callable[..., Any]] = {}
@@ -814,20 +827,7 @@ class ShardedOptimizer:
         arrays: list[Array] = []
         group_of: list[int] = []
         for gi, g in enumerate(groups):
-            raw = g["params"]
-            if isinstance(raw, dict):
-                gn, ga = list(raw.keys()), list(raw.values())
-                for nm in gn:
-                    if not isinstance(nm, str):
-                        raise TypeError(f"parameter names must be strings, got {nm!r}")
-            else:
-                ga = list(raw)
-                gn = list(range(len(names), len(names) + len(ga)))
-            if not ga:
-                raise ValueError("a parameter group has no parameters")
-            dup = set(gn) & set(names)
-            if dup:
-                raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+            gn, ga = split_group(g["params"], names)
             names.extend(gn)
             arrays.extend(ga)
             group_of.extend([gi] * len(ga))
@@ -992,15 +992,10 @@ class ShardedOptimizer:
         """One update with the average of every rank's ``grads`` (collective; see the class
         docstring).  ``grads`` is not modified."""
         comm, size = self.comm, self.comm.size
-        exc: BaseException | None = None
-        flat: list[Array] = []
-        try:
+        with _Agreed(comm):
             for hook in list(self._pre_hooks.values()):
                 hook(self, grads)
             flat = _flat_grads(grads, self._names, self._params)
-        except Exception as e:
-            exc = e
-        _agree(comm, exc)
         # 1. reduce-scatter: this rank's block of the average, per dtype
         for name, (idx, offs, _counts, _m) in self._layout.items():
             buf = self._flat[name]
@@ -1126,6 +1121,9 @@ class ShardedOptimizer:
                     np.copyto(self._params[i].reshape(-1), buf[offs[k] : offs[k + 1]])
 
     # state: the single-process format, collectively ----------------------------------------
+    def _counter_keys(self) -> tuple[str, ...]:
+        return ("step", *self.optimizer._spec.group_state)
+
     def _group_keys(self, inner_sd: dict[str, Any]) -> list[list[str]]:
         return [sorted(inner_sd["state"][g["names"][0]]) for g in self.optimizer.param_groups]
 
@@ -1165,8 +1163,9 @@ class ShardedOptimizer:
         if not mine:
             return None
         groups = []
+        keys = self._counter_keys()
         for entry, full_group in zip(inner_sd["param_groups"], self.param_groups):
-            entry = dict(entry)
+            entry = _uniform_counters(entry, keys, len(full_group["names"]))
             entry["names"] = list(full_group["names"])
             entry["shapes"] = [p.shape for p in full_group["params"]]
             entry["dtypes"] = [p.dtype.str for p in full_group["params"]]
@@ -1197,17 +1196,15 @@ class ShardedOptimizer:
 
     def _load_from_root(self, action: Callable[[Any], None], with_params: bool) -> None:
         comm, root = self.comm, 0
-        exc: BaseException | None = None
         sd: dict[str, Any] | None = None
-        if comm.rank == root:
-            try:
+        with _Agreed(comm):
+            if comm.rank == root:
                 full = self._full_optimizer()
                 action(full)
                 sd = full.state_dict()
                 del full
-            except Exception as e:
-                exc = e
-        _agree(comm, exc)
+                for entry in sd["param_groups"]:
+                    _uniform_counters(entry, self._counter_keys(), 1)  # refused before any change
         skeleton: Any = None
         if comm.rank == root:
             assert sd is not None
@@ -1240,13 +1237,12 @@ class ShardedOptimizer:
             if with_params and comm.size > 1 and self._params[i].size:
                 comm.Bcast(self._params[i].reshape(-1).view(np.uint8), root=root)
         del sd
-        exc = None
-        try:
+        with _Agreed(comm):
             groups = []
             for gi, (entry, ig) in enumerate(
                 zip(head["param_groups"], self.optimizer.param_groups)
             ):
-                entry = dict(entry)
+                entry = _uniform_counters(entry, self._counter_keys(), len(ig["names"]))
                 entry["names"] = list(ig["names"])
                 entry["shapes"] = [p.shape for p in ig["params"]]
                 entry["dtypes"] = [p.dtype.str for p in ig["params"]]
@@ -1260,23 +1256,16 @@ class ShardedOptimizer:
             inner_sd["state"] = inner_state
             self.optimizer.load_state_dict(inner_sd)
             self._sync_back()
-        except Exception as e:
-            exc = e
-        _agree(comm, exc)
 
     # checkpoints (called by fastopt.save / fastopt.load) ---------------------------------
     def _fastopt_collective_save(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()
         sd = self._full_state_dict(0)
-        exc: BaseException | None = None
-        if self.comm.rank == 0:
-            try:
+        with _Agreed(self.comm):
+            if self.comm.rank == 0:
                 full = self._full_optimizer()
                 full.load_state_dict(sd)
                 checkpoint.save(path, full)
-            except Exception as e:
-                exc = e
-        _agree(self.comm, exc)
 
     def _fastopt_collective_load(self, path: Any) -> None:
         checkpoint: Any = _checkpoint_module()

@@ -1,8 +1,8 @@
 """Numba kernels: fastopt's optimizers callable from your own ``@numba.njit`` code.
 
 ``import fastopt.jit`` (``import fastopt`` alone does not import Numba) gives ``sgd``,
-``adagrad``, ``rmsprop``, ``adam``, ``adamw``, ``adamax``, ``radam`` and ``adadelta`` (not
-``nadam``: its carried product is rounded with ``struct``) with the parameter names, order and
+``adagrad``, ``rmsprop``, ``adam``, ``adamw``, ``adamax``, ``radam``, ``adadelta``, ``rprop``
+and ``asgd`` (not ``nadam``) with the parameter names, order and
 defaults of ``fastopt.kernels`` (state arrays after the gradient, optional ones may be
 ``None``; ``step`` and the options as keywords; ``betas`` a tuple), on single arrays, in
 place, bit-identical to ``fastopt.kernels`` with the same inputs::
@@ -38,9 +38,32 @@ from numba.core.errors import TypingError
 from numba.extending import overload
 
 from . import _contract as C
-from .backends.numba import _adadelta, _adagrad, _adam, _adamax, _radam, _rmsprop, _sgd
+from . import kernels as _kernels
+from .backends.numba import (
+    _adadelta,
+    _adagrad,
+    _adam,
+    _adamax,
+    _asgd,
+    _radam,
+    _rmsprop,
+    _rprop,
+    _sgd,
+)
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "radam", "adadelta"]
+# fastopt.kernels' functions but nadam (its per-step scalars are not compiled here)
+__all__ = [name for name in _kernels.__all__ if name != "nadam"]
+
+
+@overload(C._round_f32, jit_options={"cache": False})
+def _ov_round_f32(x):
+    """The contract's float32 rounding (``struct`` in Python) as Numba compiles it."""
+
+    def impl(x):
+        return float(np.float32(x))
+
+    return impl
+
 
 _sgd_constants = njit(cache=True)(C.sgd_constants)
 _adagrad_constants = njit(cache=True)(C.adagrad_constants)
@@ -53,6 +76,9 @@ _adamax_per_step = njit(cache=True)(C.adamax_per_step)
 _radam_constants = njit(cache=True)(C.radam_constants)
 _radam_per_step = njit(cache=True)(C.radam_per_step)
 _adadelta_constants = njit(cache=True)(C.adadelta_constants)
+_rprop_constants = njit(cache=True)(C.rprop_constants)
+_asgd_constants = njit(cache=True)(C.asgd_constants)
+_asgd_per_step = njit(cache=True)(C.asgd_per_step)
 
 
 @njit(cache=True)
@@ -95,11 +121,11 @@ def _check_step_type(step: Any) -> None:
         raise TypingError(f"step must be an integer >= 1, got {step}")
 
 
-def _check_betas(betas: Any) -> None:
+def _check_betas(betas: Any, name: str = "betas", what: str = "beta1, beta2") -> None:
     if not isinstance(betas, (tuple, types.UniTuple, types.Tuple, types.Omitted)) or (
         not isinstance(betas, types.Omitted) and len(betas) != 2
     ):
-        raise TypingError(f"betas must be a pair (beta1, beta2), got {betas}")
+        raise TypingError(f"{name} must be a pair ({what}), got {betas}")
 
 
 def _check_flags(**flags: Any) -> None:
@@ -1136,6 +1162,235 @@ def _adadelta_py(params, grads, v, u, step, lr, rho, eps, weight_decay, maximize
         lr=lr,
         rho=rho,
         eps=eps,
+        weight_decay=weight_decay,
+        maximize=maximize,
+    )
+
+
+# ------------------------------------------------------------------------------- rprop
+_RP = C.RPROP.D
+
+
+def rprop(
+    params: np.ndarray,
+    grads: np.ndarray,
+    prevs: np.ndarray,
+    step_size_buffers: np.ndarray,
+    *,
+    step: int,
+    lr: float = _RP.lr,
+    etas: tuple[float, float] = _RP.etas,
+    step_sizes: tuple[float, float] = _RP.step_sizes,
+    maximize: bool = _RP.maximize,
+) -> None:
+    """Rprop update (``torch.optim.Rprop``), as ``fastopt.kernels.rprop`` on one array; the
+    step sizes are filled with ``lr`` on ``step == 1``."""
+    _rprop_py(params, grads, prevs, step_size_buffers, step, lr, etas, step_sizes, maximize)
+
+
+@overload(rprop, jit_options={"cache": False})
+def _ov_rprop(
+    params,
+    grads,
+    prevs,
+    step_size_buffers,
+    step=None,
+    lr=_RP.lr,
+    etas=_RP.etas,
+    step_sizes=_RP.step_sizes,
+    maximize=_RP.maximize,
+):
+    dt = _float_type(
+        params,
+        (
+            ("grads", grads, False),
+            ("prevs", prevs, True),
+            ("step_size_buffers", step_size_buffers, True),
+        ),
+    )
+    _check_step_type(step)
+    _check_flags(maximize=maximize)
+    _check_betas(etas, "etas", "etaminus, etaplus")
+    _check_betas(step_sizes, "step_sizes", "step_size_min, step_size_max")
+    b_lr = _bounds(C.RPROP, "lr")
+    b_em, b_ep = _bounds(C.RPROP, "etas", 0), _bounds(C.RPROP, "etas", 1)
+    b_lo, b_hi = _bounds(C.RPROP, "step_sizes", 0), _bounds(C.RPROP, "step_sizes", 1)
+
+    def impl(
+        params,
+        grads,
+        prevs,
+        step_size_buffers,
+        step=None,
+        lr=_RP.lr,
+        etas=_RP.etas,
+        step_sizes=_RP.step_sizes,
+        maximize=_RP.maximize,
+    ):
+        if step < 1:
+            raise ValueError("step must be >= 1 (1 for the first update)")
+        etaminus, etaplus = float(etas[0]), float(etas[1])
+        lo, hi = float(step_sizes[0]), float(step_sizes[1])
+        if _out_of_range(lr, *b_lr):
+            raise ValueError("lr must be a finite number >= 0")
+        if _out_of_range(etaminus, *b_em):
+            raise ValueError("etaminus must be in (0, 1)")
+        if _out_of_range(etaplus, *b_ep):
+            raise ValueError("etaplus must be a finite number > 1")
+        if _out_of_range(lo, *b_lo) or _out_of_range(hi, *b_hi) or lo > hi:
+            raise ValueError("step_sizes must be finite numbers (min, max), 0 <= min <= max")
+        _same_size(params, grads)
+        _same_size(params, prevs)
+        _same_size(params, step_size_buffers)
+        c = _rprop_constants(float(lr), etaminus, etaplus, lo, hi, maximize)
+        _rprop(
+            params.reshape(-1),
+            _flat_grad(grads),
+            prevs.reshape(-1),
+            step_size_buffers.reshape(-1),
+            dt(c[0]),
+            dt(c[1]),
+            dt(c[2]),
+            dt(c[3]),
+            dt(c[4]),
+            dt(-1.0) if c[5] else dt(1.0),
+            step == 1,
+        )
+
+    return impl
+
+
+@njit
+def _rprop_py(params, grads, prevs, ss, step, lr, etas, step_sizes, maximize):
+    rprop(
+        params,
+        grads,
+        prevs,
+        ss,
+        step=step,
+        lr=lr,
+        etas=etas,
+        step_sizes=step_sizes,
+        maximize=maximize,
+    )
+
+
+# ------------------------------------------------------------------------------- asgd
+_AS = C.ASGD.D
+
+
+def asgd(
+    params: np.ndarray,
+    grads: np.ndarray,
+    axs: np.ndarray,
+    *,
+    step: int,
+    lr: float = _AS.lr,
+    lambd: float = _AS.lambd,
+    alpha: float = _AS.alpha,
+    t0: float = _AS.t0,
+    weight_decay: float = _AS.weight_decay,
+    maximize: bool = _AS.maximize,
+    eta: float = 0.0,
+    mu: float = 1.0,
+) -> tuple[float, float]:
+    """ASGD update (``torch.optim.ASGD``), as ``fastopt.kernels.asgd`` on one array: takes
+    this step's ``eta`` and ``mu`` (ignored on ``step == 1``) and returns the next ones,
+    rounded to float32 as torch keeps them."""
+    out: tuple[float, float] = _asgd_py(
+        params, grads, axs, step, eta, mu, lr, lambd, alpha, t0, weight_decay, maximize
+    )
+    return out
+
+
+@overload(asgd, jit_options={"cache": False})
+def _ov_asgd(
+    params,
+    grads,
+    axs,
+    step=None,
+    lr=_AS.lr,
+    lambd=_AS.lambd,
+    alpha=_AS.alpha,
+    t0=_AS.t0,
+    weight_decay=_AS.weight_decay,
+    maximize=_AS.maximize,
+    eta=0.0,
+    mu=1.0,
+):
+    dt = _float_type(params, (("grads", grads, False), ("axs", axs, True)))
+    _check_step_type(step)
+    _check_flags(maximize=maximize)
+    b_lr, b_lambd, b_alpha, b_t0, b_wd = (
+        _bounds(C.ASGD, n) for n in ("lr", "lambd", "alpha", "t0", "weight_decay")
+    )
+
+    def impl(
+        params,
+        grads,
+        axs,
+        step=None,
+        lr=_AS.lr,
+        lambd=_AS.lambd,
+        alpha=_AS.alpha,
+        t0=_AS.t0,
+        weight_decay=_AS.weight_decay,
+        maximize=_AS.maximize,
+        eta=0.0,
+        mu=1.0,
+    ):
+        if step < 1:
+            raise ValueError("step must be >= 1 (1 for the first update)")
+        if _out_of_range(eta, 0.0, math.inf, False):
+            raise ValueError("eta must be a finite number >= 0")
+        if _out_of_range(mu, 0.0, 1.0, False):
+            raise ValueError("mu must be in [0, 1]")
+        if _out_of_range(lr, *b_lr):
+            raise ValueError("lr must be a finite number >= 0")
+        if _out_of_range(lambd, *b_lambd):
+            raise ValueError("lambd must be a finite number >= 0")
+        if _out_of_range(alpha, *b_alpha):
+            raise ValueError("alpha must be a finite number >= 0")
+        if _out_of_range(t0, *b_t0):
+            raise ValueError("t0 must be a finite number")
+        if _out_of_range(weight_decay, *b_wd):
+            raise ValueError("weight_decay must be a finite number >= 0")
+        _same_size(params, grads)
+        _same_size(params, axs)
+        c = _asgd_constants(float(weight_decay), maximize)
+        s = _asgd_per_step(
+            float(lr), float(lambd), float(alpha), float(t0), float(eta), float(mu), step
+        )
+        _asgd(
+            params.reshape(-1),
+            _flat_grad(grads),
+            axs.reshape(-1),
+            dt(s[0]),
+            dt(s[1]),
+            dt(s[2]),
+            dt(c[0]),
+            dt(-1.0) if c[1] else dt(1.0),
+            c[0] != 0,
+            s[3],
+        )
+        return (s[4], s[5])
+
+    return impl
+
+
+@njit
+def _asgd_py(params, grads, axs, step, eta, mu, lr, lambd, alpha, t0, weight_decay, maximize):
+    return asgd(
+        params,
+        grads,
+        axs,
+        step=step,
+        eta=eta,
+        mu=mu,
+        lr=lr,
+        lambd=lambd,
+        alpha=alpha,
+        t0=t0,
         weight_decay=weight_decay,
         maximize=maximize,
     )

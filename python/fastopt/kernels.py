@@ -26,11 +26,24 @@ from . import _contract as C
 from ._validation import check_hyper, check_step
 from .backends import resolve
 
-__all__ = ["sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam", "adadelta"]
+__all__ = [
+    "sgd",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "radam",
+    "adadelta",
+    "rprop",
+    "asgd",
+]
 
 Arrays = np.ndarray | Sequence[np.ndarray]
 _SGD, _ADAGRAD, _RMSPROP, _ADAM, _ADAMW = (C.SGD.D, C.ADAGRAD.D, C.RMSPROP.D, C.ADAM.D, C.ADAMW.D)
 _ADAMAX, _NADAM, _RADAM, _ADADELTA = C.ADAMAX.D, C.NADAM.D, C.RADAM.D, C.ADADELTA.D
+_RPROP, _ASGD = C.RPROP.D, C.ASGD.D
 
 
 def _as_list(x: Any) -> list[Any] | None:
@@ -73,10 +86,29 @@ def _run(
             state[s.name] = _as_list(given[s.name])
     carried = extra.pop("carried", None)
     scalars = spec.scalars({**opts, **extra}, t, carried)
-    if spec.kernel == "sgd":
+    if spec.lazy_state is not None:  # SGD's momentum buffer, Rprop's step sizes
         scalars["first"] = t == 1
     _, be = resolve(backend)
     be.step(spec.kernel, _as_list(params), _as_list(grads), state, scalars)
+
+
+def _run_carried(
+    spec: C.Spec,
+    namespace: Mapping[str, Any],
+    carried: dict[str, Any],
+    t: int,
+    params: Any,
+    grads: Any,
+    given: dict[str, Any],
+    backend: str,
+) -> tuple[float, ...]:
+    """``_run`` for a kernel with carried group state (``spec.carry``, given by name in
+    ``carried`` and checked by its rule): returns the carried values after the step."""
+    before = tuple(check_hyper(c, carried[c]) for c in spec.carry)
+    opts = spec.check_options(spec.pick(namespace), allow_schedule=False)
+    _, after = spec.step_scalars(opts, t, before)
+    _run(spec, opts, t, params, grads, given, backend, carried=before)
+    return tuple(float(x) for x in after)
 
 
 def sgd(
@@ -292,20 +324,17 @@ def nadam(
 
     The product is kept rounded to float32, as torch keeps it (``fastopt.NAdam``)."""
     t = check_step(step)
-    mu = check_hyper("mu_product", mu_product)
-    opts = C.NADAM.check_options(C.NADAM.pick(locals()), allow_schedule=False)
-    _, after = C.NADAM.step_scalars(opts, t, (mu,))
-    _run(
+    (after,) = _run_carried(
         C.NADAM,
-        opts,
+        locals(),
+        {"mu_product": mu_product},
         t,
         params,
         grads,
         {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs},
         backend,
-        carried=(mu,),
     )
-    return float(after[0])
+    return after
 
 
 def radam(
@@ -365,3 +394,66 @@ def adadelta(
         {"square_avg": square_avgs, "acc_delta": acc_deltas},
         backend,
     )
+
+
+def rprop(
+    params: Arrays,
+    grads: Arrays,
+    prevs: Arrays,
+    step_size_buffers: Arrays,
+    *,
+    step: int,
+    lr: float = _RPROP.lr,
+    etas: tuple[float, float] = _RPROP.etas,
+    step_sizes: tuple[float, float] = _RPROP.step_sizes,
+    maximize: bool = _RPROP.maximize,
+    backend: str = "auto",
+) -> None:
+    """Rprop update (``torch.optim.Rprop``); ``prevs`` start at zero, and
+    ``step_size_buffers`` (each parameter's current step sizes, torch's ``step_size``
+    state) are filled with ``lr`` on ``step == 1`` (create them with ``np.zeros_like(p)``);
+    ``step_sizes`` is the (min, max) pair they are clamped to."""
+    t = check_step(step)
+    _run(
+        C.RPROP,
+        locals(),
+        t,
+        params,
+        grads,
+        {"prev": prevs, "step_size": step_size_buffers},
+        backend,
+    )
+
+
+def asgd(
+    params: Arrays,
+    grads: Arrays,
+    axs: Arrays,
+    *,
+    step: int,
+    lr: float = _ASGD.lr,
+    lambd: float = _ASGD.lambd,
+    alpha: float = _ASGD.alpha,
+    t0: float = _ASGD.t0,
+    weight_decay: float = _ASGD.weight_decay,
+    maximize: bool = _ASGD.maximize,
+    eta: float = 0.0,
+    mu: float = 1.0,
+    backend: str = "auto",
+) -> tuple[float, float]:
+    """ASGD update (``torch.optim.ASGD``); ``axs`` (the averages) start at zero.
+
+    ``eta`` and ``mu`` are this step's learning rate and averaging weight, which torch
+    computes at the end of the previous step (ignored on ``step == 1``, where they start at
+    ``lr`` and 1); the call returns the values for the next step::
+
+        eta, mu = 0.0, 1.0
+        for t in range(1, n + 1):
+            eta, mu = fastopt.kernels.asgd(p, g, ax, step=t, eta=eta, mu=mu)
+
+    Both are kept rounded to float32, as torch keeps them (``fastopt.ASGD``)."""
+    t = check_step(step)
+    eta_next, mu_next = _run_carried(
+        C.ASGD, locals(), {"eta": eta, "mu": mu}, t, params, grads, {"ax": axs}, backend
+    )
+    return eta_next, mu_next

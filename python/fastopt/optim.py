@@ -1,4 +1,5 @@
-"""Optimizer objects over NumPy arrays: SGD, Adagrad, RMSprop, Adam and AdamW.
+"""Optimizer objects over NumPy arrays: SGD, Adagrad, RMSprop, Adam, AdamW, Adamax, NAdam,
+RAdam, Adadelta, Rprop and ASGD.
 
 Arguments, defaults and update rules are PyTorch's (``torch.optim``); each class's
 docstring gives its formula and arguments (``help(fastopt.Adam)``), and the options,
@@ -6,12 +7,28 @@ defaults, checks, state arrays and per-step scalars of every optimizer are decla
 ``fastopt._contract``.  Differences from PyTorch:
 
 * ``step(grads)`` takes the gradients explicitly, in the structure of ``params`` (a list
-  in order, or a dict by name); every parameter needs a gradient at every step.
+  in order, or a dict by name).  A gradient may be ``None``: that parameter is frozen for
+  this step, as torch skips a parameter whose ``.grad`` is None (see "Frozen parameters").
 * Any scalar hyperparameter (``lr``, ``momentum``, ``betas[0]``, ``weight_decay``, ...)
   may be a number or a callable ``step -> value`` (such as a ``fastopt.schedules``
   schedule); the optimizer evaluates it at its step counter (0 for the first update) and
   passes the numbers to the kernels.  Nothing is written back into the groups.
 * ``state_dict()`` returns copies (a snapshot), not references.
+
+Frozen parameters (``None`` gradients): ``opt.step([g0, None, g2])`` (or a dict with a
+None value, in any group) leaves parameter 1, its state arrays and its own counters
+untouched.  As in torch, which keeps ``state[p]["step"]`` per parameter, every counter that
+advances with the step is per parameter: the step ``t`` of the bias corrections (Adam
+family, NAdam, RAdam, Adamax, Adagrad's decayed lr), the contract's carried values
+(NAdam's ``mu_product``) and SGD's ``momentum_ready`` (a frozen parameter's momentum buffer
+starts as its gradient at its first update).  A group's parameters with equal counters
+share one backend call (one call in the common case).  ``step_count``, at which schedules
+are evaluated, counts calls to ``step`` (as torch's LR schedulers step once per
+iteration), including a step whose gradients are all None (nothing else changes then).
+Clipping norms and the non-finite check see only the gradients that exist (as
+``clip_grad_norm_`` sees the ``.grad`` that exist).  ``opt.counters()`` gives each
+parameter's counters; ``state_dict()`` saves them per parameter (a list per counter, in
+the group's order; an older state_dict's single group value applies to every parameter).
 
 Robustness options (keyword-only, on every optimizer; the same paragraph closes each
 class's docstring):
@@ -82,6 +99,8 @@ __all__ = [
     "NAdam",
     "RAdam",
     "Adadelta",
+    "Rprop",
+    "ASGD",
     "NonFiniteGradientError",
 ]
 
@@ -226,6 +245,26 @@ def parse_params(params: Any) -> list[dict[str, Any]]:
             "arrays or a list of groups {'params': [...], ...}"
         )
     return [{"params": items}]
+
+
+def split_group(raw: Any, taken: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """A group's ``params`` as ``(names, arrays)``: a dict's names (strings), or the arrays'
+    indices counted on from the ``taken`` names of the earlier groups.  Raises on a name that
+    is not a string, an empty group or a name of an earlier group."""
+    if isinstance(raw, dict):
+        names, arrays = list(raw.keys()), list(raw.values())
+        for nm in names:
+            if not isinstance(nm, str):
+                raise TypeError(f"parameter names must be strings, got {nm!r}")
+    else:
+        arrays = list(raw)
+        names = list(range(len(taken), len(taken) + len(arrays)))
+    if not arrays:
+        raise ValueError("a parameter group has no parameters")
+    dup = set(names) & set(taken)
+    if dup:
+        raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+    return names, arrays
 
 
 class _Plan:
@@ -396,7 +435,11 @@ class Optimizer:
         self._buffers: list[dict[str, list[np.ndarray]]] = []  # per group: {state: [array]}
         # per group, with master_weights: a float32 copy of each half parameter (None else)
         self._masters: list[list[np.ndarray | None]] = []
-        self._group_state: list[dict[str, Any]] = []  # per group: {"step": int, ...}
+        # Per group, the counters that advance with the step ({"step": int, carried values,
+        # lazy-buffer flags}) shared by all its parameters; a group whose parameters differ
+        # (after None gradients) has one dict per parameter in _split instead.
+        self._group_state: list[dict[str, Any]] = []
+        self._split: dict[int, list[dict[str, Any]]] = {}
         self._names: list[Any] = []  # every parameter's name, in order
         self._where: dict[Any, tuple[int, int]] = {}  # name -> (group, index in group)
         self._string_names = True
@@ -426,20 +469,7 @@ class Optimizer:
             raise TypeError(
                 "a group's 'params' must be a list or dict of arrays; wrap a single array in a list"
             )
-        if isinstance(raw, dict):
-            names, arrays = list(raw.keys()), list(raw.values())
-            for nm in names:
-                if not isinstance(nm, str):
-                    raise TypeError(f"parameter names must be strings, got {nm!r}")
-        else:
-            arrays = list(raw)
-            names = list(range(len(self._names), len(self._names) + len(arrays)))
-            self._string_names = False
-        if not arrays:
-            raise ValueError("a parameter group has no parameters")
-        dup = set(names) & set(self._names)
-        if dup:
-            raise ValueError(f"parameter names {sorted(map(str, dup))} appear in two groups")
+        names, arrays = split_group(raw, self._names)
         # The same checks (and messages) as every backend's: arrays, float32/float64,
         # C-contiguous, writeable, and no two parameters (of any group) sharing memory, nor a
         # parameter with a state array of an earlier group.
@@ -464,6 +494,7 @@ class Optimizer:
         for i, nm in enumerate(names):
             self._where[nm] = (gi, i)
         self._names.extend(names)
+        self._string_names = self._string_names and isinstance(raw, dict)
         self._buffers.append(
             {s: [self._new_state(s, group, p) for p in arrays] for s in plan.needed}
         )
@@ -486,8 +517,8 @@ class Optimizer:
                 group[o.name] = tuple(group[o.name])
 
     def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> np.ndarray:
-        """A new state array, as the contract says it starts (a ``grad`` buffer is written
-        whole by its first step, the kernel's ``first=True``)."""
+        """A new state array, as the contract says it starts (a ``grad`` or ``lr`` buffer is
+        written whole by its first step, the kernel's ``first=True``)."""
         init = next(s.init for s in self._spec.state if s.name == name)
         dtype = _checks.state_dtype(p.dtype)  # float32 for a half-precision parameter
         if init == "fill":
@@ -550,14 +581,17 @@ class Optimizer:
         grads: list[Any],
         plan: _Plan,
         check: bool = False,
+        rows: list[int] | None = None,
     ) -> Any:
-        """One backend call for one group: the contract's scalars for this step, the state
-        arrays the options need (created as the contract says when first needed, kept only
-        if the call succeeds), and SGD-style lazy buffers started from the gradient.
+        """One backend call for one group (or its parameters ``rows``, which share the
+        counters ``gstate``): the contract's scalars for this step, the state arrays the
+        options need (created as the contract says when first needed, kept only if the call
+        succeeds), and SGD-style lazy buffers started from the gradient.
 
         ``check`` (native backend only): the backend reads the gradients first and, if any
         holds inf or NaN, writes nothing and returns their row indices (returned here)."""
         spec = self._spec
+        params, names = group["params"], group["names"]
         scalars = plan.scalars  # the per-step entries are rewritten here, every step
         carried = None
         if spec.carry:  # NAdam's running product: updated only if the step succeeds
@@ -579,17 +613,23 @@ class Optimizer:
                 state[name] = arrays
             if new is None:
                 plan.state = state  # the group's own lists: reused while the plan is
+        if rows is not None:
+            params, names = [params[i] for i in rows], [names[i] for i in rows]
+            grads = [grads[i] for i in rows]
+            state = {k: [a[i] for i in rows] for k, a in state.items()}
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
-        params = group["params"]
         masters = None
         if self.master_weights:
             masters = next(m for g, m in zip(self.param_groups, self._masters) if g is group)
+            if rows is not None:
+                masters = [masters[i] for i in rows]
         if masters is not None and any(m is not None for m in masters):
             # The float32 masters are updated (with the half gradients widened, exactly);
             # each half parameter is then their copy rounded to nearest even.
-            _checks.collect([("params", params, True), ("grads", grads, False)], group["names"])
+            _checks.collect([("params", params, True), ("grads", grads, False)], names)
+            halves = params
             grads = [g if m is None else g.astype(np.float32) for g, m in zip(grads, masters)]
             params = [p if m is None else m for p, m in zip(params, masters)]
         else:
@@ -601,15 +641,15 @@ class Optimizer:
                 grads,
                 state,
                 scalars,
-                group["names"],
+                names,
                 True,  # check_finite, positional: pybind11 parses keywords slowly
             )
             if bad is not None:
                 return bad  # nothing was written: the carried values stay as they were
         else:
-            self._be.step(spec.kernel, params, grads, state, scalars, group["names"])
+            self._be.step(spec.kernel, params, grads, state, scalars, names)
         if masters is not None:
-            for p, m in zip(group["params"], masters):
+            for p, m in zip(halves, masters):
                 if m is not None:
                     p[...] = m
         if carried is not None:
@@ -620,10 +660,58 @@ class Optimizer:
             gstate[lazy] = True
         return None
 
+    def _apply_split(
+        self,
+        gi: int,
+        group: dict[str, Any],
+        buffers: dict[str, list[np.ndarray]],
+        grads: list[Any],
+        plan: _Plan,
+    ) -> None:
+        """Step group ``gi`` whose parameters do not all share their counters, or some of
+        whose gradients are None: one backend call per set of parameters with a gradient
+        and equal counters; a parameter without a gradient keeps its counters."""
+        counters = self._split.get(gi) or [self._group_state[gi]] * len(grads)
+        parts: dict[tuple[Any, ...], list[int]] = {}
+        for i, g in enumerate(grads):
+            if g is not None:
+                parts.setdefault(tuple(counters[i].values()), []).append(i)
+        after = list(counters)
+        for rows in parts.values():
+            gstate = dict(counters[rows[0]])
+            self._apply(group, gstate, buffers, grads, plan, rows=rows)
+            gstate["step"] += 1
+            for i in rows:
+                after[i] = gstate
+        self._set_counters(gi, after)
+
+    def _set_counters(self, gi: int, counters: list[dict[str, Any]]) -> None:
+        """Store group ``gi``'s per-parameter counters: as the group's one dict when they
+        are all equal (the common, fast case), else one dict per parameter."""
+        if all(c == counters[0] for c in counters):
+            self._group_state[gi] = dict(counters[0])
+            self._split.pop(gi, None)
+        else:
+            self._split[gi] = [dict(c) for c in counters]
+
+    def counters(self) -> dict[Any, dict[str, Any]]:
+        """Each parameter's counters, ``{name: {"step": t, ...}}`` (a snapshot): the number
+        of updates it received (torch's ``state[p]["step"]``), and the optimizer's other
+        per-parameter counters (NAdam's ``mu_product``, SGD's ``momentum_ready``)."""
+        return {
+            nm: dict(c)
+            for gi, g in enumerate(self.param_groups)
+            for nm, c in zip(g["names"], self._param_counters(gi))
+        }
+
+    def _param_counters(self, gi: int) -> list[dict[str, Any]]:
+        return self._split.get(gi) or [self._group_state[gi]] * len(self.param_groups[gi]["names"])
+
     # ------------------------------------------------------------------ stepping
     def _split_grads(self, grads):
         flat = grads_in_order(grads, self._names, self._string_names)
-        # A None (or any non-array) gradient is reported by the array checks of the backend.
+        # A None gradient freezes its parameter for this step; any other non-array gradient
+        # is reported by the array checks of the backend.
         if len(self.param_groups) == 1:
             return [flat]
         out, i = [], 0
@@ -676,12 +764,17 @@ class Optimizer:
 
     def _check_all(self, per_group):
         # Every group's parameters, gradients and state: a gradient may alias none of them.
+        # The parameters whose gradient is None are not stepped: their rows are left out.
+        params = [p for g in self.param_groups for p in g["params"]]
+        grads = [x for gs in per_group for x in gs]
+        names = self._names
+        if any(x is None for x in grads):
+            rows = [i for i, x in enumerate(grads) if x is not None]
+            params, grads = [params[i] for i in rows], [grads[i] for i in rows]
+            names = [names[i] for i in rows]
         _checks.collect(
-            [
-                ("params", [p for g in self.param_groups for p in g["params"]], True),
-                ("grads", [x for gs in per_group for x in gs], False),
-            ],
-            self._names,
+            [("params", params, True), ("grads", grads, False)],
+            names,
             (
                 ((nm, key), a)
                 for g, bufs in zip(self.param_groups, self._buffers)
@@ -710,17 +803,25 @@ class Optimizer:
             and self.clip_value is None
             and self.max_grad_norm is None
             and (self.nonfinite == "ignore" or self.backend == "native")
+            and not self._split
         ):
             # The common case: one group, no clipping, one backend call.  The native backend
             # runs the finiteness check inside that call (after its array checks, before any
-            # write) and returns the flagged rows.
-            self._step_one(groups[0], grads, per_group[0], k)
-            return
+            # write) and returns the flagged rows.  A None gradient fails those checks before
+            # anything is written: such a step takes the general path below.
+            try:
+                self._step_one(groups[0], grads, per_group[0], k)
+                return
+            except TypeError:
+                if not any(g is None for g in per_group[0]):
+                    raise
         plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
         checked = False
-        if len(groups) > 1:
-            # One backend call per group: check all groups first so that an error in a later
-            # group cannot leave an earlier one updated.
+        frozen = [any(g is None for g in gs) for gs in per_group]
+        if len(groups) > 1 or self._split or any(frozen):
+            # One backend call per group (or per set of parameters with equal counters):
+            # check all groups first so that an error in a later call cannot leave an
+            # earlier one updated.
             self._check_all(per_group)
             checked = True
         if self.nonfinite != "ignore":
@@ -746,9 +847,12 @@ class Optimizer:
                 self._check_all(per_group)
             per_group = self._clip(per_group)
         self.last_step_skipped = False
-        for group, gstate, buffers, grads_g, plan in zip(
-            groups, self._group_state, self._buffers, per_group, plans
+        for gi, (group, gstate, buffers, grads_g, plan) in enumerate(
+            zip(groups, self._group_state, self._buffers, per_group, plans)
         ):
+            if frozen[gi] or gi in self._split:
+                self._apply_split(gi, group, buffers, grads_g, plan)
+                continue
             self._apply(group, gstate, buffers, grads_g, plan)
             gstate["step"] += 1
         self.step_count = k + 1
@@ -796,18 +900,24 @@ class Optimizer:
 
     def _clip(self, per_group):
         """Clipped copies of the gradients (the caller's arrays are not modified)."""
+        # A None gradient (a frozen parameter) stays None and counts in no norm.
         if self.clip_value is not None:
-            per_group = [[_clip_value_copy(g, self.clip_value) for g in gs] for gs in per_group]
+            per_group = [
+                [g if g is None else _clip_value_copy(g, self.clip_value) for g in gs]
+                for gs in per_group
+            ]
         if self.max_grad_norm is not None:
             if self.clip_scope == "all":
-                sets = [[x for gs in per_group for x in gs]]
+                sets = [[x for gs in per_group for x in gs if x is not None]]
             else:
-                sets = per_group
+                sets = [[x for x in gs if x is not None] for gs in per_group]
             coefs = [_norm_coef(self.max_grad_norm, _total_norm(s, self.norm_type)) for s in sets]
             if self.clip_scope == "all":
                 coefs = coefs * len(per_group)
             per_group = [
-                gs if c is None else [np.multiply(g, g.dtype.type(c)) for g in gs]
+                gs
+                if c is None
+                else [g if g is None else np.multiply(g, g.dtype.type(c)) for g in gs]
                 for gs, c in zip(per_group, coefs)
             ]
         return per_group
@@ -847,11 +957,13 @@ class Optimizer:
         for gi, (group, gstate, buffers) in enumerate(
             zip(self.param_groups, self._group_state, self._buffers)
         ):
+            counters = self._param_counters(gi)
             entry = {
                 "names": list(group["names"]),
                 "shapes": [p.shape for p in group["params"]],
                 "dtypes": [_checks.dtype_tag(p.dtype) for p in group["params"]],
-                **dict(gstate),
+                # per parameter, in the order of "names"
+                **{key: [c[key] for c in counters] for key in gstate},
             }
             for key in self.defaults:
                 v = group[key]
@@ -893,7 +1005,9 @@ class Optimizer:
         Everything is checked before anything is copied (optimizer kind, group layout,
         names, every option's type and range, the step counters as non-negative integers,
         every state array's name, shape and dtype, and that the state the options need is
-        there); on any error (TypeError/ValueError) nothing has changed."""
+        there); on any error (TypeError/ValueError) nothing has changed.  A group's counters
+        (``step``, ...) are lists, one value per parameter; a single value (a state_dict of
+        fastopt before per-parameter counters) is every parameter's."""
         self._acquire("load_state_dict")
         try:
             self._load_state_dict(state_dict)
@@ -971,19 +1085,30 @@ class Optimizer:
                 plan = self._plan(opts, step_count)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{where}{exc}") from None
-            gstate = {}
+            per_param: list[dict[str, Any]] = [{} for _ in group["names"]]
             for key, _default in counters.items():
                 if key not in entry:
                     raise ValueError(f"{where}lacks the counter {key!r}")
-                gstate[key] = (
-                    _count(f"{where}{key}", entry[key])
-                    if key == "step"
-                    else _checked(where, key, entry[key], flag=isinstance(_default, bool))
-                )
+                values = entry[key]
+                if not isinstance(values, (list, tuple)):  # one value for the group (legacy)
+                    values = [values] * len(per_param)
+                elif len(values) != len(per_param):
+                    raise ValueError(
+                        f"{where}counter {key!r} has {len(values)} values, the group has "
+                        f"{len(per_param)} parameters (one value per parameter)"
+                    )
+                for nm, c, v in zip(group["names"], per_param, values):
+                    c[key] = (
+                        _count(f"{where}{key} of {nm!r}", v)
+                        if key == "step"
+                        else _checked(
+                            f"{where}{key} of {nm!r}: ", key, v, flag=isinstance(_default, bool)
+                        )
+                    )
             loaded: dict[str, list[np.ndarray]] = {}
             masters: list[np.ndarray | None] = []
             keys = None
-            for _i, (nm, p) in enumerate(zip(group["names"], group["params"])):
+            for nm, p, gstate in zip(group["names"], group["params"], per_param):
                 saved = states.get(nm, states.get(str(nm)))
                 if saved is None:
                     raise ValueError(f"state_dict has no state for parameter {nm!r}")
@@ -1023,7 +1148,7 @@ class Optimizer:
                             f"state_dict lacks {key!r} for parameter {nm!r} (its "
                             "options need it: was it saved with other options?)"
                         )
-            todo.append((opts, gstate, loaded, masters))
+            todo.append((opts, per_param, loaded, masters))
         for tag, saved_states in schedules.items():
             parts = self._schedule_parts(tag)
             if isinstance(saved_states, dict):
@@ -1035,7 +1160,7 @@ class Optimizer:
                     "the optimizer with the same schedules as the saved run"
                 )
         # Everything is checked: copy.
-        for gi, (opts, gstate, loaded, masters) in enumerate(todo):
+        for gi, (opts, per_param, loaded, masters) in enumerate(todo):
             group, buffers = self.param_groups[gi], self._buffers[gi]
             for m, saved_m in zip(self._masters[gi], masters):
                 if m is not None:
@@ -1049,7 +1174,7 @@ class Optimizer:
                     np.copyto(dst, src)
                 new[key] = arrays
             self._buffers[gi] = new
-            self._group_state[gi].update(gstate)
+            self._set_counters(gi, per_param)
             group.update(opts)
         for tag, saved_states in schedules.items():
             if isinstance(saved_states, dict):
@@ -1618,6 +1743,124 @@ class Adadelta(Optimizer):
         weight_decay: Hyper = _AD.weight_decay,
         *,
         maximize: bool = _AD.maximize,
+        **robust: Unpack[Robustness],
+    ) -> None:
+        super().__init__(params, **self._spec.pick(locals()), **robust)
+
+
+_RP, _AS = C.RPROP.D, C.ASGD.D
+
+
+@_document
+class Rprop(Optimizer):
+    r"""Rprop (resilient backpropagation), as ``torch.optim.Rprop``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{at the first step: } \Delta_0 = \gamma,\ g_0 = 0 \\
+        &s_t = \operatorname{sign}(g_t \, g_{t-1}),\quad
+            f_t = \eta_+ \text{ if } s_t > 0,\ \eta_- \text{ if } s_t < 0,\
+            1 \text{ otherwise} \\
+        &\Delta_t \leftarrow \min(\max(\Delta_{t-1} f_t, \Gamma_{min}), \Gamma_{max}) \\
+        &g_t \leftarrow 0 \text{ where } f_t = \eta_- \\
+        &\theta_t \leftarrow \theta_{t-1} - \operatorname{sign}(g_t) \, \Delta_t \\
+        &g_{t-1} \leftarrow g_t \text{ (kept as } \texttt{prev}\text{)}
+        \end{aligned}
+
+    In torch's order and dtype: the factor replaces the sign (etaplus, then etaminus, then 1
+    for 0) in the parameter's dtype, and the gradient is zeroed where the factor equals
+    etaminus.  ``sign`` is ``torch.sign``, 0 for NaN: an element whose gradient is NaN keeps
+    its value and step size (and its ``prev`` becomes NaN), as in torch.  ``lr`` only
+    fills the step sizes, at the group's first step (a schedule's value at that step; as
+    torch, which fills them from ``group["lr"]`` when the state is created); changing it
+    later has no effect.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`, the initial
+            step size.
+        etas (pair of floats or schedules, default @etas@): :math:`(\eta_-, \eta_+)`, the
+            multiplicative decrease and increase factors, :math:`0 < \eta_- < 1 < \eta_+`.
+        step_sizes (pair of floats or schedules, default @step_sizes@):
+            :math:`(\Gamma_{min}, \Gamma_{max})`, the minimal and maximal step sizes
+            (min <= max).
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``prev`` (:math:`g_{t-1}`), ``step_size`` (:math:`\Delta`; zeros
+    until the first step fills it with lr); per group: ``step_size_ready``.
+    """
+
+    _spec = C.RPROP
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _RP.lr,
+        etas: Betas = _RP.etas,
+        step_sizes: Betas = _RP.step_sizes,
+        *,
+        maximize: bool = _RP.maximize,
+        **robust: Unpack[Robustness],
+    ) -> None:
+        super().__init__(params, **self._spec.pick(locals()), **robust)
+
+
+@_document
+class ASGD(Optimizer):
+    r"""Averaged stochastic gradient descent, as ``torch.optim.ASGD``.
+
+    .. math::
+        \begin{aligned}
+        &g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\text{if } \lambda \neq 0:\ g_t \leftarrow g_t + \lambda \theta_{t-1} \\
+        &\theta_t \leftarrow \theta_{t-1} (1 - \lambda_d \eta_t) \\
+        &\theta_t \leftarrow \theta_t - \eta_t g_t \\
+        &a_t \leftarrow a_{t-1} + (\theta_t - a_{t-1}) \mu_t \text{ if } \mu_t \neq 1,
+            \text{ else } a_t \leftarrow \theta_t \\
+        &\eta_{t+1} = \gamma / (1 + \lambda_d \gamma t)^{\alpha},\quad
+            \mu_{t+1} = 1 / \max(1, t - t_0)
+        \end{aligned}
+
+    with :math:`\eta_1 = \gamma` and :math:`\mu_1 = 1`.  As in torch, :math:`\eta` and
+    :math:`\mu` are computed at the end of a step for the next one, with that step's
+    options, in float64, and kept rounded to float32 (torch keeps them as 0-d tensors of its
+    default dtype); they are group state (``eta``, ``mu``), saved by ``state_dict`` and
+    ``fastopt.save``, so that a resumed run gives the same bits.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        lambd (float or schedule, default @lambd@): decay term :math:`\lambda_d`.
+        alpha (float or schedule, default @alpha@): power :math:`\alpha` of the eta
+            update.
+        t0 (float or schedule, default @t0@): the step :math:`t_0` from which on the
+            average moves (before it, :math:`a = \theta`).
+        weight_decay (float or schedule, default @weight_decay@): weight decay (L2
+            penalty) :math:`\lambda`.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``ax`` (:math:`a`, the average); per group: ``eta``
+    (:math:`\eta`, 0.0 before the first step, which starts it at lr) and ``mu``
+    (:math:`\mu`; torch keeps them per parameter, all equal).
+    """
+
+    _spec = C.ASGD
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AS.lr,
+        lambd: Hyper = _AS.lambd,
+        alpha: Hyper = _AS.alpha,
+        t0: Hyper = _AS.t0,
+        weight_decay: Hyper = _AS.weight_decay,
+        *,
+        maximize: bool = _AS.maximize,
         **robust: Unpack[Robustness],
     ) -> None:
         super().__init__(params, **self._spec.pick(locals()), **robust)

@@ -41,7 +41,7 @@ import math
 import numbers
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, SupportsFloat, SupportsInt, TypeGuard, overload
+from typing import Any, NamedTuple, SupportsFloat, SupportsInt, TypeGuard, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -106,32 +106,46 @@ def _int(name: str, value: object, minimum: int = 0, hint: str = "") -> int:
     return value
 
 
-def _real(
-    name: str,
-    value: object,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    hint: str = "",
-) -> float:
-    """Return ``value`` as a finite float inside the given bounds or raise."""
-    parts = []
-    if lo is not None:
-        parts.append(f"{'>' if lo_open else '>='} {lo}")
-    if hi is not None:
-        parts.append(f"{'<' if hi_open else '<='} {hi}")
-    what = "a finite number" + (" " + " and ".join(parts) if parts else "")
+class _Range(NamedTuple):
+    """The reals from ``lo`` to ``hi`` (None: unbounded), each end closed unless it is open."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __str__(self) -> str:
+        """As the errors say it, e.g. ``a finite number > 0.0``."""
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {self.lo}")
+        if self.hi is not None:
+            parts.append(f"{'<' if self.hi_open else '<='} {self.hi}")
+        return "a finite number" + (" " + " and ".join(parts) if parts else "")
+
+    def holds(self, v: float) -> bool:
+        """Whether ``v`` is finite and in the range."""
+        lo, hi = self.lo, self.hi
+        return (
+            math.isfinite(v)
+            and (lo is None or (v > lo if self.lo_open else v >= lo))
+            and (hi is None or (v < hi if self.hi_open else v <= hi))
+        )
+
+
+_ANY = _Range()
+_NONNEG = _Range(0.0)
+_POSITIVE = _Range(0.0, lo_open=True)
+_UNIT = _Range(0.0, 1.0)
+
+
+def _real(name: str, value: object, within: _Range = _ANY, hint: str = "") -> float:
+    """Return ``value`` as a finite float ``within`` the range or raise."""
     if not _is_real(value):
-        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__}){hint}")
+        raise TypeError(f"{name} must be {within}, got {value!r} ({type(value).__name__}){hint}")
     value = float(value)
-    bad = not math.isfinite(value)
-    if lo is not None:
-        bad = bad or (value <= lo if lo_open else value < lo)
-    if hi is not None:
-        bad = bad or (value >= hi if hi_open else value > hi)
-    if bad:
-        raise ValueError(f"{name} must be {what}, got {value!r}{hint}")
+    if not within.holds(value):
+        raise ValueError(f"{name} must be {within}, got {value!r}{hint}")
     return value
 
 
@@ -212,6 +226,20 @@ def _fmt(value: object) -> str:
     return repr(value)
 
 
+def _operator(op: str, reflected: bool = False) -> Callable[[Schedule, Schedule | float], Schedule]:
+    """The method behind ``schedule <op> other`` (``other <op> schedule`` when ``reflected``):
+    a :class:`BinaryOp`, with a plain number as :func:`constant`."""
+
+    def method(self: Schedule, other: Schedule | float) -> Schedule:
+        if not isinstance(other, Schedule):
+            if not _is_real(other):
+                return NotImplemented  # type: ignore[no-any-return]  # NotImplemented is Any
+            other = constant(float(other))
+        return BinaryOp(op, other, self) if reflected else BinaryOp(op, self, other)
+
+    return method
+
+
 # --------------------------------------------------------------------------- base
 class Schedule:
     """Base class: a value as a closed-form function of the update number ``k``.
@@ -270,36 +298,14 @@ class Schedule:
         """
         return PerEpoch(self, steps_per_epoch)
 
-    def _binop(self, other: object, op: str, reflected: bool = False) -> Schedule:
-        if not isinstance(other, Schedule):
-            if not _is_real(other):
-                return NotImplemented  # type: ignore[no-any-return]  # NotImplemented is Any
-            other = constant(float(other))
-        return BinaryOp(op, other, self) if reflected else BinaryOp(op, self, other)
-
-    def __add__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "+")
-
-    def __radd__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "+", True)
-
-    def __sub__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "-")
-
-    def __rsub__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "-", True)
-
-    def __mul__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "*")
-
-    def __rmul__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "*", True)
-
-    def __truediv__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "/")
-
-    def __rtruediv__(self, other: Schedule | float) -> Schedule:
-        return self._binop(other, "/", True)
+    __add__ = _operator("+")
+    __radd__ = _operator("+", reflected=True)
+    __sub__ = _operator("-")
+    __rsub__ = _operator("-", reflected=True)
+    __mul__ = _operator("*")
+    __rmul__ = _operator("*", reflected=True)
+    __truediv__ = _operator("/")
+    __rtruediv__ = _operator("/", reflected=True)
 
     def __neg__(self) -> Schedule:
         return BinaryOp("*", constant(-1.0), self)
@@ -386,7 +392,7 @@ class StepDecay(Schedule):
         self.init = _real("init", init)
         self.step_size = _int("step_size", step_size, 1)
         self.gamma = _real(
-            "gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
+            "gamma", gamma, _NONNEG, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
         )
 
     def _eval(self, k: Steps) -> FloatArray:
@@ -411,7 +417,7 @@ class MultiStep(Schedule):
         self.init = _real("init", init)
         self.milestones = sorted(_int_list("milestones", milestones))
         self.gamma = _real(
-            "gamma", gamma, lo=0.0, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
+            "gamma", gamma, _NONNEG, hint="; gamma is the multiplicative decay factor, e.g. 0.1"
         )
         self._m = np.asarray(self.milestones, dtype=np.int64)
 
@@ -474,8 +480,7 @@ class Exponential(Schedule):
         self.decay_rate = _real(
             "decay_rate",
             decay_rate,
-            lo=0.0,
-            lo_open=True,
+            _POSITIVE,
             hint="; use decay_rate < 1 to decay (e.g. 0.96) or constant(init) for no decay",
         )
         self.transition_steps = _int("transition_steps", transition_steps, 1)
@@ -518,8 +523,8 @@ class InverseTime(Schedule):
         self, init: float, decay_rate: float, decay_steps: int, staircase: bool = False
     ) -> None:
         self.init = _real("init", init)
-        self.decay_rate = _real("decay_rate", decay_rate, lo=0.0)
-        self.decay_steps = _real("decay_steps", decay_steps, lo=0.0, lo_open=True)
+        self.decay_rate = _real("decay_rate", decay_rate, _NONNEG)
+        self.decay_steps = _real("decay_steps", decay_steps, _POSITIVE)
         self.staircase = _bool("staircase", staircase)
 
     def _eval(self, k: Steps) -> FloatArray:
@@ -589,7 +594,7 @@ class Polynomial(Schedule):
         self.init = _real("init", init)
         self.total_steps = _int("total_steps", total_steps, 1)
         self.end = _real("end", end)
-        self.power = _real("power", power, lo=0.0, lo_open=True)
+        self.power = _real("power", power, _POSITIVE)
 
     def _eval(self, k: Steps) -> FloatArray:
         T = self.total_steps
@@ -667,7 +672,7 @@ class Cosine(Schedule):
         self.total_steps = _int("total_steps", total_steps, 1)
         self.final = _real("final", final)
         self.periodic = _bool("periodic", periodic)
-        self.exponent = _real("exponent", exponent, lo=0.0, lo_open=True)
+        self.exponent = _real("exponent", exponent, _POSITIVE)
 
     def _eval(self, k: Steps) -> FloatArray:
         T = self.total_steps
@@ -718,7 +723,7 @@ class CosineRestarts(Schedule):
         self.period = _int("period", period, 1)
         self.period_mult = _int("period_mult", period_mult, 1)
         self.final = _real("final", final)
-        self.decay = _real("decay", decay, lo=0.0)
+        self.decay = _real("decay", decay, _NONNEG)
 
     def _cycle(self, k: Steps) -> tuple[Steps, Steps, FloatArray]:
         """Return (i, T_cur, T_i): cycle index and position (int64), cycle length.
@@ -1012,7 +1017,7 @@ class PiecewiseInterpolate(Schedule):
             pairs.append(
                 (
                     _int(f"boundaries_and_scales key {b!r}", b, 0),
-                    _real(f"boundaries_and_scales[{b!r}]", f, lo=0.0),
+                    _real(f"boundaries_and_scales[{b!r}]", f, _NONNEG),
                 )
             )
         pairs.sort()
@@ -1071,12 +1076,12 @@ def linear_onecycle(
     """
     T = _int("total_steps", total_steps, 1)
     peak = _real("peak", peak)
-    pct_start = _real("pct_start", pct_start, lo=0.0, hi=1.0)
-    pct_final = _real("pct_final", pct_final, lo=0.0, hi=1.0)
+    pct_start = _real("pct_start", pct_start, _UNIT)
+    pct_final = _real("pct_final", pct_final, _UNIT)
     if pct_final < pct_start:
         raise ValueError(f"pct_final ({pct_final}) must be >= pct_start ({pct_start})")
-    div_factor = _real("div_factor", div_factor, lo=0.0, lo_open=True)
-    final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
+    div_factor = _real("div_factor", div_factor, _POSITIVE)
+    final_div_factor = _real("final_div_factor", final_div_factor, _POSITIVE)
     marks = {}
     # Optax builds a dict, so a later entry with the same step replaces an earlier one.
     for b, f in (
@@ -1097,7 +1102,7 @@ class _OneCycleBase(Schedule):
 
     def _setup(self, total_steps: int, pct_start: float, anneal: str, three_phase: bool) -> None:
         self.total_steps = _int("total_steps", total_steps, 2)
-        self.pct_start = _real("pct_start", pct_start, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        self.pct_start = _real("pct_start", pct_start, _Range(0.0, 1.0, lo_open=True, hi_open=True))
         self.anneal = _choice("anneal", anneal, ("cos", "linear"))
         self.three_phase = _bool("three_phase", three_phase)
         T = self.total_steps
@@ -1186,8 +1191,8 @@ class OneCycle(_OneCycleBase):
         three_phase: bool = False,
     ) -> None:
         self.max_lr = _real("max_lr", max_lr)
-        self.div_factor = _real("div_factor", div_factor, lo=0.0, lo_open=True)
-        self.final_div_factor = _real("final_div_factor", final_div_factor, lo=0.0, lo_open=True)
+        self.div_factor = _real("div_factor", div_factor, _POSITIVE)
+        self.final_div_factor = _real("final_div_factor", final_div_factor, _POSITIVE)
         self._setup(total_steps, pct_start, anneal, three_phase)
 
     def _phase_values(self) -> list[tuple[float, float]]:
@@ -1257,7 +1262,7 @@ class _CyclicBase(Schedule):
             None if step_size_down is None else _int("step_size_down", step_size_down, 1)
         )
         self.mode = _choice("mode", mode, ("triangular", "triangular2", "exp_range"))
-        self.gamma = _real("gamma", gamma, lo=0.0, lo_open=True)
+        self.gamma = _real("gamma", gamma, _POSITIVE)
 
     def _shape(self, k: Steps) -> tuple[FloatArray, float | FloatArray]:
         """(scale_factor * scale) of PyTorch ``CyclicLR.get_lr``, same operation order."""
@@ -1454,17 +1459,15 @@ class ReduceOnPlateau(Schedule):
         self.factor = _real(
             "factor",
             factor,
-            lo=0.0,
-            hi=1.0,
-            hi_open=True,
+            _Range(0.0, 1.0, hi_open=True),
             hint="; the value is multiplied by factor on a plateau, e.g. 0.1",
         )
         self.patience = _int("patience", patience, 0)
-        self.threshold = _real("threshold", threshold, lo=0.0)
+        self.threshold = _real("threshold", threshold, _NONNEG)
         self.threshold_mode = _choice("threshold_mode", threshold_mode, ("rel", "abs"))
         self.cooldown = _int("cooldown", cooldown, 0)
         self.min_lr = _real("min_lr", min_lr)
-        self.eps = _real("eps", eps, lo=0.0)
+        self.eps = _real("eps", eps, _NONNEG)
         self.reset()
 
     def reset(self) -> None:

@@ -114,7 +114,12 @@ def check_allreduce() -> None:
             sums = [x * x.dtype.type(SIZE) for x in want]
             compare([d[f"w{i}"] for i in range(len(base))], sums, False, "sum")
     # bad input on one rank: every rank raises, nothing modified
-    for bad, etype in (("shape", ValueError), ("dtype", TypeError), ("readonly", ValueError)):
+    for bad, etype in (
+        ("shape", ValueError),
+        ("dtype", TypeError),
+        ("readonly", ValueError),
+        ("none", TypeError),
+    ):
         if SIZE == 1 and bad == "shape":
             continue  # one rank: nothing to disagree with
         g = grads_of(1, RANK)
@@ -124,12 +129,14 @@ def check_allreduce() -> None:
                 g[1] = np.zeros(8, np.float32)
             elif bad == "dtype":
                 g[1] = g[1].astype(np.float16)
+            elif bad == "none":
+                g[1] = None
             else:
                 g[1].setflags(write=False)
         try:
             allreduce_gradients(g)
-        except etype:
-            pass
+        except etype as e:
+            assert bad != "none" or "not supported across ranks" in str(e), e
         else:
             raise AssertionError(f"allreduce_gradients with bad {bad} on one rank did not raise")
         if RANK != SIZE - 1:
@@ -283,14 +290,27 @@ def check_bad_input() -> None:
             before = digest(params)
             try:
                 opt.step(g)
-            except etype:
-                pass
+            except etype as e:
+                assert bad != "none" or "not supported across ranks" in str(e), e
             else:
                 raise AssertionError(f"bad {bad} on one rank: no {etype.__name__}")
             assert digest(params) == before and opt.step_count == 0
         opt.step({f"w{i}": x for i, x in enumerate(grads_of(0, RANK))})
         assert opt.step_count == 1
         assert_same_everywhere(params, "after bad input")
+        if make is make_sharded:
+            # a single-process state_dict whose parameters have different step counts (a
+            # None gradient there) cannot be sharded: refused on every rank, nothing changed
+            solo = fastopt.Adam({f"w{i}": p.copy() for i, p in enumerate(params)}, lr=0.1)
+            solo.step({f"w{i}": (x if i else None) for i, x in enumerate(grads_of(0, 0))})
+            before = (digest(params), repr(opt.state_dict()))
+            try:
+                opt.load_state_dict(solo.state_dict())
+            except ValueError as e:
+                assert "differs between the parameters" in str(e), e
+            else:
+                raise AssertionError("per-parameter step counts were not refused")
+            assert (digest(params), repr(opt.state_dict())) == before
     # construction with a different layout on one rank
     p = [np.zeros(4 if RANK == SIZE - 1 and SIZE > 1 else 3)]
     for ctor in (

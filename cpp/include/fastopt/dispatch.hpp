@@ -13,7 +13,20 @@ namespace fastopt {
 // The parameter's (and gradient's) storage: float32, float64, or half precision (bfloat16,
 // IEEE float16) whose state arrays and arithmetic are float32.
 enum class DType { f32, f64, bf16, f16 };
-enum class Op { sgd, adagrad, rmsprop, adam, adamax, nadam, radam, adadelta, probe, check_finite };
+enum class Op {
+  sgd,
+  adagrad,
+  rmsprop,
+  adam,
+  adamax,
+  nadam,
+  radam,
+  adadelta,
+  rprop,
+  asgd,
+  probe,
+  check_finite
+};
 
 constexpr int kMaxSlots = 5;
 
@@ -30,9 +43,10 @@ struct Job {
   double lr = 0, momentum = 0, one_minus_damp = 0, wd = 0, clr = 0, eps = 0, alpha = 0,
          one_minus_alpha = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0, decay = 0,
          step_size = 0, inv_bc2_sqrt = 0, rho = 0, one_minus_rho = 0, bias_correction2 = 0,
-         grad_coef = 0, avg_coef = 0;
+         grad_coef = 0, avg_coef = 0, etaminus = 0, etaplus = 0, step_size_min = 0,
+         step_size_max = 0, eta = 0, mu = 0;
   bool nesterov = false, maximize = false, first = false, centered = false, decoupled = false,
-       amsgrad = false, rectify = false;
+       amsgrad = false, rectify = false, average = false;
   int nread = 0, nwrite = 0;  // probe only
 };
 

@@ -13,6 +13,9 @@
  *       }
  *     }
  *
+ * Optimizers: sgd, adagrad, rmsprop, adam (AdamW: decoupled_weight_decay = 1), adamax,
+ * nadam, radam, adadelta; their options and state are listed in fastopt/optimizers.h.
+ *
  * Each function is the C++ function of fastopt/fastopt.hpp with the same name and argument
  * order (options by pointer; NULL means the defaults), for float (_f32) and double (_f64),
  * and gives the same bits as fastopt.kernels in Python.  Booleans are ints (0 or not 0).
@@ -25,6 +28,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "optimizers.h"
 
 #if defined(_WIN32)
 #if defined(FASTOPT_C_BUILDING)
@@ -47,83 +52,57 @@ extern "C" {
 #define FASTOPT_INVALID_ARGUMENT 1 /* an option, the step or a pointer failed its check */
 #define FASTOPT_INTERNAL_ERROR 2   /* anything else (should not happen) */
 
-/* torch.optim.SGD; defaults lr=1e-3, momentum=0, dampening=0, weight_decay=0. */
-typedef struct fastopt_sgd_options {
-  double lr;
-  double momentum;
-  double dampening;
-  double weight_decay;
-  int nesterov;
-  int maximize;
-} fastopt_sgd_options;
+/* The options of each optimizer: typedef struct fastopt_<name>_options { ... }, with the fields
+ * of FASTOPT_OPTIONS_<name> in fastopt/optimizers.h (the table, with torch's defaults), in
+ * that order: a double per real R(...), an int per flag F(...).  For example
+ *
+ *   typedef struct fastopt_adam_options {
+ *     double lr, beta1, beta2, eps, weight_decay;
+ *     int amsgrad, maximize, decoupled_weight_decay;
+ *   } fastopt_adam_options;
+ *
+ * fastopt_<name>_default_options() returns torch's defaults; AdamW is fastopt_adam_* with
+ * decoupled_weight_decay = 1, and fastopt_adamw_default_options() gives its defaults
+ * (weight_decay = 1e-2).  FFI generators that cannot expand macros (cffi's cdef, ...) can
+ * read the preprocessed header: cc -E -P fastopt/fastopt.h. */
+#define FASTOPT_C_REAL(option, def, rule) double option;
+#define FASTOPT_C_FLAG(option, def) int option;
+#define FASTOPT_C_STRUCT(name, Cpp)                        \
+  typedef struct fastopt_##name##_options {                \
+    FASTOPT_OPTIONS_##name(FASTOPT_C_REAL, FASTOPT_C_FLAG) \
+  } fastopt_##name##_options;
+FASTOPT_OPTIMIZERS(FASTOPT_C_STRUCT)
 
-/* torch.optim.Adagrad; defaults lr=1e-2, lr_decay=0, weight_decay=0, eps=1e-10.  The caller
- * fills state_sum with initial_accumulator_value (0 by default) before the first step. */
-typedef struct fastopt_adagrad_options {
-  double lr;
-  double lr_decay;
-  double weight_decay;
-  double eps;
-  int maximize;
-} fastopt_adagrad_options;
-
-/* torch.optim.RMSprop; defaults lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0. */
-typedef struct fastopt_rmsprop_options {
-  double lr;
-  double alpha;
-  double eps;
-  double weight_decay;
-  double momentum;
-  int centered;
-  int maximize;
-} fastopt_rmsprop_options;
-
-/* torch.optim.Adam; defaults lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.
- * AdamW is decoupled_weight_decay=1 (fastopt_adamw_default_options: weight_decay=1e-2). */
-typedef struct fastopt_adam_options {
-  double lr;
-  double beta1;
-  double beta2;
-  double eps;
-  double weight_decay;
-  int amsgrad;
-  int maximize;
-  int decoupled_weight_decay;
-} fastopt_adam_options;
-
-FASTOPT_C_API fastopt_sgd_options fastopt_sgd_default_options(void);
-FASTOPT_C_API fastopt_adagrad_options fastopt_adagrad_default_options(void);
-FASTOPT_C_API fastopt_rmsprop_options fastopt_rmsprop_default_options(void);
-FASTOPT_C_API fastopt_adam_options fastopt_adam_default_options(void);
+/* The step functions, for float (_f32) and double (_f64):
+ *
+ *   int fastopt_<name>_f32(float* param, const float* grad, <state>, size_t n, int64_t step,
+ *                          const fastopt_<name>_options* options);
+ *
+ * <state> is FASTOPT_STATE_<name> of fastopt/optimizers.h in order: an array of n elements
+ * (float* <array>) for A and O entries (an O array may be NULL while its option is 0), a
+ * double* for a P entry (NAdam's mu_product: 1.0 before the first step, updated by each
+ * successful call).  For example
+ *
+ *   fastopt_sgd_f32(param, grad, momentum_buffer, n, step, options)
+ *   fastopt_rmsprop_f64(param, grad, square_avg, grad_avg, momentum_buffer, n, step, options)
+ *   fastopt_adam_f32(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, step, options)
+ *   fastopt_adamax_f32(param, grad, exp_avg, exp_inf, n, step, options)
+ *   fastopt_nadam_f32(param, grad, exp_avg, exp_avg_sq, &mu_product, n, step, options)
+ *   fastopt_adadelta_f32(param, grad, square_avg, acc_delta, n, step, options) */
+#define FASTOPT_C_ARRAY(T, array) T *array,
+#define FASTOPT_C_OPTIONAL(T, array, option) T *array,
+#define FASTOPT_C_VALUE(T, value) double *value,
+#define FASTOPT_C_SIGNATURE(name, SUFFIX, T)                                                  \
+  int fastopt_##name##_##SUFFIX(                                                              \
+      T* param, const T* grad,                                                                \
+      FASTOPT_STATE_##name(FASTOPT_C_ARRAY, FASTOPT_C_OPTIONAL, FASTOPT_C_VALUE, T) size_t n, \
+      int64_t step, const fastopt_##name##_options* options)
+#define FASTOPT_C_DECLARE(name, Cpp)                                             \
+  FASTOPT_C_API fastopt_##name##_options fastopt_##name##_default_options(void); \
+  FASTOPT_C_API FASTOPT_C_SIGNATURE(name, f32, float);                           \
+  FASTOPT_C_API FASTOPT_C_SIGNATURE(name, f64, double);
+FASTOPT_OPTIMIZERS(FASTOPT_C_DECLARE)
 FASTOPT_C_API fastopt_adam_options fastopt_adamw_default_options(void);
-
-/* momentum_buffer may be NULL when momentum == 0; on step 1 it is set to the gradient. */
-FASTOPT_C_API int fastopt_sgd_f32(float* param, const float* grad, float* momentum_buffer, size_t n,
-                                  int64_t step, const fastopt_sgd_options* options);
-FASTOPT_C_API int fastopt_sgd_f64(double* param, const double* grad, double* momentum_buffer,
-                                  size_t n, int64_t step, const fastopt_sgd_options* options);
-
-FASTOPT_C_API int fastopt_adagrad_f32(float* param, const float* grad, float* state_sum, size_t n,
-                                      int64_t step, const fastopt_adagrad_options* options);
-FASTOPT_C_API int fastopt_adagrad_f64(double* param, const double* grad, double* state_sum,
-                                      size_t n, int64_t step,
-                                      const fastopt_adagrad_options* options);
-
-/* grad_avg may be NULL unless centered, momentum_buffer unless momentum > 0. */
-FASTOPT_C_API int fastopt_rmsprop_f32(float* param, const float* grad, float* square_avg,
-                                      float* grad_avg, float* momentum_buffer, size_t n,
-                                      int64_t step, const fastopt_rmsprop_options* options);
-FASTOPT_C_API int fastopt_rmsprop_f64(double* param, const double* grad, double* square_avg,
-                                      double* grad_avg, double* momentum_buffer, size_t n,
-                                      int64_t step, const fastopt_rmsprop_options* options);
-
-/* max_exp_avg_sq may be NULL unless amsgrad. */
-FASTOPT_C_API int fastopt_adam_f32(float* param, const float* grad, float* exp_avg,
-                                   float* exp_avg_sq, float* max_exp_avg_sq, size_t n, int64_t step,
-                                   const fastopt_adam_options* options);
-FASTOPT_C_API int fastopt_adam_f64(double* param, const double* grad, double* exp_avg,
-                                   double* exp_avg_sq, double* max_exp_avg_sq, size_t n,
-                                   int64_t step, const fastopt_adam_options* options);
 
 /* The message of this thread's last failed call ("" if none). */
 FASTOPT_C_API const char* fastopt_last_error(void);

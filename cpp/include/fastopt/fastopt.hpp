@@ -10,6 +10,11 @@
 //       fastopt::adam(w.data(), g.data(), m.data(), v.data(), nullptr, n, t, opt);
 //     }
 //
+// Optimizers: sgd, adagrad, rmsprop, adam (and adamw), adamax, nadam, radam, adadelta, each
+// torch.optim's class of that name; their options and state arrays are listed once in
+// fastopt/optimizers.h, from which this header and the C ABI are generated (the signatures
+// are spelled out above the step functions below; docs/embedding.md).
+//
 // One call updates one array of n elements (and its state) in place, on the calling thread
 // (no pool, no global state: different arrays may be stepped from different threads; the
 // Python extension adds the multi-threaded, ISA-dispatched execution).  T is float or double
@@ -17,16 +22,18 @@
 // the results are bit-identical to fastopt.kernels (python/fastopt/kernels.py) and the
 // Python optimizers given the same inputs, on any backend: the derived scalars (Adam's
 // lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t), Adagrad's lr / (1 + (t - 1) lr_decay),
+// RAdam's rectification, NAdam's momentum coefficients and their float32 running product,
 // 1 - dampening, 1 - alpha, 1 - lr * weight_decay, ...) are computed here in double, exactly
 // as fastopt.kernels computes them, and cast to T once; the per-element loops are those of
 // the compiled extension (fastopt/kernels.hpp, generic build).  The update rules are
 // written out in the docstrings of python/fastopt/backends/numpy.py (the reference).
 //
 // Checks: every option is checked with the rules of fastopt.kernels (finite numbers;
-// lr, momentum, weight_decay, eps, lr_decay, alpha >= 0; beta1, beta2 in [0, 1); Nesterov
-// needs momentum > 0 and dampening == 0; step >= 1), and so are the pointers (param, grad
-// and every state array the options need are non-null when n > 0; no array written may
-// overlap another).  A failed check throws std::invalid_argument before anything is
+// lr, momentum, weight_decay, eps, lr_decay, alpha, momentum_decay >= 0; beta1, beta2 in
+// [0, 1); rho in [0, 1]; Nesterov needs momentum > 0 and dampening == 0; step >= 1), and so
+// are the pointers (param, grad and every state array the options need are non-null when
+// n > 0; NAdam's mu_product is never null and in [0, 1]; no array written may overlap
+// another).  A failed check throws std::invalid_argument before anything is
 // written.  State arrays the options do not use may be null and are never touched.
 //
 // Exactness needs no FMA contraction: a*b + c must round twice, as NumPy and PyTorch's CPU
@@ -70,62 +77,24 @@
 #endif
 
 #include "kernels.hpp"
+#include "optimizers.h"
 
 namespace fastopt {
 
-// ------------------------------------------------------------------ options (torch's names and
-// defaults)
-struct SGDOptions {
-  double lr = 1e-3;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool maximize = false;
-};
-
-// The state sum starts at torch's initial_accumulator_value (0 by default): the caller
-// fills state_sum with it before the first step.
-struct AdagradOptions {
-  double lr = 1e-2;
-  double lr_decay = 0.0;
-  double weight_decay = 0.0;
-  double eps = 1e-10;
-  bool maximize = false;
-};
-
-struct RMSpropOptions {
-  double lr = 1e-2;
-  double alpha = 0.99;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  double momentum = 0.0;
-  bool centered = false;
-  bool maximize = false;
-};
-
-// Adam; AdamW is decoupled_weight_decay = true (or AdamWOptions / adamw below).
-struct AdamOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  bool amsgrad = false;
-  bool maximize = false;
-  bool decoupled_weight_decay = false;
-};
-
-// torch.optim.AdamW's defaults (weight_decay = 1e-2); adamw() runs Adam with decoupled decay.
-struct AdamWOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 1e-2;
-  bool amsgrad = false;
-  bool maximize = false;
-};
+// ------------------------------------------------------------------ options
+// One struct per optimizer, generated from fastopt/optimizers.h (torch's names and defaults;
+// FASTOPT_OPTIONS_<name> lists the fields in order): SGDOptions, AdagradOptions,
+// RMSpropOptions, AdamOptions (AdamW: decoupled_weight_decay = true), AdamWOptions
+// (torch.optim.AdamW's defaults, weight_decay = 1e-2), AdamaxOptions, NAdamOptions,
+// RAdamOptions, AdadeltaOptions.  A real is a double, a flag a bool.
+#define FASTOPT_HPP_REAL(option, def, rule) double option = def;
+#define FASTOPT_HPP_FLAG(option, def) bool option = def;
+#define FASTOPT_HPP_STRUCT(name, Cpp)                          \
+  struct Cpp##Options {                                        \
+    FASTOPT_OPTIONS_##name(FASTOPT_HPP_REAL, FASTOPT_HPP_FLAG) \
+  };
+FASTOPT_OPTIMIZERS(FASTOPT_HPP_STRUCT)
+FASTOPT_HPP_STRUCT(adamw, AdamW)
 
 namespace detail {
 
@@ -159,9 +128,11 @@ inline std::string repr(double v) {
   }
   return buf;
 }
+inline std::string repr(bool v) { return v ? "True" : "False"; }
 
 [[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 
+// The rules of the table (fastopt/optimizers.h), those of python/fastopt/_validation.py.
 inline void check_finite(const char* name, double v) {
   if (std::isnan(v)) fail(std::string(name) + " must be a number, got NaN; pass a finite value");
   if (std::isinf(v)) fail(std::string(name) + " must be finite, got " + repr(v));
@@ -177,32 +148,59 @@ inline void check_beta(const char* name, double v) {
   if (!(v >= 0.0 && v < 1.0)) fail(std::string(name) + " must be in [0, 1), got " + repr(v));
 }
 
+inline void check_unit(const char* name, double v) {
+  check_finite(name, v);
+  if (!(v >= 0.0 && v <= 1.0)) fail(std::string(name) + " must be in [0, 1], got " + repr(v));
+}
+
 inline void check_step(std::int64_t step) {
   if (step < 1)
     fail("step must be >= 1 (the 1-based number of this update, 1 for the first), got " +
          std::to_string(step));
 }
 
-// One array of the call: its pointer, whether the call writes it, and its role for messages.
+// Checks between options (after each option's own rule); none but SGD's.
+template <class O>
+void cross(const O&) {}
+
+inline void cross(const SGDOptions& o) {
+  if (o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0))
+    fail("nesterov=True requires momentum > 0 and dampening == 0, got momentum=" +
+         repr(o.momentum) + ", dampening=" + repr(o.dampening));
+}
+
+#define FASTOPT_HPP_CHECK(option, def, rule) check_##rule(#option, o.option);
+#define FASTOPT_HPP_NO_CHECK(option, def)
+#define FASTOPT_HPP_CHECK_OPTIONS(name, Cpp)                                  \
+  inline void check_options(const Cpp##Options& o) {                          \
+    FASTOPT_OPTIONS_##name(FASTOPT_HPP_CHECK, FASTOPT_HPP_NO_CHECK) cross(o); \
+  }
+FASTOPT_OPTIMIZERS(FASTOPT_HPP_CHECK_OPTIONS)
+
+// One memory range of the call: its pointer and size, whether the call writes it, and its
+// role for messages.
 struct Arr {
   const void* ptr;
+  std::size_t bytes;
   bool written;
   const char* role;
 };
 
-// Required arrays are non-null when n > 0; no written array overlaps another array.
-template <class T, std::size_t K>
-void check_arrays(const Arr (&a)[K], std::size_t n) {
-  if (n == 0) return;
+template <class T>
+void check_size(std::size_t n) {
   if (n > SIZE_MAX / sizeof(T)) fail("n = " + std::to_string(n) + " elements is too large");
-  const std::size_t bytes = n * sizeof(T);
+}
+
+// No written range overlaps another (null pointers are unused state).
+template <std::size_t K>
+void check_arrays(const Arr (&a)[K]) {
   for (std::size_t i = 0; i < K; ++i) {
-    if (a[i].ptr == nullptr) continue;
+    if (a[i].ptr == nullptr || a[i].bytes == 0) continue;
     const auto lo = reinterpret_cast<std::uintptr_t>(a[i].ptr);
     for (std::size_t j = i + 1; j < K; ++j) {
-      if (a[j].ptr == nullptr || !(a[i].written || a[j].written)) continue;
+      if (a[j].ptr == nullptr || a[j].bytes == 0 || !(a[i].written || a[j].written)) continue;
       const auto lo2 = reinterpret_cast<std::uintptr_t>(a[j].ptr);
-      if (lo < lo2 + bytes && lo2 < lo + bytes)
+      if (lo < lo2 + a[j].bytes && lo2 < lo + a[i].bytes)
         fail(std::string(a[i].role) + " and " + a[j].role +
              " share memory; every parameter, gradient and state array must be a separate "
              "array");
@@ -214,159 +212,196 @@ inline void need(const void* p, std::size_t n, const char* what) {
   if (n > 0 && p == nullptr) fail(std::string(what) + " is null");
 }
 
-}  // namespace detail
+// A state array that the option `option` (with value v) needs when it is non-zero: checked
+// when needed, else ignored (returned as null, never touched).
+template <class T, class V>
+T* needed_if(T* p, std::size_t n, const char* role, const char* option, V v) {
+  if (!(v != V(0))) return nullptr;
+  if (n > 0 && p == nullptr)
+    fail(std::string(option) + "=" + repr(v) + " needs a " + role + " (n zeros); pass one or set " +
+         option + "=" + repr(V(0)));
+  return p;
+}
 
-// ------------------------------------------------------------------ SGD
-// torch.optim.SGD.  momentum_buffer (n elements) is needed when momentum != 0 and may be
-// null otherwise; on step 1 it is set to the gradient (torch's first step, no dampening).
+// A running value carried between steps (NAdam's mu_product): never null, in [0, 1].
+inline void check_carried(const double* p, const char* role) {
+  if (p == nullptr)
+    fail(std::string(role) +
+         " is null; pass the address of a double (1.0 before "
+         "the first step)");
+  check_unit(role, *p);
+}
+
+// The decoupled weight decay factor 1 - lr * weight_decay, rounded as Python rounds it.
+template <class O>
+double decay(const O& o) {
+  return 1.0 - opaque(o.lr * o.weight_decay);
+}
+
+// ------------------------------------------------------------------ kernels
+// One overload per optimizer: the derived scalars, in double exactly as
+// python/fastopt/_contract.py computes them (<name>_constants, <name>_per_step), cast to T
+// once, and the loop of fastopt/kernels.hpp.  State arrays the options do not use are null.
+// Powers of the step are libm's pow, as Python's beta ** float(step).
 template <class T>
-void sgd(T* param, const detail::same_t<T>* grad, detail::same_t<T>* momentum_buffer, std::size_t n,
-         std::int64_t step, const SGDOptions& options = SGDOptions()) {
-  detail::check_type<T>();
-  const SGDOptions& o = options;
-  detail::check_step(step);
-  detail::check_nonneg("lr", o.lr);
-  detail::check_nonneg("momentum", o.momentum);
-  detail::check_finite("dampening", o.dampening);
-  detail::check_nonneg("weight_decay", o.weight_decay);
-  if (o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0))
-    detail::fail("nesterov=True requires momentum > 0 and dampening == 0, got momentum=" +
-                 detail::repr(o.momentum) + ", dampening=" + detail::repr(o.dampening));
-  const bool use_buf = o.momentum != 0.0;
-  detail::need(param, n, "param");
-  detail::need(grad, n, "grad");
-  if (use_buf && n > 0 && momentum_buffer == nullptr)
-    detail::fail("momentum=" + detail::repr(o.momentum) +
-                 " needs a momentum_buffer (n zeros); pass one or set momentum=0");
-  T* buf = use_buf ? momentum_buffer : nullptr;
-  detail::check_arrays<T>(
-      {{param, true, "param"}, {grad, false, "grad"}, {buf, true, "momentum_buffer"}}, n);
-  if (n == 0) return;
-  const double one_minus_damp = 1.0 - o.dampening;
-  generic::kernels::sgd<T>(param, grad, buf, n, T(o.lr), T(o.momentum), T(one_minus_damp),
+void kernel(const SGDOptions& o, std::int64_t step, T* p, const T* g, T* buf, std::size_t n) {
+  generic::kernels::sgd<T>(p, g, buf, n, T(o.lr), T(o.momentum), T(1.0 - o.dampening),
                            T(o.weight_decay), o.weight_decay != 0.0, o.nesterov, o.maximize,
                            step == 1);
 }
 
-// ------------------------------------------------------------------ Adagrad
-// torch.optim.Adagrad.  state_sum (n elements) starts at initial_accumulator_value.
 template <class T>
-void adagrad(T* param, const detail::same_t<T>* grad, detail::same_t<T>* state_sum, std::size_t n,
-             std::int64_t step, const AdagradOptions& options = AdagradOptions()) {
-  detail::check_type<T>();
-  const AdagradOptions& o = options;
-  detail::check_step(step);
-  detail::check_nonneg("lr", o.lr);
-  detail::check_nonneg("lr_decay", o.lr_decay);
-  detail::check_nonneg("weight_decay", o.weight_decay);
-  detail::check_nonneg("eps", o.eps);
-  detail::need(param, n, "param");
-  detail::need(grad, n, "grad");
-  detail::need(state_sum, n, "state_sum");
-  detail::check_arrays<T>(
-      {{param, true, "param"}, {grad, false, "grad"}, {state_sum, true, "state_sum"}}, n);
-  if (n == 0) return;
-  // lr / (1 + (t - 1) * lr_decay), as fastopt.kernels.adagrad computes it in Python.
-  const double decayed = detail::opaque(static_cast<double>(step - 1) * o.lr_decay);
-  const double clr = o.lr / (1.0 + decayed);
-  generic::kernels::adagrad<T>(param, grad, state_sum, n, T(clr), T(o.weight_decay),
-                               o.weight_decay != 0.0, T(o.eps), o.maximize);
+void kernel(const AdagradOptions& o, std::int64_t step, T* p, const T* g, T* sum, std::size_t n) {
+  // lr / (1 + (t - 1) * lr_decay)
+  const double clr = o.lr / (1.0 + opaque(static_cast<double>(step - 1) * o.lr_decay));
+  generic::kernels::adagrad<T>(p, g, sum, n, T(clr), T(o.weight_decay), o.weight_decay != 0.0,
+                               T(o.eps), o.maximize);
 }
 
-// ------------------------------------------------------------------ RMSprop
-// torch.optim.RMSprop.  grad_avg is needed when centered, momentum_buffer when
-// momentum > 0; either may be null otherwise.  RMSprop has no bias correction: step is
-// only checked (>= 1), for uniformity.
 template <class T>
-void rmsprop(T* param, const detail::same_t<T>* grad, detail::same_t<T>* square_avg,
-             detail::same_t<T>* grad_avg, detail::same_t<T>* momentum_buffer, std::size_t n,
-             std::int64_t step, const RMSpropOptions& options = RMSpropOptions()) {
-  detail::check_type<T>();
-  const RMSpropOptions& o = options;
-  detail::check_step(step);
-  detail::check_nonneg("lr", o.lr);
-  detail::check_nonneg("alpha", o.alpha);
-  detail::check_nonneg("eps", o.eps);
-  detail::check_nonneg("weight_decay", o.weight_decay);
-  detail::check_nonneg("momentum", o.momentum);
-  detail::need(param, n, "param");
-  detail::need(grad, n, "grad");
-  detail::need(square_avg, n, "square_avg");
-  if (o.centered && n > 0 && grad_avg == nullptr)
-    detail::fail("centered=True needs a grad_avg (n zeros)");
-  const bool use_buf = o.momentum > 0.0;
-  if (use_buf && n > 0 && momentum_buffer == nullptr)
-    detail::fail("momentum=" + detail::repr(o.momentum) +
-                 " needs a momentum_buffer (n zeros); pass one or set momentum=0");
-  T* ga = o.centered ? grad_avg : nullptr;
-  T* buf = use_buf ? momentum_buffer : nullptr;
-  detail::check_arrays<T>({{param, true, "param"},
-                           {grad, false, "grad"},
-                           {square_avg, true, "square_avg"},
-                           {ga, true, "grad_avg"},
-                           {buf, true, "momentum_buffer"}},
-                          n);
-  if (n == 0) return;
-  const double one_minus_alpha = 1.0 - o.alpha;
-  generic::kernels::rmsprop<T>(param, grad, square_avg, ga, buf, n, T(o.lr), T(o.alpha),
-                               T(one_minus_alpha), T(o.eps), T(o.weight_decay),
-                               o.weight_decay != 0.0, T(o.momentum), o.centered, o.maximize);
+void kernel(const RMSpropOptions& o, std::int64_t, T* p, const T* g, T* sq, T* ga, T* buf,
+            std::size_t n) {
+  generic::kernels::rmsprop<T>(p, g, sq, ga, buf, n, T(o.lr), T(o.alpha), T(1.0 - o.alpha),
+                               T(o.eps), T(o.weight_decay), o.weight_decay != 0.0, T(o.momentum),
+                               o.centered, o.maximize);
 }
 
-// ------------------------------------------------------------------ Adam / AdamW
-// torch.optim.Adam (torch.optim.AdamW with decoupled_weight_decay).  max_exp_avg_sq is
-// needed when amsgrad and may be null otherwise.  The bias corrections 1 - beta^t are
-// computed in double from the integer step.
+// 1 - beta ** t
+inline double bias_correction(double beta, std::int64_t step) {
+  return 1.0 - std::pow(opaque(beta), static_cast<double>(step));
+}
+
 template <class T>
-void adam(T* param, const detail::same_t<T>* grad, detail::same_t<T>* exp_avg,
-          detail::same_t<T>* exp_avg_sq, detail::same_t<T>* max_exp_avg_sq, std::size_t n,
-          std::int64_t step, const AdamOptions& options = AdamOptions()) {
-  detail::check_type<T>();
-  const AdamOptions& o = options;
-  detail::check_step(step);
-  detail::check_nonneg("lr", o.lr);
-  detail::check_beta("beta1", o.beta1);
-  detail::check_beta("beta2", o.beta2);
-  detail::check_nonneg("eps", o.eps);
-  detail::check_nonneg("weight_decay", o.weight_decay);
-  detail::need(param, n, "param");
-  detail::need(grad, n, "grad");
-  detail::need(exp_avg, n, "exp_avg");
-  detail::need(exp_avg_sq, n, "exp_avg_sq");
-  if (o.amsgrad && n > 0 && max_exp_avg_sq == nullptr)
-    detail::fail("amsgrad=True needs a max_exp_avg_sq (n zeros)");
-  T* vmax = o.amsgrad ? max_exp_avg_sq : nullptr;
-  detail::check_arrays<T>({{param, true, "param"},
-                           {grad, false, "grad"},
-                           {exp_avg, true, "exp_avg"},
-                           {exp_avg_sq, true, "exp_avg_sq"},
-                           {vmax, true, "max_exp_avg_sq"}},
-                          n);
-  if (n == 0) return;
-  // fastopt.kernels.adam_scalars: beta ** t and bc2 ** 0.5 are libm's pow in Python too.
+void kernel(const AdamOptions& o, std::int64_t step, T* p, const T* g, T* m, T* v, T* vmax,
+            std::size_t n) {
+  const double step_size = o.lr / bias_correction(o.beta1, step);
+  const double inv_bc2_sqrt = 1.0 / std::pow(opaque(bias_correction(o.beta2, step)), 0.5);
+  generic::kernels::adam<T>(p, g, m, v, vmax, n, T(1.0 - o.beta1), T(o.beta2), T(1.0 - o.beta2),
+                            T(o.eps), T(o.weight_decay), o.weight_decay != 0.0, T(decay(o)),
+                            T(step_size), T(inv_bc2_sqrt), o.decoupled_weight_decay, o.amsgrad,
+                            o.maximize);
+}
+
+template <class T>
+void kernel(const AdamaxOptions& o, std::int64_t step, T* p, const T* g, T* m, T* u,
+            std::size_t n) {
+  const double step_size = o.lr / bias_correction(o.beta1, step);
+  generic::kernels::adamax<T>(p, g, m, u, n, T(1.0 - o.beta1), T(o.beta2), T(o.eps),
+                              T(o.weight_decay), o.weight_decay != 0.0, T(step_size), o.maximize);
+}
+
+// torch keeps mu_product as a float32 tensor: each product is rounded to float32.
+inline double round_f32(double x) { return static_cast<double>(static_cast<float>(opaque(x))); }
+
+template <class T>
+void kernel(const NAdamOptions& o, std::int64_t step, T* p, const T* g, T* m, T* v,
+            double* mu_product, std::size_t n) {
   const double t = static_cast<double>(step);
-  const double bc1 = 1.0 - std::pow(detail::opaque(o.beta1), t);
-  const double bc2 = 1.0 - std::pow(detail::opaque(o.beta2), t);
-  const double step_size = o.lr / bc1;
-  const double bc2_sqrt = std::pow(detail::opaque(bc2), 0.5);
-  const double inv_bc2_sqrt = 1.0 / bc2_sqrt;
-  const double decay = 1.0 - detail::opaque(o.lr * o.weight_decay);
-  generic::kernels::adam<T>(param, grad, exp_avg, exp_avg_sq, vmax, n, T(1.0 - o.beta1), T(o.beta2),
-                            T(1.0 - o.beta2), T(o.eps), T(o.weight_decay), o.weight_decay != 0.0,
-                            T(decay), T(step_size), T(inv_bc2_sqrt), o.decoupled_weight_decay,
-                            o.amsgrad, o.maximize);
+  const double bias_correction2 = bias_correction(o.beta2, step);
+  const double mu =
+      opaque(o.beta1 * (1.0 - opaque(0.5 * std::pow(0.96, opaque(t * o.momentum_decay)))));
+  const double mu_next =
+      opaque(o.beta1 * (1.0 - opaque(0.5 * std::pow(0.96, opaque((t + 1.0) * o.momentum_decay)))));
+  const double product = round_f32(*mu_product * round_f32(mu));
+  const double product_next = opaque(product * mu_next);
+  const double grad_coef = -o.lr * (1.0 - mu) / (1.0 - product);
+  const double avg_coef = (-o.lr * mu_next) / (1.0 - product_next);
+  generic::kernels::nadam<T>(p, g, m, v, n, T(1.0 - o.beta1), T(o.beta2), T(1.0 - o.beta2),
+                             T(o.eps), T(o.weight_decay), o.weight_decay != 0.0, T(decay(o)),
+                             T(bias_correction2), T(grad_coef), T(avg_coef),
+                             o.decoupled_weight_decay, o.maximize);
+  *mu_product = product;
 }
 
+template <class T>
+void kernel(const RAdamOptions& o, std::int64_t step, T* p, const T* g, T* m, T* v, std::size_t n) {
+  // torch.optim.RAdam's scalars; the rectification (rho_t > 5) is decided in double.
+  const double t = static_cast<double>(step);
+  const double bc1 = bias_correction(o.beta1, step);
+  const double bc2 = bias_correction(o.beta2, step);
+  const double rho_inf = 2.0 / (1.0 - o.beta2) - 1.0;
+  const double rho_t = rho_inf - 2.0 * t * std::pow(opaque(o.beta2), t) / bc2;
+  const bool rectify = rho_t > 5.0;
+  double step_size = o.lr / bc1;
+  if (rectify) {
+    const double r =
+        (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t);
+    step_size = o.lr * std::pow(opaque(bc2), 0.5) * std::pow(opaque(r), 0.5) / bc1;
+  }
+  generic::kernels::radam<T>(p, g, m, v, n, T(1.0 - o.beta1), T(o.beta2), T(1.0 - o.beta2),
+                             T(o.eps), T(o.weight_decay), o.weight_decay != 0.0, T(decay(o)),
+                             T(step_size), o.decoupled_weight_decay, rectify, o.maximize);
+}
+
+template <class T>
+void kernel(const AdadeltaOptions& o, std::int64_t, T* p, const T* g, T* v, T* u, std::size_t n) {
+  generic::kernels::adadelta<T>(p, g, v, u, n, T(o.lr), T(o.rho), T(1.0 - o.rho), T(o.eps),
+                                T(o.weight_decay), o.weight_decay != 0.0, o.maximize);
+}
+
+}  // namespace detail
+
+// ------------------------------------------------------------------ the step functions
+// One per optimizer, generated from fastopt/optimizers.h:
+//
+//   template <class T>  // float or double
+//   void <name>(T* param, const T* grad, <state>, std::size_t n, std::int64_t step,
+//               const <Cpp>Options& options = <Cpp>Options());
+//
+// with <state> the FASTOPT_STATE_<name> entries in order: T* per array (an O array may be
+// nullptr while its option is 0/false), double* per carried value.  That is
+//
+//   sgd(param, grad, momentum_buffer, n, step, options)   // set to grad on step 1
+//   adagrad(param, grad, state_sum, n, step, options)     // starts at initial_accumulator_value
+//   rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, n, step, options)
+//   adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, step, options)
+//   adamax(param, grad, exp_avg, exp_inf, n, step, options)
+//   nadam(param, grad, exp_avg, exp_avg_sq, &mu_product, n, step, options)
+//   radam(param, grad, exp_avg, exp_avg_sq, n, step, options)
+//   adadelta(param, grad, square_avg, acc_delta, n, step, options)
+//
+// Every state array starts at zero unless said otherwise; NAdam's mu_product starts at 1.0
+// and each call replaces it with the product after the step (rounded to float32 as torch
+// keeps it), also when n == 0.  Checks, in order: step, each option by its rule and the
+// cross check (SGD's Nesterov), param and grad and every needed state non-null when n > 0
+// (mu_product always), mu_product in [0, 1], no written range overlapping another.
+#define FASTOPT_HPP_ARRAY(T, array) detail::same_t<T>*array,
+#define FASTOPT_HPP_OPTIONAL(T, array, option) detail::same_t<T>*array,
+#define FASTOPT_HPP_VALUE(T, value) double *value,
+#define FASTOPT_HPP_NEED(T, array) detail::need(array, n, #array);
+#define FASTOPT_HPP_NEED_IF(T, array, option) \
+  array = detail::needed_if(array, n, #array, #option, o.option);
+#define FASTOPT_HPP_CARRIED(T, value) detail::check_carried(value, #value);
+#define FASTOPT_HPP_RANGE(T, array) {array, n * sizeof(T), true, #array},
+#define FASTOPT_HPP_RANGE_IF(T, array, option) FASTOPT_HPP_RANGE(T, array)
+#define FASTOPT_HPP_VALUE_RANGE(T, value) {value, sizeof(double), true, #value},
+#define FASTOPT_HPP_FUNCTION(name, Cpp)                                                         \
+  template <class T>                                                                            \
+  void name(T* param, const detail::same_t<T>* grad,                                            \
+            FASTOPT_STATE_##name(FASTOPT_HPP_ARRAY, FASTOPT_HPP_OPTIONAL, FASTOPT_HPP_VALUE, T) \
+                std::size_t n,                                                                  \
+            std::int64_t step, const Cpp##Options& options = Cpp##Options()) {                  \
+    detail::check_type<T>();                                                                    \
+    const Cpp##Options& o = options;                                                            \
+    detail::check_step(step);                                                                   \
+    detail::check_options(o);                                                                   \
+    detail::check_size<T>(n);                                                                   \
+    detail::need(param, n, "param");                                                            \
+    detail::need(grad, n, "grad");                                                              \
+    FASTOPT_STATE_##name(FASTOPT_HPP_NEED, FASTOPT_HPP_NEED_IF, FASTOPT_HPP_CARRIED, T)         \
+        detail::check_arrays({{param, n * sizeof(T), true, "param"},                            \
+                              {grad, n * sizeof(T), false, "grad"},                             \
+                              FASTOPT_STATE_##name(FASTOPT_HPP_RANGE, FASTOPT_HPP_RANGE_IF,     \
+                                                   FASTOPT_HPP_VALUE_RANGE, T)});               \
+    detail::kernel<T>(o, step, param, grad, FASTOPT_STATE_ARGS(name) n);                        \
+  }
+FASTOPT_OPTIMIZERS(FASTOPT_HPP_FUNCTION)
+
+// AdamOptions from AdamWOptions: the same values and decoupled_weight_decay = true.
+#define FASTOPT_HPP_COPY(option, ...) o.option = w.option;
 inline AdamOptions to_adam(const AdamWOptions& w) {
   AdamOptions o;
-  o.lr = w.lr;
-  o.beta1 = w.beta1;
-  o.beta2 = w.beta2;
-  o.eps = w.eps;
-  o.weight_decay = w.weight_decay;
-  o.amsgrad = w.amsgrad;
-  o.maximize = w.maximize;
-  o.decoupled_weight_decay = true;
+  FASTOPT_OPTIONS_adamw(FASTOPT_HPP_COPY, FASTOPT_HPP_COPY) o.decoupled_weight_decay = true;
   return o;
 }
 

@@ -514,6 +514,81 @@ void adadelta(P* p, const P* g, T* v, T* u, std::size_t n, T lr, T rho, T one_mi
     adadelta_impl<T, P, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
 }
 
+// ---------------------------------------------------------------- Rprop
+// torch.optim.Rprop in its order: the factor is sign(g * prev) (torch.sign: 0 for NaN)
+// replaced by etaplus where > 0, then etaminus where < 0, then 1 where == 0; the gradient is
+// zeroed where the factor equals etaminus.  FIRST: the step sizes start at lr (torch's
+// state init), the stored ones are not read.  clamp propagates NaN, as torch.clamp.
+template <class T>
+inline T torch_sign(T x) {
+  return T(x > T(0)) - T(x < T(0));
+}
+
+template <class T, class P, bool FIRST>
+inline void rprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT prev,
+                       T* FASTOPT_RESTRICT ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
+                       T smax, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * load(g[i]);
+    T f = torch_sign(gi * prev[i]);
+    f = f > T(0) ? etaplus : f;
+    f = f < T(0) ? etaminus : f;
+    f = f == T(0) ? T(1) : f;
+    T s = (FIRST ? lr : ss[i]) * f;
+    s = s < smin ? smin : s;
+    s = s > smax ? smax : s;
+    gi = f == etaminus ? T(0) : gi;
+    ss[i] = s;
+    prev[i] = gi;
+    store(p[i], load(p[i]) - torch_sign(gi) * s);
+  }
+}
+
+template <class T, class P>
+void rprop(P* p, const P* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
+           T smax, bool first, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  if (first)
+    rprop_impl<T, P, true>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+  else
+    rprop_impl<T, P, false>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+}
+
+// ---------------------------------------------------------------- ASGD
+// eta, mu (torch's float32 state), decay = 1 - lambd * eta and `average` (mu != 1) are
+// computed by the caller in double.
+template <class T, class P, bool WD, bool AVERAGE>
+inline void asgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax,
+                      std::size_t n, T eta, T decay, T mu, T wd, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
+    T pi = load(p[i]) * decay;
+    pi = pi - eta * gi;
+    store(p[i], pi);
+    ax[i] = AVERAGE ? ax[i] + (pi - ax[i]) * mu : pi;
+  }
+}
+
+template <class T, class P>
+void asgd(P* p, const P* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
+          bool average, bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+#define FASTOPT_ASGD(W, A) asgd_impl<T, P, W, A>(p, g, ax, n, eta, decay, mu, wd, s)
+  if (use_wd) {
+    if (average)
+      FASTOPT_ASGD(true, true);
+    else
+      FASTOPT_ASGD(true, false);
+  } else {
+    if (average)
+      FASTOPT_ASGD(false, true);
+    else
+      FASTOPT_ASGD(false, false);
+  }
+#undef FASTOPT_ASGD
+}
+
 // ---------------------------------------------------------------- finiteness check
 // True if every element is finite.  Compares the magnitude bits with the exponent mask
 // (inf and NaN have an all-ones exponent); a max-reduction over unsigned integers

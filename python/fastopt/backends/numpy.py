@@ -264,6 +264,63 @@ def _adadelta(rows, *, lr, rho, one_minus_rho, eps, wd, maximize):
         p -= dt(lr) * delta
 
 
+def _sign(x):
+    """``torch.sign``: 1, -1 or 0 in x's dtype, and 0 for NaN (``np.sign`` gives NaN)."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+def _rprop(rows, *, lr, etaminus, etaplus, step_size_min, step_size_max, maximize, first):
+    r"""Rprop (``torch.optim.Rprop``), in torch's order of operations; on the first step
+    (``first``) the step sizes start at ``lr``.
+
+    .. math::
+        s &= \operatorname{sign}(\pm g \cdot g_{prev}),\quad
+        f = \eta_+ \text{ if } s > 0,\ \eta_- \text{ if } s < 0,\ 1 \text{ if } s = 0 \\
+        \Delta &\leftarrow \operatorname{clamp}(\Delta f, \Delta_{min}, \Delta_{max}),\quad
+        g \leftarrow 0 \text{ where } f = \eta_-,\quad
+        p \leftarrow p - \operatorname{sign}(g) \Delta,\quad g_{prev} \leftarrow g
+
+    ``sign`` is ``torch.sign`` (0 for NaN: a NaN gradient leaves its element unchanged); the
+    factor is replaced in torch's order (etaplus, etaminus, then 1 for 0), in the array's
+    dtype, and the gradient is zeroed where the factor equals etaminus.
+    """
+    for p, g, prev, ss in rows:
+        dt = p.dtype.type
+        g = -g if maximize else g
+        f = _sign(g * prev)
+        f[f > 0] = dt(etaplus)
+        f[f < 0] = dt(etaminus)
+        f[f == 0] = 1
+        base = np.full_like(p, dt(lr)) if first else ss
+        ss[...] = np.minimum(np.maximum(base * f, dt(step_size_min)), dt(step_size_max))
+        g = np.where(f == dt(etaminus), dt(0), g)
+        p -= _sign(g) * ss
+        prev[...] = g
+
+
+def _asgd(rows, *, eta, decay, mu, average, wd, maximize):
+    r"""ASGD (``torch.optim.ASGD``).  ``_contract.asgd_per_step`` gives this step's ``eta``
+    and ``mu`` (torch's float32 state, set at the end of the previous step), ``decay = 1 -
+    lambd * eta`` and ``average = mu != 1``.
+
+    .. math::
+        g \leftarrow \pm g + \lambda p,\quad p \leftarrow p (1 - \lambda_d \eta),\quad
+        p \leftarrow p - \eta g,\quad
+        a \leftarrow a + (p - a) \mu \text{ (average) else } a \leftarrow p
+    """
+    for p, g, ax in rows:
+        dt = p.dtype.type
+        g = -g if maximize else g
+        if wd != 0:
+            g = g + dt(wd) * p
+        p *= dt(decay)
+        p -= dt(eta) * g
+        if average:
+            ax += (p - ax) * dt(mu)
+        else:
+            ax[...] = p
+
+
 _RULES = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -273,6 +330,8 @@ _RULES = {
     "nadam": _nadam,
     "radam": _radam,
     "adadelta": _adadelta,
+    "rprop": _rprop,
+    "asgd": _asgd,
 }
 
 
