@@ -494,7 +494,9 @@ def test_defaults_are_the_contracts(builds, mode, driver):
     for line in r.stdout.splitlines():
         name, option, value = line.split()
         got.setdefault(name, {})[option] = float(value)
-    assert sorted(got) == sorted(C.SPECS), (
+    # Adafactor and Muon reduce and multiply matrices (fastopt._matrix): not in the C API.
+    elementwise = [n for n, s in C.SPECS.items() if s.kernel in C.KERNELS]
+    assert sorted(got) == sorted(elementwise), (
         "the C/C++ API must have every optimizer of the contract: add the missing ones to "
         "cpp/include/fastopt/optimizers.h (docs/embedding.md)"
     )

@@ -31,6 +31,7 @@ CASES = [
     (fastopt.Adadelta, dict(lr=0.5)),
     (fastopt.Rprop, dict(lr=0.01, etas=(0.4, 1.3))),  # step_size starts at the first use
     (fastopt.ASGD, dict(lr=0.05, lambd=0.01, t0=2.0)),  # averaging starts within the run
+    (fastopt.Adafactor, dict(lr=0.05, weight_decay=0.01)),  # its own step: beta2_t, rho_t
 ]
 IDS = [f"{c.__name__}-{i}" for i, (c, _) in enumerate(CASES)]
 

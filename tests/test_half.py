@@ -69,20 +69,20 @@ def grads_for(params, rng, dtype):
     ]
 
 
-def run_half(cls, kw, backend, half, steps=STEPS, seed=0, **robust):
+def run_half(cls, kw, backend, half, steps=STEPS, seed=0, shapes=SHAPES, **robust):
     rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s).astype(half) for s in SHAPES]
+    params = [rng.standard_normal(s).astype(half) for s in shapes]
     opt = cls(params, backend=backend, **kw, **robust)
     for _ in range(steps):
         opt.step(grads_for(params, rng, half))
     return params, opt
 
 
-def run_reference(cls, kw, half, steps=STEPS, seed=0):
+def run_reference(cls, kw, half, steps=STEPS, seed=0, shapes=SHAPES):
     """The spec: the float32 NumPy reference, its parameter rounded to ``half`` after each
     step, fed the same half gradients (widened exactly)."""
     rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s).astype(half).astype(np.float32) for s in SHAPES]
+    params = [rng.standard_normal(s).astype(half).astype(np.float32) for s in shapes]
     opt = cls(params, backend="numpy", **kw)
     for _ in range(steps):
         g = grads_for([p.astype(half) for p in params], rng, half)
@@ -92,12 +92,23 @@ def run_reference(cls, kw, half, steps=STEPS, seed=0):
     return [p.astype(half) for p in params], opt
 
 
+# The matrix optimizers (fastopt._matrix), on matrices (Muon takes nothing else).
+MATRIX_SHAPES = [(1, 1), (7, 13), (31, 5), (17,)]
+MATRIX = [
+    (fastopt.Adafactor, dict(lr=0.01), MATRIX_SHAPES),
+    (fastopt.Adafactor, dict(lr=0.01, weight_decay=0.05, maximize=True), MATRIX_SHAPES),
+    (fastopt.Muon, dict(lr=0.02), MATRIX_SHAPES[:3]),
+    (fastopt.Muon, dict(lr=0.02, nesterov=False, weight_decay=0.1), MATRIX_SHAPES[:3]),
+]
+ALL = [(cls, kw, SHAPES) for cls, kw in CASES] + MATRIX
+
+
 @pytest.mark.parametrize("backend_", BACKENDS)
-@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+@pytest.mark.parametrize("case", ALL, ids=[case_id(c[:2]) for c in ALL])
 def test_every_optimizer_equals_float32_reference_rounded_once_per_step(case, backend_, half):
-    cls, kw = case
-    want, want_opt = run_reference(cls, kw, half)
-    got, got_opt = run_half(cls, kw, backend_, half)
+    cls, kw, shapes = case
+    want, want_opt = run_reference(cls, kw, half, shapes=shapes)
+    got, got_opt = run_half(cls, kw, backend_, half, shapes=shapes)
     for i, (g, w) in enumerate(zip(got, want)):
         same_half(g, w, f"param {i}")
     for name, st in want_opt.state.items():
@@ -110,10 +121,10 @@ def test_every_optimizer_equals_float32_reference_rounded_once_per_step(case, ba
 def test_half_trajectories_move(half):
     """Guard against a vacuous agreement: the half parameters really change, every step
     count reached (a rounding that lost every update would still be 'equal')."""
-    for cls, kw in CASES:
+    for cls, kw, shapes in ALL:
         rng = np.random.default_rng(0)
-        start = [rng.standard_normal(s).astype(half) for s in SHAPES]
-        got, _ = run_half(cls, kw, "numpy", half, steps=3)
+        start = [rng.standard_normal(s).astype(half) for s in shapes]
+        got, _ = run_half(cls, kw, "numpy", half, steps=3, shapes=shapes)
         for s, g in zip(start, got):
             assert not np.array_equal(bits(s), bits(g)), case_id((cls, kw))
 
@@ -222,15 +233,16 @@ def test_native_every_isa_and_split_gives_the_reference_bits(half, nt):
 
 
 # ------------------------------------------------------------------ master weights
-CLASSES = sorted({cls for cls, _ in CASES}, key=lambda c: c.__name__)  # every optimizer
+# every optimizer (the first case of each: optimizer, options, shapes)
+FIRST = list({cls: (cls, kw, shapes) for cls, kw, shapes in reversed(ALL)}.values())
 
 
 @pytest.mark.parametrize("backend_", BACKENDS)
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_master_weights_follow_the_float32_run_exactly(cls, backend_, half):
-    kw = dict(lr=0.01) if cls is not fastopt.SGD else dict(lr=0.05, momentum=0.9)
+@pytest.mark.parametrize("case", FIRST, ids=[c[0].__name__ for c in FIRST])
+def test_master_weights_follow_the_float32_run_exactly(case, backend_, half):
+    cls, kw, shapes = case
     rng = np.random.default_rng(5)
-    start = [rng.standard_normal(s).astype(half) for s in SHAPES]
+    start = [rng.standard_normal(s).astype(half) for s in shapes]
     params = [p.copy() for p in start]
     wide = [p.astype(np.float32) for p in start]
     opt = cls(params, backend=backend_, master_weights=True, **kw)
@@ -481,3 +493,29 @@ def test_import_does_not_need_ml_dtypes():
     code = "import sys, fastopt, numpy as np; fastopt.Adam([np.ones(3, np.float16)]); assert 'ml_dtypes' not in sys.modules"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("backend_", BACKENDS)
+@pytest.mark.parametrize(
+    "kind, state, scalars",
+    [
+        ("adafactor_update", "variance", dict(weight=0.3, eps=1e-6, lerp=True, maximize=True)),
+        ("muon_update", "momentum_buffer", dict(weight=0.05, momentum=0.95, nesterov=True)),
+        ("decay_add", None, dict(wd=0.1, decay=0.999, step_size=0.01)),
+    ],
+)
+def test_matrix_element_wise_kernels_take_half_storage(backend_, half, kind, state, scalars):
+    """The element-wise kinds of the matrix optimizers, called directly with half arrays:
+    the float32 computation, the written array rounded once."""
+    be = fastopt.backends.resolve(backend_)[1]
+    rng = np.random.default_rng(8)
+    for n in (1, 7, 4099):
+        out, g = rng.standard_normal(n).astype(half), rng.standard_normal(n).astype(half)
+        st = np.abs(rng.standard_normal(n)).astype(np.float32)
+        want, want_st = out.astype(np.float32), st.copy()
+        ref_backend.step(
+            kind, [want], [g.astype(np.float32)], {state: [want_st]} if state else {}, scalars
+        )
+        be.step(kind, [out], [g], {state: [st]} if state else {}, scalars)
+        same_half(out, want.astype(half), f"{kind} {n}")
+        assert_same_bits(st, want_st, f"{kind} state {n}")

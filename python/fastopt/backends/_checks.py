@@ -33,6 +33,22 @@ def dtype_tag(dtype):
     return dtype.name if dtype.kind == "V" and is_half(dtype) else dtype.str
 
 
+def on_float32(rule, rows):
+    """Run ``rule(rows)`` with every half-precision row's parameter and gradient replaced by
+    float32 copies (exact), then write each such parameter back from its copy, rounded to
+    nearest even: one rounding per step, the half-precision spec of the NumPy reference
+    (and of the matrix optimizers' steps, on any backend)."""
+    wide = [
+        [r[0].astype(np.float32), r[1].astype(np.float32), *r[2:]] if is_half(r[0].dtype) else r
+        for r in rows
+    ]
+    rule(wide)
+    with np.errstate(over="ignore"):  # rounding past the largest half value gives inf
+        for r, w in zip(rows, wide):
+            if w is not r:
+                r[0][...] = w[0]
+
+
 def state_dtype(dtype):
     """The dtype of the state arrays (and of the arithmetic) of a parameter of ``dtype``:
     float32 for a half-precision parameter, else the parameter's own."""
