@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 VPY    := $(VENV)/bin/python
 SOURCES := $(shell find cpp python cmake -type f \( -name '*.py' -o -name '*.cpp' -o -name '*.hpp' \
-             -o -name '*.h' -o -name '*.in' \)) pyproject.toml CMakeLists.txt
+             -o -name '*.h' -o -name '*.in' -o -name '*.inc' \)) pyproject.toml CMakeLists.txt
 PYTEST_ARGS ?=
 # The extras the make targets use: numba is an optional extra for users (fastopt[numba]) but
 # the test suite checks that backend too; lint brings ruff and clang-format.

@@ -367,7 +367,7 @@ def test_asgd_carried_state_unchanged_on_error_and_checked_on_load(backend):
     opt.step([g])
     opt.step([g])
     group = dict(opt.state_dict()["param_groups"][0])
-    assert group["mu"] != 1.0 and group["eta"] > 0  # the values the checks below guard
+    assert group["mu"][0] != 1.0 and group["eta"][0] > 0  # the values the checks below guard
     with pytest.raises(TypeError):
         opt.step([g.astype(np.float32)])
     with pytest.raises(ValueError):

@@ -142,6 +142,34 @@ def _reference_scalars(kind, o, t):
             wd=o["weight_decay"],
             maximize=o["maximize"],
         )
+    if kind == "adafactor":  # torch.optim.Adafactor's Python floats
+        return dict(
+            decay=1 - o["lr"] * o["weight_decay"],
+            wd=o["weight_decay"],
+            eps1=o["eps"][0],
+            eps2=o["eps"][1],
+            d=o["d"],
+            maximize=o["maximize"],
+            weight=float(t) ** o["beta2_decay"],
+            rho=min(o["lr"], 1 / (float(t) ** 0.5)),
+        )
+    if kind == "muon":  # torch.optim.Muon's; the Newton-Schulz options pass through
+        a, b, c = o["ns_coefficients"]
+        return dict(
+            lr=o["lr"],
+            wd=o["weight_decay"],
+            decay=1 - o["lr"] * o["weight_decay"],
+            weight=1 - o["momentum"],
+            momentum=o["momentum"],
+            nesterov=o["nesterov"],
+            ns_a=a,
+            ns_b=b,
+            ns_c=c,
+            eps=o["eps"],
+            ns_steps=o["ns_steps"],
+            adjust_lr_fn=o["adjust_lr_fn"],
+            ns_dtype=o["ns_dtype"],
+        )
     b1, b2 = o["betas"]
     if kind == "adamax":
         return dict(
@@ -218,7 +246,9 @@ def test_scalars_are_todays_formulas_bit_for_bit(name):
             if opt.kind == "scalar":
                 o[opt.name] = float(rng.uniform(0, 0.9))
             elif opt.kind == "pair":
-                o[opt.name] = (float(rng.uniform(0, 0.99)), float(rng.uniform(0.9, 1)))
+                o[opt.name] = (float(rng.uniform(0, 0.99)), float(rng.uniform(0.9, 1))) + tuple(
+                    float(rng.uniform(-5, 5)) for _ in opt.rules[2:]
+                )
         got = spec.scalars(o, t)
         want = _reference_scalars(name, o, t)
         assert set(got) == set(want) == set(spec.scalar_names)

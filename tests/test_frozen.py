@@ -29,6 +29,9 @@ CASES = [
     (fastopt.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
     (fastopt.RMSprop, dict(lr=0.005, alpha=0.9, momentum=0.5, centered=True)),
     (fastopt.Adadelta, dict(lr=0.5)),
+    (fastopt.Rprop, dict(lr=0.01, etas=(0.4, 1.3))),  # step_size starts at the first use
+    (fastopt.ASGD, dict(lr=0.05, lambd=0.01, t0=2.0)),  # averaging starts within the run
+    (fastopt.Adafactor, dict(lr=0.05, weight_decay=0.01)),  # its own step: beta2_t, rho_t
 ]
 IDS = [f"{c.__name__}-{i}" for i, (c, _) in enumerate(CASES)]
 
@@ -97,8 +100,9 @@ def test_none_gradients_match_torch(case, dtype, groups):
                 if key in tstate:  # torch makes a buffer at its first use
                     t_a = tstate[key].detach().numpy()
                     np.testing.assert_allclose(a, t_a, rtol=rtol, atol=atol * np.abs(t_a).max())
-            if "mu_product" in tstate:
-                assert opt.counters()[i]["mu_product"] == float(tstate["mu_product"])
+            for key in ("mu_product", "eta", "mu"):  # torch's float32 0-d tensors
+                if key in tstate:
+                    assert opt.counters()[i][key] == float(tstate[key]), (backend, i, key)
             if "momentum_buffer" in opt.state[i] and cls is fastopt.SGD:
                 assert ("momentum_buffer" in tstate and tstate["momentum_buffer"] is not None) == (
                     opt.counters()[i]["momentum_ready"]

@@ -470,6 +470,19 @@ const Kind kKinds[] = {
      {"square_avg", "acc_delta"},
      {"square_avgs", "acc_deltas"},
      "lr rho one_minus_rho eps wd maximize"},
+    {"adafactor_update",
+     Op::adafactor_update,
+     1,
+     {"variance"},
+     {"variances"},
+     "weight eps lerp maximize"},
+    {"muon_update",
+     Op::muon_update,
+     1,
+     {"momentum_buffer"},
+     {"momentum_buffers"},
+     "weight momentum nesterov"},
+    {"decay_add", Op::decay_add, 0, {}, {}, "wd decay step_size"},
     {"rprop",
      Op::rprop,
      2,
@@ -504,6 +517,7 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"bias_correction2", &Job::bias_correction2, nullptr},
                          {"grad_coef", &Job::grad_coef, nullptr},
                          {"avg_coef", &Job::avg_coef, nullptr},
+                         {"weight", &Job::weight, nullptr},
                          {"etaminus", &Job::etaminus, nullptr},
                          {"etaplus", &Job::etaplus, nullptr},
                          {"step_size_min", &Job::step_size_min, nullptr},
@@ -517,7 +531,8 @@ const Field kFields[] = {{"lr", &Job::lr, nullptr},
                          {"decoupled", nullptr, &Job::decoupled},
                          {"amsgrad", nullptr, &Job::amsgrad},
                          {"rectify", nullptr, &Job::rectify},
-                         {"average", nullptr, &Job::average}};
+                         {"average", nullptr, &Job::average},
+                         {"lerp", nullptr, &Job::lerp}};
 constexpr int kNumFields = sizeof(kFields) / sizeof(kFields[0]);
 using FieldMask = std::uint64_t;
 static_assert(kNumFields <= 64, "the field masks are 64-bit");
@@ -612,8 +627,8 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
   }
   if (ki == kNumKinds)
     throw py::value_error("unknown kernel kind " + py::repr(kind_obj).cast<std::string>() +
-                          "; one of adadelta, adagrad, adam, adamax, asgd, nadam, radam, rmsprop, "
-                          "rprop, sgd");
+                          "; one of adadelta, adafactor_update, adagrad, adam, adamax, asgd, "
+                          "decay_add, muon_update, nadam, radam, rmsprop, rprop, sgd");
   const Kind* k = &kKinds[ki];
   const std::string kind = k->name;  // for messages (short: no allocation)
   const FieldMask want = kn[ki].fields;

@@ -54,6 +54,7 @@ embedding API, its entry in ``cpp/include/fastopt/optimizers.h`` and its derived
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -74,6 +75,8 @@ __all__ = [
     "NADAM",
     "RADAM",
     "ADADELTA",
+    "ADAFACTOR",
+    "MUON",
     "RPROP",
     "ASGD",
 ]
@@ -82,13 +85,15 @@ __all__ = [
 class Option:
     """One option of an optimizer.
 
-    ``kind``: "scalar" (a real, may be a schedule ``step -> value``), "pair" (a tuple of two
-    such reals, checked by ``rules[0]`` and ``rules[1]``), "flag" (True/False) or "const"
-    (a real that is not schedulable).  ``rules`` name ``_validation.RULES`` entries;
+    ``kind``: "scalar" (a real, may be a schedule ``step -> value``), "pair" (a tuple of
+    ``len(rules)`` such reals, checked by ``rules[0]``, ``rules[1]``, ...: ``betas``, Muon's
+    three ``ns_coefficients``), "flag" (True/False), "const" (a real that is not
+    schedulable) or "fixed" (any other value that is not schedulable, checked and
+    normalised by ``check(name, value)``: Muon's ``ns_steps`` and ``adjust_lr_fn``).  ``rules`` name ``_validation.RULES`` entries;
     ``bounds`` gives each rule's range as numbers ``(low, high, high_open)`` for the Numba
     kernels (tests hold both to the same values)."""
 
-    __slots__ = ("bounds", "default", "doc", "kind", "name", "rules")
+    __slots__ = ("bounds", "check", "default", "doc", "kind", "name", "rules")
 
     def __init__(
         self,
@@ -98,9 +103,10 @@ class Option:
         rules: tuple[str, ...] = (),
         bounds: tuple[tuple[float, float, bool], ...] = (),
         doc: str = "",
+        check: Callable[[str, Any], Any] | None = None,
     ) -> None:
         self.name, self.default, self.kind = name, default, kind
-        self.rules, self.bounds, self.doc = rules, bounds, doc
+        self.rules, self.bounds, self.doc, self.check = rules, bounds, doc, check
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.default!r}, {self.kind!r})"
@@ -133,10 +139,14 @@ def flag(name: str, default: bool, doc: str = "") -> Option:
     return Option(name, default, "flag", (), (), doc)
 
 
+def fixed(name: str, default: Any, check: Callable[[str, Any], Any], doc: str = "") -> Option:
+    return Option(name, default, "fixed", (), (), doc, check)
+
+
 def pair(
     name: str,
-    default: tuple[float, float],
-    rules: tuple[str, str],
+    default: tuple[Any, ...],
+    rules: tuple[str, ...],
     bounds: tuple[tuple[float, float, bool], ...],
     doc: str = "",
 ) -> Option:
@@ -145,9 +155,11 @@ def pair(
 
 class State:
     """One state array per parameter: torch's name (``opt.state`` and checkpoints), the
-    kernels' argument name, when the (checked, evaluated) options need it, how it starts."""
+    kernels' argument name, when the (checked, evaluated) options need it, how it starts,
+    and its shape for a parameter of a given shape (``shape``: default the parameter's;
+    None: this parameter keeps no such array, as Adafactor's ``variance`` for a matrix)."""
 
-    __slots__ = ("arg", "init", "name", "needed", "why")
+    __slots__ = ("arg", "init", "name", "needed", "shape", "why")
 
     def __init__(
         self,
@@ -156,8 +168,14 @@ class State:
         needed: Callable[[Mapping[str, Any]], bool],
         init: str = "zeros",
         why: str = "",
+        shape: Callable[[tuple[int, ...]], tuple[int, ...] | None] | None = None,
     ) -> None:
         self.name, self.arg, self.needed, self.init, self.why = name, arg, needed, init, why
+        self.shape = shape if shape is not None else _same_shape
+
+
+def _same_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    return shape
 
 
 def _always(options: Mapping[str, Any]) -> bool:
@@ -181,6 +199,7 @@ class Spec:
         fixed: dict[str, Any] | None = None,
         group_state: dict[str, Any] | None = None,
         carry: tuple[str, ...] = (),
+        param_ndim: int | None = None,
     ) -> None:
         import inspect
 
@@ -199,6 +218,8 @@ class Spec:
         #: Group-state reals that ``per_step`` reads (its arguments before ``step``) and
         #: returns updated (after the step scalars): NAdam's running ``mu_product``.
         self.carry = tuple(carry)
+        #: The one number of dimensions every parameter must have (Muon: 2), or None.
+        self.param_ndim = param_ndim
         self.defaults: dict[str, Any] = {o.name: o.default for o in options}
         #: The defaults as attributes, for the public signatures: ``lr=ADAM.D.lr``.
         self.D: Any = SimpleNamespace(**self.defaults)
@@ -262,7 +283,13 @@ class Spec:
         """A variant (AdamW from Adam): other defaults and fixed kernel flags."""
         opts = tuple(
             Option(
-                o.name, (defaults or {}).get(o.name, o.default), o.kind, o.rules, o.bounds, o.doc
+                o.name,
+                (defaults or {}).get(o.name, o.default),
+                o.kind,
+                o.rules,
+                o.bounds,
+                o.doc,
+                o.check,
             )
             for o in self.options
         )
@@ -279,7 +306,17 @@ class Spec:
             {**self.fixed, **(fixed or {})},
             self.group_state,
             self.carry,
+            self.param_ndim,
         )
+
+    def check_param(self, label: str, shape: tuple[int, ...]) -> None:
+        """Refuse a parameter of the wrong number of dimensions (``param_ndim``)."""
+        if self.param_ndim is not None and len(shape) != self.param_ndim:
+            raise ValueError(
+                f"{self.name} only supports {self.param_ndim}-D parameters, but {label} has "
+                f"shape {shape}; optimize the other parameters with another optimizer "
+                "(such as AdamW)"
+            )
 
     # ---------------------------------------------------------------- checks
     def check_value(self, name: str, value: Any, *, allow_schedule: bool) -> Any:
@@ -288,8 +325,11 @@ class Spec:
         opt = self.option[name]
         if opt.kind == "flag":
             return check_bool(name, value)
+        if opt.kind == "fixed":
+            assert opt.check is not None
+            return opt.check(name, value)
         if opt.kind == "pair":
-            if not isinstance(value, (tuple, list)) or len(value) != 2:
+            if not isinstance(value, (tuple, list)) or len(value) != len(opt.rules):
                 raise TypeError(f"{name} must be a pair ({', '.join(opt.rules)}), got {value!r}")
             return tuple(
                 v if allow_schedule and callable(v) else check_hyper(r, v)
@@ -512,6 +552,56 @@ def adadelta_constants(
     lr: float, rho: float, eps: float, weight_decay: float, maximize: bool
 ) -> tuple[Any, ...]:
     return (lr, rho, 1.0 - rho, eps, weight_decay, maximize)
+
+
+def adafactor_constants(
+    lr: float,
+    weight_decay: float,
+    eps1: float | None,
+    eps2: float,
+    d: float,
+    maximize: bool,
+) -> tuple[Any, ...]:
+    # eps1 None: the machine epsilon of each parameter's dtype (chosen by the driver).
+    return (1.0 - lr * weight_decay, weight_decay, eps1, eps2, d, maximize)
+
+
+def adafactor_per_step(lr: float, beta2_decay: float, step: int) -> tuple[float, float]:
+    # torch.optim.Adafactor's Python floats: 1 - beta2_t = t ** beta2_decay (the lerp
+    # weight of the second moments) and the relative step size rho_t = min(lr, 1 / t**0.5).
+    t = float(step)
+    return (t**beta2_decay, min(lr, 1.0 / (t**0.5)))
+
+
+def muon_constants(
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    ns_a: float,
+    ns_b: float,
+    ns_c: float,
+    eps: float,
+    ns_steps: int,
+    adjust_lr_fn: str | None,
+    ns_dtype: str,
+) -> tuple[Any, ...]:
+    # The Newton-Schulz options pass through to fastopt._matrix.muon_step.
+    return (
+        lr,
+        weight_decay,
+        1.0 - lr * weight_decay,
+        1.0 - momentum,
+        momentum,
+        nesterov,
+        ns_a,
+        ns_b,
+        ns_c,
+        eps,
+        ns_steps,
+        adjust_lr_fn,
+        ns_dtype,
+    )
 
 
 def rprop_constants(
@@ -775,6 +865,142 @@ ADADELTA = Spec(
 )
 
 
+def _factored_shape(axis: int) -> Callable[[tuple[int, ...]], tuple[int, ...] | None]:
+    """Adafactor's row (axis -1) or column (axis -2) factor: the parameter's shape with
+    that axis reduced to 1, for parameters of 2 or more dimensions."""
+
+    def shape(s: tuple[int, ...]) -> tuple[int, ...] | None:
+        if len(s) < 2:
+            return None
+        out = list(s)
+        out[axis] = 1
+        return tuple(out)
+
+    return shape
+
+
+def _vector_shape(s: tuple[int, ...]) -> tuple[int, ...] | None:
+    return s if len(s) < 2 else None
+
+
+ADAFACTOR = Spec(
+    "adafactor",
+    "adafactor",
+    options=(
+        scalar("lr", 1e-2, doc="learning rate: the largest relative step size, and weight decay"),
+        scalar("beta2_decay", -0.8, bounds=(-math.inf, 0.0, False), doc="decay rate of beta2"),
+        pair(
+            "eps",
+            (None, 1e-3),
+            ("eps1", "eps2"),
+            (_NONNEG, _NONNEG),
+            "eps1 (None: the dtype's machine epsilon) and eps2",
+        ),
+        scalar("d", 1.0, bounds=(1.0, math.inf, False), doc="clipping threshold"),
+        scalar("weight_decay", 0.0, doc="decoupled weight decay"),
+        _MAXIMIZE,
+    ),
+    state=(
+        State("row_var", "row_vars", _always, why="ndim >= 2", shape=_factored_shape(-1)),
+        State("col_var", "col_vars", _always, why="ndim >= 2", shape=_factored_shape(-2)),
+        State("variance", "variances", _always, why="ndim <= 1", shape=_vector_shape),
+    ),
+    constants=adafactor_constants,
+    constant_names=("decay", "wd", "eps1", "eps2", "d", "maximize"),
+    per_step=adafactor_per_step,
+    step_names=("weight", "rho"),
+)
+
+
+def _ns_steps(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in [0, 100), got {value!r}")
+    n = int(value)
+    if not 0 <= n < 100:
+        raise ValueError(f"{name} must be in [0, 100) (torch refuses 100 or more), got {value!r}")
+    return n
+
+
+def _choice(*allowed: Any) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if not any(value is a or (isinstance(value, str) and value == a) for a in allowed):
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        return value
+
+    return check
+
+
+MUON = Spec(
+    "muon",
+    "muon",
+    options=(
+        scalar("lr", 1e-3, doc="learning rate"),
+        scalar("weight_decay", 0.1, doc="decoupled weight decay"),
+        scalar("momentum", 0.95, doc="momentum factor"),
+        flag("nesterov", True, "Nesterov momentum"),
+        pair(
+            "ns_coefficients",
+            (3.4445, -4.775, 2.0315),
+            ("ns_a", "ns_b", "ns_c"),
+            (_ANY, _ANY, _ANY),
+            "coefficients (a, b, c) of the Newton-Schulz polynomial",
+        ),
+        scalar("eps", 1e-7, doc="floor of the norm the update is divided by"),
+        fixed("ns_steps", 5, _ns_steps, "number of Newton-Schulz iterations"),
+        fixed(
+            "adjust_lr_fn",
+            None,
+            _choice(None, "original", "match_rms_adamw"),
+            "learning-rate adjustment for the matrix shape",
+        ),
+        fixed(
+            "ns_dtype",
+            "bfloat16",
+            _choice("bfloat16", "float32"),
+            "precision of the Newton-Schulz iteration",
+        ),
+    ),
+    state=(State("momentum_buffer", "momentum_buffers", _always),),
+    constants=muon_constants,
+    constant_names=(
+        "lr",
+        "wd",
+        "decay",
+        "weight",
+        "momentum",
+        "nesterov",
+        "ns_a",
+        "ns_b",
+        "ns_c",
+        "eps",
+        "ns_steps",
+        "adjust_lr_fn",
+        "ns_dtype",
+    ),
+    param_ndim=2,
+)
+
+#: The element-wise parts of the matrix optimizers (Adafactor, Muon), run by every backend
+#: between the reductions and the Newton-Schulz products of ``fastopt._matrix`` (NumPy, the
+#: same for every backend).  Slot 0 ("params") is the array the rule writes:
+#:
+#: * ``adafactor_update``: ``u = g / sqrt(max(v, eps))`` with ``g`` negated when
+#:   ``maximize``; ``v`` (slot ``variance``, param-shaped) is first lerped towards ``g*g``
+#:   by ``weight`` when ``lerp`` (a vector's second moment), else read as it is (a
+#:   matrix's factored estimate, materialised).  Scalars: weight, eps, lerp, maximize.
+#: * ``muon_update``: ``b = lerp(b, g, weight)``; ``u = lerp(g, b, momentum)`` when
+#:   ``nesterov``, else ``u = b``.  Scalars: weight, momentum, nesterov.
+#: * ``decay_add``: ``p = p * decay`` (when ``wd != 0``), then ``p = p - step_size * u``
+#:   (``u`` in the grads slot).  Scalars: wd, decay, step_size.
+#:
+#: ``lerp(a, b, w)`` is torch's: ``a + w (b - a)`` when ``|w| < 0.5``, else
+#: ``b - (b - a)(1 - w)``, with ``w`` and ``1 - w`` in the array's dtype.
+MATRIX_KERNELS: dict[str, tuple[State, ...]] = {
+    "adafactor_update": (State("variance", "variances", _always),),
+    "muon_update": (State("momentum_buffer", "momentum_buffers", _always),),
+    "decay_add": (),
+}
+
 RPROP = Spec(
     "rprop",
     "rprop",
@@ -831,24 +1057,39 @@ def slots(kind: str, params: Any, grads: Any, state: Mapping[str, Any]) -> list[
     """The ``(role, arrays or None, writable)`` slots of a backend call of kernel ``kind``
     (as ``backends._checks.collect`` takes them): params, grads, then each state array in
     the contract's order, labelled by the kernels' argument names."""
-    spec = KERNELS.get(kind) if isinstance(kind, str) else None
-    if spec is None:
-        raise ValueError(f"unknown kernel kind {kind!r}; one of {sorted(KERNELS)}")
+    states = KERNEL_STATE.get(kind) if isinstance(kind, str) else None
+    if states is None:
+        raise ValueError(f"unknown kernel kind {kind!r}; one of {sorted(KERNEL_STATE)}")
     if not isinstance(state, Mapping):
         raise TypeError(
             f"state must be a dict of state name -> list of arrays, got {type(state).__name__}"
         )
+    names = [s.name for s in states]
     for key in state:
-        if key not in spec.state_names:
-            raise TypeError(f"{kind} has no state {key!r}; its state: {list(spec.state_names)}")
+        if key not in names:
+            raise TypeError(f"{kind} has no state {key!r}; its state: {names}")
     return [("params", params, True), ("grads", grads, False)] + [
-        (s.arg, state.get(s.name), True) for s in spec.state
+        (s.arg, state.get(s.name), True) for s in states
     ]
 
 
 SPECS: dict[str, Spec] = {
     s.name: s
-    for s in (SGD, ADAGRAD, RMSPROP, ADAM, ADAMW, ADAMAX, NADAM, RADAM, ADADELTA, RPROP, ASGD)
+    for s in (
+        SGD,
+        ADAGRAD,
+        RMSPROP,
+        ADAM,
+        ADAMW,
+        ADAMAX,
+        NADAM,
+        RADAM,
+        ADADELTA,
+        RPROP,
+        ASGD,
+        ADAFACTOR,
+        MUON,
+    )
 }
 #: Kernel kind -> (the kernels' state argument names in slot order, the state names).
 KERNELS: dict[str, Spec] = {
@@ -862,4 +1103,9 @@ KERNELS: dict[str, Spec] = {
     "adadelta": ADADELTA,
     "rprop": RPROP,
     "asgd": ASGD,
+}
+#: Every kernel kind a backend runs -> its state arrays, in slot order.
+KERNEL_STATE: dict[str, tuple[State, ...]] = {
+    **{k: s.state for k, s in KERNELS.items()},
+    **MATRIX_KERNELS,
 }

@@ -135,6 +135,15 @@ RULES: dict[str, Callable[[str, object], float]] = {
     "momentum_decay": lambda n, v: check_real(n, v, low=0.0),
     # NAdam's running product of the momentum coefficients (group state, checkpoints)
     "mu_product": lambda n, v: check_real(n, v, low=0.0, high=1.0),
+    # Adafactor
+    "beta2_decay": lambda n, v: check_real(n, v, high=0.0),
+    "eps1": lambda n, v: None if v is None else check_real(n, v, low=0.0),  # type: ignore
+    "eps2": lambda n, v: check_real(n, v, low=0.0),
+    "d": lambda n, v: check_real(n, v, low=1.0),
+    # Muon's Newton-Schulz coefficients
+    "ns_a": lambda n, v: check_real(n, v),
+    "ns_b": lambda n, v: check_real(n, v),
+    "ns_c": lambda n, v: check_real(n, v),
     # Rprop: etas = (etaminus, etaplus), step_sizes = (step_size_min, step_size_max)
     "etaminus": lambda n, v: check_real(n, v, low=0.0, high=1.0, low_open=True, high_open=True),
     "etaplus": lambda n, v: check_real(n, v, low=1.0, low_open=True),

@@ -56,6 +56,7 @@ class's docstring):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import numbers
 import operator
@@ -70,6 +71,7 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; the annotations are never evaluated
     from typing_extensions import Unpack
 
 from . import _contract as C
+from . import _matrix
 from ._validation import check_bool, check_clip_value, check_hyper, check_max_norm, check_norm_type
 from .backends import _checks, resolve
 from .clip import _clip_value_copy, _norm_coef, _total_norm
@@ -88,6 +90,8 @@ __all__ = [
     "Adadelta",
     "Rprop",
     "ASGD",
+    "Adafactor",
+    "Muon",
     "NonFiniteGradientError",
 ]
 
@@ -290,7 +294,9 @@ class _StateView(Mapping):  # type: ignore[type-arg]
 
     def __getitem__(self, name: Any) -> Mapping[str, np.ndarray]:
         gi, i = self._opt._where[name]
-        return MappingProxyType({k: a[i] for k, a in self._opt._buffers[gi].items()})
+        return MappingProxyType(
+            {k: a[i] for k, a in self._opt._buffers[gi].items() if a[i] is not None}
+        )
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._opt._names)
@@ -378,6 +384,9 @@ class Optimizer:
     """
 
     _spec: C.Spec
+    #: The step of an optimizer that is not one element-wise backend call (Adafactor,
+    #: Muon: ``fastopt._matrix``): ``driver(backend module, <the backend step's arguments>)``.
+    _driver: Callable[..., Any] | None = None
 
     def __init__(
         self,
@@ -392,6 +401,7 @@ class Optimizer:
         **options: Any,
     ) -> None:
         self.backend, self._be = resolve(backend)
+        self._bind_kernel()
         if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
             raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
         self.nonfinite = nonfinite
@@ -432,6 +442,13 @@ class Optimizer:
             self.add_param_group(group)
         self.last_lr: list[float] = [self._plan(g, 0).lr for g in self.param_groups]
 
+    def _bind_kernel(self) -> None:
+        """``self._kernel``: the backend's ``step``, or the driver bound to the backend."""
+        driver = type(self)._driver
+        self._kernel: Callable[..., Any] = (
+            self._be.step if driver is None else functools.partial(driver, self._be)
+        )
+
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Mapping[str, Any]) -> None:
         """Add a group ``{"params": list or dict of arrays, <option>: value, ...}``."""
@@ -461,8 +478,11 @@ class Optimizer:
                 for g, bufs in zip(self.param_groups, self._buffers)
                 for key, states in bufs.items()
                 for nm, a in zip(g["names"], states)
+                if a is not None
             ),
         )
+        for nm, a in zip(names, arrays):
+            self._spec.check_param(f"params[{nm!r}]", a.shape)
         for key, default in self.defaults.items():
             group.setdefault(key, default)
         self._check_group(group)
@@ -490,13 +510,17 @@ class Optimizer:
             elif o.kind == "pair":
                 group[o.name] = tuple(group[o.name])
 
-    def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> np.ndarray:
+    def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> Any:
         """A new state array, as the contract says it starts (a ``grad`` or ``lr`` buffer is
-        written whole by its first step, the kernel's ``first=True``)."""
-        init = next(s.init for s in self._spec.state if s.name == name)
-        if init == "fill":
+        written whole by its first step, the kernel's ``first=True``), of the contract's
+        shape for this parameter; None if this parameter keeps no such array (Adafactor)."""
+        st = next(s for s in self._spec.state if s.name == name)
+        shape = st.shape(p.shape)
+        if shape is None:
+            return None
+        if st.init == "fill":
             return np.full_like(p, group["initial_accumulator_value"])
-        return np.zeros_like(p)
+        return np.zeros(shape, p.dtype)
 
     def _cached_plan(self, gi: int, group: dict[str, Any], k: int) -> _Plan:
         """``_plan`` of a group, reused while its options are the same constants.
@@ -533,11 +557,13 @@ class Optimizer:
         for o in spec.options:
             v = group[o.name]
             if o.kind == "pair":
-                if not isinstance(v, (tuple, list)) or len(v) != 2:
+                if not isinstance(v, (tuple, list)) or len(v) != len(o.rules):
                     raise TypeError(f"{o.name} must be a pair ({', '.join(o.rules)}), got {v!r}")
                 opts[o.name] = tuple(_evaluate(r, x, k) for r, x in zip(o.rules, v))
             elif o.kind == "flag":
                 opts[o.name] = check_bool(o.name, v)
+            elif o.kind == "fixed":
+                opts[o.name] = spec.check_value(o.name, v, allow_schedule=False)
             elif o.kind == "const":
                 opts[o.name] = check_hyper(o.rules[0], v)
             else:
@@ -594,7 +620,7 @@ class Optimizer:
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
         if check:
-            bad = self._be.step(
+            bad = self._kernel(
                 spec.kernel,
                 params,
                 grads,
@@ -606,7 +632,7 @@ class Optimizer:
             if bad is not None:
                 return bad  # nothing was written: the carried values stay as they were
         else:
-            self._be.step(spec.kernel, params, grads, state, scalars, names)
+            self._kernel(spec.kernel, params, grads, state, scalars, names)
         if carried is not None:
             gstate.update(zip(spec.carry, carried))
         if new:
@@ -680,11 +706,13 @@ class Optimizer:
         d = dict(self.__dict__)
         d.pop("_lock", None)
         d.pop("_be", None)  # a module; re-resolved from self.backend
+        d.pop("_kernel", None)
         return d
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._be = resolve(self.backend)[1]
+        self._bind_kernel()
         self._lock = threading.Lock()
 
     def _acquire(self, what):
@@ -735,6 +763,7 @@ class Optimizer:
                 for g, bufs in zip(self.param_groups, self._buffers)
                 for key, states in bufs.items()
                 for nm, a in zip(g["names"], states)
+                if a is not None
             ),
         )
 
@@ -923,7 +952,10 @@ class Optimizer:
             for key in self.defaults:
                 v = group[key]
                 if self._spec.option[key].kind == "pair":
-                    entry[key] = tuple(_SCHEDULE_MARK if callable(b) else float(b) for b in v)
+                    entry[key] = tuple(
+                        _SCHEDULE_MARK if callable(b) else None if b is None else float(b)
+                        for b in v
+                    )
                     for bi, b in enumerate(v):
                         parts = _stateful_parts(b)
                         if parts:
@@ -937,7 +969,11 @@ class Optimizer:
                     entry[key] = v
             groups.append(entry)
             for i, nm in enumerate(group["names"]):
-                state[nm] = {key: arrays[i].copy() for key, arrays in buffers.items()}
+                state[nm] = {
+                    key: arrays[i].copy()
+                    for key, arrays in buffers.items()
+                    if arrays[i] is not None
+                }
         return {
             "kind": type(self).__name__,
             "step_count": self.step_count,
@@ -1017,7 +1053,7 @@ class Optimizer:
                     raise ValueError(f"{where}lacks option {o.name!r}")
                 v, cur = entry[o.name], group[o.name]
                 if o.kind == "pair":
-                    if not isinstance(v, (tuple, list)) or len(v) != 2:
+                    if not isinstance(v, (tuple, list)) or len(v) != len(o.rules):
                         raise TypeError(
                             f"{where}{o.name} must be a pair ({', '.join(o.rules)}), got {v!r}"
                         )
@@ -1029,6 +1065,11 @@ class Optimizer:
                     opts[o.name] = cur  # this optimizer's schedule (its state restored below)
                 elif o.kind == "flag":
                     opts[o.name] = _checked(where, o.name, v, flag=True)
+                elif o.kind == "fixed":
+                    try:
+                        opts[o.name] = spec.check_value(o.name, v, allow_schedule=False)
+                    except (TypeError, ValueError) as exc:
+                        raise type(exc)(f"{where}{exc}") from None
                 else:
                     opts[o.name] = _checked(where, o.rules[0], v)
             try:
@@ -1057,9 +1098,12 @@ class Optimizer:
                             f"{where}{key} of {nm!r}: ", key, v, flag=isinstance(_default, bool)
                         )
                     )
-            loaded: dict[str, list[np.ndarray]] = {}
+            loaded: dict[str, list[Any]] = {}
             keys = None
-            for nm, p, gstate in zip(group["names"], group["params"], per_param):
+            shapes = {st.name: st.shape for st in spec.state}
+            for i, (nm, p, gstate) in enumerate(zip(group["names"], group["params"], per_param)):
+                # The states this parameter keeps, each with its shape (Adafactor's factors).
+                own = {k: f(p.shape) for k, f in shapes.items() if f(p.shape) is not None}
                 saved = states.get(nm, states.get(str(nm)))
                 if saved is None:
                     raise ValueError(f"state_dict has no state for parameter {nm!r}")
@@ -1074,23 +1118,32 @@ class Optimizer:
                             f"state_dict has state {key!r} for parameter {nm!r}; "
                             f"{kind} keeps {list(spec.state_names)}"
                         )
-                    if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != p.dtype:
+                    want = own.get(key)
+                    if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != p.dtype:
                         desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
                         raise ValueError(
                             f"state {key!r} of parameter {nm!r}: saved {desc}, "
-                            f"parameter is {p.dtype}{p.shape}"
+                            + (
+                                f"parameter is {p.dtype}{p.shape}"
+                                if want == p.shape
+                                else f"it must be {p.dtype}{want}"
+                                if want is not None
+                                else f"a parameter of shape {p.shape} keeps no {key!r}"
+                            )
                         )
-                    loaded.setdefault(key, []).append(a)
+                    loaded.setdefault(key, [None] * len(group["params"]))[i] = a
+                # States a parameter of this shape does not keep count as present.
+                have = set(saved) | (set(shapes) - set(own))
                 if keys is None:
-                    keys = set(saved)
-                elif set(saved) != keys:
+                    keys = have
+                elif have != keys:
                     raise ValueError(
                         f"group {gi}: parameter {nm!r} has state {sorted(saved)}, "
                         f"the group's first has {sorted(keys)}"
                     )
                 for key in plan.needed:
                     fresh = lazy is not None and key == lazy[0] and not gstate[lazy[1]]
-                    if key not in saved and not fresh:
+                    if key not in saved and key in own and not fresh:
                         raise ValueError(
                             f"state_dict lacks {key!r} for parameter {nm!r} (its "
                             "options need it: was it saved with other options?)"
@@ -1111,9 +1164,12 @@ class Optimizer:
             group, buffers = self.param_groups[gi], self._buffers[gi]
             new = {}
             for key, saved_arrays in loaded.items():
-                arrays = buffers.get(key) or [np.empty_like(p) for p in group["params"]]
+                arrays = buffers.get(key) or [
+                    self._new_state(key, group, p) for p in group["params"]
+                ]
                 for dst, src in zip(arrays, saved_arrays):
-                    np.copyto(dst, src)
+                    if src is not None:
+                        np.copyto(dst, src)
                 new[key] = arrays
             self._buffers[gi] = new
             self._set_counters(gi, per_param)
@@ -1767,6 +1823,161 @@ class ASGD(Optimizer):
         weight_decay: Hyper = _AS.weight_decay,
         *,
         maximize: bool = _AS.maximize,
+        **robust: Unpack[Robustness],
+    ) -> None:
+        super().__init__(params, **self._spec.pick(locals()), **robust)
+
+
+_AF, _MU = C.ADAFACTOR.D, C.MUON.D
+
+#: ``eps`` of Adafactor: (eps1 or None, eps2).
+Eps = tuple[Hyper | None, Hyper] | list[Any]
+
+
+@_document
+class Adafactor(Optimizer):
+    r"""Adafactor, as ``torch.optim.Adafactor`` (torch's variant: lr caps the relative step
+    size and scales the decoupled weight decay; eps1 acts on the variance estimate).
+
+    .. math::
+        \begin{aligned}
+        &G_t \leftarrow \nabla_\theta f_t(\theta_{t-1})
+            \quad (-\nabla_\theta f_t(\theta_{t-1}) \text{ if maximize}) \\
+        &\hat\beta_{2_t} = 1 - t^{\tau},\quad \rho_t = \min(\gamma, 1 / \sqrt t),\quad
+            \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta_{t-1}))\, \rho_t \\
+        &\text{if } \lambda \neq 0:\ \theta_{t-1} \leftarrow \theta_{t-1} (1 - \gamma \lambda) \\
+        &\text{if } \dim G_t \geq 2:\ R_t \leftarrow \mathrm{lerp}(R_{t-1},
+            \mathrm{mean}_{-1}(G_t^2), t^{\tau}),\
+            C_t \leftarrow \mathrm{lerp}(C_{t-1}, \mathrm{mean}_{-2}(G_t^2), t^{\tau}),\
+            \hat V_t = \frac{R_t C_t}{\max(\mathrm{mean}_{-2}(R_t), \epsilon_1)} \\
+        &\text{else: } \hat V_t \leftarrow \mathrm{lerp}(\hat V_{t-1}, G_t^2, t^{\tau}) \\
+        &U_t = G_t / \sqrt{\max(\hat V_t, \epsilon_1^2)},\quad
+            \theta_t \leftarrow \theta_{t-1} - \frac{\alpha_t}
+            {\max(1, \mathrm{RMS}(U_t) / d)} U_t
+        \end{aligned}
+
+    :math:`\mathrm{RMS}(x) = \lVert x \rVert_2 / \sqrt{\mathrm{numel}(x)}`;
+    :math:`\mathrm{mean}_{-1}(G^2)` is ``norm(G, dim=-1)**2 / G.size(-1)`` as torch computes
+    it; ``lerp(a, b, w)`` is torch's (``a + w (b - a)`` for ``|w| < 0.5``, else
+    ``b - (b - a)(1 - w)``).  Parameters of 2 or more dimensions keep the factored second
+    moment (``row_var`` of shape ``(..., m, 1)``, ``col_var`` of shape ``(..., 1, n)``),
+    vectors and scalars the full ``variance``.  Each parameter takes the step counter of its
+    group (torch keeps one per parameter; every parameter gets a gradient at every step
+    here, so they are equal).  ``eps1=None`` is the machine epsilon of each parameter's
+    dtype (torch takes the first parameter's for the whole group).
+
+    Exactness: the reductions (norms, row and column means) are computed once in NumPy
+    (``fastopt._matrix``), accumulated in float64 and rounded to the parameter's dtype, and
+    the element-wise parts run on the chosen backend, so every backend gives the same bits.
+    torch accumulates its float32 norms in float32 in another order and fuses some
+    multiply-adds, so fastopt matches torch to a few float32 ulps per step (tests hold it
+    to ``rtol=1e-5`` plus ``3e-6 * max|p|`` over 20 steps in float32, ``1e-10`` in
+    float64).  No ``fastopt.jit`` overload and no functional form: use this class.
+
+    Args:
+        params: a list of float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): :math:`\gamma`, the largest relative step
+            size :math:`\rho_t` and the weight-decay scale.
+        beta2_decay (float or schedule, default @beta2_decay@): :math:`\tau \le 0`, the
+            decay rate of :math:`\hat\beta_2`.
+        eps (pair, default @eps@): :math:`(\epsilon_1, \epsilon_2)`; :math:`\epsilon_1`
+            (None: the dtype's machine epsilon) floors the variance estimate,
+            :math:`\epsilon_2` the parameter RMS in :math:`\alpha_t`.
+        d (float or schedule, default @d@): the clipping threshold of the update's RMS
+            (>= 1).
+        weight_decay (float or schedule, default @weight_decay@): decoupled weight decay
+            :math:`\lambda`.
+        maximize (bool, default @maximize@): maximize the objective instead of minimizing.
+
+    State per parameter: ``row_var`` (:math:`R`) and ``col_var`` (:math:`C`) for 2-D and
+    higher parameters, ``variance`` (:math:`\hat V`) for the others.
+    """
+
+    _spec = C.ADAFACTOR
+    _driver = _matrix.adafactor_step
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _AF.lr,
+        beta2_decay: Hyper = _AF.beta2_decay,
+        eps: Eps = _AF.eps,
+        d: Hyper = _AF.d,
+        weight_decay: Hyper = _AF.weight_decay,
+        *,
+        maximize: bool = _AF.maximize,
+        **robust: Unpack[Robustness],
+    ) -> None:
+        super().__init__(params, **self._spec.pick(locals()), **robust)
+
+
+@_document
+class Muon(Optimizer):
+    r"""Muon (momentum orthogonalised by Newton-Schulz), as ``torch.optim.Muon``: for
+    2-D parameters only (the constructor refuses others; give biases, embeddings and other
+    parameters to another optimizer such as AdamW).
+
+    .. math::
+        \begin{aligned}
+        &B_t \leftarrow \mathrm{lerp}(B_{t-1}, g_t, 1 - \mu) \\
+        &\tilde B_t = \mathrm{lerp}(g_t, B_t, \mu) \text{ if nesterov, else } B_t \\
+        &X_0 = \tilde B_t / \max(\lVert \tilde B_t \rVert_F, \epsilon)
+            \quad (\text{transposed when it has more rows than columns}) \\
+        &X_{k+1} = a X_k + (b A_k + c A_k^2) X_k,\quad A_k = X_k X_k^\top
+            \quad (k < \text{ns\_steps}),\quad O_t = X_{\text{ns\_steps}} \\
+        &\theta_t \leftarrow \theta_{t-1} (1 - \gamma \lambda) - \gamma' O_t,\quad
+            \gamma' = \gamma \sqrt{\max(1, A / B)} \text{ ("original", None) or }
+            0.2 \gamma \sqrt{\max(A, B)} \text{ ("match\_rms\_adamw")}
+        \end{aligned}
+
+    for an :math:`A \times B` parameter; ``lerp`` is torch's.  The Newton-Schulz iteration
+    runs in NumPy (BLAS) for every backend (``fastopt._matrix.newton_schulz``); the
+    momentum and the update are element-wise rules of the chosen backend, so every backend
+    gives the same bits.  ``ns_dtype="bfloat16"`` (the default, as torch) rounds the input
+    and every product to bfloat16 (round to nearest even, emulated on the float32 bits;
+    products accumulate in float32, one rounding per result, as torch on CPU), so it matches
+    torch to bfloat16 rounding: the summation order of the products differs, and one
+    bfloat16 ulp is 2**-8 relative (tests: within one bfloat16 ulp of the update per step).
+    ``ns_dtype="float32"`` keeps float32 throughout: more exact, not torch's numbers.  No
+    ``fastopt.jit`` overload and no functional form: use this class.
+
+    Args:
+        params: a list of 2-D float32/float64 arrays, a dict name -> array, or a list of
+            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
+        weight_decay (float or schedule, default @weight_decay@): decoupled weight decay
+            :math:`\lambda`.
+        momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
+        nesterov (bool, default @nesterov@): Nesterov momentum.
+        ns_coefficients (three floats or schedules, default @ns_coefficients@): the
+            coefficients :math:`(a, b, c)` of the Newton-Schulz polynomial.
+        eps (float or schedule, default @eps@): floor :math:`\epsilon` of the norm the
+            momentum is divided by.
+        ns_steps (int, default @ns_steps@): number of Newton-Schulz iterations, in [0, 100).
+        adjust_lr_fn (str or None, default @adjust_lr_fn@): "original" (or None) or
+            "match_rms_adamw": how :math:`\gamma'` follows the matrix shape.
+        ns_dtype (str, default @ns_dtype@): "bfloat16" (torch's numbers) or "float32".
+
+    State per parameter: ``momentum_buffer`` (:math:`B`).
+    """
+
+    _spec = C.MUON
+    _driver = _matrix.muon_step
+
+    def __init__(
+        self,
+        params: Params,
+        lr: Hyper = _MU.lr,
+        weight_decay: Hyper = _MU.weight_decay,
+        momentum: Hyper = _MU.momentum,
+        nesterov: bool = _MU.nesterov,
+        ns_coefficients: tuple[Hyper, Hyper, Hyper] | list[Hyper] = _MU.ns_coefficients,
+        eps: Hyper = _MU.eps,
+        ns_steps: int = _MU.ns_steps,
+        adjust_lr_fn: str | None = _MU.adjust_lr_fn,
+        *,
+        ns_dtype: str = _MU.ns_dtype,
         **robust: Unpack[Robustness],
     ) -> None:
         super().__init__(params, **self._spec.pick(locals()), **robust)

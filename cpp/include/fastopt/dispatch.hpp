@@ -20,6 +20,9 @@ enum class Op {
   nadam,
   radam,
   adadelta,
+  adafactor_update,
+  muon_update,
+  decay_add,
   rprop,
   asgd,
   probe,
@@ -42,9 +45,9 @@ struct Job {
          one_minus_alpha = 0, one_minus_beta1 = 0, beta2 = 0, one_minus_beta2 = 0, decay = 0,
          step_size = 0, inv_bc2_sqrt = 0, rho = 0, one_minus_rho = 0, bias_correction2 = 0,
          grad_coef = 0, avg_coef = 0, etaminus = 0, etaplus = 0, step_size_min = 0,
-         step_size_max = 0, eta = 0, mu = 0;
+         step_size_max = 0, eta = 0, mu = 0, weight = 0;
   bool nesterov = false, maximize = false, first = false, centered = false, decoupled = false,
-       amsgrad = false, rectify = false, average = false;
+       amsgrad = false, rectify = false, average = false, lerp = false;
   int nread = 0, nwrite = 0;  // probe only
 };
 

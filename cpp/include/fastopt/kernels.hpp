@@ -506,6 +506,72 @@ void asgd(T* p, const T* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bo
 #undef FASTOPT_ASGD
 }
 
+// ---------------------------------------------------------------- Adafactor, Muon
+// The element-wise parts of the matrix optimizers (fastopt._contract.MATRIX_KERNELS); the
+// reductions and the Newton-Schulz products run in NumPy, the same for every backend.
+// torch.lerp with a scalar weight: a + w (b - a) when |w| < 0.5, else b - (b - a)(1 - w).
+template <class T>
+inline T lerp(T a, T b, T w, T one_minus_w, bool small) {
+  return small ? a + w * (b - a) : b - (b - a) * one_minus_w;
+}
+
+template <class T>
+inline bool lerp_small(T w) {
+  return (w < T(0) ? -w : w) < T(0.5);
+}
+
+// u = g / sqrt(max(v, eps)) (g negated when maximize); v lerped towards g*g first when LERP.
+template <class T, bool LERP>
+inline void adafactor_update_impl(T* FASTOPT_RESTRICT u, const T* FASTOPT_RESTRICT g,
+                                  T* FASTOPT_RESTRICT v, std::size_t n, T w, T one_minus_w,
+                                  bool small, T eps, T sign) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const T gi = sign * g[i];
+    T vi = v[i];
+    if (LERP) {
+      vi = lerp(vi, gi * gi, w, one_minus_w, small);
+      v[i] = vi;
+    }
+    const T c = vi < eps ? eps : vi;  // NaN stays NaN, as torch's clamp
+    u[i] = T(1) / fsqrt(c) * gi;
+  }
+}
+
+template <class T>
+void adafactor_update(T* u, const T* g, T* v, std::size_t n, T w, T eps, bool lerp_v,
+                      bool maximize) {
+  const T s = maximize ? T(-1) : T(1);
+  if (lerp_v)
+    adafactor_update_impl<T, true>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
+  else
+    adafactor_update_impl<T, false>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
+}
+
+// b = lerp(b, g, w); u = lerp(g, b, momentum) when nesterov, else u = b.
+template <class T>
+void muon_update(T* FASTOPT_RESTRICT u, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT b,
+                 std::size_t n, T w, T momentum, bool nesterov) {
+  const T omw = T(1) - w, omm = T(1) - momentum;
+  const bool sw = lerp_small(w), sm = lerp_small(momentum);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T gi = g[i];
+    const T bi = lerp(b[i], gi, w, omw, sw);
+    b[i] = bi;
+    u[i] = nesterov ? lerp(gi, bi, momentum, omm, sm) : bi;
+  }
+}
+
+// p = p * decay (when use_wd), then p = p - step_size * u.
+template <class T>
+void decay_add(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT u, std::size_t n, T decay,
+               bool use_wd, T step_size) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T pi = p[i];
+    if (use_wd) pi = pi * decay;
+    p[i] = pi - step_size * u[i];
+  }
+}
+
 // ---------------------------------------------------------------- finiteness check
 // True if every element is finite.  Compares the magnitude bits with the exponent mask
 // (inf and NaN have an all-ones exponent); a max-reduction over unsigned integers

@@ -543,6 +543,78 @@ def _adadelta_par(p, g, v, u, lr, rho, one_minus_rho, eps, wd, sign, use_wd, nch
         )
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _lerp(a, b, w, one_minus_w, small):
+    # torch.lerp with a scalar weight (numpy.py's _lerp; the branch decided by the caller)
+    if small:
+        return a + w * (b - a)
+    return b - (b - a) * one_minus_w
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _adafactor_update(u, g, v, w, one_minus_w, small, eps, one, sign, lerp):
+    for i in range(u.size):
+        gi = sign * g[i]
+        vi = v[i]
+        if lerp:
+            vi = _lerp(vi, gi * gi, w, one_minus_w, small)
+            v[i] = vi
+        c = eps if vi < eps else vi
+        u[i] = one / np.sqrt(c) * gi
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _muon_update(u, g, b, w, one_minus_w, small, m, one_minus_m, small_m, nesterov):
+    for i in range(u.size):
+        gi = g[i]
+        bi = _lerp(b[i], gi, w, one_minus_w, small)
+        b[i] = bi
+        if nesterov:
+            u[i] = _lerp(gi, bi, m, one_minus_m, small_m)
+        else:
+            u[i] = bi
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _decay_add(p, u, decay, step_size, use_wd):
+    for i in range(p.size):
+        pi = p[i]
+        if use_wd:
+            pi = pi * decay
+        p[i] = pi - step_size * u[i]
+
+
+def _lerp_args(w, dt):
+    """The weight, ``1 - weight`` and the branch of ``_lerp``, in dtype ``dt``."""
+    w = dt(w)
+    return w, dt(1) - w, bool(abs(w) < 0.5)
+
+
+def _flats(row):
+    return [a.reshape(-1) for a in row]
+
+
+def _run_adafactor_update(rows, *, weight, eps, lerp, maximize):
+    for row in rows:
+        dt = row[0].dtype.type
+        sign = dt(-1 if maximize else 1)
+        lerp_args = _lerp_args(weight, dt)
+        _adafactor_update(*_flats(row), *lerp_args, dt(eps), dt(1), sign, bool(lerp))
+
+
+def _run_muon_update(rows, *, weight, momentum, nesterov):
+    for row in rows:
+        dt = row[0].dtype.type
+        lerps = (*_lerp_args(weight, dt), *_lerp_args(momentum, dt))
+        _muon_update(*_flats(row), *lerps, bool(nesterov))
+
+
+def _run_decay_add(rows, *, wd, decay, step_size):
+    for p, u in rows:
+        dt = p.dtype.type
+        _decay_add(p.reshape(-1), u.reshape(-1), dt(decay), dt(step_size), wd != 0)
+
+
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def _rprop_par(p, g, prev, ss, lr, etaminus, etaplus, smin, smax, sign, first, nchunks):
     n = p.size
@@ -871,6 +943,9 @@ _RUN = {
     "nadam": _run_nadam,
     "radam": _run_radam,
     "adadelta": _run_adadelta,
+    "adafactor_update": _run_adafactor_update,
+    "muon_update": _run_muon_update,
+    "decay_add": _run_decay_add,
     "rprop": _run_rprop,
     "asgd": _run_asgd,
 }

@@ -264,6 +264,61 @@ def _adadelta(rows, *, lr, rho, one_minus_rho, eps, wd, maximize):
         p -= dt(lr) * delta
 
 
+def _lerp(a, b, w, dt):
+    """``torch.lerp(a, b, w)`` with a scalar weight, in dtype ``dt``: ``a + w (b - a)`` when
+    ``|w| < 0.5``, else ``b - (b - a)(1 - w)`` (``w`` and ``1 - w`` rounded to ``dt``).
+    PyTorch's vectorised CPU loop fuses the last multiply-add (one rounding fewer, a few
+    ulps apart); fastopt rounds each operation, the same on every backend."""
+    w = dt(w)
+    if abs(w) < 0.5:
+        return a + w * (b - a)
+    return b - (b - a) * (dt(1) - w)
+
+
+def _adafactor_update(rows, *, weight, eps, lerp, maximize):
+    r"""Adafactor's element-wise part (``torch.optim.Adafactor``), writing the update ``u``
+    (slot 0); ``eps`` is :math:`\epsilon_1^2`.
+
+    .. math::
+        g \leftarrow \pm g,\quad v \leftarrow \mathrm{lerp}(v, g^2, w) \text{ (if lerp)},\quad
+        u = g \cdot 1 / \sqrt{\max(v, \epsilon_1^2)}
+    """
+    for u, g, v in rows:
+        dt = u.dtype.type
+        g = -g if maximize else g
+        if lerp:
+            v[...] = _lerp(v, g * g, weight, dt)
+        u[...] = dt(1) / np.sqrt(np.maximum(v, dt(eps))) * g
+
+
+def _muon_update(rows, *, weight, momentum, nesterov):
+    r"""Muon's momentum (``torch.optim.Muon``), writing the matrix to orthogonalise ``u``.
+
+    .. math::
+        b \leftarrow \mathrm{lerp}(b, g, 1 - \mu),\quad
+        u = \mathrm{lerp}(g, b, \mu) \text{ (nesterov) else } b
+    """
+    for u, g, b in rows:
+        dt = u.dtype.type
+        b[...] = _lerp(b, g, weight, dt)
+        u[...] = _lerp(g, b, momentum, dt) if nesterov else b
+
+
+def _decay_add(rows, *, wd, decay, step_size):
+    r"""The last step of Adafactor and Muon: decoupled weight decay, then the update ``u``
+    (slot 1).
+
+    .. math::
+        p \leftarrow p \cdot \mathrm{decay} \text{ (if } \lambda \neq 0),\quad
+        p \leftarrow p - \mathrm{step\_size} \cdot u
+    """
+    for p, u in rows:
+        dt = p.dtype.type
+        if wd != 0:
+            p *= dt(decay)
+        p -= dt(step_size) * u
+
+
 def _sign(x):
     """``torch.sign``: 1, -1 or 0 in x's dtype, and 0 for NaN (``np.sign`` gives NaN)."""
     return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
@@ -330,6 +385,9 @@ _RULES = {
     "nadam": _nadam,
     "radam": _radam,
     "adadelta": _adadelta,
+    "adafactor_update": _adafactor_update,
+    "muon_update": _muon_update,
+    "decay_add": _decay_add,
     "rprop": _rprop,
     "asgd": _asgd,
 }
