@@ -530,16 +530,30 @@ inline T torch_sign(T x) {
   return T(x > T(0)) - T(x < T(0));
 }
 
+// torch's replacements applied to a sign s (1, -1 or 0), in T as the arrays hold them.
+template <class T>
+inline T rprop_factor(T s, T etaminus, T etaplus) {
+  T f = s > T(0) ? etaplus : s;
+  f = f < T(0) ? etaminus : f;
+  return f == T(0) ? T(1) : f;
+}
+
+// The factor of each sign is computed once, before the loop, so that the loop selects
+// among three values by comparing g * prev with 0: the same factors, but GCC no longer
+// threads the correlated comparisons of torch_sign and the replacements into branches,
+// which kept the FIRST loop from vectorising (generic and AVX2 builds).
 template <class T, class P, bool FIRST>
 inline void rprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT prev,
                        T* FASTOPT_RESTRICT ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
                        T smax, T sign) {
+  const T f_pos = rprop_factor(T(1), etaminus, etaplus);
+  const T f_neg = rprop_factor(T(-1), etaminus, etaplus);
+  const T f_zero = rprop_factor(T(0), etaminus, etaplus);
   for (std::size_t i = 0; i < n; ++i) {
     T gi = sign * load(g[i]);
-    T f = torch_sign(gi * prev[i]);
-    f = f > T(0) ? etaplus : f;
-    f = f < T(0) ? etaminus : f;
-    f = f == T(0) ? T(1) : f;
+    const T x = gi * prev[i];
+    T f = x > T(0) ? f_pos : f_zero;  // NaN: torch.sign gives 0
+    f = x < T(0) ? f_neg : f;
     T s = (FIRST ? lr : ss[i]) * f;
     s = s < smin ? smin : s;
     s = s > smax ? smax : s;
