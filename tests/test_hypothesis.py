@@ -13,6 +13,7 @@ import pytest
 
 import fastopt
 from _tolerance import assert_same_bits
+from fastopt import _contract as C
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -43,9 +44,10 @@ SHAPES = [
     (2, 3, 5),
     (0,),
 ]
-KINDS = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-# The optimizer-class property also draws these (the functional ones above only KINDS).
-CLASS_KINDS = KINDS + ["adamax", "nadam", "radam", "adadelta"]
+# Every element-wise optimizer of the contract (a Spec whose kernel is a kind of C.KERNELS),
+# so that a new one is drawn as soon as it is in the contract: optimizer_configs and
+# FUNCTIONAL_OPTIONS then need its entry (a missing one fails, naming it).
+KINDS = [n for n, s in C.SPECS.items() if s.kernel in C.KERNELS]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -76,7 +78,7 @@ def _unit(lo=0.0, hi=1.0):
 
 @st.composite
 def optimizer_configs(draw):
-    kind = draw(st.sampled_from(CLASS_KINDS))
+    kind = draw(st.sampled_from(KINDS))
     opts = {"lr": draw(st.one_of(st.just(0.0), _unit(1e-6, 1.0)))}
     wd = draw(st.one_of(st.just(0.0), _unit(0.0, 0.2)))
     if kind == "sgd":
@@ -109,7 +111,20 @@ def optimizer_configs(draw):
             eps=draw(st.sampled_from([1e-6, 1e-3, 0.0])),
             weight_decay=wd,
         )
-    else:
+    elif kind == "rprop":
+        smin = draw(st.one_of(st.just(0.0), _unit(0.0, 0.01)))
+        opts.update(
+            etas=(draw(_unit(0.01, 0.99)), draw(_unit(1.01, 3.0))),
+            step_sizes=(smin, draw(st.one_of(st.just(smin), _unit(smin, 1.0)))),
+        )
+    elif kind == "asgd":
+        opts.update(
+            lambd=draw(st.one_of(st.just(0.0), _unit(0.0, 0.1))),
+            alpha=draw(_unit(0.0, 2.0)),
+            t0=draw(st.sampled_from([-1.0, 0.0, 1.0, 2.5, 1e6])),
+            weight_decay=wd,
+        )
+    elif kind in ("adam", "adamw", "adamax", "nadam", "radam"):
         opts.update(
             betas=(draw(_unit(0.0, 0.999)), draw(_unit(0.0, 0.99999))),
             eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3, 0.0])),
@@ -121,6 +136,8 @@ def optimizer_configs(draw):
             opts["decoupled_weight_decay"] = draw(st.booleans())
         if kind == "nadam":
             opts["momentum_decay"] = draw(st.one_of(st.just(0.0), _unit(0.0, 0.1)))
+    else:
+        raise AssertionError(f"optimizer_configs draws no options for {kind}: add them")
     opts["maximize"] = draw(st.booleans())
     robust = {}
     if draw(st.booleans()):
@@ -132,16 +149,11 @@ def optimizer_configs(draw):
     return kind, opts, robust
 
 
+# The optimizer class of each contract name (fastopt's classes carry their Spec).
 CLASSES = {
-    "sgd": fastopt.SGD,
-    "adagrad": fastopt.Adagrad,
-    "rmsprop": fastopt.RMSprop,
-    "adam": fastopt.Adam,
-    "adamw": fastopt.AdamW,
-    "adamax": fastopt.Adamax,
-    "nadam": fastopt.NAdam,
-    "radam": fastopt.RAdam,
-    "adadelta": fastopt.Adadelta,
+    c._spec.name: c
+    for c in vars(fastopt).values()
+    if isinstance(c, type) and issubclass(c, fastopt.Optimizer) and c is not fastopt.Optimizer
 }
 
 
@@ -221,53 +233,42 @@ OPT_INVALID = {
     "unknown_grad_name": ValueError,
 }
 
-STATE_COUNT = {"sgd": 1, "adagrad": 1, "rmsprop": 3, "adam": 3, "adamw": 3}
+
+# The options of each kind's functional call (fastopt.kernels.<kind>) from hp: lr, a
+# non-negative real for hp["eps"] (eps, or a decay where the kind has none), betas where the
+# kind has them, and flags that make it use every state array.
+def _adam_family(hp, **flags):
+    return dict(betas=hp["betas"], eps=hp["eps"], **flags)
+
+
+FUNCTIONAL_OPTIONS = {
+    "sgd": lambda hp: dict(momentum=0.9, weight_decay=hp["eps"]),
+    "adagrad": lambda hp: dict(eps=hp["eps"]),
+    "rmsprop": lambda hp: dict(eps=hp["eps"], momentum=0.5, centered=True),
+    "adam": lambda hp: _adam_family(hp, amsgrad=True),
+    "adamw": lambda hp: _adam_family(hp, amsgrad=True),
+    "adamax": _adam_family,
+    "nadam": _adam_family,
+    "radam": _adam_family,
+    "adadelta": lambda hp: dict(eps=hp["eps"]),
+    "rprop": lambda hp: dict(step_sizes=(hp["eps"], 50.0)),
+    "asgd": lambda hp: dict(weight_decay=hp["eps"]),
+}
 
 
 def _functional(kind, params, grads, states, hp, backend, step):
-    K = fastopt.kernels
-    if kind == "sgd":
-        K.sgd(
-            params,
-            grads,
-            states[0],
-            step=step,
-            lr=hp["lr"],
-            momentum=0.9,
-            weight_decay=hp["eps"],
-            backend=backend,
-        )  # "eps" stands for a decay here
-    elif kind == "adagrad":
-        K.adagrad(params, grads, states[0], step=step, lr=hp["lr"], eps=hp["eps"], backend=backend)
-    elif kind == "rmsprop":
-        K.rmsprop(
-            params,
-            grads,
-            states[0],
-            states[1],
-            states[2],
-            step=step,
-            lr=hp["lr"],
-            eps=hp["eps"],
-            momentum=0.5,
-            centered=True,
-            backend=backend,
-        )
-    else:
-        K.adam(
-            params,
-            grads,
-            states[0],
-            states[1],
-            states[2],
-            step=step,
-            lr=hp["lr"],
-            betas=hp["betas"],
-            eps=hp["eps"],
-            amsgrad=True,
-            backend=backend,
-            decoupled_weight_decay=kind == "adamw",
-        )
+    """fastopt.kernels.<kind> with every state array of the contract (``states``, in order)."""
+    if kind not in FUNCTIONAL_OPTIONS:
+        raise AssertionError(f"FUNCTIONAL_OPTIONS has no entry for {kind}: add one")
+    getattr(fastopt.kernels, kind)(
+        params,
+        grads,
+        *states,
+        step=step,
+        lr=hp["lr"],
+        backend=backend,
+        **FUNCTIONAL_OPTIONS[kind](hp),
+    )
 
 
 def _snapshot(*groups):
@@ -294,8 +295,7 @@ def test_invalid_functional_inputs_raise_and_change_nothing(
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
     states = [
-        [np.abs(rng.standard_normal(s)).astype(dtype) for s in shapes]
-        for _ in range(STATE_COUNT[kind])
+        [np.abs(rng.standard_normal(s)).astype(dtype) for s in shapes] for _ in C.SPECS[kind].state
     ]
     hp = {"lr": 1e-2, "eps": 1e-8, "betas": (0.9, 0.999)}
     step = 3
@@ -324,8 +324,8 @@ def test_invalid_functional_inputs_raise_and_change_nothing(
     elif case == "eps_negative":
         hp["eps"] = -float(rng.uniform(1e-9, 1))
     elif case == "beta_out_of_range":
-        if kind not in ("adam", "adamw"):
-            hp["lr"] = float("inf")  # the schedule-free kinds get another bad scalar
+        if "betas" not in C.SPECS[kind].option:
+            hp["lr"] = float("inf")  # the kinds without betas get another bad scalar
         else:
             bad = float(rng.choice([1.0, 1.5, -0.1, np.nan]))
             hp["betas"] = (bad, 0.999) if rng.integers(2) else (0.9, bad)

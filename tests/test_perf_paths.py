@@ -80,11 +80,16 @@ def _run(kernel_call, shapes, dtype, nstate, seed=0, zero_state=False):
             _close(s1[k][i], s0[k][i], dtype, f"state {k} of param {i}")
 
 
-def _step(mod, spec, p, g, state, t, **options):
-    """One backend call through the contract's keyword interface."""
+def _step(mod, spec, p, g, state, t, carried=None, **options):
+    """One backend call through the contract's keyword interface.  ``carried``: a dict in
+    which the carried group state (``spec.carry``: ASGD's eta and mu) is kept per backend
+    from step to step (None: every step starts from the contract's start values)."""
     opts = spec.check_options({**spec.defaults, **options})
-    scalars = spec.scalars(opts, t)
-    if spec.kernel == "sgd":
+    if carried is None:
+        scalars = spec.scalars(opts, t)
+    else:
+        scalars, carried[mod.__name__] = spec.step_scalars(opts, t, carried.get(mod.__name__))
+    if spec.lazy_state is not None:  # SGD's momentum buffer, Rprop's step sizes
         scalars["first"] = t == 1
     mod.step(spec.kernel, p, g, state, scalars)
 
@@ -305,11 +310,59 @@ def test_adadelta(isa, threads, dtype, shape, wd, maximize):
     _run(call, [shape], dtype, 2)
 
 
+# Every kernel kind of the contract that has no test of its own above is run from here, with
+# each entry's options and every combination of its flags (C.Spec.flags), every state array
+# and its carried group state; test_every_kind_is_covered fails for a kind of C.KERNELS that
+# has neither.
+CONTRACT_CASES = {
+    "rprop": [
+        dict(lr=0.01),
+        dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.06)),  # clamped at both ends
+    ],
+    "asgd": [
+        dict(lr=0.01),  # t0 = 1e6: no averaging
+        dict(lr=0.05, lambd=0.01, alpha=0.5, t0=3.0, weight_decay=0.1),  # averages from step 5
+    ],
+}
+
+
+def _contract_cases():
+    for kind, variants in CONTRACT_CASES.items():
+        spec = C.KERNELS[kind]
+        for i, opts in enumerate(variants):
+            for flags in itertools.product([False, True], repeat=len(spec.flags)):
+                yield pytest.param(
+                    spec,
+                    {**opts, **dict(zip(spec.flags, flags))},
+                    id=f"{kind}{i}" + "".join(f"-{f}" for f, on in zip(spec.flags, flags) if on),
+                )
+
+
+def test_every_kind_is_covered():
+    missing = [k for k in C.KERNELS if f"test_{k}" not in globals() and k not in CONTRACT_CASES]
+    assert not missing, f"no dispatch-path test for {missing}: add them to CONTRACT_CASES"
+
+
 @DTYPES
-@pytest.mark.parametrize("opt", ["sgd", "adagrad", "rmsprop", "adam"])
+@SHAPE
+@pytest.mark.parametrize("spec,opts", list(_contract_cases()))
+def test_contract_kind(isa, threads, dtype, shape, spec, opts):
+    needed = spec.needed(spec.check_options({**spec.defaults, **opts}))
+    carried = {}
+
+    def call(mod, p, g, s, t):
+        state = {st.name: s[k] if st.name in needed else None for k, st in enumerate(spec.state)}
+        _step(mod, spec, p, g, state, t, carried, **opts)
+
+    _run(call, [shape], dtype, len(spec.state))
+
+
+@DTYPES
+@pytest.mark.parametrize("opt", ["sgd", "adagrad", "rmsprop", "adam", *CONTRACT_CASES])
 def test_multi_tensor_call(isa, threads, dtype, opt):
     """One call over many arrays of mixed sizes: the chunks cross array boundaries."""
     shapes = [(1,), (17,), (1000,), (5, 7), (4099,), (0,), (33,), (20011,), (3,)] * 3
+    carried = {}
 
     def call(mod, p, g, s, t):
         if opt == "sgd":
@@ -339,6 +392,10 @@ def test_multi_tensor_call(isa, threads, dtype, opt):
                 weight_decay=0.1,
                 momentum=0.5,
             )
+        elif opt in CONTRACT_CASES:
+            spec = C.KERNELS[opt]
+            state = {st.name: s[k] for k, st in enumerate(spec.state)}
+            _step(mod, spec, p, g, state, t, carried, **CONTRACT_CASES[opt][-1], maximize=True)
         else:
             _step(
                 mod,

@@ -62,10 +62,6 @@ std::string shape_str(const py::array& a) {
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
-// numpy.memmap, the one ndarray subclass accepted (set at import; a strong reference never
-// released, so no destructor runs after the interpreter has gone).
-PyObject* g_memmap_type = nullptr;
-
 // The dtypes float32 and float64 (NumPy's own descriptors, set at import and never released),
 // and an array's descriptor (borrowed): most arrays carry NumPy's own descriptor, so a pointer
 // compare decides before the full (slower) dtype comparison.
@@ -74,6 +70,38 @@ PyObject* g_f64_descr = nullptr;
 PyObject* descr_of(const py::array& a) {
   return reinterpret_cast<PyObject*>(py::detail::array_proxy(a.ptr())->descr);
 }
+
+// The storage of an array the kernels update: float32, float64, float16 or bfloat16
+// (ml_dtypes.bfloat16, recognised by its name: its kind is 'V', and fastopt does not import
+// ml_dtypes).  False for any other dtype.
+bool storage_of(const py::array& a, DType& out) {
+  if (descr_of(a) == g_f32_descr || descr_of(a) == g_f64_descr) {  // the common case, quickly
+    out = descr_of(a) == g_f32_descr ? DType::f32 : DType::f64;
+    return true;
+  }
+  const py::dtype dt = a.dtype();
+  if (dt.is(py::dtype::of<float>()) || dt.equal(py::dtype::of<float>())) {
+    out = DType::f32;
+  } else if (dt.is(py::dtype::of<double>()) || dt.equal(py::dtype::of<double>())) {
+    out = DType::f64;
+  } else if (dt.itemsize() != 2) {
+    return false;
+  } else if (dt.kind() == 'f') {
+    out = DType::f16;
+  } else if (dt.kind() == 'V' && py::str(dt.attr("name")).cast<std::string>() == "bfloat16") {
+    out = DType::bf16;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// A half-precision parameter keeps its state in float32.
+bool is_half(DType d) { return d == DType::bf16 || d == DType::f16; }
+
+// numpy.memmap, the one ndarray subclass accepted (set at import; a strong reference never
+// released, so no destructor runs after the interpreter has gone).
+PyObject* g_memmap_type = nullptr;
 
 // A plain ndarray or a memmap: subclasses (np.matrix, masked arrays, ...) redefine arithmetic or
 // carry a mask that a raw-memory kernel would ignore, so every backend refuses them.
@@ -184,26 +212,32 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                              "(a plain array of the same memory) and keep that array");
       auto a = py::reinterpret_borrow<py::array>(obj);  // checked just above
       if (s == 0) {
-        if (descr_of(a) == g_f32_descr)
-          row.dtype = DType::f32;
-        else if (descr_of(a) == g_f64_descr)
-          row.dtype = DType::f64;
-        else if (a.dtype().equal(py::dtype::of<float>()))
-          row.dtype = DType::f32;
-        else if (a.dtype().equal(py::dtype::of<double>()))
-          row.dtype = DType::f64;
-        else
+        if (!storage_of(a, row.dtype))
           throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
-                               "; fastopt updates float32 or float64 arrays in place: "
-                               "create the parameter with dtype=np.float32 or np.float64");
+                               "; fastopt updates float32, float64, float16 or bfloat16 arrays "
+                               "in place: create the parameter with dtype=np.float32 or "
+                               "np.float64");
         row.n = static_cast<std::size_t>(a.size());
         p0 = a;
       } else {
-        if (descr_of(a) != descr_of(p0) && !a.dtype().equal(p0.dtype()))
+        // The gradient has its parameter's dtype; the state has it too, except that a
+        // half-precision parameter keeps float32 state.
+        const bool f32_state = s >= 2 && is_half(row.dtype);
+        const bool ok = f32_state
+                            ? descr_of(a) == g_f32_descr || a.dtype().equal(py::dtype::of<float>())
+                            : descr_of(a) == descr_of(p0) || a.dtype().equal(p0.dtype());
+        if (!ok && f32_state)
+          throw py::type_error(label_of() + " has dtype " + dtype_str(a) + " but the state of a " +
+                               dtype_str(p0) +
+                               " parameter is float32; pass a float32 array (for example "
+                               "np.zeros(p.shape, np.float32))");
+        if (!ok)
           throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
                                " but its parameter has " + dtype_str(p0) +
-                               "; pass an array of dtype " + dtype_str(p0) +
-                               " (for example g.astype(np." + dtype_str(p0) + "))");
+                               "; pass an array of dtype " + dtype_str(p0) + " (for example " +
+                               (is_half(row.dtype) ? std::string("g.astype(p.dtype)")
+                                                   : "g.astype(np." + dtype_str(p0) + ")") +
+                               ")");
         bool same_shape = a.ndim() == p0.ndim();
         for (py::ssize_t d = 0; same_shape && d < a.ndim(); ++d)
           same_shape = a.shape(d) == p0.shape(d);
@@ -404,7 +438,9 @@ struct Exec {
   }
 };
 
-std::size_t elem_size(const Row& r) { return r.dtype == DType::f32 ? 4 : 8; }
+std::size_t elem_size(const Row& r) {
+  return r.dtype == DType::f64 ? 8 : r.dtype == DType::f32 ? 4 : 2;
+}
 
 // Boundary at global element g, moved down so that the parameter's element starts a cache line.
 std::size_t align_boundary(const Exec& e, std::size_t g) {
@@ -801,7 +837,8 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
 }
 
 // Indices of the arrays that hold a non-finite value (inf or NaN), in one threaded, vectorised
-// read.  Anything that is not an aligned, C-contiguous float32/float64 ndarray is listed too,
+// read.  Anything that is not an aligned, C-contiguous float32/float64/float16/bfloat16
+// ndarray is listed too,
 // for the caller to examine (and to report) with NumPy.  The tuple snapshot holds every array
 // alive while the GIL is released.
 py::list nonfinite_rows(py::sequence seq) {
@@ -821,15 +858,13 @@ py::list nonfinite_rows(py::sequence seq) {
       continue;
     }
     py::array a = obj.cast<py::array>();
-    const bool f32 = a.dtype().equal(py::dtype::of<float>());
-    if ((!f32 && !a.dtype().equal(py::dtype::of<double>())) || !(a.flags() & py::array::c_style) ||
+    Row r{};
+    if (!storage_of(a, r.dtype) || !(a.flags() & py::array::c_style) ||
         !(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
       out.append(i);
       continue;
     }
     if (a.size() == 0) continue;
-    Row r{};
-    r.dtype = f32 ? DType::f32 : DType::f64;
     r.n = static_cast<std::size_t>(a.size());
     r.ptr[0] = const_cast<void*>(a.data());
     r.ptr[1] = &flags[i];
@@ -900,6 +935,8 @@ void probe_many(py::list slot_lists, std::size_t nwrite) {
     slots.push_back({roles[s], slot_lists[s], s < nwrite});
   std::vector<py::object> keep;
   auto rows = collect(slots, py::none(), keep);
+  for (const Row& r : rows)
+    if (is_half(r.dtype)) throw py::type_error("probe arrays must be float32 or float64");
   probe_rows(rows, static_cast<int>(slot_lists.size()), static_cast<int>(nwrite));
 }
 
@@ -919,7 +956,8 @@ PYBIND11_MODULE(_native, m) {
         "nothing and return the indices of those rows (else None).");
   m.def("nonfinite_rows", &nonfinite_rows, "arrays"_a,
         "Indices of the arrays holding inf or NaN (and of any that are not C-contiguous "
-        "float32/float64 arrays, for the caller to check), in one threaded read.");
+        "float32/float64/float16/bfloat16 arrays, for the caller to check), in one threaded "
+        "read.");
   m.def("probe", &probe, "arrays"_a, "nwrite"_a,
         "Bandwidth probe: read every array, write the first nwrite back (same threads/ISA).");
   m.def("probe_many", &probe_many, "slots"_a, "nwrite"_a,

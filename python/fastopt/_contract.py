@@ -48,7 +48,11 @@ Adding an optimizer: its per-element rule in each backend (``backends/numpy.py``
 + the kind table of ``cpp/src/bindings.cpp``), its ``Spec`` here, its class in ``optim.py``
 (and a line each in ``kernels.py`` / ``jit.py`` for the functional forms); for the C/C++
 embedding API, its entry in ``cpp/include/fastopt/optimizers.h`` and its derived scalars in
-``fastopt.hpp`` (``docs/embedding.md``).
+``fastopt.hpp`` (``docs/embedding.md``).  Half precision comes with the pattern: the C++
+loop takes the storage type ``P`` of the parameter and gradient next to ``T`` and reads
+them with ``load(p[i])``, ``load(g[i])``, writes ``store(p[i], x)`` (``at<P>`` for slots 0
+and 1 in ``isa_kernels.inc``); the Numba loop reads ``_ld(p[i])``, ``_ld(g[i])`` and
+writes ``_st(p, i, x)``; the NumPy rule needs nothing (it runs on float32 copies).
 """
 
 from __future__ import annotations

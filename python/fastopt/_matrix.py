@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends._checks import collect
+from .backends._checks import collect, on_float32
 from .backends.numpy import _lerp as _lerp_untyped
 
 _lerp: Any = _lerp_untyped  # torch.lerp, the reference backend's rule (one for all)
@@ -98,7 +98,8 @@ def _driver(update: Any) -> Any:
             bad = _nonfinite(rows)
             if bad:
                 return bad
-        update(be, rows, state, scalars)
+        # half precision: float32 copies of p and g, p rounded once (the reference's spec)
+        on_float32(lambda wide: update(be, wide, state, scalars), rows)
         return None
 
     return step

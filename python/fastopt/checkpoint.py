@@ -157,7 +157,9 @@ def _save_locked(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     index = {nm: i for i, (nm, _) in enumerate(flat)}
     arrays = {}
     for i, (nm, p) in enumerate(flat):
-        arrays[f"param/{i}"] = p
+        # bfloat16 as its bits (np.save would write an anonymous 'V2'); the metadata's
+        # dtypes say "bfloat16"
+        arrays[f"param/{i}"] = p.view(np.uint16) if p.dtype.kind == "V" else p
         for key, a in sd["state"][nm].items():
             arrays[f"state/{i}/{key}"] = a
     groups = []
@@ -410,6 +412,8 @@ def _load_locked(
             if a is None:
                 problems.append(f"parameter {nm!r} is missing from the file")
                 continue
+            if p.dtype.kind == "V" and a.dtype == np.uint16:  # bfloat16, saved as its bits
+                a = a.view(p.dtype)
             if a.shape != p.shape or a.dtype != p.dtype:
                 problems.append(
                     f"parameter {_describe(nm, a)} in the checkpoint, "

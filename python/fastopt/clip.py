@@ -56,7 +56,7 @@ def _as_arrays(grads: object) -> list[np.ndarray]:
     for label, g in items:
         if not isinstance(g, np.ndarray):
             raise TypeError(f"{label} must be a numpy array, got {type(g).__name__}")
-        if g.dtype.kind != "f":
+        if not _checks.is_float(g.dtype):
             raise TypeError(f"{label} has dtype {g.dtype}; gradients must be floating point")
         if not g.flags.writeable:
             raise ValueError(
@@ -126,7 +126,7 @@ def _norm_coef(max_norm: float, total_norm: float) -> float | None:
 def _clip_value_copy(g: np.ndarray, c: float) -> np.ndarray:
     """``g`` clamped to [-c, c]: a new array if anything is outside, else ``g`` itself."""
     if g.size and (g.max() > c or g.min() < -c):
-        out: np.ndarray = np.clip(g, -c, c)
+        out: np.ndarray = np.clip(g, -c, c, out=np.empty_like(g))  # bfloat16 stays bfloat16
         return out
     return g
 

@@ -20,7 +20,8 @@ They are also callable from Python (compiled on first use).  The per-step scalar
 from the very functions of ``fastopt._contract`` (compiled here by Numba), and the
 per-element loops are those of the Numba backend, so the results are the same bits as
 every other backend's.  Checks: ``step`` is an integer >= 1, every option is in the range
-the optimizers accept (ValueError), arrays of one dtype (float32 or float64), C-contiguous
+the optimizers accept (ValueError), arrays of one dtype (float32 or float64: half-precision
+parameters are for the optimizers and ``fastopt.kernels``' backends only), C-contiguous
 parameters and state (TypingError at compile time), equal shapes and the state the options
 need (ValueError).  Unlike ``fastopt.kernels``, memory overlap between the arrays is not
 checked, and there is no ``backend`` argument.

@@ -7,6 +7,9 @@ and defaults (written once, in ``fastopt._contract``); ``step`` is the 1-based n
 this update (PyTorch's ``state['step']`` after its increment), from which the bias
 corrections are computed in float64.  The formulas are in the docstrings of the optimizer
 classes (``help(fastopt.Adam)``); ``fastopt.jit`` has the same functions for Numba code.
+Parameters and gradients may be float16 or bfloat16 (``ml_dtypes``); their state arrays
+are then float32 (``np.zeros(w.shape, np.float32)``), the arithmetic float32 and each call
+rounds the parameter once (see ``fastopt.optim``).
 
 Example::
 

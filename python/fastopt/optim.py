@@ -49,9 +49,22 @@ class's docstring):
   ``coef = max_norm / (norm + 1e-6)``, applied when ``coef < 1``).  The user's gradient
   arrays are never modified: a clipped step uses scaled copies (allocated only on steps
   that actually clip).
+* ``master_weights=False``: with half-precision parameters (float16, or bfloat16 from
+  ``ml_dtypes``), keep a float32 master copy of each in the state (``master_weight``,
+  saved by ``state_dict`` and checkpoints), update it in float32 and write the parameter
+  as its rounding after each step (see "Half precision" below).
 * Thread safety: different optimizers may be stepped from different threads at once
   (the kernels release the GIL).  Stepping (or loading) *one* optimizer from two threads
   at once raises ``RuntimeError`` in the second thread, with nothing modified by it.
+
+Half precision: parameters may be float16 (``np.float16``) or bfloat16
+(``ml_dtypes.bfloat16``; ``pip install 'fastopt[half]'``), on every optimizer and backend.
+The gradient has the parameter's dtype, the state arrays are float32, the arithmetic is
+float32 and each step writes the parameter once, rounded to nearest even:
+``p <- rne(u(float32(p), float32(g), s))`` for the optimizer's float32 update rule ``u``
+and state ``s``.  An update smaller than half a unit in the last place of the half type
+is lost at every step; ``master_weights=True`` keeps a float32 copy ``w`` instead:
+``w <- u(w, float32(g), s)``, ``p <- rne(w)``, exactly the float32 run.
 """
 
 from __future__ import annotations
@@ -96,6 +109,8 @@ __all__ = [
 ]
 
 _SCHEDULE_MARK = "<schedule>"
+#: The state name of a half parameter's float32 master copy (``master_weights=True``).
+_MASTER = "master_weight"
 _NONFINITE = ("raise", "skip", "ignore")
 
 #: A hyperparameter: a number, or a schedule ``step -> value`` evaluated at every step.
@@ -122,6 +137,7 @@ class Robustness(TypedDict, total=False):
     norm_type: float
     clip_value: float | None
     clip_scope: str
+    master_weights: bool
 
 
 def _evaluate(rule: str, v: Any, k: int) -> float:
@@ -398,10 +414,12 @@ class Optimizer:
         norm_type: float = 2.0,
         clip_value: float | None = None,
         clip_scope: str = "all",
+        master_weights: bool = False,
         **options: Any,
     ) -> None:
         self.backend, self._be = resolve(backend)
         self._bind_kernel()
+        self.master_weights = check_bool("master_weights", master_weights)
         if not isinstance(nonfinite, str) or nonfinite not in _NONFINITE:
             raise ValueError(f"nonfinite must be one of {_NONFINITE}, got {nonfinite!r}")
         self.nonfinite = nonfinite
@@ -425,6 +443,8 @@ class Optimizer:
             self.defaults[key] = value
         self.param_groups: list[dict[str, Any]] = []
         self._buffers: list[dict[str, list[np.ndarray]]] = []  # per group: {state: [array]}
+        # per group, with master_weights: a float32 copy of each half parameter (None else)
+        self._masters: list[list[np.ndarray | None]] = []
         # Per group, the counters that advance with the step ({"step": int, carried values,
         # lazy-buffer flags}) shared by all its parameters; a group whose parameters differ
         # (after None gradients) has one dict per parameter in _split instead.
@@ -498,6 +518,12 @@ class Optimizer:
         self._buffers.append(
             {s: [self._new_state(s, group, p) for p in arrays] for s in plan.needed}
         )
+        self._masters.append(
+            [
+                p.astype(np.float32) if self.master_weights and _checks.is_half(p.dtype) else None
+                for p in arrays
+            ]
+        )
         self._group_state.append({"step": 0, **self._spec.group_state})
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -513,14 +539,16 @@ class Optimizer:
     def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> Any:
         """A new state array, as the contract says it starts (a ``grad`` or ``lr`` buffer is
         written whole by its first step, the kernel's ``first=True``), of the contract's
-        shape for this parameter; None if this parameter keeps no such array (Adafactor)."""
+        shape for this parameter; None if this parameter keeps no such array (Adafactor).
+        A half-precision parameter's state is float32."""
         st = next(s for s in self._spec.state if s.name == name)
         shape = st.shape(p.shape)
         if shape is None:
             return None
+        dtype = _checks.state_dtype(p.dtype)
         if st.init == "fill":
-            return np.full_like(p, group["initial_accumulator_value"])
-        return np.zeros(shape, p.dtype)
+            return np.full_like(p, group["initial_accumulator_value"], dtype=dtype)
+        return np.zeros(shape, dtype)
 
     def _cached_plan(self, gi: int, group: dict[str, Any], k: int) -> _Plan:
         """``_plan`` of a group, reused while its options are the same constants.
@@ -619,6 +647,20 @@ class Optimizer:
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
+        masters = None
+        if self.master_weights:
+            masters = next(m for g, m in zip(self.param_groups, self._masters) if g is group)
+            if rows is not None:
+                masters = [masters[i] for i in rows]
+        if masters is not None and any(m is not None for m in masters):
+            # The float32 masters are updated (with the half gradients widened, exactly);
+            # each half parameter is then their copy rounded to nearest even.
+            _checks.collect([("params", params, True), ("grads", grads, False)], names)
+            halves = params
+            grads = [g if m is None else g.astype(np.float32) for g, m in zip(grads, masters)]
+            params = [p if m is None else m for p, m in zip(params, masters)]
+        else:
+            masters = None
         if check:
             bad = self._kernel(
                 spec.kernel,
@@ -633,6 +675,10 @@ class Optimizer:
                 return bad  # nothing was written: the carried values stay as they were
         else:
             self._kernel(spec.kernel, params, grads, state, scalars, names)
+        if masters is not None:
+            for p, m in zip(halves, masters):
+                if m is not None:
+                    p[...] = m
         if carried is not None:
             gstate.update(zip(spec.carry, carried))
         if new:
@@ -817,7 +863,7 @@ class Optimizer:
             else:
                 named = zip(self._names, flat)
             for nm, g in named:
-                if not (isinstance(g, np.ndarray) and g.dtype.kind in "fc"):
+                if not (isinstance(g, np.ndarray) and _checks.is_float(g.dtype)):
                     continue  # not a valid gradient: the array checks report it
                 idx = _first_nonfinite(g)
                 if idx is None:
@@ -945,7 +991,7 @@ class Optimizer:
             entry = {
                 "names": list(group["names"]),
                 "shapes": [p.shape for p in group["params"]],
-                "dtypes": [p.dtype.str for p in group["params"]],
+                "dtypes": [_checks.dtype_tag(p.dtype) for p in group["params"]],
                 # per parameter, in the order of "names"
                 **{key: [c[key] for c in counters] for key in gstate},
             }
@@ -968,12 +1014,15 @@ class Optimizer:
                 else:
                     entry[key] = v
             groups.append(entry)
+            masters = self._masters[gi]
             for i, nm in enumerate(group["names"]):
                 state[nm] = {
                     key: arrays[i].copy()
                     for key, arrays in buffers.items()
                     if arrays[i] is not None
                 }
+                if masters[i] is not None:
+                    state[nm][_MASTER] = masters[i].copy()
         return {
             "kind": type(self).__name__,
             "step_count": self.step_count,
@@ -1099,6 +1148,7 @@ class Optimizer:
                         )
                     )
             loaded: dict[str, list[Any]] = {}
+            masters: list[np.ndarray | None] = []
             keys = None
             shapes = {st.name: st.shape for st in spec.state}
             for i, (nm, p, gstate) in enumerate(zip(group["names"], group["params"], per_param)):
@@ -1112,6 +1162,8 @@ class Optimizer:
                         f"state of parameter {nm!r} must be a dict of arrays, got "
                         f"{type(saved).__name__}"
                     )
+                masters.append(self._saved_master(nm, p, saved))
+                saved = {k: v for k, v in saved.items() if k != _MASTER}
                 for key, a in saved.items():
                     if key not in spec.state_names:
                         raise ValueError(
@@ -1119,17 +1171,19 @@ class Optimizer:
                             f"{kind} keeps {list(spec.state_names)}"
                         )
                     want = own.get(key)
-                    if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != p.dtype:
+                    sdt = _checks.state_dtype(p.dtype)  # float32 for a half parameter
+                    if not isinstance(a, np.ndarray) or a.shape != want or a.dtype != sdt:
                         desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
                         raise ValueError(
                             f"state {key!r} of parameter {nm!r}: saved {desc}, "
                             + (
                                 f"parameter is {p.dtype}{p.shape}"
                                 if want == p.shape
-                                else f"it must be {p.dtype}{want}"
+                                else f"it must be {sdt}{want}"
                                 if want is not None
                                 else f"a parameter of shape {p.shape} keeps no {key!r}"
                             )
+                            + (f" (its state is {sdt})" if sdt != p.dtype else "")
                         )
                     loaded.setdefault(key, [None] * len(group["params"]))[i] = a
                 # States a parameter of this shape does not keep count as present.
@@ -1148,7 +1202,7 @@ class Optimizer:
                             f"state_dict lacks {key!r} for parameter {nm!r} (its "
                             "options need it: was it saved with other options?)"
                         )
-            todo.append((opts, per_param, loaded))
+            todo.append((opts, per_param, loaded, masters))
         for tag, saved_states in schedules.items():
             parts = self._schedule_parts(tag)
             if isinstance(saved_states, dict):
@@ -1160,8 +1214,11 @@ class Optimizer:
                     "the optimizer with the same schedules as the saved run"
                 )
         # Everything is checked: copy.
-        for gi, (opts, per_param, loaded) in enumerate(todo):
+        for gi, (opts, per_param, loaded, masters) in enumerate(todo):
             group, buffers = self.param_groups[gi], self._buffers[gi]
+            for m, saved_m in zip(self._masters[gi], masters):
+                if m is not None:
+                    np.copyto(m, saved_m)
             new = {}
             for key, saved_arrays in loaded.items():
                 arrays = buffers.get(key) or [
@@ -1183,6 +1240,29 @@ class Optimizer:
         self.step_count = step_count
         self.skipped_steps = skipped
         self.last_lr = [float(x) for x in last_lr]
+
+    def _saved_master(self, nm: Any, p: np.ndarray, saved: Mapping[str, Any]) -> Any:
+        """The saved float32 master copy of parameter ``nm`` (checked), or None."""
+        if _MASTER not in saved:
+            if self.master_weights and _checks.is_half(p.dtype):
+                raise ValueError(
+                    f"state_dict lacks {_MASTER!r} for parameter {nm!r} (saved without "
+                    "master_weights=True?): this optimizer keeps a float32 master copy of it"
+                )
+            return None
+        a = saved[_MASTER]
+        if not (self.master_weights and _checks.is_half(p.dtype)):
+            raise ValueError(
+                f"state_dict has a {_MASTER!r} for parameter {nm!r}, which this optimizer "
+                "does not keep: construct it with master_weights=True and the same "
+                "half-precision parameters"
+            )
+        if not isinstance(a, np.ndarray) or a.shape != p.shape or a.dtype != np.float32:
+            desc = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
+            raise ValueError(
+                f"state {_MASTER!r} of parameter {nm!r}: saved {desc}, it must be float32{p.shape}"
+            )
+        return a
 
     def _schedule_parts(self, tag):
         """The stateful schedules inside the hyperparameter named by a state_dict tag
@@ -1223,6 +1303,11 @@ _ROBUST_DOC = """
             or per group) is at most ``max_grad_norm`` (``clip_grad_norm_``'s
             ``coef = max_norm / (norm + 1e-6)``, applied when ``coef < 1``).  The caller's
             gradient arrays are never modified (a clipped step uses scaled copies).
+        master_weights (bool, default False): keep a float32 master copy of each float16 or
+            bfloat16 parameter (state ``master_weight``, saved in checkpoints), update it
+            in float32 and write the parameter as its rounding to nearest even after each
+            step; without it the half parameter itself is widened, updated in float32 and
+            rounded once per step.  State arrays are float32 either way.
 
     Every scalar option (``lr``, ``momentum``, each of ``betas``, ...) may also be a
     schedule: a callable ``step -> value`` (such as a ``fastopt.schedules`` schedule),
@@ -1267,8 +1352,9 @@ class SGD(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         momentum (float or schedule, default @momentum@): momentum factor :math:`\mu`.
         dampening (float or schedule, default @dampening@): dampening for momentum
@@ -1313,8 +1399,9 @@ class Adagrad(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         lr_decay (float or schedule, default @lr_decay@): learning rate decay :math:`\eta`.
         weight_decay (float or schedule, default @weight_decay@): L2 penalty :math:`\lambda`.
@@ -1364,8 +1451,9 @@ class RMSprop(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         alpha (float or schedule, default @alpha@): smoothing constant :math:`\alpha`.
         eps (float or schedule, default @eps@): term added to the denominator.
@@ -1415,8 +1503,9 @@ _ADAM_MATH = r"""
     torch divides (at most one rounding apart).
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
@@ -1508,8 +1597,9 @@ class Adamax(Optimizer):
     maximum propagates a NaN from either side, as ``torch.maximum``.
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running average of the gradient and of
@@ -1567,8 +1657,9 @@ class NAdam(Optimizer):
     float64, which moves a float64 trajectory by about 1e-8 relative.
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
@@ -1631,8 +1722,9 @@ class RAdam(Optimizer):
     by element (a few roundings apart).
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): learning rate :math:`\gamma`.
         betas (pair of floats or schedules, default @betas@): :math:`(\beta_1,
             \beta_2)`, the coefficients of the running averages of the gradient and of its
@@ -1680,8 +1772,9 @@ class Adadelta(Optimizer):
         \end{aligned}
 
     Args:
-        params: a list of float32/float64 arrays, a dict name -> array, or a list of
-            parameter groups ``{"params": ..., <option>: value}``; updated in place.
+        params: a list of float32, float64, float16 or bfloat16 arrays, a dict name ->
+            array, or a list of parameter groups ``{"params": ..., <option>: value}``;
+            updated in place.
         lr (float or schedule, default @lr@): coefficient :math:`\gamma` that scales
             :math:`\Delta` before it is applied.
         rho (float or schedule, default @rho@): coefficient :math:`\rho` of the running

@@ -11,7 +11,7 @@
 #define SET_FLAG(option, def) o.option = (int)case_value(c, #option);
 #define ARRAY(T, x) (T*)case_slot(c, arrays, #x),
 #define ARRAY_IF(T, x, option) ARRAY(T, x)
-#define CARRIED(T, x) mu,
+#define CARRIED(T, x, rule, start) case_carried(c, carried, #x),
 /* opts: the option list and defaults (adamw: AdamW's), fn: the function (adam for adamw). */
 #define CALL(opts, fn, SUFFIX, T)                                               \
   if (strcmp(c->h.opt, #opts) == 0) {                                           \
@@ -22,26 +22,26 @@
   }
 #define CALL_f32(name, Cpp) CALL(name, name, f32, float)
 #define CALL_f64(name, Cpp) CALL(name, name, f64, double)
-#define STEP(SUFFIX, T)                                                                     \
-  static int64_t step_##SUFFIX(const test_case* c, unsigned char* arrays,                   \
-                               const unsigned char* grad, double* mu, int64_t t, char* msg, \
-                               size_t msg_size) {                                           \
-    int64_t rc = -1;                                                                        \
-    FASTOPT_OPTIMIZERS(CALL_##SUFFIX)                                                       \
-    CALL(adamw, adam, SUFFIX, T)                                                            \
-    if (rc == -1) {                                                                         \
-      fprintf(stderr, "driver: unknown optimizer %s\n", c->h.opt);                          \
-      exit(3);                                                                              \
-    }                                                                                       \
-    if (rc != 0) strncpy(msg, fastopt_last_error(), msg_size);                              \
-    return rc;                                                                              \
+#define STEP(SUFFIX, T)                                                                          \
+  static int64_t step_##SUFFIX(const test_case* c, unsigned char* arrays,                        \
+                               const unsigned char* grad, double* carried, int64_t t, char* msg, \
+                               size_t msg_size) {                                                \
+    int64_t rc = -1;                                                                             \
+    FASTOPT_OPTIMIZERS(CALL_##SUFFIX)                                                            \
+    CALL(adamw, adam, SUFFIX, T)                                                                 \
+    if (rc == -1) {                                                                              \
+      fprintf(stderr, "driver: unknown optimizer %s\n", c->h.opt);                               \
+      exit(3);                                                                                   \
+    }                                                                                            \
+    if (rc != 0) strncpy(msg, fastopt_last_error(), msg_size);                                   \
+    return rc;                                                                                   \
   }
 STEP(f32, float)
 STEP(f64, double)
 
 static int64_t step(const test_case* c, unsigned char* arrays, const unsigned char* grad,
-                    double* mu, int64_t t, char* msg, size_t msg_size) {
-  return (c->h.elem == 4 ? step_f32 : step_f64)(c, arrays, grad, mu, t, msg, msg_size);
+                    double* carried, int64_t t, char* msg, size_t msg_size) {
+  return (c->h.elem == 4 ? step_f32 : step_f64)(c, arrays, grad, carried, t, msg, msg_size);
 }
 
 #define PRINT_REAL(option, def, rule) printf("%s %s %.17g\n", name, #option, o.option);
@@ -94,6 +94,31 @@ static int self_check(void) {
   if (rc != FASTOPT_INVALID_ARGUMENT || strstr(fastopt_last_error(), "mu_product") == NULL) {
     printf("mu_product overlap: rc=%d %s\n", rc, fastopt_last_error());
     ++bad;
+  }
+  {
+    /* ASGD's eta and mu: one double, or inside param; Rprop's two arrays the same */
+    double ax[8] = {0}, eta = 0.5, mu = 1.0;
+    rc = fastopt_asgd_f64(w, g, ax, &mu, &mu, 8, 2, NULL);
+    if (rc != FASTOPT_INVALID_ARGUMENT || strstr(fastopt_last_error(), "eta and mu") == NULL) {
+      printf("asgd eta == mu: rc=%d %s\n", rc, fastopt_last_error());
+      ++bad;
+    }
+    rc = fastopt_asgd_f64(w, g, ax, w + 5, &mu, 8, 2, NULL);
+    if (rc != FASTOPT_INVALID_ARGUMENT || strstr(fastopt_last_error(), "share memory") == NULL) {
+      printf("asgd eta inside param: rc=%d %s\n", rc, fastopt_last_error());
+      ++bad;
+    }
+    rc = fastopt_rprop_f64(w, g, m, m, 8, 2, NULL);
+    if (rc != FASTOPT_INVALID_ARGUMENT || strstr(fastopt_last_error(), "share memory") == NULL) {
+      printf("rprop prev == step_size_buffer: rc=%d %s\n", rc, fastopt_last_error());
+      ++bad;
+    }
+    for (i = 0; i < 8; ++i)
+      if (ax[i] != 0.0) ++bad;
+    if (eta != 0.5 || mu != 1.0) {
+      printf("asgd overlap: wrote eta or mu\n");
+      ++bad;
+    }
   }
   for (i = 0; i < 8; ++i)
     if (w[i] != 1.0 || m[i] != 0.0 || v[i] != 0.0) {

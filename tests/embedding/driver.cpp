@@ -17,7 +17,7 @@ namespace {
 #define SET_FLAG(option, def) o.option = case_value(c, #option) != 0;
 #define ARRAY(T, x) static_cast<T*>(case_slot(c, arrays, #x)),
 #define ARRAY_IF(T, x, option) ARRAY(T, x)
-#define CARRIED(T, x) mu,
+#define CARRIED(T, x, rule, start) case_carried(c, carried, #x),
 #define CALL(name, Cpp)                                                                 \
   if (std::strcmp(c->h.opt, #name) == 0) {                                              \
     fastopt::Cpp##Options o;                                                            \
@@ -28,7 +28,7 @@ namespace {
 
 template <class T>
 std::int64_t step_as(const test_case* c, unsigned char* arrays, const unsigned char* grad,
-                     double* mu, std::int64_t t) {
+                     double* carried, std::int64_t t) {
   T* p = c->h.has[0] ? reinterpret_cast<T*>(arrays) : nullptr;
   const T* g = reinterpret_cast<const T*>(grad);
   const std::size_t n = static_cast<std::size_t>(c->h.n);
@@ -38,11 +38,11 @@ std::int64_t step_as(const test_case* c, unsigned char* arrays, const unsigned c
   std::exit(3);
 }
 
-std::int64_t step(const test_case* c, unsigned char* arrays, const unsigned char* grad, double* mu,
-                  std::int64_t t, char* msg, std::size_t msg_size) {
+std::int64_t step(const test_case* c, unsigned char* arrays, const unsigned char* grad,
+                  double* carried, std::int64_t t, char* msg, std::size_t msg_size) {
   try {
-    return c->h.elem == 4 ? step_as<float>(c, arrays, grad, mu, t)
-                          : step_as<double>(c, arrays, grad, mu, t);
+    return c->h.elem == 4 ? step_as<float>(c, arrays, grad, carried, t)
+                          : step_as<double>(c, arrays, grad, carried, t);
   } catch (const std::invalid_argument& e) {
     std::strncpy(msg, e.what(), msg_size);
     return 1;
@@ -74,7 +74,7 @@ int defaults() {
 int self_check() {
   std::vector<double> w(8, 1.0), m(8, 0.0), v(8, 0.0), g(8, 0.5);
   const std::vector<double> w0 = w;
-  double mu = 1.0;
+  double mu = 1.0, mu0 = 0.0;
   int bad = 0;
   auto expect_refused = [&](const char* what, auto&& f) {
     try {
@@ -82,7 +82,7 @@ int self_check() {
       std::printf("%s: not refused\n", what);
       ++bad;
     } catch (const std::invalid_argument& e) {
-      if (w != w0 || mu != 1.0) {
+      if (w != w0 || mu != 1.0 || mu0 != 0.0 || m != std::vector<double>(8, 0.0)) {
         std::printf("%s: refused (%s) but wrote\n", what, e.what());
         ++bad;
       }
@@ -100,6 +100,12 @@ int self_check() {
   expect_refused("mu_product inside exp_avg", [&] {
     fastopt::nadam(w.data(), g.data(), m.data(), v.data(), m.data() + 2, 8, 1);
   });
+  expect_refused("asgd eta == mu",
+                 [&] { fastopt::asgd(w.data(), g.data(), m.data(), &mu, &mu, 8, 2); });
+  expect_refused("asgd mu inside param",
+                 [&] { fastopt::asgd(w.data(), g.data(), m.data(), &mu0, w.data() + 7, 8, 2); });
+  expect_refused("rprop step_size_buffer overlaps prev",
+                 [&] { fastopt::rprop(w.data(), g.data(), m.data(), m.data() + 1, 7, 2); });
   expect_refused("adadelta acc_delta == square_avg",
                  [&] { fastopt::adadelta(w.data(), g.data(), v.data(), v.data(), 8, 1); });
   // A grad may be read by two calls; unused state pointers are ignored, even if they alias.

@@ -3,10 +3,11 @@
  *
  * Input:  int64 ncases, then per case a case_head, nopts case_option records, then
  *         T arrays[4][n] (param, state slot 0..2) and T grads[nsteps][n].
- * Output: per case int64 rc (0, or the error code), char msg[256], double mu_product after
- *         the steps, T arrays[4][n].
+ * Output: per case int64 rc (0, or the error code), char msg[256], double carried[2] (the
+ *         carried values after the steps: NAdam's mu_product, ASGD's eta and mu), T
+ *         arrays[4][n].
  *
- * Options are passed by name and state arrays by role (the C/C++ argument names of
+ * Options are passed by name, state arrays and carried values by role (the C/C++ names of
  * fastopt/optimizers.h), so that the drivers call every optimizer through the table's
  * lists; a name the table asks for and the case lacks stops the driver (exit status 3). */
 #ifndef FASTOPT_TEST_DRIVER_IO_H
@@ -21,10 +22,11 @@ typedef struct case_head {
   char opt[16]; /* the optimizer: a FASTOPT_OPTIMIZERS name, or adamw */
   int64_t elem; /* 4 (float) or 8 (double) */
   int64_t n, step0, nsteps, nopts;
-  int64_t has[5];    /* param, grad, state slot 0..2: passed (1) or null (0) */
-  int64_t has_mu;    /* mu_product passed (1) or null (0) */
-  double mu;         /* mu_product before the first step */
-  char roles[3][24]; /* the role of each state slot */
+  int64_t has[5];            /* param, grad, state slot 0..2: passed (1) or null (0) */
+  int64_t has_carried[2];    /* carried value 0..1 passed (1) or null (0) */
+  double carried[2];         /* the carried values before the first step */
+  char roles[3][24];         /* the role of each state slot */
+  char carried_roles[2][24]; /* the role of each carried value */
 } case_head;
 
 typedef struct case_option {
@@ -56,6 +58,15 @@ static void* case_slot(const test_case* c, unsigned char* arrays, const char* ro
   exit(3);
 }
 
+/* The carried value of role `role` in `carried` (value k), or NULL. */
+static double* case_carried(const test_case* c, double* carried, const char* role) {
+  int k;
+  for (k = 0; k < 2; ++k)
+    if (strcmp(c->h.carried_roles[k], role) == 0) return c->h.has_carried[k] ? carried + k : NULL;
+  fprintf(stderr, "driver: case for %s has no carried value %s\n", c->h.opt, role);
+  exit(3);
+}
+
 static void read_or_die(FILE* in, void* p, size_t bytes) {
   if (bytes && fread(p, 1, bytes, in) != bytes) {
     fprintf(stderr, "driver: short input\n");
@@ -73,9 +84,10 @@ static void read_case(FILE* in, test_case* c) {
 }
 
 /* One step of case c on `arrays` (param, state slots) with gradient `grad` (NULL when not
- * passed) and mu_product `mu`: returns 0 or an error code, with its message in msg. */
+ * passed) and the carried values `carried` (2): returns 0 or an error code, with its
+ * message in msg. */
 typedef int64_t (*case_step)(const test_case* c, unsigned char* arrays, const unsigned char* grad,
-                             double* mu, int64_t t, char* msg, size_t msg_size);
+                             double* carried, int64_t t, char* msg, size_t msg_size);
 
 /* Runs every case of file `inpath` with `step`, writes the results to `outpath`. */
 static int run_cases(const char* inpath, const char* outpath, case_step step) {
@@ -89,7 +101,7 @@ static int run_cases(const char* inpath, const char* outpath, case_step step) {
     size_t n, es, asize, gsize;
     unsigned char *a, *g;
     int64_t rc = 0;
-    double mu;
+    double carried[2];
     char msg[256];
     read_case(in, &c);
     n = (size_t)c.h.n;
@@ -100,14 +112,14 @@ static int run_cases(const char* inpath, const char* outpath, case_step step) {
     g = (unsigned char*)malloc(gsize + 1);
     read_or_die(in, a, asize);
     read_or_die(in, g, gsize);
-    mu = c.h.mu;
+    memcpy(carried, c.h.carried, sizeof carried);
     memset(msg, 0, sizeof msg);
     for (s = 0; s < c.h.nsteps && rc == 0; ++s)
-      rc = step(&c, a, c.h.has[1] ? g + (size_t)s * n * es : NULL, c.h.has_mu ? &mu : NULL,
-                c.h.step0 + s, msg, sizeof msg - 1);
+      rc = step(&c, a, c.h.has[1] ? g + (size_t)s * n * es : NULL, carried, c.h.step0 + s, msg,
+                sizeof msg - 1);
     fwrite(&rc, sizeof rc, 1, out);
     fwrite(msg, 1, sizeof msg, out);
-    fwrite(&mu, sizeof mu, 1, out);
+    fwrite(carried, sizeof carried[0], 2, out);
     fwrite(a, 1, asize, out);
     free(a);
     free(g);

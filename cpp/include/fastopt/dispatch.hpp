@@ -10,7 +10,9 @@
 
 namespace fastopt {
 
-enum class DType { f32, f64 };
+// The parameter's (and gradient's) storage: float32, float64, or half precision (bfloat16,
+// IEEE float16) whose state arrays and arithmetic are float32.
+enum class DType { f32, f64, bf16, f16 };
 enum class Op {
   sgd,
   adagrad,
@@ -34,7 +36,7 @@ constexpr int kMaxSlots = 5;
 struct Row {
   DType dtype;
   std::size_t n;
-  void* ptr[kMaxSlots];  // slot 0: param, slot 1: grad, 2..: state (nullptr if absent)
+  void* ptr[kMaxSlots];  // slot 0: param, slot 1: grad (dtype), 2..: state (nullptr if absent)
 };
 
 // Hyperparameters arrive in double; each chunk casts them to the row's type once (the same

@@ -14,7 +14,7 @@
  *     }
  *
  * Optimizers: sgd, adagrad, rmsprop, adam (AdamW: decoupled_weight_decay = 1), adamax,
- * nadam, radam, adadelta; their options and state are listed in fastopt/optimizers.h.
+ * nadam, radam, adadelta, rprop, asgd; their options and state are listed in fastopt/optimizers.h.
  *
  * Each function is the C++ function of fastopt/fastopt.hpp with the same name and argument
  * order (options by pointer; NULL means the defaults), for float (_f32) and double (_f64),
@@ -80,18 +80,21 @@ FASTOPT_OPTIMIZERS(FASTOPT_C_STRUCT)
  *
  * <state> is FASTOPT_STATE_<name> of fastopt/optimizers.h in order: an array of n elements
  * (float* <array>) for A and O entries (an O array may be NULL while its option is 0), a
- * double* for a P entry (NAdam's mu_product: 1.0 before the first step, updated by each
- * successful call).  For example
+ * double* for a P entry, never NULL (NAdam's mu_product: 1.0 before the first step; ASGD's
+ * eta and mu: 0.0 and 1.0; each successful call replaces them with the next step's values).
+ * For example
  *
  *   fastopt_sgd_f32(param, grad, momentum_buffer, n, step, options)
  *   fastopt_rmsprop_f64(param, grad, square_avg, grad_avg, momentum_buffer, n, step, options)
  *   fastopt_adam_f32(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, n, step, options)
  *   fastopt_adamax_f32(param, grad, exp_avg, exp_inf, n, step, options)
  *   fastopt_nadam_f32(param, grad, exp_avg, exp_avg_sq, &mu_product, n, step, options)
- *   fastopt_adadelta_f32(param, grad, square_avg, acc_delta, n, step, options) */
+ *   fastopt_adadelta_f32(param, grad, square_avg, acc_delta, n, step, options)
+ *   fastopt_rprop_f32(param, grad, prev, step_size_buffer, n, step, options)
+ *   fastopt_asgd_f64(param, grad, ax, &eta, &mu, n, step, options) */
 #define FASTOPT_C_ARRAY(T, array) T *array,
 #define FASTOPT_C_OPTIONAL(T, array, option) T *array,
-#define FASTOPT_C_VALUE(T, value) double *value,
+#define FASTOPT_C_VALUE(T, value, rule, start) double *value,
 #define FASTOPT_C_SIGNATURE(name, SUFFIX, T)                                                  \
   int fastopt_##name##_##SUFFIX(                                                              \
       T* param, const T* grad,                                                                \

@@ -10,30 +10,35 @@
 //       fastopt::adam(w.data(), g.data(), m.data(), v.data(), nullptr, n, t, opt);
 //     }
 //
-// Optimizers: sgd, adagrad, rmsprop, adam (and adamw), adamax, nadam, radam, adadelta, each
-// torch.optim's class of that name; their options and state arrays are listed once in
+// Optimizers: sgd, adagrad, rmsprop, adam (and adamw), adamax, nadam, radam, adadelta, rprop,
+// asgd, each torch.optim's class of that name; their options and state arrays are listed once in
 // fastopt/optimizers.h, from which this header and the C ABI are generated (the signatures
 // are spelled out above the step functions below; docs/embedding.md).
 //
 // One call updates one array of n elements (and its state) in place, on the calling thread
 // (no pool, no global state: different arrays may be stepped from different threads; the
-// Python extension adds the multi-threaded, ISA-dispatched execution).  T is float or double;
+// Python extension adds the multi-threaded, ISA-dispatched execution).  T is float or double
+// (half-precision parameters are for the Python optimizers only);
 // the results are bit-identical to fastopt.kernels (python/fastopt/kernels.py) and the
 // Python optimizers given the same inputs, on any backend: the derived scalars (Adam's
 // lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t), Adagrad's lr / (1 + (t - 1) lr_decay),
 // RAdam's rectification, NAdam's momentum coefficients and their float32 running product,
-// 1 - dampening, 1 - alpha, 1 - lr * weight_decay, ...) are computed here in double, exactly
-// as fastopt.kernels computes them, and cast to T once; the per-element loops are those of
-// the compiled extension (fastopt/kernels.hpp, generic build).  The update rules are
-// written out in the docstrings of python/fastopt/backends/numpy.py (the reference).
+// ASGD's float32 eta and mu, 1 - dampening, 1 - alpha, 1 - lr * weight_decay, ...) are computed
+// here in double, exactly as fastopt.kernels computes them, and cast to T once; the per-element
+// loops are those of the compiled extension (fastopt/kernels.hpp, generic build).  The update rules
+// are written out in the docstrings of python/fastopt/backends/numpy.py (the reference).
 //
 // Checks: every option is checked with the rules of fastopt.kernels (finite numbers;
-// lr, momentum, weight_decay, eps, lr_decay, alpha, momentum_decay >= 0; beta1, beta2 in
-// [0, 1); rho in [0, 1]; Nesterov needs momentum > 0 and dampening == 0; step >= 1), and so
-// are the pointers (param, grad and every state array the options need are non-null when
-// n > 0; NAdam's mu_product is never null and in [0, 1]; no array written may overlap
-// another).  A failed check throws std::invalid_argument before anything is
-// written.  State arrays the options do not use may be null and are never touched.
+// lr, momentum, weight_decay, eps, lr_decay, alpha, momentum_decay, lambd, step_size_min,
+// step_size_max >= 0; beta1, beta2 in [0, 1); rho in [0, 1]; etaminus in (0, 1); etaplus > 1;
+// Nesterov needs momentum > 0 and dampening == 0; Rprop's step_size_min <= step_size_max;
+// step >= 1), and so are the pointers (param, grad and every state array the options need
+// are non-null when n > 0; the carried values -- NAdam's mu_product, ASGD's eta and mu -- are
+// never null, mu_product and mu in [0, 1], eta >= 0; no array or value written may overlap
+// another).  ASGD refuses (1 + lambd * lr * step) ** alpha beyond double's range, where
+// fastopt.kernels raises OverflowError.  A failed check throws std::invalid_argument
+// before anything is written.  State arrays the options do not use may be null and are never
+// touched.
 //
 // Exactness needs no FMA contraction: a*b + c must round twice, as NumPy and PyTorch's CPU
 // loops do.  GCC contracts by default (-ffp-contract=fast in GNU mode) and Clang within an
@@ -85,7 +90,8 @@ namespace fastopt {
 // FASTOPT_OPTIONS_<name> lists the fields in order): SGDOptions, AdagradOptions,
 // RMSpropOptions, AdamOptions (AdamW: decoupled_weight_decay = true), AdamWOptions
 // (torch.optim.AdamW's defaults, weight_decay = 1e-2), AdamaxOptions, NAdamOptions,
-// RAdamOptions, AdadeltaOptions.  A real is a double, a flag a bool.
+// RAdamOptions, AdadeltaOptions, RpropOptions (etas and step_sizes as etaminus, etaplus,
+// step_size_min, step_size_max), ASGDOptions.  A real is a double, a flag a bool.
 #define FASTOPT_HPP_REAL(option, def, rule) double option = def;
 #define FASTOPT_HPP_FLAG(option, def) bool option = def;
 #define FASTOPT_HPP_STRUCT(name, Cpp)                          \
@@ -152,15 +158,31 @@ inline void check_unit(const char* name, double v) {
   if (!(v >= 0.0 && v <= 1.0)) fail(std::string(name) + " must be in [0, 1], got " + repr(v));
 }
 
+inline void check_open_unit(const char* name, double v) {
+  check_finite(name, v);
+  if (!(v > 0.0 && v < 1.0)) fail(std::string(name) + " must be in (0, 1), got " + repr(v));
+}
+
+inline void check_above_one(const char* name, double v) {
+  check_finite(name, v);
+  if (!(v > 1.0)) fail(std::string(name) + " must be > 1, got " + repr(v));
+}
+
 inline void check_step(std::int64_t step) {
   if (step < 1)
     fail("step must be >= 1 (the 1-based number of this update, 1 for the first), got " +
          std::to_string(step));
 }
 
-// Checks between options (after each option's own rule); none but SGD's.
+// Checks between options (after each option's own rule): SGD's and Rprop's.
 template <class O>
 void cross(const O&) {}
+
+inline void cross(const RpropOptions& o) {
+  if (o.step_size_min > o.step_size_max)
+    fail("step_sizes must be (min, max) with min <= max, got step_size_min=" +
+         repr(o.step_size_min) + ", step_size_max=" + repr(o.step_size_max));
+}
 
 inline void cross(const SGDOptions& o) {
   if (o.nesterov && (o.momentum <= 0.0 || o.dampening != 0.0))
@@ -222,13 +244,14 @@ T* needed_if(T* p, std::size_t n, const char* role, const char* option, V v) {
   return p;
 }
 
-// A running value carried between steps (NAdam's mu_product): never null, in [0, 1].
-inline void check_carried(const double* p, const char* role) {
+// A value carried between steps (NAdam's mu_product, ASGD's eta and mu): never null, its
+// value checked by `check` (its rule in the table).
+inline void check_carried(const double* p, const char* role, void (*check)(const char*, double),
+                          double start) {
   if (p == nullptr)
-    fail(std::string(role) +
-         " is null; pass the address of a double (1.0 before "
-         "the first step)");
-  check_unit(role, *p);
+    fail(std::string(role) + " is null; pass the address of a double (" + repr(start) +
+         " before the first step)");
+  check(role, *p);
 }
 
 // The decoupled weight decay factor 1 - lr * weight_decay, rounded as Python rounds it.
@@ -289,8 +312,14 @@ void kernel(const AdamaxOptions& o, std::int64_t step, T* p, const T* g, T* m, T
                               T(o.weight_decay), o.weight_decay != 0.0, T(step_size), o.maximize);
 }
 
-// torch keeps mu_product as a float32 tensor: each product is rounded to float32.
-inline double round_f32(double x) { return static_cast<double>(static_cast<float>(opaque(x))); }
+// torch keeps mu_product, ASGD's eta and mu as float32 tensors: each value is rounded to
+// float32 (to nearest even; a value beyond float32's range becomes +-inf, as in torch and
+// Python's struct.pack("f", x), written out so that no cast is out of range).
+inline double round_f32(double x) {
+  x = opaque(x);
+  if (std::fabs(x) >= 0x1.ffffffp+127) return std::copysign(HUGE_VAL, x);
+  return static_cast<double>(static_cast<float>(x));
+}
 
 template <class T>
 void kernel(const NAdamOptions& o, std::int64_t step, T* p, const T* g, T* m, T* v,
@@ -338,6 +367,37 @@ void kernel(const AdadeltaOptions& o, std::int64_t, T* p, const T* g, T* v, T* u
                                 T(o.weight_decay), o.weight_decay != 0.0, o.maximize);
 }
 
+template <class T>
+void kernel(const RpropOptions& o, std::int64_t step, T* p, const T* g, T* prev, T* ss,
+            std::size_t n) {
+  // step 1 sets the step sizes to lr (torch's state init) without reading them
+  generic::kernels::rprop<T>(p, g, prev, ss, n, T(o.lr), T(o.etaminus), T(o.etaplus),
+                             T(o.step_size_min), T(o.step_size_max), step == 1, o.maximize);
+}
+
+template <class T>
+void kernel(const ASGDOptions& o, std::int64_t step, T* p, const T* g, T* ax, double* eta,
+            double* mu, std::size_t n) {
+  // torch.optim.ASGD's eta and mu: read for this step (lr and 1 on step 1), then replaced by
+  // lr / (1 + lambd lr t)^alpha and 1 / max(1, t - t0), each rounded to float32.
+  const double t = static_cast<double>(step);
+  const double eta_t = step == 1 ? round_f32(o.lr) : *eta;
+  const double mu_t = step == 1 ? 1.0 : *mu;
+  const double base = 1.0 + opaque(opaque(o.lambd * o.lr) * t);
+  const double power = std::pow(opaque(base), o.alpha);
+  if (std::isinf(power) && !std::isinf(base))  // Python's float ** raises OverflowError
+    fail("(1 + lambd * lr * step) ** alpha is out of range of double for lambd=" + repr(o.lambd) +
+         ", lr=" + repr(o.lr) + ", step=" + std::to_string(step) + ", alpha=" + repr(o.alpha));
+  const double eta_next = round_f32(o.lr / power);
+  const double since = t - o.t0;
+  const double mu_next = round_f32(1.0 / (since > 1.0 ? since : 1.0));
+  const double decay = 1.0 - opaque(o.lambd * eta_t);
+  generic::kernels::asgd<T>(p, g, ax, n, T(eta_t), T(decay), T(mu_t), T(o.weight_decay),
+                            o.weight_decay != 0.0, mu_t != 1.0, o.maximize);
+  *eta = eta_next;
+  *mu = mu_next;
+}
+
 }  // namespace detail
 
 // ------------------------------------------------------------------ the step functions
@@ -358,22 +418,28 @@ void kernel(const AdadeltaOptions& o, std::int64_t, T* p, const T* g, T* v, T* u
 //   nadam(param, grad, exp_avg, exp_avg_sq, &mu_product, n, step, options)
 //   radam(param, grad, exp_avg, exp_avg_sq, n, step, options)
 //   adadelta(param, grad, square_avg, acc_delta, n, step, options)
+//   rprop(param, grad, prev, step_size_buffer, n, step, options)  // step sizes: lr on step 1
+//   asgd(param, grad, ax, &eta, &mu, n, step, options)
 //
 // Every state array starts at zero unless said otherwise; NAdam's mu_product starts at 1.0
 // and each call replaces it with the product after the step (rounded to float32 as torch
-// keeps it), also when n == 0.  Checks, in order: step, each option by its rule and the
-// cross check (SGD's Nesterov), param and grad and every needed state non-null when n > 0
-// (mu_product always), mu_product in [0, 1], no written range overlapping another.
+// keeps it), also when n == 0; ASGD's eta and mu likewise become the next step's values
+// (not read on step 1, where they are lr and 1.0: start them at 0.0 and 1.0).  Checks, in
+// order: step, each option by its rule and the cross checks (SGD's Nesterov, Rprop's
+// step_sizes), param and grad and every needed state non-null when n > 0 (a carried value
+// always), each carried value by its rule, no written range overlapping another, and
+// then the derived scalars (ASGD's power of the step must not overflow).
 #define FASTOPT_HPP_ARRAY(T, array) detail::same_t<T>*array,
 #define FASTOPT_HPP_OPTIONAL(T, array, option) detail::same_t<T>*array,
-#define FASTOPT_HPP_VALUE(T, value) double *value,
+#define FASTOPT_HPP_VALUE(T, value, rule, start) double *value,
 #define FASTOPT_HPP_NEED(T, array) detail::need(array, n, #array);
 #define FASTOPT_HPP_NEED_IF(T, array, option) \
   array = detail::needed_if(array, n, #array, #option, o.option);
-#define FASTOPT_HPP_CARRIED(T, value) detail::check_carried(value, #value);
+#define FASTOPT_HPP_CARRIED(T, value, rule, start) \
+  detail::check_carried(value, #value, detail::check_##rule, start);
 #define FASTOPT_HPP_RANGE(T, array) {array, n * sizeof(T), true, #array},
 #define FASTOPT_HPP_RANGE_IF(T, array, option) FASTOPT_HPP_RANGE(T, array)
-#define FASTOPT_HPP_VALUE_RANGE(T, value) {value, sizeof(double), true, #value},
+#define FASTOPT_HPP_VALUE_RANGE(T, value, rule, start) {value, sizeof(double), true, #value},
 #define FASTOPT_HPP_FUNCTION(name, Cpp)                                                         \
   template <class T>                                                                            \
   void name(T* param, const detail::same_t<T>* grad,                                            \

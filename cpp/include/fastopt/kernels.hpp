@@ -14,6 +14,14 @@
 //   * `use_wd` says whether weight decay applies, decided by the caller on the double value
 //     (`weight_decay != 0`, as PyTorch), not on its float32 rounding.
 //   * `maximize` is a sign (+1 or -1) applied to the gradient; multiplying by +-1 is exact.
+//   * Storage: the parameter and its gradient are stored as P, the state and the arithmetic
+//     are T (`Storage<P>::math`): P = T for float and double; P = bf16 or f16 (half
+//     precision, bits only) with T = float.  Every kernel reads p[i] and g[i] through
+//     `load` (exact widening) and writes p[i] through `store` (one rounding to nearest even
+//     per write), in registers: no temporary copy, so a half step moves 2+2 bytes of
+//     param and grad instead of 4+4.  For P = T both are the identity (the float32/float64
+//     bits are unchanged).  A new kernel follows the same pattern: `class P` after T,
+//     `P* p, const P* g`, `load(p[i])`, `load(g[i])`, `store(p[i], x)`.
 //
 // ISA builds: this header is compiled once per instruction set (cpp/src/kernels_generic.cpp,
 // kernels_avx2.cpp, kernels_avx512.cpp, each with its own -m flags) and every copy lives in
@@ -26,7 +34,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #ifndef FASTOPT_ISA_NS
 #define FASTOPT_ISA_NS generic
@@ -45,13 +52,108 @@ namespace kernels {
 inline float fsqrt(float x) { return __builtin_sqrtf(x); }
 inline double fsqrt(double x) { return __builtin_sqrt(x); }
 
+// ---------------------------------------------------------------- storage types
+// Half-precision storage, as bits: bfloat16 (the top half of a float32) and IEEE binary16.
+// Conversions are branch-free integer code (selects, no table, no libgcc call), so the
+// loops vectorise in every ISA build (generic included) and give the same bits everywhere.
+struct bf16 {
+  std::uint16_t bits;
+};
+struct f16 {
+  std::uint16_t bits;
+};
+
+// The arithmetic type of a storage type and the bit patterns of its finiteness check.
+template <class Math, class Bits, Bits kAbsMask, Bits kInfBits>
+struct StorageOf {
+  typedef Math math;
+  typedef Bits bits;
+  static constexpr Bits abs_mask = kAbsMask, inf_bits = kInfBits;
+};
+template <class P>
+struct Storage;
+template <>
+struct Storage<float> : StorageOf<float, std::uint32_t, 0x7fffffffu, 0x7f800000u> {};
+template <>
+struct Storage<double>
+    : StorageOf<double, std::uint64_t, 0x7fffffffffffffffull, 0x7ff0000000000000ull> {};
+template <>
+struct Storage<bf16> : StorageOf<float, std::uint16_t, 0x7fffu, 0x7f80u> {};
+template <>
+struct Storage<f16> : StorageOf<float, std::uint16_t, 0x7fffu, 0x7c00u> {};
+
+inline float bits_to_float(std::uint32_t u) {
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+inline std::uint32_t float_to_bits(float f) {
+  std::uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  return u;
+}
+// c ? a : b on all bits, written as a mask so that the vectoriser sees no control flow.
+// (A ternary in the AVX-512 build, where it becomes a masked blend; the other builds' vectorisers
+// need the mask form, which they would otherwise see as control flow.  Same bits.)
+inline std::uint32_t select(bool c, std::uint32_t a, std::uint32_t b) {
+#if defined(__AVX512F__)
+  return c ? a : b;
+#else
+  const std::uint32_t m = 0u - static_cast<std::uint32_t>(c);
+  return (a & m) | (b & ~m);
+#endif
+}
+
+inline float load(float x) { return x; }
+inline double load(double x) { return x; }
+inline void store(float& dst, float x) { dst = x; }
+inline void store(double& dst, double x) { dst = x; }
+
+// bfloat16 -> float32: exact (the bits are the top half).
+inline float load(bf16 x) { return bits_to_float(static_cast<std::uint32_t>(x.bits) << 16); }
+// float32 -> bfloat16, rounded to nearest even; a NaN becomes the quiet NaN 0x7fc0 with its
+// sign (as ml_dtypes); overflow rounds to infinity.
+inline void store(bf16& dst, float x) {
+  const std::uint32_t u = float_to_bits(x);
+  const std::uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const std::uint32_t nan = ((u >> 16) & 0x8000u) | 0x7fc0u;
+  dst.bits = static_cast<std::uint16_t>(select((u & 0x7fffffffu) > 0x7f800000u, nan, rounded));
+}
+
+// binary16 -> float32: exact.  The exponent and mantissa shifted into place and scaled by
+// 2^112 (the exponent bias difference) handle normal and subnormal values alike; inf/NaN
+// get the all-ones exponent.
+inline float load(f16 x) {
+  const std::uint32_t h = x.bits, em = h & 0x7fffu;
+  const std::uint32_t shifted = em << 13;
+  const std::uint32_t scaled = float_to_bits(bits_to_float(shifted) * 0x1p112f);
+  return bits_to_float(select(em >= 0x7c00u, shifted | 0x7f800000u, scaled) |
+                       ((h & 0x8000u) << 16));
+}
+// float32 -> binary16, rounded to nearest even (F. Giesen's float_to_half_fast3_rtne):
+// subnormal results by a float addition that rounds at the right place, normal ones by an
+// integer add of the rebias, half an ulp - 1 and the parity bit; >= 65520 rounds to inf.  A
+// NaN keeps its sign and the top 10 bits of its payload (0x7c01 if they are all zero), as
+// NumPy's astype(np.float16).
+inline void store(f16& dst, float x) {
+  const std::uint32_t full = float_to_bits(x);
+  const std::uint32_t sign = full & 0x80000000u, u = full ^ sign;
+  const std::uint32_t sub = float_to_bits(bits_to_float(u) + 0.5f) - 0x3f000000u;
+  const std::uint32_t normal = (u + 0xc8000fffu + ((u >> 13) & 1u)) >> 13;
+  const std::uint32_t payload = 0x7c00u | ((u >> 13) & 0x3ffu);
+  const std::uint32_t nan = select(payload == 0x7c00u, 0x7c01u, payload);
+  std::uint32_t o = select(u < 0x38800000u, sub, normal);
+  o = select(u >= 0x47800000u, select(u > 0x7f800000u, nan, 0x7c00u), o);
+  dst.bits = static_cast<std::uint16_t>(o | (sign >> 16));
+}
+
 // ---------------------------------------------------------------- SGD
-template <class T, bool WD, bool MOM, bool NESTEROV, bool FIRST>
-inline void sgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf,
+template <class T, class P, bool WD, bool MOM, bool NESTEROV, bool FIRST>
+inline void sgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf,
                      std::size_t n, T lr, T momentum, T one_minus_damp, T wd, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    if (WD) gi = gi + wd * p[i];
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
     if (MOM) {
       T b;
       if (FIRST)
@@ -61,25 +163,25 @@ inline void sgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FAST
       buf[i] = b;
       gi = NESTEROV ? gi + momentum * b : b;
     }
-    p[i] = p[i] - lr * gi;
+    store(p[i], load(p[i]) - lr * gi);
   }
 }
 
-template <class T>
-void sgd(T* p, const T* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
+template <class T, class P>
+void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
          bool use_wd, bool nesterov, bool maximize, bool first) {
   const T s = maximize ? T(-1) : T(1);
   // The caller passes no buffer when momentum == 0 (decided in double: a momentum that
   // rounds to 0 in float32 still uses its buffer, as the NumPy reference does).
   if (buf == nullptr) {
     if (use_wd)
-      sgd_impl<T, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+      sgd_impl<T, P, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
     else
-      sgd_impl<T, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+      sgd_impl<T, P, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
     return;
   }
 #define FASTOPT_SGD(W, N, F) \
-  sgd_impl<T, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
+  sgd_impl<T, P, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
   if (use_wd) {
     if (nesterov) {
       if (first)
@@ -110,36 +212,36 @@ void sgd(T* p, const T* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
 
 // ---------------------------------------------------------------- Adagrad
 // clr = lr / (1 + (t - 1) * lr_decay) is computed by the caller in double.
-template <class T, bool WD>
-inline void adagrad_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g,
+template <class T, class P, bool WD>
+inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
                          T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    if (WD) gi = gi + wd * p[i];
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
     const T s = sum[i] + gi * gi;
     sum[i] = s;
-    p[i] = p[i] - clr * gi / (fsqrt(s) + eps);
+    store(p[i], load(p[i]) - clr * gi / (fsqrt(s) + eps));
   }
 }
 
-template <class T>
-void adagrad(T* p, const T* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
+template <class T, class P>
+void adagrad(P* p, const P* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
              bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   if (use_wd)
-    adagrad_impl<T, true>(p, g, sum, n, clr, wd, eps, s);
+    adagrad_impl<T, P, true>(p, g, sum, n, clr, wd, eps, s);
   else
-    adagrad_impl<T, false>(p, g, sum, n, clr, wd, eps, s);
+    adagrad_impl<T, P, false>(p, g, sum, n, clr, wd, eps, s);
 }
 
 // ---------------------------------------------------------------- RMSprop
-template <class T, bool WD, bool CENTERED, bool MOM>
-inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
+template <class T, class P, bool WD, bool CENTERED, bool MOM>
+inline void rmsprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
                          T* FASTOPT_RESTRICT ga, T* FASTOPT_RESTRICT buf, std::size_t n, T lr,
                          T alpha, T one_minus_alpha, T eps, T wd, T momentum, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    if (WD) gi = gi + wd * p[i];
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
     const T s = alpha * sq[i] + one_minus_alpha * gi * gi;
     sq[i] = s;
     T avg;
@@ -153,22 +255,23 @@ inline void rmsprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* 
     if (MOM) {
       const T b = momentum * buf[i] + gi / avg;
       buf[i] = b;
-      p[i] = p[i] - lr * b;
+      store(p[i], load(p[i]) - lr * b);
     } else {
-      p[i] = p[i] - lr * gi / avg;
+      store(p[i], load(p[i]) - lr * gi / avg);
     }
   }
 }
 
-template <class T>
-void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha,
+template <class T, class P>
+void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha,
              T one_minus_alpha, T eps, T wd, bool use_wd, T momentum, bool centered,
              bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   const bool mom = buf != nullptr;  // the caller passes a buffer iff momentum > 0 (in double)
   const bool cen = centered && ga != nullptr;
-#define FASTOPT_RMS(W, C, M) \
-  rmsprop_impl<T, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, s)
+#define FASTOPT_RMS(W, C, M)                                                                       \
+  rmsprop_impl<T, P, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, \
+                              s)
   if (use_wd) {
     if (cen) {
       if (mom)
@@ -200,14 +303,14 @@ void rmsprop(T* p, const T* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // ---------------------------------------------------------------- Adam / AdamW
 // step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
-template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
-inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD>
+inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
                       T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd, T decay,
                       T step_size, T inv_bc2_sqrt, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    T pi = p[i];
+    T gi = sign * load(g[i]);
+    T pi = load(p[i]);
     if (WD) {
       if (DECOUPLED)
         pi = pi * decay;
@@ -224,19 +327,19 @@ inline void adam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FAS
       vmax[i] = vv;
     }
     const T denom = fsqrt(vv) * inv_bc2_sqrt + eps;
-    p[i] = pi - step_size * mi / denom;
+    store(p[i], pi - step_size * mi / denom);
   }
 }
 
-template <class T>
-void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
+template <class T, class P>
+void adam(P* p, const P* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
           T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, T inv_bc2_sqrt,
           bool decoupled, bool amsgrad, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   const bool ams = amsgrad && vmax != nullptr;
-#define FASTOPT_ADAM(W, D, A)                                                                  \
-  adam_impl<T, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, \
-                        decay, step_size, inv_bc2_sqrt, s)
+#define FASTOPT_ADAM(W, D, A)                                                                     \
+  adam_impl<T, P, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, \
+                           decay, step_size, inv_bc2_sqrt, s)
   if (use_wd) {
     if (decoupled) {
       if (ams)
@@ -261,45 +364,45 @@ void adam(T* p, const T* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta
 // ---------------------------------------------------------------- Adamax
 // step_size = lr / (1 - beta1**t) is computed by the caller in double.  The maximum
 // propagates a NaN from either side, as torch.maximum and np.maximum.
-template <class T, bool WD>
-inline void adamax_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD>
+inline void adamax_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                         T* FASTOPT_RESTRICT u, std::size_t n, T one_minus_beta1, T beta2, T eps,
                         T wd, T step_size, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    if (WD) gi = gi + wd * p[i];
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
     const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
     const T a = beta2 * u[i];
     const T b = __builtin_fabs(gi) + eps;
     const T ui = ((a != a) | (a > b)) ? a : b;
     m[i] = mi;
     u[i] = ui;
-    p[i] = p[i] - step_size * mi / ui;
+    store(p[i], load(p[i]) - step_size * mi / ui);
   }
 }
 
-template <class T>
-void adamax(T* p, const T* g, T* m, T* u, std::size_t n, T one_minus_beta1, T beta2, T eps, T wd,
+template <class T, class P>
+void adamax(P* p, const P* g, T* m, T* u, std::size_t n, T one_minus_beta1, T beta2, T eps, T wd,
             bool use_wd, T step_size, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   if (use_wd)
-    adamax_impl<T, true>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
+    adamax_impl<T, P, true>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
   else
-    adamax_impl<T, false>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
+    adamax_impl<T, P, false>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
 }
 
 // ---------------------------------------------------------------- NAdam
 // bias_correction2 = 1 - beta2**t, grad_coef = -lr (1 - mu_t) / (1 - prod mu) and
 // avg_coef = -lr mu_{t+1} / (1 - mu_{t+1} prod mu) are computed by the caller in double (the
 // running product as torch keeps it).  Two additions to p, in torch's order.
-template <class T, bool WD, bool DECOUPLED>
-inline void nadam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, bool DECOUPLED>
+inline void nadam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                        T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
                        T one_minus_beta2, T eps, T wd, T decay, T bias_correction2, T grad_coef,
                        T avg_coef, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    T pi = p[i];
+    T gi = sign * load(g[i]);
+    T pi = load(p[i]);
     if (WD) {
       if (DECOUPLED)
         pi = pi * decay;
@@ -312,18 +415,18 @@ inline void nadam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FA
     v[i] = vi;
     const T denom = fsqrt(vi / bias_correction2) + eps;
     pi = pi + grad_coef * gi / denom;
-    p[i] = pi + avg_coef * mi / denom;
+    store(p[i], pi + avg_coef * mi / denom);
   }
 }
 
-template <class T>
-void nadam(T* p, const T* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
+template <class T, class P>
+void nadam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
            T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T bias_correction2, T grad_coef,
            T avg_coef, bool decoupled, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-#define FASTOPT_NADAM(W, D)                                                                   \
-  nadam_impl<T, W, D>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, \
-                      bias_correction2, grad_coef, avg_coef, s)
+#define FASTOPT_NADAM(W, D)                                                                      \
+  nadam_impl<T, P, W, D>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, \
+                         bias_correction2, grad_coef, avg_coef, s)
   if (use_wd) {
     if (decoupled)
       FASTOPT_NADAM(true, true);
@@ -338,13 +441,13 @@ void nadam(T* p, const T* g, T* m, T* v, std::size_t n, T one_minus_beta1, T bet
 // ---------------------------------------------------------------- RAdam
 // step_size folds lr, the bias corrections and the rectification term r_t (computed by the
 // caller in double); `rectify` (rho_t > 5) is decided there too.
-template <class T, bool WD, bool DECOUPLED, bool RECTIFY>
-inline void radam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, bool DECOUPLED, bool RECTIFY>
+inline void radam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                        T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
                        T one_minus_beta2, T eps, T wd, T decay, T step_size, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    T pi = p[i];
+    T gi = sign * load(g[i]);
+    T pi = load(p[i]);
     if (WD) {
       if (DECOUPLED)
         pi = pi * decay;
@@ -356,20 +459,20 @@ inline void radam_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FA
     m[i] = mi;
     v[i] = vi;
     if (RECTIFY)
-      p[i] = pi - step_size * mi / (fsqrt(vi) + eps);
+      store(p[i], pi - step_size * mi / (fsqrt(vi) + eps));
     else
-      p[i] = pi - step_size * mi;
+      store(p[i], pi - step_size * mi);
   }
 }
 
-template <class T>
-void radam(T* p, const T* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
+template <class T, class P>
+void radam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
            T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, bool decoupled,
            bool rectify, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-#define FASTOPT_RADAM(W, D, R)                                                                   \
-  radam_impl<T, W, D, R>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, \
-                         step_size, s)
+#define FASTOPT_RADAM(W, D, R)                                                               \
+  radam_impl<T, P, W, D, R>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, \
+                            decay, step_size, s)
   if (use_wd) {
     if (decoupled) {
       if (rectify)
@@ -392,29 +495,29 @@ void radam(T* p, const T* g, T* m, T* v, std::size_t n, T one_minus_beta1, T bet
 }
 
 // ---------------------------------------------------------------- Adadelta
-template <class T, bool WD>
-inline void adadelta_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
+template <class T, class P, bool WD>
+inline void adadelta_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
                           T* FASTOPT_RESTRICT u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
                           T wd, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    if (WD) gi = gi + wd * p[i];
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
     const T vi = rho * v[i] + one_minus_rho * gi * gi;
     v[i] = vi;
     const T delta = fsqrt(u[i] + eps) / fsqrt(vi + eps) * gi;
     u[i] = rho * u[i] + one_minus_rho * delta * delta;
-    p[i] = p[i] - lr * delta;
+    store(p[i], load(p[i]) - lr * delta);
   }
 }
 
-template <class T>
-void adadelta(T* p, const T* g, T* v, T* u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
+template <class T, class P>
+void adadelta(P* p, const P* g, T* v, T* u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
               T wd, bool use_wd, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   if (use_wd)
-    adadelta_impl<T, true>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
+    adadelta_impl<T, P, true>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
   else
-    adadelta_impl<T, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
+    adadelta_impl<T, P, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
 }
 
 // ---------------------------------------------------------------- Rprop
@@ -427,57 +530,71 @@ inline T torch_sign(T x) {
   return T(x > T(0)) - T(x < T(0));
 }
 
-template <class T, bool FIRST>
-inline void rprop_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT prev,
+// torch's replacements applied to a sign s (1, -1 or 0), in T as the arrays hold them.
+template <class T>
+inline T rprop_factor(T s, T etaminus, T etaplus) {
+  T f = s > T(0) ? etaplus : s;
+  f = f < T(0) ? etaminus : f;
+  return f == T(0) ? T(1) : f;
+}
+
+// The factor of each sign is computed once, before the loop, so that the loop selects
+// among three values by comparing g * prev with 0: the same factors, but GCC no longer
+// threads the correlated comparisons of torch_sign and the replacements into branches,
+// which kept the FIRST loop from vectorising (generic and AVX2 builds).
+template <class T, class P, bool FIRST>
+inline void rprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT prev,
                        T* FASTOPT_RESTRICT ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
                        T smax, T sign) {
+  const T f_pos = rprop_factor(T(1), etaminus, etaplus);
+  const T f_neg = rprop_factor(T(-1), etaminus, etaplus);
+  const T f_zero = rprop_factor(T(0), etaminus, etaplus);
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    T f = torch_sign(gi * prev[i]);
-    f = f > T(0) ? etaplus : f;
-    f = f < T(0) ? etaminus : f;
-    f = f == T(0) ? T(1) : f;
+    T gi = sign * load(g[i]);
+    const T x = gi * prev[i];
+    T f = x > T(0) ? f_pos : f_zero;  // NaN: torch.sign gives 0
+    f = x < T(0) ? f_neg : f;
     T s = (FIRST ? lr : ss[i]) * f;
     s = s < smin ? smin : s;
     s = s > smax ? smax : s;
     gi = f == etaminus ? T(0) : gi;
     ss[i] = s;
     prev[i] = gi;
-    p[i] = p[i] - torch_sign(gi) * s;
+    store(p[i], load(p[i]) - torch_sign(gi) * s);
   }
 }
 
-template <class T>
-void rprop(T* p, const T* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
+template <class T, class P>
+void rprop(P* p, const P* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
            T smax, bool first, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   if (first)
-    rprop_impl<T, true>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+    rprop_impl<T, P, true>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
   else
-    rprop_impl<T, false>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+    rprop_impl<T, P, false>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
 }
 
 // ---------------------------------------------------------------- ASGD
 // eta, mu (torch's float32 state), decay = 1 - lambd * eta and `average` (mu != 1) are
 // computed by the caller in double.
-template <class T, bool WD, bool AVERAGE>
-inline void asgd_impl(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax,
+template <class T, class P, bool WD, bool AVERAGE>
+inline void asgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax,
                       std::size_t n, T eta, T decay, T mu, T wd, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * g[i];
-    if (WD) gi = gi + wd * p[i];
-    T pi = p[i] * decay;
+    T gi = sign * load(g[i]);
+    if (WD) gi = gi + wd * load(p[i]);
+    T pi = load(p[i]) * decay;
     pi = pi - eta * gi;
-    p[i] = pi;
+    store(p[i], pi);
     ax[i] = AVERAGE ? ax[i] + (pi - ax[i]) * mu : pi;
   }
 }
 
-template <class T>
-void asgd(T* p, const T* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
+template <class T, class P>
+void asgd(P* p, const P* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
           bool average, bool maximize) {
   const T s = maximize ? T(-1) : T(1);
-#define FASTOPT_ASGD(W, A) asgd_impl<T, W, A>(p, g, ax, n, eta, decay, mu, wd, s)
+#define FASTOPT_ASGD(W, A) asgd_impl<T, P, W, A>(p, g, ax, n, eta, decay, mu, wd, s)
   if (use_wd) {
     if (average)
       FASTOPT_ASGD(true, true);
@@ -507,54 +624,54 @@ inline bool lerp_small(T w) {
 }
 
 // u = g / sqrt(max(v, eps)) (g negated when maximize); v lerped towards g*g first when LERP.
-template <class T, bool LERP>
-inline void adafactor_update_impl(T* FASTOPT_RESTRICT u, const T* FASTOPT_RESTRICT g,
+template <class T, class P, bool LERP>
+inline void adafactor_update_impl(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g,
                                   T* FASTOPT_RESTRICT v, std::size_t n, T w, T one_minus_w,
                                   bool small, T eps, T sign) {
   for (std::size_t i = 0; i < n; ++i) {
-    const T gi = sign * g[i];
+    const T gi = sign * load(g[i]);
     T vi = v[i];
     if (LERP) {
       vi = lerp(vi, gi * gi, w, one_minus_w, small);
       v[i] = vi;
     }
     const T c = vi < eps ? eps : vi;  // NaN stays NaN, as torch's clamp
-    u[i] = T(1) / fsqrt(c) * gi;
+    store(u[i], T(1) / fsqrt(c) * gi);
   }
 }
 
-template <class T>
-void adafactor_update(T* u, const T* g, T* v, std::size_t n, T w, T eps, bool lerp_v,
+template <class T, class P>
+void adafactor_update(P* u, const P* g, T* v, std::size_t n, T w, T eps, bool lerp_v,
                       bool maximize) {
   const T s = maximize ? T(-1) : T(1);
   if (lerp_v)
-    adafactor_update_impl<T, true>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
+    adafactor_update_impl<T, P, true>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
   else
-    adafactor_update_impl<T, false>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
+    adafactor_update_impl<T, P, false>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
 }
 
 // b = lerp(b, g, w); u = lerp(g, b, momentum) when nesterov, else u = b.
-template <class T>
-void muon_update(T* FASTOPT_RESTRICT u, const T* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT b,
+template <class T, class P>
+void muon_update(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT b,
                  std::size_t n, T w, T momentum, bool nesterov) {
   const T omw = T(1) - w, omm = T(1) - momentum;
   const bool sw = lerp_small(w), sm = lerp_small(momentum);
   for (std::size_t i = 0; i < n; ++i) {
-    const T gi = g[i];
+    const T gi = load(g[i]);
     const T bi = lerp(b[i], gi, w, omw, sw);
     b[i] = bi;
-    u[i] = nesterov ? lerp(gi, bi, momentum, omm, sm) : bi;
+    store(u[i], nesterov ? lerp(gi, bi, momentum, omm, sm) : bi);
   }
 }
 
 // p = p * decay (when use_wd), then p = p - step_size * u.
-template <class T>
-void decay_add(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT u, std::size_t n, T decay,
+template <class T, class P>
+void decay_add(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT u, std::size_t n, T decay,
                bool use_wd, T step_size) {
   for (std::size_t i = 0; i < n; ++i) {
-    T pi = p[i];
+    T pi = load(p[i]);
     if (use_wd) pi = pi * decay;
-    p[i] = pi - step_size * u[i];
+    store(p[i], pi - step_size * load(u[i]));
   }
 }
 
@@ -564,9 +681,8 @@ void decay_add(T* FASTOPT_RESTRICT p, const T* FASTOPT_RESTRICT u, std::size_t n
 // vectorises without any floating-point reassociation.
 template <class T>
 bool all_finite(const T* FASTOPT_RESTRICT x, std::size_t n) {
-  using U = typename std::conditional<sizeof(T) == 4, std::uint32_t, std::uint64_t>::type;
-  const U abs_mask = sizeof(T) == 4 ? U(0x7fffffffu) : U(0x7fffffffffffffffull);
-  const U inf_bits = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  typedef typename Storage<T>::bits U;
+  const U abs_mask = Storage<T>::abs_mask;
   U worst = 0;
   for (std::size_t i = 0; i < n; ++i) {
     U b;
@@ -574,7 +690,7 @@ bool all_finite(const T* FASTOPT_RESTRICT x, std::size_t n) {
     b &= abs_mask;
     worst = b > worst ? b : worst;
   }
-  return worst < inf_bits;
+  return worst < Storage<T>::inf_bits;
 }
 
 // ---------------------------------------------------------------- bandwidth probe

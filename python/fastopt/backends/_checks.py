@@ -10,6 +10,49 @@ from __future__ import annotations
 import numpy as np
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_F32 = np.dtype(np.float32)
+
+
+def is_half(dtype):
+    """True for float16 and bfloat16 (``ml_dtypes.bfloat16``, recognised by its name: its
+    kind is 'V', and fastopt does not import ml_dtypes): the half-precision storage types,
+    whose state arrays and arithmetic are float32."""
+    return dtype.itemsize == 2 and (
+        dtype.kind == "f" or (dtype.kind == "V" and dtype.name == "bfloat16")
+    )
+
+
+def is_float(dtype):
+    """A floating-point dtype: numpy's (kind 'f') or bfloat16."""
+    return dtype.kind == "f" or is_half(dtype)
+
+
+def dtype_tag(dtype):
+    """A dtype as checkpoints record it: ``dtype.str`` ('<f4'), or the name of bfloat16
+    (whose ``str`` is the anonymous '<V2')."""
+    return dtype.name if dtype.kind == "V" and is_half(dtype) else dtype.str
+
+
+def on_float32(rule, rows):
+    """Run ``rule(rows)`` with every half-precision row's parameter and gradient replaced by
+    float32 copies (exact), then write each such parameter back from its copy, rounded to
+    nearest even: one rounding per step, the half-precision spec of the NumPy reference
+    (and of the matrix optimizers' steps, on any backend)."""
+    wide = [
+        [r[0].astype(np.float32), r[1].astype(np.float32), *r[2:]] if is_half(r[0].dtype) else r
+        for r in rows
+    ]
+    rule(wide)
+    with np.errstate(over="ignore"):  # rounding past the largest half value gives inf
+        for r, w in zip(rows, wide):
+            if w is not r:
+                r[0][...] = w[0]
+
+
+def state_dtype(dtype):
+    """The dtype of the state arrays (and of the arithmetic) of a parameter of ``dtype``:
+    float32 for a half-precision parameter, else the parameter's own."""
+    return _F32 if is_half(dtype) else dtype
 
 
 def _key(names, i):
@@ -80,17 +123,27 @@ def collect(slots, names=None, others=()):
             if type(a) is not np.ndarray and not isinstance(a, np.memmap):
                 raise TypeError(_subclass_message(label, a))
             if s == 0:
-                if a.dtype not in _FLOATS:
+                if a.dtype not in _FLOATS and not is_half(a.dtype):
                     raise TypeError(
-                        f"{label} has dtype {a.dtype}; fastopt updates float32 or float64 arrays "
-                        "in place: create the parameter with dtype=np.float32 or np.float64"
+                        f"{label} has dtype {a.dtype}; fastopt updates float32, float64, "
+                        "float16 or bfloat16 arrays in place: create the parameter with "
+                        "dtype=np.float32 or np.float64"
                     )
                 p0 = a
+                half = is_half(a.dtype)
             else:
-                if a.dtype != p0.dtype:
+                if s >= 2 and half:
+                    if a.dtype != _F32:
+                        raise TypeError(
+                            f"{label} has dtype {a.dtype} but the state of a {p0.dtype} "
+                            "parameter is float32; pass a float32 array (for example "
+                            "np.zeros(p.shape, np.float32))"
+                        )
+                elif a.dtype != p0.dtype:
+                    hint = "p.dtype" if half else f"np.{p0.dtype}"
                     raise TypeError(
                         f"{label} has dtype {a.dtype} but its parameter has {p0.dtype}; pass an "
-                        f"array of dtype {p0.dtype} (for example g.astype(np.{p0.dtype}))"
+                        f"array of dtype {p0.dtype} (for example g.astype({hint}))"
                     )
                 if a.shape != p0.shape:
                     raise ValueError(

@@ -25,19 +25,132 @@ and a caller that finds it busy runs the serial loop.  See docs/threads.md.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
 from .. import parallel as _parallel
 from .._contract import slots
-from ._checks import collect
+from ._checks import collect, is_half
+
+# ---------------------------------------------------------------- half precision
+# The loops read p[i] and g[i] through ``_ld`` (exact widening to the arithmetic type) and
+# write p[i] through ``_st`` (one rounding to nearest even): the identity for float32 and
+# float64 arrays; for half precision (Numba has no bfloat16, and its float16 is not enough)
+# the arrays arrive as their bits and convert with the integer code of the C++ kernels
+# (``load``/``store`` in cpp/include/fastopt/kernels.hpp): bfloat16 as uint16, float16 as
+# int16.
+
+
+@intrinsic
+def _as_f32(typingctx, u):
+    """The float32 whose bits are the uint32 ``u``."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _as_u32(typingctx, f):
+    """The bits of the float32 ``f``, as a uint32."""
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.uint32(types.float32), codegen
+
+
+def _ld(x):  # pragma: no cover - replaced by the overload in compiled code
+    raise NotImplementedError
+
+
+def _st(p, i, x):  # pragma: no cover - replaced by the overload in compiled code
+    raise NotImplementedError
+
+
+@njit
+def _bf16_load(x):
+    return _as_f32(np.uint32(x) << np.uint32(16))
+
+
+@njit
+def _f16_load(x):
+    h = np.uint32(np.uint16(x))
+    em = h & np.uint32(0x7FFF)
+    shifted = em << np.uint32(13)
+    if em >= np.uint32(0x7C00):
+        r = shifted | np.uint32(0x7F800000)
+    else:
+        r = _as_u32(_as_f32(shifted) * np.float32(5.192296858534828e33))  # 2**112
+    return _as_f32(r | ((h & np.uint32(0x8000)) << np.uint32(16)))
+
+
+@njit
+def _bf16_store(x):
+    u = _as_u32(np.float32(x))
+    if (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return np.uint16(((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0))
+    lsb = (u >> np.uint32(16)) & np.uint32(1)
+    return np.uint16((u + np.uint32(0x7FFF) + lsb) >> np.uint32(16))
+
+
+@njit
+def _f16_store(x):
+    full = _as_u32(np.float32(x))
+    sign = full & np.uint32(0x80000000)
+    u = full ^ sign
+    if u >= np.uint32(0x47800000):
+        o = np.uint32(0x7C00)
+        if u > np.uint32(0x7F800000):  # NaN: sign and top payload bits kept, as NumPy
+            o = o | ((u >> np.uint32(13)) & np.uint32(0x3FF))
+            if o == np.uint32(0x7C00):
+                o = np.uint32(0x7C01)
+    elif u < np.uint32(0x38800000):
+        o = _as_u32(_as_f32(u) + np.float32(0.5)) - np.uint32(0x3F000000)
+    else:
+        lsb = (u >> np.uint32(13)) & np.uint32(1)
+        o = (u + np.uint32(0xC8000FFF) + lsb) >> np.uint32(13)
+    return np.int16(np.uint16(o | (sign >> np.uint32(16))))
+
+
+@overload(_ld)
+def _ld_impl(x):
+    if x == types.uint16:
+        return lambda x: _bf16_load(x)
+    if x == types.int16:
+        return lambda x: _f16_load(x)
+    return lambda x: x
+
+
+@overload(_st)
+def _st_impl(p, i, x):
+    if p.dtype == types.uint16:
+
+        def store_bf16(p, i, x):
+            p[i] = _bf16_store(x)
+
+        return store_bf16
+    if p.dtype == types.int16:
+
+        def store_f16(p, i, x):
+            p[i] = _f16_store(x)
+
+        return store_f16
+
+    def store(p, i, x):
+        p[i] = x
+
+    return store
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sgd(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nesterov, first):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         if use_mom:
             if first:
                 b = gi
@@ -48,18 +161,18 @@ def _sgd(p, g, buf, lr, momentum, one_minus_damp, wd, sign, use_wd, use_mom, nes
                 gi = gi + momentum * b
             else:
                 gi = b
-        p[i] = p[i] - lr * gi
+        _st(p, i, _ld(p[i]) - lr * gi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adagrad(p, g, s, clr, wd, eps, sign, use_wd):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         si = s[i] + gi * gi
         s[i] = si
-        p[i] = p[i] - clr * gi / (np.sqrt(si) + eps)
+        _st(p, i, _ld(p[i]) - clr * gi / (np.sqrt(si) + eps))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -81,9 +194,9 @@ def _rmsprop(
     use_mom,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         si = alpha * sq[i] + one_minus_alpha * gi * gi
         sq[i] = si
         if centered:
@@ -95,9 +208,9 @@ def _rmsprop(
         if use_mom:
             b = momentum * buf[i] + gi / avg
             buf[i] = b
-            p[i] = p[i] - lr * b
+            _st(p, i, _ld(p[i]) - lr * b)
         else:
-            p[i] = p[i] - lr * gi / avg
+            _st(p, i, _ld(p[i]) - lr * gi / avg)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -121,8 +234,8 @@ def _adam(
     amsgrad,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
-        pi = p[i]
+        gi = sign * _ld(g[i])
+        pi = _ld(p[i])
         if use_wd:
             if decoupled:
                 pi = pi * decay
@@ -138,15 +251,15 @@ def _adam(
                 vv = vmax[i]
             vmax[i] = vv
         denom = np.sqrt(vv) * inv_bc2_sqrt + eps
-        p[i] = pi - step_size * mi / denom
+        _st(p, i, pi - step_size * mi / denom)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adamax(p, g, m, u, one_minus_beta1, beta2, eps, wd, step_size, sign, use_wd):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         mi = m[i] + one_minus_beta1 * (gi - m[i])
         a = beta2 * u[i]
         b = abs(gi) + eps
@@ -154,7 +267,7 @@ def _adamax(p, g, m, u, one_minus_beta1, beta2, eps, wd, step_size, sign, use_wd
         ui = a if (a != a) | (a > b) else b
         m[i] = mi
         u[i] = ui
-        p[i] = p[i] - step_size * mi / ui
+        _st(p, i, _ld(p[i]) - step_size * mi / ui)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -177,8 +290,8 @@ def _nadam(
     decoupled,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
-        pi = p[i]
+        gi = sign * _ld(g[i])
+        pi = _ld(p[i])
         if use_wd:
             if decoupled:
                 pi = pi * decay
@@ -190,7 +303,7 @@ def _nadam(
         v[i] = vi
         denom = np.sqrt(vi / bias_correction2) + eps
         pi = pi + grad_coef * gi / denom
-        p[i] = pi + avg_coef * mi / denom
+        _st(p, i, pi + avg_coef * mi / denom)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -212,8 +325,8 @@ def _radam(
     rectify,
 ):
     for i in range(p.size):
-        gi = sign * g[i]
-        pi = p[i]
+        gi = sign * _ld(g[i])
+        pi = _ld(p[i])
         if use_wd:
             if decoupled:
                 pi = pi * decay
@@ -224,22 +337,22 @@ def _radam(
         m[i] = mi
         v[i] = vi
         if rectify:
-            p[i] = pi - step_size * mi / (np.sqrt(vi) + eps)
+            _st(p, i, pi - step_size * mi / (np.sqrt(vi) + eps))
         else:
-            p[i] = pi - step_size * mi
+            _st(p, i, pi - step_size * mi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adadelta(p, g, v, u, lr, rho, one_minus_rho, eps, wd, sign, use_wd):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
+            gi = gi + wd * _ld(p[i])
         vi = rho * v[i] + one_minus_rho * gi * gi
         v[i] = vi
         delta = np.sqrt(u[i] + eps) / np.sqrt(vi + eps) * gi
         u[i] = rho * u[i] + one_minus_rho * delta * delta
-        p[i] = p[i] - lr * delta
+        _st(p, i, _ld(p[i]) - lr * delta)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -247,7 +360,7 @@ def _rprop(p, g, prev, ss, lr, etaminus, etaplus, smin, smax, sign, first):
     one = sign * sign  # 1 and 0 in the arrays' dtype (no float literal)
     zero = sign - sign
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         prod = gi * prev[i]
         # torch.sign (0 for NaN), then torch's replacements, in its order
         f = zero
@@ -275,18 +388,18 @@ def _rprop(p, g, prev, ss, lr, etaminus, etaplus, smin, smax, sign, first):
             sg = -one
         ss[i] = s
         prev[i] = gi
-        p[i] = p[i] - sg * s
+        _st(p, i, _ld(p[i]) - sg * s)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _asgd(p, g, ax, eta, decay, mu, wd, sign, use_wd, average):
     for i in range(p.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         if use_wd:
-            gi = gi + wd * p[i]
-        pi = p[i] * decay
+            gi = gi + wd * _ld(p[i])
+        pi = _ld(p[i]) * decay
         pi = pi - eta * gi
-        p[i] = pi
+        _st(p, i, pi)
         if average:
             ax[i] = ax[i] + (pi - ax[i]) * mu
         else:
@@ -554,34 +667,34 @@ def _lerp(a, b, w, one_minus_w, small):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _adafactor_update(u, g, v, w, one_minus_w, small, eps, one, sign, lerp):
     for i in range(u.size):
-        gi = sign * g[i]
+        gi = sign * _ld(g[i])
         vi = v[i]
         if lerp:
             vi = _lerp(vi, gi * gi, w, one_minus_w, small)
             v[i] = vi
         c = eps if vi < eps else vi
-        u[i] = one / np.sqrt(c) * gi
+        _st(u, i, one / np.sqrt(c) * gi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _muon_update(u, g, b, w, one_minus_w, small, m, one_minus_m, small_m, nesterov):
     for i in range(u.size):
-        gi = g[i]
+        gi = _ld(g[i])
         bi = _lerp(b[i], gi, w, one_minus_w, small)
         b[i] = bi
         if nesterov:
-            u[i] = _lerp(gi, bi, m, one_minus_m, small_m)
+            _st(u, i, _lerp(gi, bi, m, one_minus_m, small_m))
         else:
-            u[i] = bi
+            _st(u, i, bi)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _decay_add(p, u, decay, step_size, use_wd):
     for i in range(p.size):
-        pi = p[i]
+        pi = _ld(p[i])
         if use_wd:
             pi = pi * decay
-        p[i] = pi - step_size * u[i]
+        _st(p, i, pi - step_size * _ld(u[i]))
 
 
 def _lerp_args(w, dt):
@@ -596,7 +709,7 @@ def _flats(row):
 
 def _run_adafactor_update(rows, *, weight, eps, lerp, maximize):
     for row in rows:
-        dt = row[0].dtype.type
+        dt = _math(row[0])
         sign = dt(-1 if maximize else 1)
         lerp_args = _lerp_args(weight, dt)
         _adafactor_update(*_flats(row), *lerp_args, dt(eps), dt(1), sign, bool(lerp))
@@ -604,14 +717,14 @@ def _run_adafactor_update(rows, *, weight, eps, lerp, maximize):
 
 def _run_muon_update(rows, *, weight, momentum, nesterov):
     for row in rows:
-        dt = row[0].dtype.type
+        dt = _math(row[0])
         lerps = (*_lerp_args(weight, dt), *_lerp_args(momentum, dt))
         _muon_update(*_flats(row), *lerps, bool(nesterov))
 
 
 def _run_decay_add(rows, *, wd, decay, step_size):
     for p, u in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         _decay_add(p.reshape(-1), u.reshape(-1), dt(decay), dt(step_size), wd != 0)
 
 
@@ -672,13 +785,29 @@ def _locked(serial, parallel):
 def _flat(a, like):
     """1-D view of a contiguous array, or an empty placeholder of the right dtype for None."""
     if a is None:
-        return np.empty(0, like.dtype)
+        return np.empty(0, _math(like))
     return a.reshape(-1)
+
+
+def _math(p):
+    """The arithmetic (and state) type of a parameter as the loops get it: float32 for a
+    half-precision one (passed as its bits, see ``_bits``)."""
+    return np.float32 if p.dtype.itemsize == 2 else p.dtype.type
+
+
+def _bits(row):
+    """A row with a half-precision parameter and gradient passed as their bits: bfloat16 as
+    uint16, float16 as int16 (the signedness tells ``_ld``/``_st`` which format it is)."""
+    p = row[0]
+    if not is_half(p.dtype):
+        return row
+    view = np.int16 if p.dtype.kind == "f" else np.uint16
+    return [p.view(view), row[1].view(view), *row[2:]]
 
 
 def _run_sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, first=False):
     for p, g, buf in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         use_mom = momentum != 0 and buf is not None
         fn, extra = _pick(_sgd, _sgd_par, p.size)
         fn(
@@ -700,7 +829,7 @@ def _run_sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, firs
 
 def _run_adagrad(rows, *, clr, wd, eps, maximize):
     for p, g, s in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adagrad, _adagrad_par, p.size)
         fn(
             p.reshape(-1),
@@ -717,7 +846,7 @@ def _run_adagrad(rows, *, clr, wd, eps, maximize):
 
 def _run_rmsprop(rows, *, lr, alpha, one_minus_alpha, eps, wd, momentum, centered, maximize):
     for p, g, sq, ga, buf in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_rmsprop, _rmsprop_par, p.size)
         fn(
             p.reshape(-1),
@@ -755,7 +884,7 @@ def _run_adam(
     maximize,
 ):
     for p, g, m, v, vmax in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adam, _adam_par, p.size)
         fn(
             p.reshape(-1),
@@ -781,7 +910,7 @@ def _run_adam(
 
 def _run_adamax(rows, *, one_minus_beta1, beta2, eps, wd, step_size, maximize):
     for p, g, m, u in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adamax, _adamax_par, p.size)
         fn(
             p.reshape(-1),
@@ -815,7 +944,7 @@ def _run_nadam(
     maximize,
 ):
     for p, g, m, v in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_nadam, _nadam_par, p.size)
         fn(
             p.reshape(-1),
@@ -853,7 +982,7 @@ def _run_radam(
     maximize,
 ):
     for p, g, m, v in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_radam, _radam_par, p.size)
         fn(
             p.reshape(-1),
@@ -877,7 +1006,7 @@ def _run_radam(
 
 def _run_adadelta(rows, *, lr, rho, one_minus_rho, eps, wd, maximize):
     for p, g, v, u in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_adadelta, _adadelta_par, p.size)
         fn(
             p.reshape(-1),
@@ -897,7 +1026,7 @@ def _run_adadelta(rows, *, lr, rho, one_minus_rho, eps, wd, maximize):
 
 def _run_rprop(rows, *, lr, etaminus, etaplus, step_size_min, step_size_max, maximize, first):
     for p, g, prev, ss in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_rprop, _rprop_par, p.size)
         fn(
             p.reshape(-1),
@@ -917,7 +1046,7 @@ def _run_rprop(rows, *, lr, etaminus, etaplus, step_size_min, step_size_max, max
 
 def _run_asgd(rows, *, eta, decay, mu, average, wd, maximize):
     for p, g, ax in rows:
-        dt = p.dtype.type
+        dt = _math(p)
         fn, extra = _pick(_asgd, _asgd_par, p.size)
         fn(
             p.reshape(-1),
@@ -955,4 +1084,4 @@ def step(kind, params, grads, state, scalars, names=None):
     """One multi-tensor update of optimizer ``kind`` (the backend interface of
     ``fastopt._contract``): the reference's checks, then the fused loops."""
     rows = collect(slots(kind, params, grads, state), names)  # checks kind and names too
-    _RUN[kind](rows, **scalars)
+    _RUN[kind]([_bits(r) for r in rows], **scalars)

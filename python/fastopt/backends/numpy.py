@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._contract import slots
-from ._checks import collect
+from ._checks import collect, on_float32
 
 
 def _sgd(rows, *, lr, momentum, one_minus_damp, wd, nesterov, maximize, first=False):
@@ -395,6 +395,10 @@ _RULES = {
 
 def step(kind, params, grads, state, scalars, names=None):
     """One multi-tensor update of optimizer ``kind`` (the backend interface of
-    ``fastopt._contract``): check every array of every row, then run the rule."""
+    ``fastopt._contract``): check every array of every row, then run the rule.
+
+    Half precision (float16, bfloat16 parameters and gradients; float32 state): the rule
+    runs on float32 copies of the parameter and the gradient (exact), and the parameter is
+    then written back rounded to nearest even, once per step: ``p[...] = p32``."""
     rows = collect(slots(kind, params, grads, state), names)  # checks kind and names too
-    _RULES[kind](rows, **scalars)
+    on_float32(lambda wide: _RULES[kind](wide, **scalars), rows)

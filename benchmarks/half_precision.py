@@ -1,0 +1,63 @@
+"""Adam step time with float32 vs bfloat16 vs float16 parameters (float32 state either way).
+
+Bytes moved per element (docs/design.md, memory traffic): float32 28 (p, g, m, v read; p,
+m, v written), half 22 (p and g are 2 bytes).  One array of ``n`` elements (default 16M,
+DRAM-bound), the native backend, ``nonfinite="ignore"``.  The dtypes are timed interleaved
+(one step of each in turn, ``rounds`` times) so that a load change on the machine hits all
+of them alike; the median step time and the speed-up over float32 are printed::
+
+    .venv/bin/python benchmarks/half_precision.py            # 16M elements, 30 rounds
+    .venv/bin/python benchmarks/half_precision.py 1e6 200
+
+bfloat16 needs ml_dtypes (``pip install 'fastopt[half]'``); without it that row is left out.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import fastopt
+
+
+def main() -> None:
+    n = int(float(sys.argv[1])) if len(sys.argv) > 1 else 16 * 1024 * 1024
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 30
+    dtypes: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
+    try:
+        import ml_dtypes
+
+        dtypes["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
+    except ImportError:
+        print("ml_dtypes is not installed: no bfloat16 row")
+    rng = np.random.default_rng(0)
+    runs = {}
+    for name, dt in dtypes.items():
+        w = rng.standard_normal(n).astype(dt)
+        g = (0.01 * rng.standard_normal(n)).astype(dt)
+        opt = fastopt.Adam([w], lr=1e-3, backend="native", nonfinite="ignore")
+        for _ in range(3):  # state allocated, pages touched
+            opt.step([g])
+        runs[name] = (opt, [g], [])
+    for _ in range(rounds):
+        for opt, grads, times in runs.values():
+            t0 = time.perf_counter()
+            opt.step(grads)
+            times.append(time.perf_counter() - t0)
+    base = statistics.median(runs["float32"][2])
+    print(f"Adam, {n} elements, native ISA {fastopt.backends.resolve('native')[1].isa()}, ")
+    print(f"{fastopt.get_num_threads()} threads, median of {rounds} interleaved steps")
+    for name, (_, _, times) in runs.items():
+        t = statistics.median(times)
+        nbytes = 28 if name == "float32" else 22
+        print(
+            f"  {name:9s} {t * 1e3:8.3f} ms  {nbytes * n / t / 1e9:6.1f} GB/s  "
+            f"speed-up vs float32 {base / t:5.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
