@@ -894,17 +894,48 @@ class Optimizer:
     def _step_one(self, group, grads, grads_g, k):
         plan = self._cached_plan(0, group, k)
         gstate = self._group_state[0]
-        if self.nonfinite != "ignore":
+        spec = self._spec
+        if (
+            plan.state is not None
+            and plan.lazy is None
+            and not spec.carry
+            and not self.master_weights
+        ):
+            # ``_apply`` in the steady state (state arrays made, no lazy buffer, no carried
+            # value, no masters): only the per-step scalars and the backend call.
+            if spec.per_step is not None:
+                spec.put(plan.scalars, plan.args, gstate["step"] + 1)
+            if self.nonfinite != "ignore":
+                bad = self._kernel(
+                    spec.kernel,
+                    group["params"],
+                    grads_g,
+                    plan.state,
+                    plan.scalars,
+                    group["names"],
+                    True,
+                )
+            else:
+                self._kernel(
+                    spec.kernel,
+                    group["params"],
+                    grads_g,
+                    plan.state,
+                    plan.scalars,
+                    group["names"],
+                )
+                bad = None
+        elif self.nonfinite != "ignore":
             bad = self._apply(group, gstate, self._buffers[0], grads_g, plan, True)
-            if bad is not None:
-                for i in bad:
-                    idx = _first_nonfinite(grads_g[i])
-                    if idx is not None:
-                        self._nonfinite(self._names[i], grads_g[i], idx, k)
-                        return
-                # Flagged, yet finite now (the caller changed it meanwhile): update with it.
-                self._apply(group, gstate, self._buffers[0], grads_g, plan)
         else:
+            bad = self._apply(group, gstate, self._buffers[0], grads_g, plan)
+        if bad is not None:
+            for i in bad:
+                idx = _first_nonfinite(grads_g[i])
+                if idx is not None:
+                    self._nonfinite(self._names[i], grads_g[i], idx, k)
+                    return
+            # Flagged, yet finite now (the caller changed it meanwhile): update with it.
             self._apply(group, gstate, self._buffers[0], grads_g, plan)
         self.last_step_skipped = False
         gstate["step"] += 1
