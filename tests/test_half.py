@@ -232,6 +232,65 @@ def test_native_every_isa_and_split_gives_the_reference_bits(half, nt):
         _native._set_parallel_min_bytes(old_b)
 
 
+@pytest.mark.skipif(native is None, reason="the compiled backend is not built")
+@pytest.mark.parametrize("nt", [1, 2])
+def test_native_float16_every_isa_gives_the_generic_builds_bits(nt):
+    """The avx2/avx512 builds convert float16 with F16C / AVX-512F around the float32 kernel,
+    in blocks; the generic build with the integer code of kernels.hpp.  Every bit pattern
+    (NaN payloads, infinities, subnormals) in the param and the grad, sizes around the
+    vector widths and the block (512), thread splits: the same param bits as the generic
+    build (state: NaNs of any payload equal, two NaNs meeting may keep either's)."""
+    from fastopt import _native
+
+    old_isa, old_n, old_b = (
+        _native.isa(),
+        _native.get_num_threads(),
+        _native._get_parallel_min_bytes(),
+    )
+    cases = [
+        (fastopt.SGD, dict(lr=0.0)),  # a zero step: load then store
+        (fastopt.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
+        (fastopt.Adam, dict(lr=0.01, weight_decay=0.05, amsgrad=True)),
+        (fastopt.AdamW, dict(lr=0.01, maximize=True)),
+        (fastopt.Rprop, dict(lr=0.01)),
+        (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
+    ]
+    sizes = [1, 7, 15, 17, 511, 513, 1031, (1 << 16) + 13]
+    rng = np.random.default_rng(11)
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+    def run(isa, cls, kw, pb, gb):
+        _native.set_isa(isa)
+        p = pb.view(np.float16).copy()
+        opt = cls([p], backend="native", nonfinite="ignore", **kw)
+        with np.errstate(all="ignore"):
+            for _ in range(3):
+                opt.step([gb.view(np.float16)])
+        return bits(p), opt.state_dict()["state"][0]
+
+    try:
+        _native.set_num_threads(nt)
+        _native._set_parallel_min_bytes(0)  # split every call, however small
+        isas = _native.supported_isas()
+        assert "generic" in isas
+        for n in sizes:
+            pb = rng.permutation(np.resize(every, n)) if n < (1 << 16) else np.resize(every, n)
+            gb = rng.integers(0, 1 << 16, n, dtype=np.uint32).astype(np.uint16)
+            for cls, kw in cases:
+                want, want_state = run("generic", cls, kw, pb, gb)
+                for isa in isas:
+                    got, got_state = run(isa, cls, kw, pb, gb)
+                    what = f"{isa} {nt} threads n={n} {cls.__name__} {kw}"
+                    np.testing.assert_array_equal(got, want, err_msg=what)
+                    for key, w in want_state.items():
+                        if isinstance(w, np.ndarray):
+                            assert_same_bits(got_state[key], w, f"{what} {key}")
+    finally:
+        _native.set_isa(old_isa)
+        _native.set_num_threads(old_n)
+        _native._set_parallel_min_bytes(old_b)
+
+
 # ------------------------------------------------------------------ master weights
 # every optimizer (the first case of each: optimizer, options, shapes)
 FIRST = list({cls: (cls, kw, shapes) for cls, kw, shapes in reversed(ALL)}.values())

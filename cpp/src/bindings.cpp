@@ -319,7 +319,9 @@ bool cpu_supports(const std::string& name) {
   if (name == "generic") return true;
 #if defined(FASTOPT_HAVE_X86_ISAS)
   __builtin_cpu_init();
-  if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (name == "avx2")  // compiled with -mavx2 -mfma -mf16c
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
   if (name == "avx512")
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
