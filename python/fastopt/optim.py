@@ -1347,7 +1347,10 @@ _ROBUST_DOC = """
     are checked again before any group is updated, and state arrays an option newly needs
     start as torch starts them (a ``momentum_buffer`` becomes the gradient at its first
     use; other buffers start at zero).  ``step(grads)`` checks every gradient and option
-    of every group before writing any array; on error nothing has changed.
+    of every group before writing any array; on error nothing has changed.  A ``None``
+    gradient freezes its parameter for that step, as torch skips a parameter whose
+    ``.grad`` is None: the parameter, its state and its own step count (``counters()``)
+    stay as they were.
 """
 
 
