@@ -89,5 +89,5 @@ sanitize:
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(SAN_VENV)/bin/python -m pytest -q \
-	    -p no:cacheprovider -o addopts="-ra --strict-markers -p no:randomly" -m "not slow" \
+	    -p no:cacheprovider -o addopts="-ra --strict-markers -p no:randomly" -m "not slow and not cpu_time" \
 	    $(PYTEST_ARGS)

@@ -128,6 +128,7 @@ def test_native_path_loads_no_openmp_and_starts_no_numba_threads():
     assert info["numba_layer"] is None, info
 
 
+@pytest.mark.cpu_time
 @pytest.mark.parametrize("order", ["fastopt-first", "torch-first", "before-blas"])
 def test_neighbours_keep_their_speed(order):
     if order != "before-blas" and not HAVE_TORCH:
@@ -257,6 +258,7 @@ SPIN_CHILD = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not NATIVE, reason="the compiled extension is not built")
+@pytest.mark.cpu_time
 @pytest.mark.parametrize("nonfinite", ["ignore", "raise"])
 def test_pool_workers_do_not_spin_between_distant_steps(nonfinite):
     # CPU time of the pool's workers per step, steps 3 ms apart: their share of the work
