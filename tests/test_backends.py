@@ -49,22 +49,7 @@ def test_trajectories_move(dtype):
             assert not np.array_equal(s, g), case_id((cls, kw))
 
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        "sgd",
-        "adagrad",
-        "rmsprop",
-        "adam",
-        "adamw",
-        "adamax",
-        "nadam",
-        "radam",
-        "adadelta",
-        "rprop",
-        "asgd",
-    ],
-)
+@pytest.mark.parametrize("fn", fastopt.kernels.__all__)
 def test_functional_kernels_match_across_backends(fn, backend, dtype):
     rng = np.random.default_rng(3)
     n = 4099
