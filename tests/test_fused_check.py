@@ -173,3 +173,35 @@ def test_bad_value_in_the_last_chunk_stops_every_write(threads, nt, dtype):
         assert ps[0].tobytes() != before[0]
     finally:
         _native._set_parallel_min_bytes(old)
+
+
+@pytest.mark.parametrize("nt", [2, 3, 8])
+def test_bad_value_in_any_workers_run_stops_every_write(threads, nt):
+    """Each worker owns a run of chunks (and the others take from it once out of their own):
+    a non-finite value at the first or last element of any chunk, or between, in any worker's
+    run, stops the writes of every worker."""
+    old = _native._get_parallel_min_bytes()
+    threads(nt)
+    _native._set_parallel_min_bytes(0)  # every thread, 16 chunks per thread
+    try:
+        n = 2**18 + 11
+        params, grads = _problem(np.float32, (n,), seed=2)
+        ps, gs = list(params.values()), list(grads.values())
+        m, v = [np.zeros_like(ps[0])], [np.zeros_like(ps[0])]
+        sc = ADAM.scalars(ADAM.defaults, 1)
+        state = {"exp_avg": m, "exp_avg_sq": v}
+        before = [a.tobytes() for a in ps + m + v]
+        nchunks = 16 * nt
+        where = {0, n - 1}
+        for c in range(1, nchunks):
+            edge = c * n // nchunks
+            where.update({edge - 1, edge, edge + 1, edge + 40})
+        for i in sorted(w for w in where if 0 <= w < n):
+            gs[0][i] = np.inf
+            assert _native.step("adam", ps, gs, state, sc, check_finite=True) == [0], i
+            assert [a.tobytes() for a in ps + m + v] == before, i
+            gs[0][i] = 0.5
+        assert _native.step("adam", ps, gs, state, sc, check_finite=True) is None
+        assert ps[0].tobytes() != before[0]
+    finally:
+        _native._set_parallel_min_bytes(old)

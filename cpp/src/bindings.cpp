@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -373,8 +374,19 @@ void set_isa(const std::string& name) {
 // Below this many bytes moved per call, one thread is faster than waking the pool.
 // Measured on a 2-core EPYC (AVX-512): see benchmarks/threshold.py.
 std::size_t g_parallel_min_bytes = 256 * 1024;
-// Chunks are about this many bytes moved (several per thread, taken dynamically).
+// Chunks are about this many bytes moved (several per thread).
 constexpr std::size_t kChunkBytes = 512 * 1024;
+
+// The chunks of one worker: a contiguous run [begin, end) of the call's chunks, taken through
+// `cursor` by the worker first and then by any worker that ran out of its own (so a worker that
+// wakes late, or shares its core with another process, simply takes fewer).  On an idle machine
+// each worker updates the same elements every step, so a call whose data fit in the cores'
+// caches finds its part of it still in its own core's cache.
+struct alignas(64) Queue {
+  std::atomic<std::size_t> cursor{0};  // chunks taken in this phase
+  std::atomic<std::size_t> update{0};  // with the check: update chunks taken
+  std::size_t begin = 0, end = 0;
+};
 
 struct Exec {
   const Job* job;
@@ -382,17 +394,19 @@ struct Exec {
   std::size_t nrows;
   std::vector<std::size_t> prefix;  // prefix[r] = elements before row r
   std::vector<std::size_t> bounds;  // chunk c = [bounds[c], bounds[c+1]) of the sequence
-  std::atomic<std::size_t> next{0};
+  std::unique_ptr<Queue[]> queues;  // one per worker
+  int nqueues = 1;
   fastopt::RunFn fn;
   // The fused finiteness check (check_rows set): rows of Op::check_finite over the same
   // elements (slot 0: the gradient, slot 1: the row's int flag).  Every chunk is checked
   // first; a worker takes update chunks only once every check chunk has *finished* (not
   // just been taken) and none found a non-finite value, so a bad value in the last chunk
-  // stops the writes to the first.  One pool job: no second wake-up, no second join.
+  // stops the writes to the first.  One pool job: no second wake-up, no second join.  Each
+  // worker then updates its chunks last to first: the ones it checked last are still in its
+  // cache, and the first ones, updated last, are where its next step's check begins.
   const Row* check_rows = nullptr;
-  std::atomic<std::size_t> checked{0};      // check chunks finished
-  std::atomic<std::size_t> next_update{0};  // update chunks taken
-  std::atomic<bool> bad{false};             // a check chunk found inf or NaN
+  std::atomic<std::size_t> checked{0};  // check chunks finished
+  std::atomic<bool> bad{false};         // a check chunk found inf or NaN
 
   // Runs `j` over the elements [b0, b1) of the sequence of `rs` (rows parallel to `rows`).
   // Returns whether a check (Op::check_finite) flagged one of those rows.
@@ -411,32 +425,41 @@ struct Exec {
     return flagged;
   }
 
-  static void task(void* ctx, int) {
+  // Takes chunks through `cursor` of the worker's own queue, then of the others in turn, and
+  // calls f(chunk) for each; `reverse`: each queue's chunks last to first.
+  template <class F>
+  void drain(int worker, std::atomic<std::size_t> Queue::* cursor, bool reverse, F f) {
+    for (int i = 0; i < nqueues; ++i) {
+      Queue& q = queues[static_cast<std::size_t>((worker + i) % nqueues)];
+      const std::size_t len = q.end - q.begin;
+      for (;;) {
+        const std::size_t k = (q.*cursor).fetch_add(1, std::memory_order_relaxed);
+        if (k >= len) break;
+        f(reverse ? q.end - 1 - k : q.begin + k);
+      }
+    }
+  }
+
+  static void task(void* ctx, int worker) {
     Exec* e = static_cast<Exec*>(ctx);
     const std::size_t nchunks = e->bounds.size() - 1;
-    std::atomic<std::size_t>* counter = &e->next;
     if (e->check_rows) {
       Job c;
       c.op = Op::check_finite;
-      for (;;) {
-        const std::size_t k = e->next.fetch_add(1, std::memory_order_relaxed);
-        if (k >= nchunks) break;
+      e->drain(worker, &Queue::cursor, false, [e, &c](std::size_t k) {
         if (e->run_range(c, e->check_rows, e->bounds[k], e->bounds[k + 1]))
           e->bad.store(true, std::memory_order_relaxed);
         e->checked.fetch_add(1, std::memory_order_release);  // publishes `bad` too
-      }
+      });
       // Every chunk is taken; wait until every one is checked (the workers checking the
       // last ones are running: the wait is at most one chunk's check).
       int spins = 0;
       while (e->checked.load(std::memory_order_acquire) != nchunks) fastopt::threads::relax(spins);
       if (e->bad.load(std::memory_order_relaxed)) return;
-      counter = &e->next_update;
     }
-    for (;;) {
-      const std::size_t k = counter->fetch_add(1, std::memory_order_relaxed);
-      if (k >= nchunks) return;
-      e->run_range(*e->job, e->rows, e->bounds[k], e->bounds[k + 1]);
-    }
+    e->drain(
+        worker, e->check_rows ? &Queue::update : &Queue::cursor, e->check_rows != nullptr,
+        [e](std::size_t k) { e->run_range(*e->job, e->rows, e->bounds[k], e->bounds[k + 1]); });
   }
 };
 
@@ -518,7 +541,15 @@ bool execute(const Job& job, const std::vector<Row>& rows, int arrays_moved,
         align_boundary(
             e, static_cast<std::size_t>(static_cast<unsigned __int128>(total) * c / nchunks)));
   e.bounds[nchunks] = total;
-  fastopt::threads::run(static_cast<int>(std::min<std::size_t>(nchunks, nt)), &Exec::task, &e);
+  const int nw = static_cast<int>(std::min<std::size_t>(nchunks, nt));
+  e.nqueues = nw;
+  e.queues.reset(new Queue[static_cast<std::size_t>(e.nqueues)]);
+  for (int w = 0; w < e.nqueues; ++w) {
+    e.queues[w].begin = nchunks * static_cast<std::size_t>(w) / static_cast<std::size_t>(e.nqueues);
+    e.queues[w].end =
+        nchunks * static_cast<std::size_t>(w + 1) / static_cast<std::size_t>(e.nqueues);
+  }
+  fastopt::threads::run(nw, &Exec::task, &e);
   return !e.bad.load(std::memory_order_relaxed);
 }
 

@@ -2,8 +2,9 @@
 // OpenMP runtime next to PyTorch's, and full control of how idle workers wait).
 //
 // run(nt, fn, ctx) calls fn(ctx, worker) on the caller (worker 0) and on nt - 1 pool threads
-// and returns when all are done.  Work is handed out by the caller's function itself (an
-// atomic chunk counter), so a worker that wakes late simply takes fewer chunks.  Idle workers
+// and returns when all are done.  Work is handed out by the caller's function itself (atomic
+// chunk counters, one run of chunks per worker that the others take from once they are out of
+// their own), so a worker that wakes late simply takes fewer chunks.  Idle workers
 // spin for as long as the recent gaps between jobs say the next job will take to come (up to
 // 300 us: back-to-back optimizer steps reuse them without a futex wake-up; in a training loop,
 // where the next job is a forward pass away, almost not at all, so they do not hold a core
