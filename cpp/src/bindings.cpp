@@ -532,6 +532,9 @@ bool execute(const Job& job, const std::vector<Row>& rows, int arrays_moved,
   const std::size_t total = e.prefix.back();
   std::size_t nchunks = std::max<std::size_t>(bytes / kChunkBytes, static_cast<std::size_t>(nt));
   nchunks = std::min<std::size_t>(nchunks, static_cast<std::size_t>(nt) * 16);
+  // A multiple of the thread count: every worker's run has the same number of chunks.
+  nchunks = (nchunks + static_cast<std::size_t>(nt) - 1) / static_cast<std::size_t>(nt) *
+            static_cast<std::size_t>(nt);
   nchunks = std::min<std::size_t>(nchunks, std::max<std::size_t>(total / 64, 1));
   e.bounds.resize(nchunks + 1);
   e.bounds[0] = 0;
