@@ -84,7 +84,7 @@ if TYPE_CHECKING:  # typing.Unpack is 3.11+; the annotations are never evaluated
     from typing_extensions import Unpack
 
 from . import _contract as C
-from . import _matrix
+from . import _matrix, _memory
 from ._validation import check_bool, check_clip_value, check_hyper, check_max_norm, check_norm_type
 from .backends import _checks, resolve
 from .clip import _clip_value_copy, _norm_coef, _total_norm
@@ -520,7 +520,7 @@ class Optimizer:
         )
         self._masters.append(
             [
-                p.astype(np.float32) if self.master_weights and _checks.is_half(p.dtype) else None
+                self._new_master(p) if self.master_weights and _checks.is_half(p.dtype) else None
                 for p in arrays
             ]
         )
@@ -536,19 +536,28 @@ class Optimizer:
             elif o.kind == "pair":
                 group[o.name] = tuple(group[o.name])
 
+    @staticmethod
+    def _new_master(p: np.ndarray) -> np.ndarray:
+        """The float32 master copy of half parameter ``p`` (exact), placed off its state
+        arrays' page offsets (see fastopt._memory)."""
+        m = _memory.zeros_beside(p.shape, np.float32, p, 0)
+        m[...] = p
+        return m
+
     def _new_state(self, name: str, group: Mapping[str, Any], p: np.ndarray) -> Any:
         """A new state array, as the contract says it starts (a ``grad`` or ``lr`` buffer is
         written whole by its first step, the kernel's ``first=True``), of the contract's
         shape for this parameter; None if this parameter keeps no such array (Adafactor).
         A half-precision parameter's state is float32."""
-        st = next(s for s in self._spec.state if s.name == name)
+        slot, st = next((i, s) for i, s in enumerate(self._spec.state) if s.name == name)
         shape = st.shape(p.shape)
         if shape is None:
             return None
-        dtype = _checks.state_dtype(p.dtype)
+        # Placed off the parameter's page offset (see fastopt._memory): slots 1, 2, ...
+        a = _memory.zeros_beside(shape, _checks.state_dtype(p.dtype), p, slot + 1)
         if st.init == "fill":
-            return np.full_like(p, group["initial_accumulator_value"], dtype=dtype)
-        return np.zeros(shape, dtype)
+            a.fill(group["initial_accumulator_value"])
+        return a
 
     def _cached_plan(self, gi: int, group: dict[str, Any], k: int) -> _Plan:
         """``_plan`` of a group, reused while its options are the same constants.
