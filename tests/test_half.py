@@ -234,12 +234,14 @@ def test_native_every_isa_and_split_gives_the_reference_bits(half, nt):
 
 @pytest.mark.skipif(native is None, reason="the compiled backend is not built")
 @pytest.mark.parametrize("nt", [1, 2])
-def test_native_float16_every_isa_gives_the_generic_builds_bits(nt):
+def test_native_half_every_isa_gives_the_generic_builds_bits(half, nt):
     """The avx2/avx512 builds convert float16 with F16C / AVX-512F around the float32 kernel,
-    in blocks; the generic build with the integer code of kernels.hpp.  Every bit pattern
-    (NaN payloads, infinities, subnormals) in the param and the grad, sizes around the
-    vector widths and the block (512), thread splits: the same param bits as the generic
-    build (state: NaNs of any payload equal, two NaNs meeting may keep either's)."""
+    in blocks, and the avx2 build bfloat16 likewise with the integer conversions in their
+    own loops (run_half_blocked); the generic build converts element by element inside the
+    kernel loop.  Every bit pattern (NaN payloads, infinities, subnormals) in the param and
+    the grad, sizes 1, primes, around the vector widths and the block (512), thread splits:
+    the same param bits as the generic build (state: NaNs of any payload equal, two NaNs
+    meeting may keep either's)."""
     from fastopt import _native
 
     old_isa, old_n, old_b = (
@@ -255,17 +257,17 @@ def test_native_float16_every_isa_gives_the_generic_builds_bits(nt):
         (fastopt.Rprop, dict(lr=0.01)),
         (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
     ]
-    sizes = [1, 7, 15, 17, 511, 513, 1031, (1 << 16) + 13]
+    sizes = [1, 7, 15, 17, 511, 512, 513, 1031, 1543, 4099, (1 << 16) + 13]
     rng = np.random.default_rng(11)
     every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
 
     def run(isa, cls, kw, pb, gb):
         _native.set_isa(isa)
-        p = pb.view(np.float16).copy()
+        p = pb.view(half).copy()
         opt = cls([p], backend="native", nonfinite="ignore", **kw)
         with np.errstate(all="ignore"):
             for _ in range(3):
-                opt.step([gb.view(np.float16)])
+                opt.step([gb.view(half)])
         return bits(p), opt.state_dict()["state"][0]
 
     try:

@@ -42,6 +42,9 @@ struct Slot {
   const char* role;  // "params", "grads", "exp_avgs", ...
   py::object seq;    // a sequence of arrays, or None if the slot is unused
   bool writable;
+  // The float32 master copies of half params (step's `masters`, the last slot): an entry may
+  // be None (that row has none), and the array goes to Row::master, not to Row::ptr.
+  bool master = false;
 };
 
 std::string key_of(const py::object& names, std::size_t i) {
@@ -192,11 +195,13 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
     // A null handle until slot 0 sets it: a default-constructed py::array is a new array
     // (a NumPy allocation per row and call).
     auto p0 = py::reinterpret_steal<py::array>(py::handle());
+    for (void*& q : row.ptr) q = nullptr;
+    row.master = nullptr;
     for (std::size_t s = 0; s < nslots; ++s) {
-      row.ptr[s] = nullptr;
       if (slots[s].seq.is_none()) continue;
       py::object obj = seqs[s][i];
       auto label_of = [&] { return std::string(slots[s].role) + "[" + key_of(names, i) + "]"; };
+      if (slots[s].master && obj.is_none()) continue;  // no master copy for this row
       if (obj.is_none())
         throw py::type_error(label_of() +
                              " is None; fastopt needs a gradient for every "
@@ -220,6 +225,18 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                                "np.float64");
         row.n = static_cast<std::size_t>(a.size());
         p0 = a;
+      } else if (slots[s].master) {
+        // The float32 master copy of a half parameter.
+        if (!is_half(row.dtype))
+          throw py::type_error(label_of() + " is given but its parameter has dtype " +
+                               dtype_str(p0) +
+                               "; only a float16 or bfloat16 parameter has a float32 master "
+                               "copy: pass None for this one");
+        if (descr_of(a) != g_f32_descr && !a.dtype().equal(py::dtype::of<float>()))
+          throw py::type_error(label_of() + " has dtype " + dtype_str(a) +
+                               " but the master copy of a " + dtype_str(p0) +
+                               " parameter is float32; pass a float32 array (for example "
+                               "p.astype(np.float32))");
       } else {
         // The gradient has its parameter's dtype; the state has it too, except that a
         // half-precision parameter keeps float32 state.
@@ -239,6 +256,8 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
                                (is_half(row.dtype) ? std::string("g.astype(p.dtype)")
                                                    : "g.astype(np." + dtype_str(p0) + ")") +
                                ")");
+      }
+      if (s != 0) {
         bool same_shape = a.ndim() == p0.ndim();
         for (py::ssize_t d = 0; same_shape && d < a.ndim(); ++d)
           same_shape = a.shape(d) == p0.shape(d);
@@ -276,7 +295,7 @@ std::vector<Row> collect(std::vector<Slot>& slots, const py::object& names,
         keep.push_back(c);
         a = c.cast<py::array>();
       }
-      row.ptr[s] = const_cast<void*>(a.data());
+      (slots[s].master ? row.master : row.ptr[s]) = const_cast<void*>(a.data());
       if (row.n > 0)
         intervals[s * nrows + i] = {lo, hi, slots[s].writable, static_cast<std::uint32_t>(s), i};
     }
@@ -504,7 +523,8 @@ bool execute(const Job& job, const std::vector<Row>& rows, int arrays_moved,
              const std::vector<Row>* check = nullptr) {
   const fastopt::RunFn fn = g_run.load();
   std::size_t bytes = 0;
-  for (const Row& r : rows) bytes += r.n * elem_size(r) * static_cast<std::size_t>(arrays_moved);
+  for (const Row& r : rows)
+    bytes += r.n * (elem_size(r) * static_cast<std::size_t>(arrays_moved) + (r.master ? 8 : 0));
   const int nt = threads_for(bytes);
   if (nt <= 1) {
     if (check) {
@@ -772,8 +792,14 @@ const KindNames* kind_names() {
 // those rows are returned (the caller reports or skips); otherwise the update runs and None is
 // returned.  One call, one GIL release, one pool job: the check costs one extra read of the
 // gradients and nothing more.
+//
+// `masters` (optional; one entry per row, None for a row without one): the float32 master
+// copies of half params (master_weights=True).  A row's master is updated in place of its
+// param, which is then written as the master rounded to nearest even, in the same pass; the
+// gradient stays half.  Checked like every other array (float32, the param's shape,
+// C-contiguous, writeable, sharing memory with no other array of the call).
 py::object step(py::str kind_obj, py::object params, py::object grads, py::dict state,
-                py::dict scalars, py::object names, bool check_finite) {
+                py::dict scalars, py::object names, bool check_finite, py::object masters) {
   const KindNames* kn = kind_names();
   std::size_t ki = 0;
   while (ki < kNumKinds && kind_obj.ptr() != kn[ki].kind) ++ki;  // interned: by identity
@@ -829,7 +855,7 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
     if (!ok) throw py::type_error(kind + " has no state " + py::repr(key).cast<std::string>());
   }
   std::vector<Slot> slots;
-  slots.reserve(2 + static_cast<std::size_t>(k->nstate));
+  slots.reserve(3 + static_cast<std::size_t>(k->nstate));
   slots.push_back({"params", params, true});
   slots.push_back({"grads", grads, false});
   for (int s = 0; s < k->nstate; ++s) {
@@ -838,6 +864,7 @@ py::object step(py::str kind_obj, py::object params, py::object grads, py::dict 
       seq = py::reinterpret_borrow<py::object>(v);
     slots.push_back({k->arg[s], seq, true});
   }
+  if (!masters.is_none()) slots.push_back({"masters", masters, true, true});
   std::vector<py::object> keep;
   auto rows = collect(slots, names, keep);
   if (k->op == Op::sgd && j.momentum == 0.0)
@@ -985,11 +1012,13 @@ PYBIND11_MODULE(_native, m) {
   g_f64_descr = py::dtype::of<double>().release().ptr();
   using namespace pybind11::literals;
   m.def("step", &step, "kind"_a, "params"_a, "grads"_a, "state"_a, "scalars"_a,
-        "names"_a = py::none(), "check_finite"_a = false,
+        "names"_a = py::none(), "check_finite"_a = false, "masters"_a = py::none(),
         "One multi-tensor update of optimizer `kind` (the backend interface of "
         "fastopt._contract): state = {state name: list of arrays or None}, scalars = "
         "{Job field: value}.  check_finite=True: if a gradient holds inf or NaN, write "
-        "nothing and return the indices of those rows (else None).");
+        "nothing and return the indices of those rows (else None).  masters: one float32 "
+        "master copy per half param (or None): the update runs on the master and the param "
+        "becomes its rounding, in one pass.");
   m.def("nonfinite_rows", &nonfinite_rows, "arrays"_a,
         "Indices of the arrays holding inf or NaN (and of any that are not C-contiguous "
         "float32/float64/float16/bfloat16 arrays, for the caller to check), in one threaded "

@@ -468,6 +468,9 @@ class Optimizer:
         self._kernel: Callable[..., Any] = (
             self._be.step if driver is None else functools.partial(driver, self._be)
         )
+        # master_weights=True in one backend call (the native backend's ``masters``); the
+        # drivers of the matrix optimizers take the float32 path below.
+        self._fused_masters = driver is None and bool(getattr(self._be, "FUSED_MASTERS", False))
 
     # ------------------------------------------------------------------ groups
     def add_param_group(self, group: Mapping[str, Any]) -> None:
@@ -656,12 +659,16 @@ class Optimizer:
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
-        masters = None
+        masters = fused = None
         if self.master_weights:
             masters = next(m for g, m in zip(self.param_groups, self._masters) if g is group)
             if rows is not None:
                 masters = [masters[i] for i in rows]
-        if masters is not None and any(m is not None for m in masters):
+        if masters is not None and any(m is not None for m in masters) and self._fused_masters:
+            # One backend call updates the masters from the half gradients and writes each
+            # half parameter as its master rounded to nearest even (every array checked first).
+            fused, masters = masters, None
+        elif masters is not None and any(m is not None for m in masters):
             # The float32 masters are updated (with the half gradients widened, exactly);
             # each half parameter is then their copy rounded to nearest even.
             _checks.collect([("params", params, True), ("grads", grads, False)], names)
@@ -670,7 +677,11 @@ class Optimizer:
             params = [p if m is None else m for p, m in zip(params, masters)]
         else:
             masters = None
-        if check:
+        if fused is not None:
+            bad = self._kernel(spec.kernel, params, grads, state, scalars, names, check, fused)
+            if bad is not None:
+                return bad  # nothing was written: the carried values stay as they were
+        elif check:
             bad = self._kernel(
                 spec.kernel,
                 params,

@@ -37,6 +37,10 @@ struct Row {
   DType dtype;
   std::size_t n;
   void* ptr[kMaxSlots];  // slot 0: param, slot 1: grad (dtype), 2..: state (nullptr if absent)
+  // Master weights (half rows only): a float32 copy of the param (n floats), which the
+  // update reads and writes instead of the param; the param is then written as the master
+  // rounded to nearest even, in the same pass (see run_half_blocked).  nullptr: none.
+  void* master = nullptr;
 };
 
 // Hyperparameters arrive in double; each chunk casts them to the row's type once (the same

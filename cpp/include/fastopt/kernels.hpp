@@ -56,8 +56,9 @@ inline double fsqrt(double x) { return __builtin_sqrt(x); }
 // Half-precision storage, as bits: bfloat16 (the top half of a float32) and IEEE binary16.
 // Conversions are branch-free integer code (selects, no table, no libgcc call), so the
 // loops vectorise in every ISA build (generic included) and give the same bits everywhere.
-// (The avx2/avx512 builds convert float16 with F16C instead, around the float32 kernel: see
-// run_f16_blocked in cpp/src/isa_kernels.inc; the same bits.)
+// (The avx2/avx512 builds convert float16 with F16C instead, and the avx2 build bfloat16 with
+// these functions in their own loops, around the float32 kernel, block by block: see
+// run_half_blocked in cpp/src/isa_kernels.inc; the same bits.)
 struct bf16 {
   std::uint16_t bits;
 };

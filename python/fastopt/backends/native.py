@@ -7,7 +7,8 @@ set of the CPU (chosen at import; ``FASTOPT_ISA=generic|avx2|avx512`` or ``set_i
 override it) and the thread pool above a size threshold (``fastopt.set_num_threads``).
 Every array of a call (every parameter of a group) is updated by that one native call;
 ``step(kind, params, grads, state, scalars, names)`` is the interface of ``fastopt._contract``
-(plus ``check_finite``: the finiteness check of ``nonfinite="raise"`` in the same call).
+(plus ``check_finite``: the finiteness check of ``nonfinite="raise"`` in the same call, and
+``masters``: see ``FUSED_MASTERS``).
 """
 
 from .._native import (  # noqa: F401
@@ -21,3 +22,10 @@ from .._native import (  # noqa: F401
     step,
     supported_isas,
 )
+
+#: ``step(..., masters=[float32 array or None per row])``: the float32 master copies of half
+#: parameters (``master_weights=True``) are updated in place of the parameters, from the half
+#: gradients widened block by block, and each half parameter is written as its master rounded
+#: to nearest even, in the same pass (no float32 copy of the gradient, no second pass to copy
+#: the masters back).  The optimizers use it when their backend has this flag.
+FUSED_MASTERS = True
