@@ -98,6 +98,8 @@ import warnings
 
 import numpy as np
 
+from _harness import settle
+
 CASES = ["1e3", "1e5", "1e6", "1.6e7", "1000x1e3"]
 OPTIMIZERS = {
     "adam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
@@ -376,6 +378,7 @@ def _run_case(opt_name, case, rounds, min_time, wanted, notes):
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
+            settle()  # the previous contender's spinning threads (see _harness)
             t, u = _measure(live[name].step, ks[name])
             times[name].append(t)
             cpu[name].append(u)

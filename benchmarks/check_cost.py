@@ -8,20 +8,13 @@ interleaved rounds, medians.  Also times the pieces (the bare kernel call and
 
 import statistics
 import sys
-import time
 
 import numpy as np
 
 import fastopt
+from _harness import timer
 from fastopt import _native
 from fastopt._contract import ADAM
-
-
-def timer(fn, reps):
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps
 
 
 def cases(n):

@@ -17,24 +17,17 @@ import argparse
 import os
 import platform
 import statistics
-import time
 
 import numpy as np
 
 import fastopt
+from _harness import timer
 from fastopt import _native
 
 try:
     import torch
 except ImportError:  # pragma: no cover - torch is optional
     torch = None
-
-
-def _timer(fn, reps):
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps
 
 
 def contenders(n):
@@ -89,7 +82,7 @@ def main():
             t = {k: [] for k in cs}
             for _ in range(a.rounds):
                 for k, f in cs.items():
-                    t[k].append(_timer(f, reps))
+                    t[k].append(timer(f, reps))
             med = {k: statistics.median(v) for k, v in t.items()}
             ign = med["fastopt ignore"]
             vs_torch = f"{med['torch fused'] / ign:.2f}" if "torch fused" in med else "-"

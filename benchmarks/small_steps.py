@@ -8,19 +8,12 @@ For a stable count of the Python work, run one case under callgrind (see step_ov
 
 import statistics
 import sys
-import time
 
 import numpy as np
 import torch
 
 import fastopt
-
-
-def _timer(fn, reps):
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps
+from _harness import timer
 
 
 def cases(n, k):
@@ -48,7 +41,7 @@ def main():
         t = {c: [] for c in cs}
         for _ in range(rounds):
             for c, f in cs.items():
-                t[c].append(_timer(f, reps))
+                t[c].append(timer(f, reps))
         med = {c: statistics.median(v) for c, v in t.items()}
         tf = med["torch fused"]
         print(
