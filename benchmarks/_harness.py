@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 SETTLE_S = 0.01
 
 
@@ -33,3 +35,15 @@ def timer(fn: Callable[[], object], reps: int) -> float:
     for _ in range(reps):
         fn()
     return (time.perf_counter() - t0) / reps
+
+
+def half_dtypes() -> dict[str, np.dtype]:
+    """float16, and bfloat16 when ml_dtypes is installed (else a note is printed)."""
+    out: dict[str, np.dtype] = {"float16": np.dtype(np.float16)}
+    try:
+        import ml_dtypes
+
+        out["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
+    except ImportError:
+        print("ml_dtypes is not installed: no bfloat16 row")
+    return out

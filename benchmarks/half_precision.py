@@ -21,18 +21,13 @@ import time
 import numpy as np
 
 import fastopt
+from _harness import half_dtypes
 
 
 def main() -> None:
     n = int(float(sys.argv[1])) if len(sys.argv) > 1 else 16 * 1024 * 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 30
-    dtypes: dict[str, np.dtype] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
-    try:
-        import ml_dtypes
-
-        dtypes["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
-    except ImportError:
-        print("ml_dtypes is not installed: no bfloat16 row")
+    dtypes = {"float32": np.dtype(np.float32), **half_dtypes()}
     rng = np.random.default_rng(0)
     runs = {}
     for name, dt in dtypes.items():

@@ -22,19 +22,14 @@ import time
 import numpy as np
 
 import fastopt
+from _harness import half_dtypes
 
 
 def main() -> None:
     n = int(float(sys.argv[1])) if len(sys.argv) > 1 else 16 * 1024 * 1024
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 21
     mode = sys.argv[3] if len(sys.argv) > 3 else "ignore"
-    dtypes: dict[str, np.dtype] = {"float16": np.dtype(np.float16)}
-    try:
-        import ml_dtypes
-
-        dtypes["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
-    except ImportError:
-        print("ml_dtypes is not installed: no bfloat16 row")
+    dtypes = half_dtypes()
     rng = np.random.default_rng(0)
     runs = {}
     for name, dt in dtypes.items():
