@@ -13,7 +13,9 @@ Every check runs in a fresh interpreter (import order and loaded runtimes are pe
   'fork' pool) steps correctly, on every backend;
 * the Numba prange path from two Python threads at once is correct (Numba's workqueue
   layer aborts the process on concurrent use; fastopt serialises its prange calls);
-* the native pool's idle workers do not keep spinning after a step when steps are far apart.
+* the native pool's idle workers do not keep spinning after a step when steps are far apart,
+  and workers a call has no room for (more threads set than the call uses) sleep;
+* a call never uses more threads than the process has CPUs (unless tests force it).
 """
 
 import importlib.util
@@ -274,3 +276,63 @@ def test_pool_workers_do_not_spin_between_distant_steps(nonfinite):
     assert worker < max(150e-6, main), (
         f"pool workers used {worker * 1e6:.0f} us of CPU per step (caller {main * 1e6:.0f} us)"
     )
+
+
+UNWANTED_CHILD = textwrap.dedent("""
+    import time
+    import numpy as np
+    import fastopt
+    from fastopt import _native
+    n = 100_000  # a call that uses 2 threads
+    w, g = np.zeros(n, np.float32), np.ones(n, np.float32)
+    opt = fastopt.SGD([w], lr=0.01, momentum=0.9, backend="native")
+    old = _native._get_parallel_min_bytes()
+    _native._set_parallel_min_bytes(0)  # forced: every thread, so the pool grows to 7 workers
+    fastopt.set_num_threads(8)
+    for _ in range(5):
+        opt.step([g])
+    _native._set_parallel_min_bytes(old)
+    fastopt.set_num_threads(2)
+    for _ in range(50):
+        opt.step([g])
+    t_proc, t_main = time.process_time(), time.thread_time()
+    for _ in range(2000):  # back to back: the one wanted worker spins between steps
+        opt.step([g])
+    main = time.thread_time() - t_main
+    print((time.process_time() - t_proc) - main, main)
+""")
+
+
+@pytest.mark.skipif(not NATIVE, reason="the compiled extension is not built")
+@pytest.mark.cpu_time
+def test_workers_a_call_has_no_room_for_sleep():
+    # 7 workers exist, calls use 2 threads (the caller and worker 1).  Worker 1 works and
+    # spins between the back-to-back steps: about the caller's CPU time (measured 0.93-1.03x
+    # of it in six runs).  The other six used to wake at every step, find no room and spin
+    # too: 0.98-4.5x (five of six runs above 1.5x), and a step took 94 us against 19 us.
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the pool has no workers")
+    # One OpenBLAS thread: NumPy's own spins for tens of ms after import, which is not ours.
+    out = _run(UNWANTED_CHILD, env={"OPENBLAS_NUM_THREADS": "1"})
+    worker, main = map(float, out.strip().splitlines()[-1].split())
+    assert worker < 1.3 * main, (
+        f"pool workers used {worker:.3f} s of CPU against the caller's {main:.3f} s"
+    )
+
+
+@pytest.mark.skipif(not NATIVE, reason="the compiled extension is not built")
+def test_a_call_uses_no_more_threads_than_cpus():
+    from fastopt import _native
+
+    cpus = len(os.sched_getaffinity(0))
+    old_n, old_min = _native.get_num_threads(), _native._get_parallel_min_bytes()
+    try:
+        _native.set_num_threads(cpus + 6)
+        assert _native._threads_for(1 << 40) == cpus  # capped at the CPUs
+        assert _native._threads_for(old_min * 3) == min(4, cpus)  # and by the work
+        assert _native._threads_for(old_min // 2) == 1
+        _native._set_parallel_min_bytes(0)  # forced (tests): every thread, oversubscribed
+        assert _native._threads_for(1 << 20) == cpus + 6
+    finally:
+        _native.set_num_threads(old_n)
+        _native._set_parallel_min_bytes(old_min)

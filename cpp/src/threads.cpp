@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -60,10 +61,17 @@ struct Pool {
   std::atomic<bool> open{false};  // the current job still accepts workers
   TaskFn fn = nullptr;
   void* ctx = nullptr;
-  int active = 0;  // workers 1..active-1 may run fn
+  std::atomic<int> active{0};  // workers 1..active-1 may run fn (set before the epoch bump)
   std::mutex mu;
-  std::condition_variable cv;
-  int sleepers = 0;
+  // One condition variable per worker (index = worker id; 0 unused), so that a job wakes
+  // only the sleeping workers it has room for: with one shared one, every sleeper woke at
+  // every job to find it was not wanted (14 context switches per step with 16 threads set
+  // and a call that uses 2).  Guarded by mu.
+  struct Sleeper {
+    std::condition_variable cv;
+    bool asleep = false;
+  };
+  std::vector<std::unique_ptr<Sleeper>> sleepers;
   std::mutex run_mu;                            // one caller at a time
   std::atomic<std::int64_t> spin_ns{kSpinMin};  // how long idle workers spin now
   // Caller side, under run_mu: end of the last job and the last gaps between jobs.
@@ -72,7 +80,9 @@ struct Pool {
   int next_gap = 0;
 
   // Called by the caller at the start of a job: learn from the gap since the last one.
-  void record_gap(std::int64_t start) {
+  // `oversubscribed`: the job has more threads than the process has CPUs, so a spinning
+  // worker would take the core of one that has work: no long spin then.
+  void record_gap(std::int64_t start, bool oversubscribed) {
     gaps[next_gap] = last_end ? start - last_end : kSpinMax + 1;
     next_gap = (next_gap + 1) % kGapHistory;
     std::int64_t bridged = 0;  // the longest recent gap that a spin would have bridged
@@ -86,30 +96,46 @@ struct Pool {
     if (4 * short_gaps >= 3 * kGapHistory)  // mostly close calls: a burst of steps
       spin = 4 * bridged < kSpinShort ? kSpinShort : 4 * bridged;
     if (spin > kSpinMax) spin = kSpinMax;
+    if (oversubscribed) spin = kSpinMin;
     spin_ns.store(spin, std::memory_order_relaxed);
   }
 
+  // A job wants this worker: a new epoch whose job has room for it.
+  bool wanted(int id, std::uint64_t seen) const {
+    return epoch.load(std::memory_order_acquire) != seen &&
+           id < active.load(std::memory_order_acquire);
+  }
+
   void worker_loop(int id, std::uint64_t seen) {
+    bool spin = true;
     for (;;) {
-      std::uint64_t e;
-      const std::int64_t until = now_ns() + spin_ns.load(std::memory_order_relaxed);
-      int spins = 0;
-      while ((e = epoch.load(std::memory_order_acquire)) == seen) {
-        FASTOPT_PAUSE();
-        if ((++spins & 63) == 0 && now_ns() > until) break;
+      std::uint64_t e = seen;
+      if (spin) {
+        const std::int64_t until = now_ns() + spin_ns.load(std::memory_order_relaxed);
+        int spins = 0;
+        while ((e = epoch.load(std::memory_order_acquire)) == seen) {
+          FASTOPT_PAUSE();
+          if ((++spins & 63) == 0 && now_ns() > until) break;
+        }
       }
       if (e == seen) {
         std::unique_lock<std::mutex> lk(mu);
-        ++sleepers;
-        cv.wait(lk, [&] { return epoch.load(std::memory_order_acquire) != seen; });
-        --sleepers;
+        Sleeper* me = sleepers[static_cast<std::size_t>(id)].get();
+        me->asleep = true;
+        me->cv.wait(lk, [&] { return wanted(id, seen); });
+        me->asleep = false;
         e = epoch.load(std::memory_order_acquire);
       }
       seen = e;
+      // A job with no room for this worker (a call that uses fewer threads than the pool
+      // has): sleep until one has, instead of spinning on a core the job's own threads need.
+      spin = id < active.load(std::memory_order_acquire);
+      if (!spin) continue;
       // Join the job only while it is open: once the caller has closed it (all chunks taken)
       // it may return and reuse fn/ctx, so a late worker must not touch them.
       inflight.fetch_add(1, std::memory_order_seq_cst);
-      if (open.load(std::memory_order_seq_cst) && id < active) fn(ctx, id);
+      if (open.load(std::memory_order_seq_cst) && id < active.load(std::memory_order_relaxed))
+        fn(ctx, id);
       inflight.fetch_sub(1, std::memory_order_seq_cst);
     }
   }
@@ -117,6 +143,10 @@ struct Pool {
   void grow(int nworkers) {
     while (static_cast<int>(workers.size()) < nworkers) {
       const int id = static_cast<int>(workers.size()) + 1;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        while (static_cast<int>(sleepers.size()) <= id) sleepers.emplace_back(new Sleeper);
+      }
       const std::uint64_t now = epoch.load(std::memory_order_acquire);  // before the next bump
       workers.emplace_back([this, id, now] { worker_loop(id, now); });
       workers.back().detach();
@@ -129,7 +159,12 @@ std::atomic<int> g_threads{0};
 std::atomic<unsigned long long> g_pool_jobs{0};
 std::mutex g_create_mu;
 
-void after_fork_child() { g_pool = nullptr; }  // the parent's workers do not exist here
+std::atomic<int> g_cpus{0};
+
+void after_fork_child() {  // the parent's workers do not exist here
+  g_pool = nullptr;
+  g_cpus.store(0, std::memory_order_relaxed);  // nor, perhaps, its CPU set
+}
 
 Pool* pool() {
   std::lock_guard<std::mutex> lk(g_create_mu);
@@ -153,6 +188,15 @@ int default_threads() {
   }
   const unsigned h = std::thread::hardware_concurrency();
   return h ? static_cast<int>(h) : 1;
+}
+
+int cpus() {
+  int n = g_cpus.load(std::memory_order_relaxed);
+  if (n <= 0) {
+    n = default_threads();
+    g_cpus.store(n, std::memory_order_relaxed);
+  }
+  return n;
 }
 
 int get_threads() {
@@ -192,19 +236,20 @@ int run(int nt, TaskFn fn, void* ctx) {
     return 1;
   }
   g_pool_jobs.fetch_add(1, std::memory_order_relaxed);
-  p->record_gap(now_ns());
+  p->record_gap(now_ns(), nt > cpus());
   p->grow(nt - 1);
   p->fn = fn;
   p->ctx = ctx;
-  p->active = nt;
+  p->active.store(nt, std::memory_order_release);
   p->open.store(true, std::memory_order_seq_cst);
-  bool wake;
   {
     std::lock_guard<std::mutex> lk(p->mu);
     p->epoch.fetch_add(1, std::memory_order_acq_rel);
-    wake = p->sleepers > 0;
+    for (int id = 1; id < nt; ++id) {
+      Pool::Sleeper* w = p->sleepers[static_cast<std::size_t>(id)].get();
+      if (w->asleep) w->cv.notify_one();
+    }
   }
-  if (wake) p->cv.notify_all();
   fn(ctx, 0);  // returns when every chunk has been taken (by us or by a worker)
   p->open.store(false, std::memory_order_seq_cst);
   int spins = 0;

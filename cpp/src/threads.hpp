@@ -19,6 +19,7 @@ namespace threads {
 using TaskFn = void (*)(void* ctx, int worker);
 
 int default_threads();    // CPUs available to this process (sched_getaffinity)
+int cpus();               // default_threads(), read once (again in a forked child)
 int get_threads();        // current setting (FASTOPT_NUM_THREADS or default)
 void set_threads(int n);  // n >= 1
 // Runs fn on min(nt, get_threads()) threads; returns the number used.

@@ -122,7 +122,12 @@ def prange_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` threads (n >= 1) in every optimizer step, on every backend that has threads.
+    """Use up to ``n`` threads (n >= 1) in every optimizer step, on every backend that has
+    threads.
+
+    The native backend uses fewer in a call that moves little data (one thread per 256 KB
+    moved) and never more than the CPUs this process may run on (``os.sched_getaffinity``):
+    threads beyond those could not run at once and would only slow the step down.
 
     Raises ``ValueError`` for n < 1 and ``TypeError`` for a non-integer.
     """
