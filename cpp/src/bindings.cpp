@@ -1051,6 +1051,8 @@ PYBIND11_MODULE(_native, m) {
       "n"_a);
   m.def("get_num_threads", &fastopt::threads::get_threads);
   m.def("default_num_threads", &fastopt::threads::default_threads);
+  m.def("_cgroup_cpu_limit", &fastopt::threads::cgroup_cpu_limit, "proc_cgroup"_a, "root"_a,
+        "The lowest CPU quota of the cgroups named in proc_cgroup under root (0: none; tests).");
   m.def("_pool_jobs", &fastopt::threads::pool_jobs,
         "Jobs handed to the thread pool so far (tests: a checked step is one job).");
   m.def("_set_parallel_min_bytes", [](std::size_t b) { g_parallel_min_bytes = b; }, "bytes"_a);

@@ -9,8 +9,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -179,15 +182,78 @@ Pool* pool() {
 
 }  // namespace
 
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return f ? ss.str() : std::string();
+}
+
+// CPUs allowed by a quota and a period (microseconds), rounded up; 0 for no limit.
+int quota_cpus(long long quota, long long period) {
+  if (quota <= 0 || period <= 0) return 0;
+  return static_cast<int>((quota + period - 1) / period);
+}
+
+int min_limit(int a, int b) { return a == 0 ? b : (b == 0 ? a : (a < b ? a : b)); }
+
+}  // namespace
+
+int cgroup_cpu_limit(const std::string& proc_cgroup, const std::string& root) {
+  int limit = 0;
+  std::istringstream lines(proc_cgroup);
+  std::string line;
+  while (std::getline(lines, line)) {
+    // "hierarchy-id:controllers:path"; v2 is "0::path".
+    const std::size_t a = line.find(':');
+    const std::size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (path.empty() || path[0] != '/') continue;
+    if (controllers.empty()) {  // v2: cpu.max ("max 100000" or "200000 100000") up the tree
+      for (;;) {
+        std::istringstream v(read_file(root + (path == "/" ? "" : path) + "/cpu.max"));
+        std::string q;
+        long long period = 0;
+        if (v >> q >> period && q != "max")
+          limit = min_limit(limit, quota_cpus(std::atoll(q.c_str()), period));
+        if (path == "/") break;
+        const std::size_t cut = path.rfind('/');
+        path = cut == 0 ? "/" : path.substr(0, cut);
+      }
+      continue;
+    }
+    // v1: the hierarchy that has the cpu controller, mounted as cpu or cpu,cpuacct.
+    std::string list = "," + controllers + ",";
+    if (list.find(",cpu,") == std::string::npos) continue;
+    for (const char* mount : {"/cpu", "/cpu,cpuacct", "/cpuacct,cpu"}) {
+      const std::string dir = root + mount + (path == "/" ? "" : path);
+      const std::string q = read_file(dir + "/cpu.cfs_quota_us");
+      const std::string p = read_file(dir + "/cpu.cfs_period_us");
+      if (q.empty() || p.empty()) continue;
+      limit = min_limit(limit, quota_cpus(std::atoll(q.c_str()), std::atoll(p.c_str())));
+      break;
+    }
+  }
+  return limit;
+}
+
 int default_threads() {
+  int n = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return n;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) n = CPU_COUNT(&set);
+  if (n <= 0) {
+    const unsigned h = std::thread::hardware_concurrency();
+    n = h ? static_cast<int>(h) : 1;
   }
-  const unsigned h = std::thread::hardware_concurrency();
-  return h ? static_cast<int>(h) : 1;
+  // A container's CPU quota (docker --cpus, Kubernetes limits) leaves every CPU in the
+  // affinity mask but lets the process run only so many at once.
+  const int quota = cgroup_cpu_limit(read_file("/proc/self/cgroup"), "/sys/fs/cgroup");
+  return quota > 0 && quota < n ? quota : n;
 }
 
 int cpus() {

@@ -13,12 +13,20 @@
 // a fresh pool.
 #pragma once
 
+#include <string>
+
 namespace fastopt {
 namespace threads {
 
 using TaskFn = void (*)(void* ctx, int worker);
 
-int default_threads();    // CPUs available to this process (sched_getaffinity)
+// CPUs available to this process: its affinity mask (sched_getaffinity), or its cgroup's CPU
+// quota when that is lower (cgroup v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us, at
+// its cgroup and every parent; rounded up).
+int default_threads();
+// The quota part: the lowest CPU limit of the cgroups named in `proc_cgroup` (the text of
+// /proc/self/cgroup) under the cgroup mount `root`; 0 when none is set.  For tests.
+int cgroup_cpu_limit(const std::string& proc_cgroup, const std::string& root);
 int cpus();               // default_threads(), read once (again in a forked child)
 int get_threads();        // current setting (FASTOPT_NUM_THREADS or default)
 void set_threads(int n);  // n >= 1

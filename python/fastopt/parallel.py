@@ -2,7 +2,9 @@
 
 ``set_num_threads(n)`` / ``get_num_threads()``
     How many threads one optimizer step may use.  The default is the number of CPUs this
-    process may run on (``os.sched_getaffinity``), or ``FASTOPT_NUM_THREADS`` if set.  The
+    process may run on (``os.sched_getaffinity``; with the compiled backend, lowered to the
+    CPU quota of its cgroup, as a container's ``--cpus`` or a Kubernetes CPU limit sets), or
+    ``FASTOPT_NUM_THREADS`` if set.  The
     compiled backend splits the elements of all arrays of a parameter group into
     cache-line-aligned chunks and runs them on a small persistent pool; calls that move
     less than a measured threshold (about 256 KB) stay on the calling thread, where waking
@@ -126,8 +128,9 @@ def set_num_threads(n: int) -> None:
     threads.
 
     The native backend uses fewer in a call that moves little data (one thread per 256 KB
-    moved) and never more than the CPUs this process may run on (``os.sched_getaffinity``):
-    threads beyond those could not run at once and would only slow the step down.
+    moved) and never more than the CPUs this process may run on (``os.sched_getaffinity``,
+    or its cgroup's CPU quota when lower): threads beyond those could not run at once and
+    would only slow the step down.
 
     Raises ``ValueError`` for n < 1 and ``TypeError`` for a non-integer.
     """
