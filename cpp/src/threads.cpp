@@ -1,5 +1,6 @@
 #include "threads.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -9,10 +10,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,11 +183,20 @@ Pool* pool() {
 
 namespace {
 
+// The file's text ("" if it cannot be read).  POSIX reads: no iostreams in the extension
+// (tests/test_hardening_arrays.py).
 std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return f ? ss.str() : std::string();
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t k = ::read(fd, buf, sizeof buf);
+    if (k <= 0) break;
+    out.append(buf, static_cast<std::size_t>(k));
+  }
+  ::close(fd);
+  return out;
 }
 
 // CPUs allowed by a quota and a period (microseconds), rounded up; 0 for no limit.
@@ -203,9 +211,12 @@ int min_limit(int a, int b) { return a == 0 ? b : (b == 0 ? a : (a < b ? a : b))
 
 int cgroup_cpu_limit(const std::string& proc_cgroup, const std::string& root) {
   int limit = 0;
-  std::istringstream lines(proc_cgroup);
-  std::string line;
-  while (std::getline(lines, line)) {
+  std::size_t start = 0;
+  while (start < proc_cgroup.size()) {
+    std::size_t end = proc_cgroup.find('\n', start);
+    if (end == std::string::npos) end = proc_cgroup.size();
+    const std::string line = proc_cgroup.substr(start, end - start);
+    start = end + 1;
     // "hierarchy-id:controllers:path"; v2 is "0::path".
     const std::size_t a = line.find(':');
     const std::size_t b = a == std::string::npos ? a : line.find(':', a + 1);
@@ -215,11 +226,11 @@ int cgroup_cpu_limit(const std::string& proc_cgroup, const std::string& root) {
     if (path.empty() || path[0] != '/') continue;
     if (controllers.empty()) {  // v2: cpu.max ("max 100000" or "200000 100000") up the tree
       for (;;) {
-        std::istringstream v(read_file(root + (path == "/" ? "" : path) + "/cpu.max"));
-        std::string q;
-        long long period = 0;
-        if (v >> q >> period && q != "max")
-          limit = min_limit(limit, quota_cpus(std::atoll(q.c_str()), period));
+        const std::string v = read_file(root + (path == "/" ? "" : path) + "/cpu.max");
+        char* rest = nullptr;
+        const long long quota = std::strtoll(v.c_str(), &rest, 10);
+        if (rest != v.c_str() && v.compare(0, 3, "max") != 0)
+          limit = min_limit(limit, quota_cpus(quota, std::strtoll(rest, nullptr, 10)));
         if (path == "/") break;
         const std::size_t cut = path.rfind('/');
         path = cut == 0 ? "/" : path.substr(0, cut);
@@ -227,14 +238,15 @@ int cgroup_cpu_limit(const std::string& proc_cgroup, const std::string& root) {
       continue;
     }
     // v1: the hierarchy that has the cpu controller, mounted as cpu or cpu,cpuacct.
-    std::string list = "," + controllers + ",";
+    const std::string list = "," + controllers + ",";
     if (list.find(",cpu,") == std::string::npos) continue;
     for (const char* mount : {"/cpu", "/cpu,cpuacct", "/cpuacct,cpu"}) {
       const std::string dir = root + mount + (path == "/" ? "" : path);
       const std::string q = read_file(dir + "/cpu.cfs_quota_us");
       const std::string p = read_file(dir + "/cpu.cfs_period_us");
       if (q.empty() || p.empty()) continue;
-      limit = min_limit(limit, quota_cpus(std::atoll(q.c_str()), std::atoll(p.c_str())));
+      limit = min_limit(limit, quota_cpus(std::strtoll(q.c_str(), nullptr, 10),
+                                          std::strtoll(p.c_str(), nullptr, 10)));
       break;
     }
   }
