@@ -82,9 +82,7 @@ struct Pool {
   int next_gap = 0;
 
   // Called by the caller at the start of a job: learn from the gap since the last one.
-  // `oversubscribed`: the job has more threads than the process has CPUs, so a spinning
-  // worker would take the core of one that has work: no long spin then.
-  void record_gap(std::int64_t start, bool oversubscribed) {
+  void record_gap(std::int64_t start) {
     gaps[next_gap] = last_end ? start - last_end : kSpinMax + 1;
     next_gap = (next_gap + 1) % kGapHistory;
     std::int64_t bridged = 0;  // the longest recent gap that a spin would have bridged
@@ -98,7 +96,6 @@ struct Pool {
     if (4 * short_gaps >= 3 * kGapHistory)  // mostly close calls: a burst of steps
       spin = 4 * bridged < kSpinShort ? kSpinShort : 4 * bridged;
     if (spin > kSpinMax) spin = kSpinMax;
-    if (oversubscribed) spin = kSpinMin;
     spin_ns.store(spin, std::memory_order_relaxed);
   }
 
@@ -280,7 +277,7 @@ int cpus() {
 int get_threads() {
   int n = g_threads.load(std::memory_order_relaxed);
   if (n > 0) return n;
-  n = default_threads();
+  n = cpus();
   if (const char* env = std::getenv("FASTOPT_NUM_THREADS")) {
     const int e = std::atoi(env);
     if (e > 0) n = e;
@@ -314,7 +311,7 @@ int run(int nt, TaskFn fn, void* ctx) {
     return 1;
   }
   g_pool_jobs.fetch_add(1, std::memory_order_relaxed);
-  p->record_gap(now_ns(), nt > cpus());
+  p->record_gap(now_ns());
   p->grow(nt - 1);
   p->fn = fn;
   p->ctx = ctx;

@@ -17,6 +17,8 @@ space per array; untouched pages of a ``np.zeros`` buffer take no memory.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PAGE = 4096
@@ -33,10 +35,7 @@ def zeros_beside(
     of one parameter's arrays should differ), or a plain ``np.zeros`` when it is smaller
     than :data:`MIN_BYTES`."""
     dt = np.dtype(dtype)
-    count = 1
-    for s in shape:
-        count *= s
-    nbytes = count * dt.itemsize
+    nbytes = math.prod(shape) * dt.itemsize
     if nbytes < MIN_BYTES:
         return np.zeros(shape, dt)
     buf = np.zeros(nbytes + PAGE, np.uint8)

@@ -659,42 +659,38 @@ class Optimizer:
         lazy = plan.lazy
         if lazy is not None:
             scalars["first"] = not gstate[lazy]
-        masters = fused = None
+        masters = fused = None  # the float32 masters of the rows, for one of two paths
         if self.master_weights:
-            masters = next(m for g, m in zip(self.param_groups, self._masters) if g is group)
+            ms = next(m for g, m in zip(self.param_groups, self._masters) if g is group)
             if rows is not None:
-                masters = [masters[i] for i in rows]
-        if masters is not None and any(m is not None for m in masters) and self._fused_masters:
-            # One backend call updates the masters from the half gradients and writes each
-            # half parameter as its master rounded to nearest even (every array checked first).
-            fused, masters = masters, None
-        elif masters is not None and any(m is not None for m in masters):
+                ms = [ms[i] for i in rows]
+            if any(m is not None for m in ms):
+                if self._fused_masters:
+                    # One backend call updates the masters from the half gradients and writes
+                    # each half parameter as its master rounded to nearest even (every array
+                    # checked first).
+                    fused = ms
+                else:
+                    masters = ms
+        if masters is not None:
             # The float32 masters are updated (with the half gradients widened, exactly);
             # each half parameter is then their copy rounded to nearest even.
             _checks.collect([("params", params, True), ("grads", grads, False)], names)
             halves = params
             grads = [g if m is None else g.astype(np.float32) for g, m in zip(grads, masters)]
             params = [p if m is None else m for p, m in zip(params, masters)]
-        else:
-            masters = None
-        if fused is not None:
-            bad = self._kernel(spec.kernel, params, grads, state, scalars, names, check, fused)
-            if bad is not None:
-                return bad  # nothing was written: the carried values stay as they were
-        elif check:
-            bad = self._kernel(
-                spec.kernel,
-                params,
-                grads,
-                state,
-                scalars,
-                names,
-                True,  # check_finite, positional: pybind11 parses keywords slowly
+        args = (spec.kernel, params, grads, state, scalars, names)
+        if check or fused is not None:
+            # check_finite positional: pybind11 parses keywords slowly
+            bad = (
+                self._kernel(*args, check, fused)
+                if fused is not None
+                else self._kernel(*args, True)
             )
             if bad is not None:
                 return bad  # nothing was written: the carried values stay as they were
         else:
-            self._kernel(spec.kernel, params, grads, state, scalars, names)
+            self._kernel(*args)
         if masters is not None:
             for p, m in zip(halves, masters):
                 if m is not None:
