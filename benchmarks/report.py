@@ -15,19 +15,11 @@ import json
 import sys
 from collections import defaultdict
 
-_ORDER = [
-    "sgd_momentum",
-    "adagrad",
-    "rmsprop",
-    "adam",
-    "adamax",
-    "nadam",
-    "radam",
-    "adadelta",
-    "rprop",
-    "asgd",
-]
-CASE_ORDER = ["1e3", "1e5", "1e6", "1.6e7", "1000x1e3", "100xlog"]
+# The benchmark's own order of optimizers and cases (not a copy of its lists).
+from bench_optimizers import CASES as CASE_ORDER
+from bench_optimizers import OPTIMIZERS
+
+_ORDER = list(OPTIMIZERS)
 
 
 def _fmt_t(s):
