@@ -134,11 +134,12 @@ def test_state_shapes_follow_torch():
 DATA = dict(np.load(gen.FIXTURE)) if gen.FIXTURE.exists() else None
 
 
-def _replay(opt, options, dtype, backend):
+def _replay(opt, options, dtype, backend="auto", seed=0):
+    """fastopt's run of make_matrix_fixtures.run_torch: same start, same gradients."""
     cls = getattr(fastopt, opt)
-    params = gen.initial_params(opt, dtype)
+    params = gen.initial_params(opt, dtype, seed=seed)
     o = cls(params, backend=backend, **gen.torch_options(options))
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed + 1)
     snaps = []
     for k in range(gen.STEPS):
         o.step(gen.grads_at(rng, params))
@@ -181,16 +182,8 @@ def test_live_torch_parity(case, dtype):
     pytest.importorskip("torch")
     opt, options = gen.CASES[case]
     ref = gen.run_torch(opt, options, dtype, seed=7)
-    cls = getattr(fastopt, opt)
-    params = gen.initial_params(opt, dtype, seed=7)
-    o = cls(params, **gen.torch_options(options))
-    rng = np.random.default_rng(8)
-    snaps = []
-    for k in range(gen.STEPS):
-        o.step(gen.grads_at(rng, params))
-        if k + 1 in gen.SNAP_STEPS:
-            snaps.append(np.concatenate([p.ravel() for p in params]))
-    _close(np.stack(snaps), ref, dtype, f"live {opt}{options}", opt, options)
+    got = _replay(opt, options, dtype, seed=7)
+    _close(got, ref, dtype, f"live {opt}{options}", opt, options)
 
 
 @pytest.mark.parametrize("name", ["Adafactor", "Muon"])
