@@ -5,6 +5,13 @@ places them (``fastopt._memory.zeros_beside``: 1 and 2 KiB past the parameter's 
 Interleaved rounds, medians::
 
     python benchmarks/placement.py [n ...]          # default: 1e5 1e6
+
+``--dtypes [n]``: ``fastopt.Adam(...).step`` (native, ``nonfinite="ignore"``, the thread
+setting as it is; default 16M elements) with float32, float16 and bfloat16 parameters, each
+with fastopt's placement of its state and with NumPy's (``zeros_beside`` replaced by
+``np.zeros``), all interleaved, 30 rounds::
+
+    python benchmarks/placement.py --dtypes [n]
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+import fastopt
+from _harness import half_dtypes
 from fastopt import _memory, _native
 from fastopt._contract import ADAM
 
@@ -39,7 +48,46 @@ def case(n: int, placed: bool) -> Callable[[], object]:
     return lambda: _native.step("adam", [p], [g], state, sc)
 
 
+def dtypes_main(n: int) -> None:
+    placed = _memory.zeros_beside
+    runs: dict[tuple[str, str], tuple[fastopt.Adam, list[np.ndarray], list[float]]] = {}
+    rng = np.random.default_rng(0)
+    dtypes = {"float32": np.dtype(np.float32), **half_dtypes()}
+    for where in ("fastopt", "numpy"):
+        if where == "numpy":
+            _memory.zeros_beside = lambda shape, dtype, beside, slot: np.zeros(shape, dtype)
+        try:
+            for name, dt in dtypes.items():
+                w = rng.standard_normal(n).astype(dt)
+                g = (0.01 * rng.standard_normal(n)).astype(dt)
+                opt = fastopt.Adam([w], nonfinite="ignore")
+                for _ in range(3):  # state allocated, pages touched
+                    opt.step([g])
+                runs[(where, name)] = (opt, [g], [])
+        finally:
+            _memory.zeros_beside = placed
+    for _ in range(30):
+        for opt, grads, times in runs.values():
+            t0 = time.perf_counter()
+            opt.step(grads)
+            times.append(time.perf_counter() - t0)
+    print(
+        f"Adam, {n} elements, {fastopt.get_num_threads()} threads, median of 30 interleaved steps"
+    )
+    for where in ("fastopt", "numpy"):
+        base = statistics.median(runs[(where, "float32")][2])
+        cells = "  ".join(
+            f"{name} {statistics.median(runs[(where, name)][2]) * 1e3:7.3f} ms "
+            f"({base / statistics.median(runs[(where, name)][2]):4.2f}x float32)"
+            for name in dtypes
+        )
+        print(f"  {where:8s} placement: {cells}")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--dtypes"]:
+        dtypes_main(int(float(sys.argv[2])) if len(sys.argv) > 2 else 16 * 1024 * 1024)
+        return
     sizes = [int(float(s)) for s in sys.argv[1:]] or [10**5, 10**6]
     _native.set_num_threads(1)
     for n in sizes:
