@@ -6,7 +6,8 @@ the machine hits all of them alike.  Between two contenders the scripts call :fu
 a thread pool that spins after its job (PyTorch's OpenMP workers keep a core busy for several
 milliseconds after a step; fastopt's pool up to 300 us) would otherwise take a core from
 whichever contender runs next.  Measured on the 2-core VM (Adam 1e6, 2 threads, order fastopt
-ignore, fastopt raise, torch fused, probe): without it fastopt "ignore", timed right after
+ignore, fastopt raise, torch fused, probe; a copy of ``scaling.py``'s loop with the settle
+switched on and off, not in the tree): without it fastopt "ignore", timed right after
 torch, took 281 us and the probe 188 us; with a 5 ms settle, 165 and 126 us, their times when
 torch is left out.  The settle busy-waits instead of sleeping: after a sleep of 20 ms or more
 every contender ran slower on that VM (its vCPUs idle)."""
