@@ -35,6 +35,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #ifndef FASTOPT_ISA_NS
 #define FASTOPT_ISA_NS generic
 #endif
@@ -149,6 +153,73 @@ inline void store(f16& dst, float x) {
   o = select(u >= 0x47800000u, select(u > 0x7f800000u, nan, 0x7c00u), o);
   dst.bits = static_cast<std::uint16_t>(o | (sign >> 16));
 }
+
+// ---------------------------------------------------------------- half precision in vectors
+// Where the build has vector conversions (AVX-512F+BW, or AVX2 with F16C), a kernel may
+// convert its half param and grad in registers, a float vector of Vec<P>::lanes at a time,
+// inside its own loop: no second pass over a block buffer, so the conversions run beside the
+// kernel's divisions and square roots instead of before and after them (Adam on float16, in
+// L1, in the avx512 build: 0.45 ns per element in blocks, 0.31 in vectors, float32 0.34).
+// Vec<P>::ok says whether the build has it; V is the float vector; load/store convert P
+// (the same bits as the scalar load and store above: exact widening, one rounding to nearest
+// even, NaN as there), loadf/storef move the float32 state, splat broadcasts a constant.
+// The per-element arithmetic is one function template over float and V (adam_elem): IEEE
+// operations lane by lane, the same bits as the scalar loop, which finishes the remainder.
+// fsqrt and maxsel have vector overloads; maxsel(a, b) is a > b ? a : b (b if either is NaN),
+// which is what VMAXPS computes.  float16 only: bfloat16's integer rounding in vectors
+// measured no faster than the scalar loop (avx512, 45 against 43 us per Adam step at 1e5
+// elements) or the blocks (avx2, 65 against 56 us), which it keeps.
+inline float maxsel(float a, float b) { return a > b ? a : b; }
+inline double maxsel(double a, double b) { return a > b ? a : b; }
+
+template <class P>
+struct Vec {
+  static constexpr bool ok = false;
+};
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+struct VecF {
+  typedef __m512 V;
+  static constexpr std::size_t lanes = 16;
+  static V splat(float x) { return _mm512_set1_ps(x); }
+  static V loadf(const float* x) { return _mm512_loadu_ps(x); }
+  static void storef(float* x, V y) { _mm512_storeu_ps(x, y); }
+};
+inline __m512 fsqrt(__m512 x) { return _mm512_sqrt_ps(x); }
+inline __m512 maxsel(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
+template <>
+struct Vec<f16> : VecF {
+  static constexpr bool ok = true;
+  static V load(const f16* x) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+  }
+  static void store(f16* x, V y) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x),
+                        _mm512_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+};
+#elif defined(__AVX2__) && defined(__F16C__)
+struct VecF {
+  typedef __m256 V;
+  static constexpr std::size_t lanes = 8;
+  static V splat(float x) { return _mm256_set1_ps(x); }
+  static V loadf(const float* x) { return _mm256_loadu_ps(x); }
+  static void storef(float* x, V y) { _mm256_storeu_ps(x, y); }
+};
+inline __m256 fsqrt(__m256 x) { return _mm256_sqrt_ps(x); }
+inline __m256 maxsel(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+template <>
+struct Vec<f16> : VecF {
+  static constexpr bool ok = true;
+  static V load(const f16* x) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+  }
+  static void store(f16* x, V y) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(x),
+                     _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+};
+#endif
 
 // ---------------------------------------------------------------- SGD
 template <class T, class P, bool WD, bool MOM, bool NESTEROV, bool FIRST>
@@ -306,31 +377,59 @@ void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // ---------------------------------------------------------------- Adam / AdamW
 // step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
+// One element (T = float or double) or one vector of lanes (T = Vec<P>::V) of Adam: updates
+// m, v (and vmax) in place and returns the new parameter, before its rounding to P.
+template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
+inline T adam_elem(T gi, T pi, T& m, T& v, T& vmax, T one_minus_beta1, T beta2,
+                   T one_minus_beta2, T eps, T wd, T decay, T step_size, T inv_bc2_sqrt) {
+  if (WD) {
+    if (DECOUPLED)
+      pi = pi * decay;
+    else
+      gi = gi + wd * pi;
+  }
+  m = m + one_minus_beta1 * (gi - m);
+  v = beta2 * v + one_minus_beta2 * gi * gi;
+  T vv = v;
+  if (AMSGRAD) {
+    vv = maxsel(vmax, v);
+    vmax = vv;
+  }
+  const T denom = fsqrt(vv) * inv_bc2_sqrt + eps;
+  return pi - step_size * m / denom;
+}
+
 template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD>
 inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
                       T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd, T decay,
                       T step_size, T inv_bc2_sqrt, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    T pi = load(p[i]);
-    if (WD) {
-      if (DECOUPLED)
-        pi = pi * decay;
-      else
-        gi = gi + wd * pi;
+  std::size_t i = 0;
+  if constexpr (Vec<P>::ok) {
+    typedef Vec<P> W;
+    typedef typename W::V V;
+    const V s = W::splat(sign), b1 = W::splat(one_minus_beta1), b2 = W::splat(beta2);
+    const V c2 = W::splat(one_minus_beta2), e = W::splat(eps), w = W::splat(wd);
+    const V d = W::splat(decay), ss = W::splat(step_size), bc = W::splat(inv_bc2_sqrt);
+    for (; i + W::lanes <= n; i += W::lanes) {
+      V mi = W::loadf(m + i), vi = W::loadf(v + i), vx = AMSGRAD ? W::loadf(vmax + i) : vi;
+      const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(s * W::load(g + i), W::load(p + i), mi,
+                                                        vi, vx, b1, b2, c2, e, w, d, ss, bc);
+      W::storef(m + i, mi);
+      W::storef(v + i, vi);
+      if (AMSGRAD) W::storef(vmax + i, vx);
+      W::store(p + i, pn);
     }
-    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
-    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
+  }
+  for (; i < n; ++i) {
+    T mi = m[i], vi = v[i], vx = AMSGRAD ? vmax[i] : T(0);
+    const T pn = adam_elem<T, WD, DECOUPLED, AMSGRAD>(sign * load(g[i]), load(p[i]), mi, vi, vx,
+                                                      one_minus_beta1, beta2, one_minus_beta2,
+                                                      eps, wd, decay, step_size, inv_bc2_sqrt);
     m[i] = mi;
     v[i] = vi;
-    T vv = vi;
-    if (AMSGRAD) {
-      vv = vmax[i] > vi ? vmax[i] : vi;
-      vmax[i] = vv;
-    }
-    const T denom = fsqrt(vv) * inv_bc2_sqrt + eps;
-    store(p[i], pi - step_size * mi / denom);
+    if (AMSGRAD) vmax[i] = vx;
+    store(p[i], pn);
   }
 }
 
