@@ -380,8 +380,8 @@ void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // One element (T = float or double) or one vector of lanes (T = Vec<P>::V) of Adam: updates
 // m, v (and vmax) in place and returns the new parameter, before its rounding to P.
 template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
-inline T adam_elem(T gi, T pi, T& m, T& v, T& vmax, T one_minus_beta1, T beta2,
-                   T one_minus_beta2, T eps, T wd, T decay, T step_size, T inv_bc2_sqrt) {
+inline T adam_elem(T gi, T pi, T& m, T& v, T& vmax, T one_minus_beta1, T beta2, T one_minus_beta2,
+                   T eps, T wd, T decay, T step_size, T inv_bc2_sqrt) {
   if (WD) {
     if (DECOUPLED)
       pi = pi * decay;
@@ -413,8 +413,8 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
     const V d = W::splat(decay), ss = W::splat(step_size), bc = W::splat(inv_bc2_sqrt);
     for (; i + W::lanes <= n; i += W::lanes) {
       V mi = W::loadf(m + i), vi = W::loadf(v + i), vx = AMSGRAD ? W::loadf(vmax + i) : vi;
-      const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(s * W::load(g + i), W::load(p + i), mi,
-                                                        vi, vx, b1, b2, c2, e, w, d, ss, bc);
+      const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(s * W::load(g + i), W::load(p + i), mi, vi,
+                                                        vx, b1, b2, c2, e, w, d, ss, bc);
       W::storef(m + i, mi);
       W::storef(v + i, vi);
       if (AMSGRAD) W::storef(vmax + i, vx);
@@ -424,8 +424,8 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
   for (; i < n; ++i) {
     T mi = m[i], vi = v[i], vx = AMSGRAD ? vmax[i] : T(0);
     const T pn = adam_elem<T, WD, DECOUPLED, AMSGRAD>(sign * load(g[i]), load(p[i]), mi, vi, vx,
-                                                      one_minus_beta1, beta2, one_minus_beta2,
-                                                      eps, wd, decay, step_size, inv_bc2_sqrt);
+                                                      one_minus_beta1, beta2, one_minus_beta2, eps,
+                                                      wd, decay, step_size, inv_bc2_sqrt);
     m[i] = mi;
     v[i] = vi;
     if (AMSGRAD) vmax[i] = vx;
