@@ -13,7 +13,7 @@
 // into cache-line-aligned chunks that the caller and the pool threads (threads.cpp) take
 // from an atomic counter, so 1000 small arrays are divided as well as one large one.  Each
 // chunk runs the kernels of the ISA chosen once at import (AVX-512, AVX2+FMA or generic;
-// FASTOPT_ISA=generic|avx2|avx512 or set_isa() override it).
+// FASTOPT_ISA=generic|avx2|avx512|avx512bf16 or set_isa() override it).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -346,6 +346,8 @@ bool cpu_supports(const std::string& name) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            cpu_supports("avx2");
+  if (name == "avx512bf16")  // the avx512 build plus AVX512_BF16's VCVTNEPS2BF16
+    return __builtin_cpu_supports("avx512bf16") && cpu_supports("avx512");
 #endif
   return false;
 }
@@ -355,6 +357,7 @@ std::vector<Isa> compiled_isas() {
 #if defined(FASTOPT_HAVE_X86_ISAS)
   v.push_back({"avx2", &fastopt::run_avx2});
   v.push_back({"avx512", &fastopt::run_avx512});
+  v.push_back({"avx512bf16", &fastopt::run_avx512bf16});
 #endif
   return v;
 }
@@ -386,7 +389,7 @@ void set_isa(const std::string& name) {
     }
   }
   throw py::value_error("unknown ISA " + py::repr(py::str(name)).cast<std::string>() +
-                        "; use one of 'generic', 'avx2', 'avx512' or 'auto'");
+                        "; use one of 'generic', 'avx2', 'avx512', 'avx512bf16' or 'auto'");
 }
 
 // ------------------------------------------------------------------ parallel execution
@@ -1042,7 +1045,8 @@ PYBIND11_MODULE(_native, m) {
       },
       "Instruction sets compiled in and supported by this CPU, slowest first.");
   m.def("set_isa", &set_isa, "name"_a,
-        "Force the kernels' instruction set: 'generic', 'avx2', 'avx512' or 'auto' (the best).");
+        "Force the kernels' instruction set: 'generic', 'avx2', 'avx512', 'avx512bf16' or 'auto' "
+        "(the best).");
   m.def(
       "set_num_threads",
       [](int n) {
