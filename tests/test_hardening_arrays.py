@@ -437,3 +437,31 @@ def test_named_params_refuse_a_list_of_grads(opt_case, backend):
         refuses(opt, grads, TypeError, r"params were given by name: pass grads as a dict by name")
     two = cls([{"params": {"w": np.ones(2)}}, {"params": {"b": np.ones(3)}}], backend=backend, **kw)
     refuses(two, [np.ones(2), np.ones(3)], TypeError, "pass grads as a dict by name")
+
+
+@pytest.mark.parametrize("k", [2, 16, 17, 70], ids=lambda k: f"{k}params")
+def test_alias_found_and_named_among_few_and_many_arrays(k, backend):
+    """The native aliasing check orders a call's memory intervals by insertion for up to
+    64 of them and by per-slot merges above: a gradient aliasing the first parameter, the
+    last one, or another row's state is found and named on either side of that limit
+    (Adam: params, grads and two state arrays per row, 4k intervals: 64 at k = 16, 68 at
+    k = 17)."""
+    rng = np.random.default_rng(k)
+    params = [rng.standard_normal(5).astype(np.float32) for _ in range(k)]
+    opt = fastopt.Adam(params, backend=backend)
+    good = [np.full(5, 0.1, np.float32) for _ in range(k)]
+    opt.step(good)
+    exp_avg = opt.state[0]["exp_avg"]
+    for row, alias, who in [
+        (k - 1, params[0], r"params\[0\]"),
+        (0, params[k - 1], rf"params\[{k - 1}\]"),
+        (k // 2, exp_avg[::-1], r"exp_avgs\[0\]|exp_avg\b"),
+    ]:
+        grads = list(good)
+        grads[row] = alias
+        msg = refuses(opt, grads, ValueError, "shares memory")
+        assert re.search(rf"grads\[{row}\]", msg), msg
+        assert re.search(who, msg), msg
+    before = [p.copy() for p in params]
+    opt.step(good)  # and a clean step still updates every parameter
+    assert all((p != b).all() for p, b in zip(params, before))

@@ -148,6 +148,19 @@ void sort_by_address(std::vector<Interval>& v, std::size_t nslots, std::size_t n
     return x.row != y.row ? x.row < y.row : x.slot < y.slot;
   };
   const auto unused = [](const Interval& x) { return x.hi == 0; };
+  if (v.size() <= 64) {
+    // A few arrays (one parameter's, say): insertion sort in place, no allocation
+    // (inplace_merge takes a temporary buffer per slot: about 1100 instructions per call
+    // for one Adam parameter under callgrind, against 200 for this).
+    v.erase(std::remove_if(v.begin(), v.end(), unused), v.end());
+    for (std::size_t i = 1; i < v.size(); ++i) {
+      const Interval x = v[i];
+      std::size_t j = i;
+      for (; j > 0 && before(x, v[j - 1]); --j) v[j] = v[j - 1];
+      v[j] = x;
+    }
+    return;
+  }
   auto end = v.begin();
   for (std::size_t s = 0; s < nslots; ++s) {
     const auto first = v.begin() + static_cast<std::ptrdiff_t>(s * nrows);

@@ -802,8 +802,83 @@ class Optimizer:
         """
         if not self._lock.acquire(False):  # inline: the common case costs no extra call
             self._acquire("step")  # raises (or takes the lock, released meanwhile)
-        try:
-            self._step(grads)
+        try:  # the whole step here, not in a method of its own: one call less per step
+            if self._pre_hooks:
+                for hook in list(self._pre_hooks.values()):
+                    hook(self, grads)
+            groups = self.param_groups
+            if (
+                type(grads) is list
+                and len(groups) == 1
+                and not self._string_names
+                and len(grads) == len(self._names)
+            ):  # what _split_grads returns for a list of the right length, without the call
+                per_group = [grads[:]]
+            else:
+                per_group = self._split_grads(grads)
+            k = self.step_count
+            if (
+                len(groups) == 1
+                and self.clip_value is None
+                and self.max_grad_norm is None
+                and (self.nonfinite == "ignore" or self.backend == "native")
+                and not self._split
+            ):
+                # The common case: one group, no clipping, one backend call.  The native backend
+                # runs the finiteness check inside that call (after its array checks, before any
+                # write) and returns the flagged rows.  A None gradient fails those checks before
+                # anything is written: such a step takes the general path below.
+                try:
+                    self._step_one(groups[0], grads, per_group[0], k)
+                    return
+                except TypeError:
+                    if not any(g is None for g in per_group[0]):
+                        raise
+            plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
+            checked = False
+            frozen = [any(g is None for g in gs) for gs in per_group]
+            if len(groups) > 1 or self._split or any(frozen):
+                # One backend call per group (or per set of parameters with equal counters):
+                # check all groups first so that an error in a later call cannot leave an
+                # earlier one updated.
+                self._check_all(per_group)
+                checked = True
+            if self.nonfinite != "ignore":
+                flat = per_group[0] if len(per_group) == 1 else [x for gs in per_group for x in gs]
+                if self.backend == "native":
+                    # One threaded, vectorised read of every gradient; only the arrays it flags
+                    # (non-finite, or not plain float arrays) are examined below with NumPy.
+                    named = [(self._names[i], flat[i]) for i in self._be.nonfinite_rows(flat)]
+                else:
+                    named = zip(self._names, flat)
+                for nm, g in named:
+                    if not (isinstance(g, np.ndarray) and _checks.is_float(g.dtype)):
+                        continue  # not a valid gradient: the array checks report it
+                    idx = _first_nonfinite(g)
+                    if idx is None:
+                        continue
+                    if not checked:  # report a malformed argument before the bad value
+                        self._check_all(per_group)
+                    self._nonfinite(nm, g, idx, k)
+                    return
+            if self.clip_value is not None or self.max_grad_norm is not None:
+                if not checked:
+                    self._check_all(per_group)
+                per_group = self._clip(per_group)
+            self.last_step_skipped = False
+            for gi, (group, gstate, buffers, grads_g, plan) in enumerate(
+                zip(groups, self._group_state, self._buffers, per_group, plans)
+            ):
+                if frozen[gi] or gi in self._split:
+                    self._apply_split(gi, group, buffers, grads_g, plan)
+                    continue
+                self._apply(group, gstate, buffers, grads_g, plan)
+                gstate["step"] += 1
+            self.step_count = k + 1
+            self.last_lr = [plan.lr for plan in plans]
+            if self._post_hooks:
+                for hook in list(self._post_hooks.values()):
+                    hook(self, grads)
         finally:
             self._lock.release()
 
@@ -829,86 +904,14 @@ class Optimizer:
             ),
         )
 
-    def _step(self, grads):
-        if self._pre_hooks:
-            for hook in list(self._pre_hooks.values()):
-                hook(self, grads)
-        groups = self.param_groups
-        if (
-            type(grads) is list
-            and len(groups) == 1
-            and not self._string_names
-            and len(grads) == len(self._names)
-        ):  # what _split_grads returns for a list of the right length, without the call
-            per_group = [grads[:]]
-        else:
-            per_group = self._split_grads(grads)
-        k = self.step_count
-        if (
-            len(groups) == 1
-            and self.clip_value is None
-            and self.max_grad_norm is None
-            and (self.nonfinite == "ignore" or self.backend == "native")
-            and not self._split
-        ):
-            # The common case: one group, no clipping, one backend call.  The native backend
-            # runs the finiteness check inside that call (after its array checks, before any
-            # write) and returns the flagged rows.  A None gradient fails those checks before
-            # anything is written: such a step takes the general path below.
-            try:
-                self._step_one(groups[0], grads, per_group[0], k)
-                return
-            except TypeError:
-                if not any(g is None for g in per_group[0]):
-                    raise
-        plans = [self._cached_plan(gi, g, k) for gi, g in enumerate(groups)]
-        checked = False
-        frozen = [any(g is None for g in gs) for gs in per_group]
-        if len(groups) > 1 or self._split or any(frozen):
-            # One backend call per group (or per set of parameters with equal counters):
-            # check all groups first so that an error in a later call cannot leave an
-            # earlier one updated.
-            self._check_all(per_group)
-            checked = True
-        if self.nonfinite != "ignore":
-            flat = per_group[0] if len(per_group) == 1 else [x for gs in per_group for x in gs]
-            if self.backend == "native":
-                # One threaded, vectorised read of every gradient; only the arrays it flags
-                # (non-finite, or not plain float arrays) are examined below with NumPy.
-                named = [(self._names[i], flat[i]) for i in self._be.nonfinite_rows(flat)]
-            else:
-                named = zip(self._names, flat)
-            for nm, g in named:
-                if not (isinstance(g, np.ndarray) and _checks.is_float(g.dtype)):
-                    continue  # not a valid gradient: the array checks report it
-                idx = _first_nonfinite(g)
-                if idx is None:
-                    continue
-                if not checked:  # report a malformed argument before the bad value
-                    self._check_all(per_group)
-                self._nonfinite(nm, g, idx, k)
-                return
-        if self.clip_value is not None or self.max_grad_norm is not None:
-            if not checked:
-                self._check_all(per_group)
-            per_group = self._clip(per_group)
-        self.last_step_skipped = False
-        for gi, (group, gstate, buffers, grads_g, plan) in enumerate(
-            zip(groups, self._group_state, self._buffers, per_group, plans)
-        ):
-            if frozen[gi] or gi in self._split:
-                self._apply_split(gi, group, buffers, grads_g, plan)
-                continue
-            self._apply(group, gstate, buffers, grads_g, plan)
-            gstate["step"] += 1
-        self.step_count = k + 1
-        self.last_lr = [plan.lr for plan in plans]
-        if self._post_hooks:
-            for hook in list(self._post_hooks.values()):
-                hook(self, grads)
-
     def _step_one(self, group, grads, grads_g, k):
-        plan = self._cached_plan(0, group, k)
+        hit = self._plans.get(0)  # _cached_plan's hit, inline: one call less per step
+        try:
+            plan = hit[1] if hit is not None and hit[0] == self._raw_options(group) else None
+        except Exception:  # an option that does not compare (an array): _cached_plan checks it
+            plan = None
+        if plan is None:
+            plan = self._cached_plan(0, group, k)
         gstate = self._group_state[0]
         spec = self._spec
         if (
