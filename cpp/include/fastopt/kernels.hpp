@@ -166,10 +166,10 @@ inline void store(f16& dst, float x) {
 // The per-element arithmetic is one function template over float and V (adam_elem): IEEE
 // operations lane by lane, the same bits as the scalar loop, which finishes the remainder.
 // fsqrt and maxsel have vector overloads; maxsel(a, b) is a > b ? a : b (b if either is NaN),
-// which is what VMAXPS computes.  float16 in the avx2 and avx512 builds, bfloat16 in the
-// avx512bf16 build only: its rounding in integer vector steps measured no faster than the
-// scalar loop (avx512, 45 against 43 us per Adam step at 1e5 elements) or the blocks (avx2,
-// 65 against 56 us), which those builds keep.
+// which is what VMAXPS computes.  float16 in the avx2 and avx512 builds; bfloat16 in the
+// avx512bf16 build (VCVTNEPS2BF16) and the avx2 build (integer steps on 16 lanes at a time,
+// below), not in the avx512 build: its rounding in integer vector steps measured no faster
+// than its scalar loop (45 against 43 us per Adam step at 1e5 elements), which it keeps.
 inline float maxsel(float a, float b) { return a > b ? a : b; }
 inline double maxsel(double a, double b) { return a > b ? a : b; }
 
@@ -250,6 +250,55 @@ struct Vec<f16> : VecF {
   static void store(f16* x, V y) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(x),
                      _mm256_cvtps_ph(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+};
+// bfloat16 in the avx2 build: 16 lanes as two 8-float halves (F2), so that one NaN test and
+// one pack serve both; store()'s integer steps, a vector pair holding a NaN (rare) taking the
+// NaN select.  (8 lanes at a time measured slower than the blocks: 65 against 56 us per
+// Adam step at 1e5 elements; 16 lanes: 47 us.)
+struct F2 {
+  __m256 lo, hi;
+};
+inline F2 operator+(F2 a, F2 b) { return {a.lo + b.lo, a.hi + b.hi}; }
+inline F2 operator-(F2 a, F2 b) { return {a.lo - b.lo, a.hi - b.hi}; }
+inline F2 operator*(F2 a, F2 b) { return {a.lo * b.lo, a.hi * b.hi}; }
+inline F2 operator/(F2 a, F2 b) { return {a.lo / b.lo, a.hi / b.hi}; }
+inline F2 fsqrt(F2 a) { return {_mm256_sqrt_ps(a.lo), _mm256_sqrt_ps(a.hi)}; }
+inline F2 maxsel(F2 a, F2 b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+template <>
+struct Vec<bf16> {
+  static constexpr bool ok = true;
+  typedef F2 V;
+  static constexpr std::size_t lanes = 16;
+  static V splat(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+  static V loadf(const float* x) { return {_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)}; }
+  static void storef(float* x, V y) {
+    _mm256_storeu_ps(x, y.lo);
+    _mm256_storeu_ps(x + 8, y.hi);
+  }
+  static __m256 widen(const bf16* x) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static V load(const bf16* x) { return {widen(x), widen(x + 8)}; }
+  static __m256i round(__m256 y, bool nan) {
+    const __m256i u = _mm256_castps_si256(y), hi = _mm256_srli_epi32(u, 16);
+    const __m256i r =
+        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)),
+                                           _mm256_and_si256(hi, _mm256_set1_epi32(1))),
+                          16);
+    if (!nan) return r;
+    const __m256i q =
+        _mm256_or_si256(_mm256_and_si256(hi, _mm256_set1_epi32(0x8000)), _mm256_set1_epi32(0x7fc0));
+    return _mm256_blendv_epi8(r, q, _mm256_castps_si256(_mm256_cmp_ps(y, y, _CMP_UNORD_Q)));
+  }
+  static void store(bf16* x, V y) {
+    // Unordered compare of the two halves: true in a lane where either holds a NaN.
+    const bool nan = _mm256_movemask_ps(_mm256_cmp_ps(y.lo, y.hi, _CMP_UNORD_Q)) != 0;
+    // Every value is <= 0xffff: the unsigned-saturating pack is a plain narrowing; it
+    // interleaves the halves' 128-bit lanes, which the permute puts back in order.
+    const __m256i packed = _mm256_packus_epi32(round(y.lo, nan), round(y.hi, nan));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x), _mm256_permute4x64_epi64(packed, 0xd8));
   }
 };
 #endif
@@ -432,22 +481,26 @@ inline T adam_elem(T gi, T pi, T& m, T& v, T& vmax, T one_minus_beta1, T beta2, 
   return pi - step_size * m / denom;
 }
 
-template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD>
+// MAXIMIZE: the gradient times -1; otherwise it is used as it is, not multiplied by +1 (the
+// same bits: that product only quiets a signalling NaN, which Adam's first operation on the
+// gradient does too; 5% of a bfloat16 step in the avx2 build).
+template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD, bool MAXIMIZE>
 inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
                       T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd, T decay,
-                      T step_size, T inv_bc2_sqrt, T sign) {
+                      T step_size, T inv_bc2_sqrt) {
   std::size_t i = 0;
   if constexpr (Vec<P>::ok) {
     typedef Vec<P> W;
     typedef typename W::V V;
-    const V s = W::splat(sign), b1 = W::splat(one_minus_beta1), b2 = W::splat(beta2);
+    const V s = W::splat(T(-1)), b1 = W::splat(one_minus_beta1), b2 = W::splat(beta2);
     const V c2 = W::splat(one_minus_beta2), e = W::splat(eps), w = W::splat(wd);
     const V d = W::splat(decay), ss = W::splat(step_size), bc = W::splat(inv_bc2_sqrt);
     for (; i + W::lanes <= n; i += W::lanes) {
       V mi = W::loadf(m + i), vi = W::loadf(v + i), vx = AMSGRAD ? W::loadf(vmax + i) : vi;
-      const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(s * W::load(g + i), W::load(p + i), mi, vi,
-                                                        vx, b1, b2, c2, e, w, d, ss, bc);
+      const V gi = MAXIMIZE ? s * W::load(g + i) : W::load(g + i);
+      const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(gi, W::load(p + i), mi, vi, vx, b1, b2, c2,
+                                                        e, w, d, ss, bc);
       W::storef(m + i, mi);
       W::storef(v + i, vi);
       if (AMSGRAD) W::storef(vmax + i, vx);
@@ -456,9 +509,10 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
   }
   for (; i < n; ++i) {
     T mi = m[i], vi = v[i], vx = AMSGRAD ? vmax[i] : T(0);
-    const T pn = adam_elem<T, WD, DECOUPLED, AMSGRAD>(sign * load(g[i]), load(p[i]), mi, vi, vx,
-                                                      one_minus_beta1, beta2, one_minus_beta2, eps,
-                                                      wd, decay, step_size, inv_bc2_sqrt);
+    const T gi = MAXIMIZE ? T(-1) * load(g[i]) : load(g[i]);
+    const T pn = adam_elem<T, WD, DECOUPLED, AMSGRAD>(gi, load(p[i]), mi, vi, vx, one_minus_beta1,
+                                                      beta2, one_minus_beta2, eps, wd, decay,
+                                                      step_size, inv_bc2_sqrt);
     m[i] = mi;
     v[i] = vi;
     if (AMSGRAD) vmax[i] = vx;
@@ -470,11 +524,14 @@ template <class T, class P>
 void adam(P* p, const P* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
           T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, T inv_bc2_sqrt,
           bool decoupled, bool amsgrad, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   const bool ams = amsgrad && vmax != nullptr;
 #define FASTOPT_ADAM(W, D, A)                                                                     \
-  adam_impl<T, P, W, D, A>(p, g, m, v, vmax, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, \
-                           decay, step_size, inv_bc2_sqrt, s)
+  (maximize                                                                                       \
+       ? adam_impl<T, P, W, D, A, true>(p, g, m, v, vmax, n, one_minus_beta1, beta2,              \
+                                        one_minus_beta2, eps, wd, decay, step_size, inv_bc2_sqrt) \
+       : adam_impl<T, P, W, D, A, false>(p, g, m, v, vmax, n, one_minus_beta1, beta2,             \
+                                         one_minus_beta2, eps, wd, decay, step_size,              \
+                                         inv_bc2_sqrt))
   if (use_wd) {
     if (decoupled) {
       if (ams)
