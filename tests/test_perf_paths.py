@@ -8,6 +8,7 @@ Every result must be bit-identical to the reference (``tests/_tolerance.py`` say
 """
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -422,6 +423,19 @@ def test_isa_api():
     _nat.set_isa("auto")
     assert _nat.isa() == ISAS[-1]
     _nat.set_isa(before)
+
+
+def test_isas_nest_and_the_refusal_names_only_compiled_ones():
+    """Every ISA a CPU supports is a subset of the next one's (avx512bf16 needs avx512,
+    which needs avx2), and the message for an unknown name lists what this build compiled
+    (avx512bf16 only where the compiler and assembler knew VCVTNEPS2BF16)."""
+    order = ["generic", "avx2", "avx512", "avx512bf16"]
+    assert ISAS == order[: len(ISAS)]
+    with pytest.raises(ValueError) as info:
+        _nat.set_isa("avx9")
+    listed = re.findall(r"'([a-z0-9]+)'", str(info.value).split("use one of")[1])
+    assert listed[: len(ISAS)] == ISAS and listed[-1] == "auto"
+    assert set(listed[:-1]) <= set(order)
 
 
 def test_isa_env_var(tmp_path):

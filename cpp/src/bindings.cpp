@@ -370,7 +370,9 @@ std::vector<Isa> compiled_isas() {
 #if defined(FASTOPT_HAVE_X86_ISAS)
   v.push_back({"avx2", &fastopt::run_avx2});
   v.push_back({"avx512", &fastopt::run_avx512});
+#if defined(FASTOPT_HAVE_AVX512BF16)  // compiled only where the compiler knows the instruction
   v.push_back({"avx512bf16", &fastopt::run_avx512bf16});
+#endif
 #endif
   return v;
 }
@@ -401,8 +403,10 @@ void set_isa(const std::string& name) {
       return;
     }
   }
+  std::string known;
+  for (const Isa& i : compiled_isas()) known += "'" + std::string(i.name) + "', ";
   throw py::value_error("unknown ISA " + py::repr(py::str(name)).cast<std::string>() +
-                        "; use one of 'generic', 'avx2', 'avx512', 'avx512bf16' or 'auto'");
+                        "; use one of " + known + "or 'auto'");
 }
 
 // ------------------------------------------------------------------ parallel execution

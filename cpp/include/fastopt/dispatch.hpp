@@ -63,7 +63,9 @@ void run_generic(const Job&, const Row&, std::size_t, std::size_t);
 #if defined(FASTOPT_HAVE_X86_ISAS)
 void run_avx2(const Job&, const Row&, std::size_t, std::size_t);
 void run_avx512(const Job&, const Row&, std::size_t, std::size_t);
+#if defined(FASTOPT_HAVE_AVX512BF16)
 void run_avx512bf16(const Job&, const Row&, std::size_t, std::size_t);
+#endif
 #endif
 
 }  // namespace fastopt
