@@ -263,6 +263,7 @@ inline F2 operator+(F2 a, F2 b) { return {a.lo + b.lo, a.hi + b.hi}; }
 inline F2 operator-(F2 a, F2 b) { return {a.lo - b.lo, a.hi - b.hi}; }
 inline F2 operator*(F2 a, F2 b) { return {a.lo * b.lo, a.hi * b.hi}; }
 inline F2 operator/(F2 a, F2 b) { return {a.lo / b.lo, a.hi / b.hi}; }
+inline F2 operator-(F2 a) { return {-a.lo, -a.hi}; }
 inline F2 fsqrt(F2 a) { return {_mm256_sqrt_ps(a.lo), _mm256_sqrt_ps(a.hi)}; }
 inline F2 maxsel(F2 a, F2 b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
 template <>
@@ -481,9 +482,11 @@ inline T adam_elem(T gi, T pi, T& m, T& v, T& vmax, T one_minus_beta1, T beta2, 
   return pi - step_size * m / denom;
 }
 
-// MAXIMIZE: the gradient times -1; otherwise it is used as it is, not multiplied by +1 (the
-// same bits: that product only quiets a signalling NaN, which Adam's first operation on the
-// gradient does too; 5% of a bfloat16 step in the avx2 build).
+// MAXIMIZE: the gradient negated (-g, as the NumPy reference and torch.optim; it flips a NaN's
+// sign too, where a product with -1 keeps it on x86, and the compiler may turn one into the
+// other: written out, every build gives the same bits); otherwise it is used as it is, not
+// multiplied by +1 (that product only quiets a signalling NaN, which Adam's first operation
+// on the gradient does too; 5% of a bfloat16 step in the avx2 build).
 template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD, bool MAXIMIZE>
 inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
@@ -493,12 +496,12 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
   if constexpr (Vec<P>::ok) {
     typedef Vec<P> W;
     typedef typename W::V V;
-    const V s = W::splat(T(-1)), b1 = W::splat(one_minus_beta1), b2 = W::splat(beta2);
+    const V b1 = W::splat(one_minus_beta1), b2 = W::splat(beta2);
     const V c2 = W::splat(one_minus_beta2), e = W::splat(eps), w = W::splat(wd);
     const V d = W::splat(decay), ss = W::splat(step_size), bc = W::splat(inv_bc2_sqrt);
     for (; i + W::lanes <= n; i += W::lanes) {
       V mi = W::loadf(m + i), vi = W::loadf(v + i), vx = AMSGRAD ? W::loadf(vmax + i) : vi;
-      const V gi = MAXIMIZE ? s * W::load(g + i) : W::load(g + i);
+      const V gi = MAXIMIZE ? -W::load(g + i) : W::load(g + i);
       const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(gi, W::load(p + i), mi, vi, vx, b1, b2, c2,
                                                         e, w, d, ss, bc);
       W::storef(m + i, mi);
@@ -509,7 +512,7 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
   }
   for (; i < n; ++i) {
     T mi = m[i], vi = v[i], vx = AMSGRAD ? vmax[i] : T(0);
-    const T gi = MAXIMIZE ? T(-1) * load(g[i]) : load(g[i]);
+    const T gi = MAXIMIZE ? -load(g[i]) : load(g[i]);
     const T pn = adam_elem<T, WD, DECOUPLED, AMSGRAD>(gi, load(p[i]), mi, vi, vx, one_minus_beta1,
                                                       beta2, one_minus_beta2, eps, wd, decay,
                                                       step_size, inv_bc2_sqrt);

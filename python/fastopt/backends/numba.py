@@ -233,8 +233,9 @@ def _adam(
     decoupled,
     amsgrad,
 ):
+    neg = sign < 0  # -g, as the reference and the C++ Adam (a NaN's sign flips too)
     for i in range(p.size):
-        gi = sign * _ld(g[i])
+        gi = -_ld(g[i]) if neg else _ld(g[i])
         pi = _ld(p[i])
         if use_wd:
             if decoupled:
@@ -289,8 +290,9 @@ def _nadam(
     use_wd,
     decoupled,
 ):
+    neg = sign < 0  # -g, as the reference and the C++ Adam (a NaN's sign flips too)
     for i in range(p.size):
-        gi = sign * _ld(g[i])
+        gi = -_ld(g[i]) if neg else _ld(g[i])
         pi = _ld(p[i])
         if use_wd:
             if decoupled:
@@ -324,8 +326,9 @@ def _radam(
     decoupled,
     rectify,
 ):
+    neg = sign < 0  # -g, as the reference and the C++ Adam (a NaN's sign flips too)
     for i in range(p.size):
-        gi = sign * _ld(g[i])
+        gi = -_ld(g[i]) if neg else _ld(g[i])
         pi = _ld(p[i])
         if use_wd:
             if decoupled:
