@@ -396,6 +396,44 @@ def test_checks_from_python_and_njit():
         J.adam(w, g.astype(np.float32), np.zeros(3), np.zeros(3), step=1)
 
 
+_CACHED_USER = """
+import numpy as np, numba, fastopt.jit as J
+
+@numba.njit(cache=True)
+def train(w, g, s, n):
+    eta, mu = 0.0, 1.0
+    for t in range(1, n + 1):
+        J.adam(w, g, s[0], s[1], step=t, lr=1e-2)
+        J.sgd(w, g, s[2], step=t, momentum=0.9, nesterov=True)
+        J.rmsprop(w, g, s[3])  # no step, no optional state
+        eta, mu = J.asgd(w, g, s[4], step=t, eta=eta, mu=mu, t0=2.0)
+    return eta, mu
+
+w, s = np.linspace(-1.0, 1.0, 7), np.zeros((5, 7))
+print(train(w, np.cos(w), s, 4), w.tobytes().hex(), sum(train.stats.cache_hits.values()))
+"""
+
+
+def test_cached_user_function(tmp_path):
+    """A user's @numba.njit(cache=True) function that calls fastopt.jit: compiled and saved
+    by the first process, loaded by the second, with the same results."""
+    (tmp_path / "user.py").write_text(_CACHED_USER)
+    runs = [
+        subprocess.run(
+            [sys.executable, str(tmp_path / "user.py")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+        for _ in range(2)
+    ]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    first, second = (r.stdout.split() for r in runs)
+    assert first[:-1] == second[:-1] and (first[-1], second[-1]) == ("0", "1")
+
+
 def test_import_fastopt_does_not_import_numba():
     code = "import sys, fastopt; fastopt.kernels; print('numba' in sys.modules)"
     env = dict(os.environ, FASTOPT_BACKEND="numpy")

@@ -46,7 +46,8 @@ optimizers use it for ``nonfinite="raise"``/``"skip"`` with one group and no cli
 Adding an optimizer: its per-element rule in each backend (``backends/numpy.py``,
 ``backends/numba.py``, ``cpp/include/fastopt/kernels.hpp`` + ``cpp/src/isa_kernels.inc``
 + the kind table of ``cpp/src/bindings.cpp``), its ``Spec`` here, its class in ``optim.py``
-(and a line each in ``kernels.py`` / ``jit.py`` for the functional forms); for the C/C++
+(and for the functional forms a typed function in ``kernels.py``, and in ``jit.py`` a typed
+stub under ``@_jit`` with its ``@njit`` body); for the C/C++
 embedding API, its entry in ``cpp/include/fastopt/optimizers.h`` and its derived scalars in
 ``fastopt.hpp`` (``docs/embedding.md``).  Half precision comes with the pattern: the C++
 loop takes the storage type ``P`` of the parameter and gradient next to ``T`` and reads

@@ -29,8 +29,12 @@ checked, and there is no ``backend`` argument.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
-from typing import Any
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from numba import njit, types
@@ -91,8 +95,8 @@ def _bounds(spec: C.Spec, name: str, i: int = 0) -> tuple[float, float, bool]:
     return spec.option[name].bounds[i]
 
 
-def _float_type(params: Any, roles: tuple[tuple[str, Any, bool], ...]) -> Any:
-    """Typing-time checks of the arrays; the NumPy scalar type of the parameter."""
+def _check_arrays(params: Any, roles: tuple[tuple[str, Any, bool], ...]) -> None:
+    """Typing-time checks of the arrays."""
     if not isinstance(params, types.Array) or params.dtype not in (types.float32, types.float64):
         raise TypingError(f"params must be a float32 or float64 array, got {params}")
     for role, a, writable in roles:
@@ -107,7 +111,6 @@ def _float_type(params: Any, roles: tuple[tuple[str, Any, bool], ...]) -> Any:
             raise TypingError(f"{role} must be C-contiguous (it is updated in place)")
     if params.layout != "C":
         raise TypingError("params must be C-contiguous (it is updated in place)")
-    return np.float32 if params.dtype == types.float32 else np.float64
 
 
 def _absent(a: Any) -> bool:
@@ -145,10 +148,243 @@ def _same_size(p, a):
         raise ValueError("every array must have the parameter's shape")
 
 
+# ------------------------------------------------------------------------------- generated
+# Each optimizer below is written once: a ``@njit`` body that takes the arguments as one
+# named tuple, and its public stub, a typed ``def`` (the signature that mypy, help() and
+# ``test_same_signatures_as_kernels`` see) decorated with ``@_jit``.  ``_jit`` writes from
+# the stub's signature what needs the parameter list spelled out: the ``@overload`` typer
+# (the typing checks) and its ``impl`` (the runtime checks, from the contract's bounds and
+# state, then the body) for calls in ``@njit`` code, and for calls from Python the public
+# function itself (the stub's signature and docstring) and the ``@njit`` wrapper it calls.
+
+# The range errors' wording, by the contract's numeric bounds.
+_RANGE = {
+    C._NONNEG: "a finite number >= 0",
+    C._ANY: "a finite number",
+    C._UNIT: "in [0, 1)",
+    C._CLOSED_UNIT: "in [0, 1]",
+    C._OPEN_UNIT: "in (0, 1)",
+    C._ABOVE_ONE: "a finite number > 1",
+}
+
+_STEP_ERROR = "step must be >= 1 (1 for the first update)"
+
+
+def _typecheck(
+    name: str, spec: C.Spec, sig: inspect.Signature, states: list[str], t: dict[str, Any]
+) -> dict[str, bool]:
+    """The typing-time checks of one call (``t``: the Numba type, or the omitted default,
+    of each argument by name); whether it passes each state array and ``step``."""
+    _check_arrays(t["params"], (("grads", t["grads"], False), *((s, t[s], True) for s in states)))
+    has = {n: not _absent(t[n]) for n in [*states, "step"]}
+    for s in states:
+        if sig.parameters[s].default is not None and not has[s]:
+            raise TypingError(f"{name} needs {s}")
+    if has["step"] or sig.parameters["step"].default is not None:
+        _check_step_type(t["step"])
+    _check_flags(**{n: t[n] for n, p in sig.parameters.items() if isinstance(p.default, bool)})
+    for o in spec.options:
+        if o.kind == "pair" and o.name in t:
+            _check_betas(t[o.name], o.name, ", ".join(o.rules))
+    return has
+
+
+def _range_checks(
+    spec: C.Spec,
+    names: list[str],
+    bounds: dict[str, tuple[float, float, bool]],
+    messages: dict[str, str],
+    ns: dict[str, Any],
+) -> list[tuple[str, str]]:
+    """(condition, error) of the range of each argument: those in ``bounds`` first, then
+    the options of ``spec`` in the signature's order (a pair: one per element, or one for
+    both where ``messages`` words the error); their bounds go into ``ns``."""
+    tests = []
+    for n in [n for n in names if n in bounds] + [n for n in names if n in spec.option]:
+        o = spec.option.get(n)
+        if o is None:
+            items = [(n, n, bounds[n])]
+        elif o.kind == "pair":
+            items = [(f"float({n}[{i}])", r, _bounds(spec, n, i)) for i, r in enumerate(o.rules)]
+        elif o.kind == "scalar":
+            items = [(n, n, _bounds(spec, n))]
+        else:
+            continue
+        mine = []
+        for value, what, b in items:
+            ns[f"b_{what}"] = b
+            mine.append((f"_out_of_range({value}, *b_{what})", f"{what} must be {_RANGE[b]}"))
+        if n in messages:
+            mine = [(" or ".join(test for test, _ in mine), messages[n])]
+        tests += mine
+    return tests
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _jit(
+    spec: C.Spec,
+    body: Any,
+    *,
+    needs: dict[str, str] | None = None,
+    checks: tuple[tuple[str, str], ...] = (),
+    bounds: dict[str, tuple[float, float, bool]] | None = None,
+    messages: dict[str, str] | None = None,
+) -> Callable[[_F], _F]:
+    """Decorator: the public function of the stub it decorates, callable in ``@njit`` code
+    (an ``@overload``) and from Python (through an ``@njit`` wrapper), with the stub's
+    signature, docstring and annotations (``functools.wraps``; the stub's body is not run).
+    It checks its arguments, then runs ``body(a)``, ``a`` a named tuple of the arguments by
+    the stub's names with ``params``, ``grads`` and the state arrays (the parameters between
+    ``grads`` and ``step``) flat, an absent optional one empty; an optional ``step`` left
+    None is passed from Python as 1 (it is only checked), one compiled variant.
+
+    The runtime checks, in this order: ``step >= 1``; the range of every argument named in
+    ``bounds`` (those not in the contract: ASGD's carried eta and mu), then of every option
+    of ``spec``, ``messages`` wording an option's error in place of the generic one;
+    ``checks``, (condition, error) with the condition as source over the arguments (cross
+    checks); equal shapes; then each optional state array, required where the condition
+    ``needs`` gives it (source) holds, the error worded from the contract's ``why``."""
+    return lambda stub: _generate(
+        stub, spec, body, needs or {}, checks, bounds or {}, messages or {}
+    )
+
+
+def _generate(
+    stub: Any,
+    spec: C.Spec,
+    body: Any,
+    needs: dict[str, str],
+    checks: tuple[tuple[str, str], ...],
+    bounds: dict[str, tuple[float, float, bool]],
+    messages: dict[str, str],
+) -> Any:
+    """``_jit``'s work: the public function of ``stub``."""
+    sig = inspect.signature(stub)
+    name, names = stub.__name__, list(sig.parameters)
+    states = names[2 : names.index("step")]
+    optional = [n for n in states if sig.parameters[n].default is None]
+    if set(optional) != set(needs):
+        raise ValueError(f"{name}: needs must give the condition of each of {optional}")
+    step_optional = sig.parameters["step"].default is None
+    ns: dict[str, Any] = {
+        "body": body,
+        "Args": namedtuple(f"_{name}_args", names),  # type: ignore[misc]
+        "typecheck": _typecheck,
+        "name": name,
+        "spec": spec,
+        "sig": sig,
+        "states": states,
+        "np": np,
+        "_out_of_range": _out_of_range,
+        "_same_size": _same_size,
+        "_flat_grad": _flat_grad,
+    }
+    # The parameters: the stub's (``public``), and as @overload needs them (``plain``): the
+    # keyword-only ones plain too, with a default (None for step where it has none).
+    public, plain = [], []
+    for n, p in sig.parameters.items():
+        if p.kind is p.KEYWORD_ONLY and "*" not in public:
+            public.append("*")
+        if p.default is p.empty:
+            public.append(n)
+        else:
+            public.append(f"{n}=d_{n}")
+            ns[f"d_{n}"] = p.default
+        if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty:
+            plain.append(n)
+        else:
+            plain.append(f"{n}=d_{n}")
+            ns.setdefault(f"d_{n}", None)
+    positional = [n for n, p in sig.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+
+    tests = [("has_step and step < 1" if step_optional else "step < 1", _STEP_ERROR)]
+    tests += _range_checks(spec, names, bounds, messages, ns)
+    tests += checks
+    lines = []
+    for test, error in tests:
+        lines += [f"if {test}:", f"    raise ValueError({error!r})"]
+    lines += [f"_same_size(params, {n})" for n in ["grads", *states] if n not in optional]
+    flat = {n: f"{n}.reshape(-1)" for n in ["params", *states]}
+    flat["grads"] = "_flat_grad(grads)"
+    why = {s.arg: s.why for s in spec.state}
+    for n in optional:
+        lines += [
+            f"if has_{n}:",
+            f"    _same_size(params, {n})",
+            f"    flat_{n} = {n}.reshape(-1)",
+            "else:",
+            f"    if {needs[n]}:",
+            f"        raise ValueError({f'{why[n]} needs {n} (np.zeros_like(p))'!r})",
+            f"    flat_{n} = np.empty(0, params.dtype)",
+        ]
+        flat[n] = f"flat_{n}"
+    lines.append(f"return body(Args({', '.join(flat.get(n, n) for n in names)}))")
+    to_py = ", ".join(
+        "1 if step is None else step" if n == "step" and step_optional else n for n in names
+    )
+    src = (
+        f"def typer({', '.join(plain)}):\n"
+        "    has = typecheck(name, spec, sig, states, locals())\n"
+        + "".join(f"    has_{n} = has[{n!r}]\n" for n in [*optional, "step"])
+        + f"    def impl({', '.join(plain)}):\n"
+        + "".join(f"        {line}\n" for line in lines)
+        + "    return impl\n"
+        + f"def py({', '.join(names)}):\n"
+        + f"    return {name}({', '.join(n if n in positional else f'{n}={n}' for n in names)})\n"
+        + f"def {name}({', '.join(public)}):\n"
+        + f"    return py_jit({to_py})\n"
+    )
+    exec(compile(src, f"<fastopt.jit: {name}>", "exec"), ns)
+    fn = functools.wraps(stub)(ns[name])  # what @njit code and py call
+    ns["py_jit"] = njit(ns["py"])
+    overload(fn, jit_options={"cache": False})(ns["typer"])
+    return fn
+
+
 # ------------------------------------------------------------------------------- sgd
 _S = C.SGD.D
 
 
+@njit(inline="always")
+def _sgd_body(a):
+    dt = a.params.dtype.type
+    c = _sgd_constants(
+        float(a.lr),
+        float(a.momentum),
+        float(a.dampening),
+        float(a.weight_decay),
+        a.nesterov,
+        a.maximize,
+    )
+    _sgd(
+        a.params,
+        a.grads,
+        a.momentum_buffers,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(-1.0) if c[5] else dt(1.0),
+        c[3] != 0,
+        c[1] != 0,
+        c[4],
+        a.step == 1,
+    )
+
+
+@_jit(
+    C.SGD,
+    _sgd_body,
+    needs={"momentum_buffers": "momentum != 0"},
+    checks=(
+        (
+            "nesterov and (momentum <= 0 or dampening != 0)",
+            "nesterov=True requires momentum > 0 and dampening == 0",
+        ),
+    ),
+)
 def sgd(
     params: np.ndarray,
     grads: np.ndarray,
@@ -164,117 +400,30 @@ def sgd(
 ) -> None:
     """SGD update (``torch.optim.SGD``), as ``fastopt.kernels.sgd`` on one array; the buffer
     is needed when momentum != 0 and is set to the gradient on ``step == 1``."""
-    _sgd_py(
-        params,
-        grads,
-        momentum_buffers,
-        step,
-        lr,
-        momentum,
-        dampening,
-        weight_decay,
-        nesterov,
-        maximize,
-    )
-
-
-@overload(sgd, jit_options={"cache": False})
-def _ov_sgd(
-    params,
-    grads,
-    momentum_buffers=None,
-    step=None,
-    lr=_S.lr,
-    momentum=_S.momentum,
-    dampening=_S.dampening,
-    weight_decay=_S.weight_decay,
-    nesterov=_S.nesterov,
-    maximize=_S.maximize,
-):
-    dt = _float_type(
-        params, (("grads", grads, False), ("momentum_buffers", momentum_buffers, True))
-    )
-    _check_step_type(step)
-    _check_flags(nesterov=nesterov, maximize=maximize)
-    has_buf = not _absent(momentum_buffers)
-    b_lr, b_mom, b_damp, b_wd = (
-        _bounds(C.SGD, n) for n in ("lr", "momentum", "dampening", "weight_decay")
-    )
-
-    def impl(
-        params,
-        grads,
-        momentum_buffers=None,
-        step=None,
-        lr=_S.lr,
-        momentum=_S.momentum,
-        dampening=_S.dampening,
-        weight_decay=_S.weight_decay,
-        nesterov=_S.nesterov,
-        maximize=_S.maximize,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(momentum, *b_mom):
-            raise ValueError("momentum must be a finite number >= 0")
-        if _out_of_range(dampening, *b_damp):
-            raise ValueError("dampening must be a finite number")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("nesterov=True requires momentum > 0 and dampening == 0")
-        _same_size(params, grads)
-        c = _sgd_constants(
-            float(lr), float(momentum), float(dampening), float(weight_decay), nesterov, maximize
-        )
-        use_mom = c[1] != 0
-        if has_buf:
-            _same_size(params, momentum_buffers)
-            buf = momentum_buffers.reshape(-1)
-        else:
-            if use_mom:
-                raise ValueError("momentum != 0 needs momentum_buffers (np.zeros_like(p))")
-            buf = np.empty(0, params.dtype)
-        _sgd(
-            params.reshape(-1),
-            _flat_grad(grads),
-            buf,
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(-1.0) if c[5] else dt(1.0),
-            c[3] != 0,
-            use_mom,
-            c[4],
-            step == 1,
-        )
-
-    return impl
-
-
-@njit
-def _sgd_py(params, grads, bufs, step, lr, momentum, dampening, weight_decay, nesterov, maximize):
-    sgd(
-        params,
-        grads,
-        bufs,
-        step=step,
-        lr=lr,
-        momentum=momentum,
-        dampening=dampening,
-        weight_decay=weight_decay,
-        nesterov=nesterov,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- adagrad
 _AG = C.ADAGRAD.D
 
 
+@njit(inline="always")
+def _adagrad_body(a):
+    dt = a.params.dtype.type
+    c = _adagrad_constants(float(a.weight_decay), float(a.eps), a.maximize)
+    s = _adagrad_per_step(float(a.lr), float(a.lr_decay), a.step)
+    _adagrad(
+        a.params,
+        a.grads,
+        a.state_sums,
+        dt(s[0]),
+        dt(c[0]),
+        dt(c[1]),
+        dt(-1.0) if c[2] else dt(1.0),
+        c[0] != 0,
+    )
+
+
+@_jit(C.ADAGRAD, _adagrad_body)
 def adagrad(
     params: np.ndarray,
     grads: np.ndarray,
@@ -289,88 +438,48 @@ def adagrad(
 ) -> None:
     """Adagrad update (``torch.optim.Adagrad``), as ``fastopt.kernels.adagrad`` on one
     array (``state_sums`` start at ``initial_accumulator_value``)."""
-    _adagrad_py(params, grads, state_sums, step, lr, lr_decay, weight_decay, eps, maximize)
-
-
-@overload(adagrad, jit_options={"cache": False})
-def _ov_adagrad(
-    params,
-    grads,
-    state_sums,
-    step=None,
-    lr=_AG.lr,
-    lr_decay=_AG.lr_decay,
-    weight_decay=_AG.weight_decay,
-    eps=_AG.eps,
-    maximize=_AG.maximize,
-):
-    dt = _float_type(params, (("grads", grads, False), ("state_sums", state_sums, True)))
-    if _absent(state_sums):
-        raise TypingError("adagrad needs state_sums")
-    _check_step_type(step)
-    _check_flags(maximize=maximize)
-    b_lr, b_dec, b_wd, b_eps = (
-        _bounds(C.ADAGRAD, n) for n in ("lr", "lr_decay", "weight_decay", "eps")
-    )
-
-    def impl(
-        params,
-        grads,
-        state_sums,
-        step=None,
-        lr=_AG.lr,
-        lr_decay=_AG.lr_decay,
-        weight_decay=_AG.weight_decay,
-        eps=_AG.eps,
-        maximize=_AG.maximize,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(lr_decay, *b_dec):
-            raise ValueError("lr_decay must be a finite number >= 0")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        if _out_of_range(eps, *b_eps):
-            raise ValueError("eps must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, state_sums)
-        c = _adagrad_constants(float(weight_decay), float(eps), maximize)
-        s = _adagrad_per_step(float(lr), float(lr_decay), step)
-        _adagrad(
-            params.reshape(-1),
-            _flat_grad(grads),
-            state_sums.reshape(-1),
-            dt(s[0]),
-            dt(c[0]),
-            dt(c[1]),
-            dt(-1.0) if c[2] else dt(1.0),
-            c[0] != 0,
-        )
-
-    return impl
-
-
-@njit
-def _adagrad_py(params, grads, sums, step, lr, lr_decay, weight_decay, eps, maximize):
-    adagrad(
-        params,
-        grads,
-        sums,
-        step=step,
-        lr=lr,
-        lr_decay=lr_decay,
-        weight_decay=weight_decay,
-        eps=eps,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- rmsprop
 _R = C.RMSPROP.D
 
 
+@njit(inline="always")
+def _rmsprop_body(a):
+    dt = a.params.dtype.type
+    c = _rmsprop_constants(
+        float(a.lr),
+        float(a.alpha),
+        float(a.eps),
+        float(a.weight_decay),
+        float(a.momentum),
+        a.centered,
+        a.maximize,
+    )
+    _rmsprop(
+        a.params,
+        a.grads,
+        a.square_avgs,
+        a.grad_avgs,
+        a.momentum_buffers,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(c[4]),
+        dt(c[5]),
+        dt(-1.0) if c[7] else dt(1.0),
+        c[4] != 0,
+        c[6],
+        c[5] > 0,
+    )
+
+
+@_jit(
+    C.RMSPROP,
+    _rmsprop_body,
+    needs={"grad_avgs": "centered", "momentum_buffers": "momentum > 0"},
+)
 def rmsprop(
     params: np.ndarray,
     grads: np.ndarray,
@@ -389,156 +498,59 @@ def rmsprop(
 ) -> None:
     """RMSprop update (``torch.optim.RMSprop``), as ``fastopt.kernels.rmsprop`` on one
     array (``step`` is optional: RMSprop has no bias correction)."""
-    _rmsprop_py(
-        params,
-        grads,
-        square_avgs,
-        grad_avgs,
-        momentum_buffers,
-        1 if step is None else step,
-        lr,
-        alpha,
-        eps,
-        weight_decay,
-        momentum,
-        centered,
-        maximize,
-    )
-
-
-@overload(rmsprop, jit_options={"cache": False})
-def _ov_rmsprop(
-    params,
-    grads,
-    square_avgs,
-    grad_avgs=None,
-    momentum_buffers=None,
-    step=None,
-    lr=_R.lr,
-    alpha=_R.alpha,
-    eps=_R.eps,
-    weight_decay=_R.weight_decay,
-    momentum=_R.momentum,
-    centered=_R.centered,
-    maximize=_R.maximize,
-):
-    dt = _float_type(
-        params,
-        (
-            ("grads", grads, False),
-            ("square_avgs", square_avgs, True),
-            ("grad_avgs", grad_avgs, True),
-            ("momentum_buffers", momentum_buffers, True),
-        ),
-    )
-    if not _absent(step):
-        _check_step_type(step)
-    no_step = _absent(step)
-    _check_flags(centered=centered, maximize=maximize)
-    has_ga, has_buf = not _absent(grad_avgs), not _absent(momentum_buffers)
-    b_lr, b_alpha, b_eps, b_wd, b_mom = (
-        _bounds(C.RMSPROP, n) for n in ("lr", "alpha", "eps", "weight_decay", "momentum")
-    )
-
-    def impl(
-        params,
-        grads,
-        square_avgs,
-        grad_avgs=None,
-        momentum_buffers=None,
-        step=None,
-        lr=_R.lr,
-        alpha=_R.alpha,
-        eps=_R.eps,
-        weight_decay=_R.weight_decay,
-        momentum=_R.momentum,
-        centered=_R.centered,
-        maximize=_R.maximize,
-    ):
-        if not no_step and step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(alpha, *b_alpha):
-            raise ValueError("alpha must be a finite number >= 0")
-        if _out_of_range(eps, *b_eps):
-            raise ValueError("eps must be a finite number >= 0")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        if _out_of_range(momentum, *b_mom):
-            raise ValueError("momentum must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, square_avgs)
-        c = _rmsprop_constants(
-            float(lr),
-            float(alpha),
-            float(eps),
-            float(weight_decay),
-            float(momentum),
-            centered,
-            maximize,
-        )
-        use_mom = c[5] > 0
-        if has_ga:
-            _same_size(params, grad_avgs)
-            ga = grad_avgs.reshape(-1)
-        else:
-            if centered:
-                raise ValueError("centered=True needs grad_avgs (np.zeros_like(p))")
-            ga = np.empty(0, params.dtype)
-        if has_buf:
-            _same_size(params, momentum_buffers)
-            buf = momentum_buffers.reshape(-1)
-        else:
-            if use_mom:
-                raise ValueError("momentum > 0 needs momentum_buffers (np.zeros_like(p))")
-            buf = np.empty(0, params.dtype)
-        _rmsprop(
-            params.reshape(-1),
-            _flat_grad(grads),
-            square_avgs.reshape(-1),
-            ga,
-            buf,
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(c[4]),
-            dt(c[5]),
-            dt(-1.0) if c[7] else dt(1.0),
-            c[4] != 0,
-            c[6],
-            use_mom,
-        )
-
-    return impl
-
-
-@njit
-def _rmsprop_py(
-    params, grads, sq, ga, bufs, step, lr, alpha, eps, weight_decay, momentum, centered, maximize
-):
-    rmsprop(
-        params,
-        grads,
-        sq,
-        ga,
-        bufs,
-        step=step,
-        lr=lr,
-        alpha=alpha,
-        eps=eps,
-        weight_decay=weight_decay,
-        momentum=momentum,
-        centered=centered,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- adam
 _A, _AW = C.ADAM.D, C.ADAMW.D
 
 
+@njit(inline="always")
+def _adam_step(a, decoupled):
+    dt = a.params.dtype.type
+    beta1, beta2 = float(a.betas[0]), float(a.betas[1])
+    c = _adam_constants(
+        float(a.lr),
+        beta1,
+        beta2,
+        float(a.eps),
+        float(a.weight_decay),
+        a.amsgrad,
+        a.maximize,
+        decoupled,
+    )
+    s = _adam_per_step(float(a.lr), beta1, beta2, a.step)
+    _adam(
+        a.params,
+        a.grads,
+        a.exp_avgs,
+        a.exp_avg_sqs,
+        a.max_exp_avg_sqs,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(c[4]),
+        dt(c[5]),
+        dt(s[0]),
+        dt(s[1]),
+        dt(-1.0) if c[7] else dt(1.0),
+        c[4] != 0,
+        c[8],
+        c[6],
+    )
+
+
+@njit(inline="always")
+def _adam_body(a):
+    _adam_step(a, a.decoupled_weight_decay)
+
+
+@njit(inline="always")
+def _adamw_body(a):
+    _adam_step(a, True)
+
+
+@_jit(C.ADAM, _adam_body, needs={"max_exp_avg_sqs": "amsgrad"})
 def adam(
     params: np.ndarray,
     grads: np.ndarray,
@@ -557,151 +569,9 @@ def adam(
 ) -> None:
     """Adam update (``torch.optim.Adam``; AdamW with ``decoupled_weight_decay=True``), as
     ``fastopt.kernels.adam`` on one array."""
-    _adam_py(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs,
-        step,
-        lr,
-        betas,
-        eps,
-        weight_decay,
-        amsgrad,
-        maximize,
-        decoupled_weight_decay,
-    )
 
 
-@overload(adam, jit_options={"cache": False})
-def _ov_adam(
-    params,
-    grads,
-    exp_avgs,
-    exp_avg_sqs,
-    max_exp_avg_sqs=None,
-    step=None,
-    lr=_A.lr,
-    betas=_A.betas,
-    eps=_A.eps,
-    weight_decay=_A.weight_decay,
-    amsgrad=_A.amsgrad,
-    maximize=_A.maximize,
-    decoupled_weight_decay=False,
-):
-    dt = _float_type(
-        params,
-        (
-            ("grads", grads, False),
-            ("exp_avgs", exp_avgs, True),
-            ("exp_avg_sqs", exp_avg_sqs, True),
-            ("max_exp_avg_sqs", max_exp_avg_sqs, True),
-        ),
-    )
-    _check_step_type(step)
-    _check_flags(amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-    if not isinstance(betas, (tuple, types.UniTuple, types.Tuple, types.Omitted)) or (
-        not isinstance(betas, types.Omitted) and len(betas) != 2
-    ):
-        raise TypingError(f"betas must be a pair (beta1, beta2), got {betas}")
-    has_max = not _absent(max_exp_avg_sqs)
-    b_lr, b_eps, b_wd = (_bounds(C.ADAM, n) for n in ("lr", "eps", "weight_decay"))
-    b_b1, b_b2 = _bounds(C.ADAM, "betas", 0), _bounds(C.ADAM, "betas", 1)
-
-    def impl(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs=None,
-        step=None,
-        lr=_A.lr,
-        betas=_A.betas,
-        eps=_A.eps,
-        weight_decay=_A.weight_decay,
-        amsgrad=_A.amsgrad,
-        maximize=_A.maximize,
-        decoupled_weight_decay=False,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        beta1, beta2 = float(betas[0]), float(betas[1])
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(beta1, *b_b1):
-            raise ValueError("beta1 must be in [0, 1)")
-        if _out_of_range(beta2, *b_b2):
-            raise ValueError("beta2 must be in [0, 1)")
-        if _out_of_range(eps, *b_eps):
-            raise ValueError("eps must be a finite number >= 0")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, exp_avgs)
-        _same_size(params, exp_avg_sqs)
-        c = _adam_constants(
-            float(lr),
-            beta1,
-            beta2,
-            float(eps),
-            float(weight_decay),
-            amsgrad,
-            maximize,
-            decoupled_weight_decay,
-        )
-        s = _adam_per_step(float(lr), beta1, beta2, step)
-        if has_max:
-            _same_size(params, max_exp_avg_sqs)
-            vmax = max_exp_avg_sqs.reshape(-1)
-        else:
-            if amsgrad:
-                raise ValueError("amsgrad=True needs max_exp_avg_sqs (np.zeros_like(p))")
-            vmax = np.empty(0, params.dtype)
-        _adam(
-            params.reshape(-1),
-            _flat_grad(grads),
-            exp_avgs.reshape(-1),
-            exp_avg_sqs.reshape(-1),
-            vmax,
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(c[4]),
-            dt(c[5]),
-            dt(s[0]),
-            dt(s[1]),
-            dt(-1.0) if c[7] else dt(1.0),
-            c[4] != 0,
-            c[8],
-            c[6],
-        )
-
-    return impl
-
-
-@njit
-def _adam_py(
-    params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize, decoupled
-):
-    adam(
-        params,
-        grads,
-        m,
-        v,
-        vmax,
-        step=step,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
-        decoupled_weight_decay=decoupled,
-    )
-
-
+@_jit(C.ADAMW, _adamw_body, needs={"max_exp_avg_sqs": "amsgrad"})
 def adamw(
     params: np.ndarray,
     grads: np.ndarray,
@@ -718,92 +588,34 @@ def adamw(
     maximize: bool = _AW.maximize,
 ) -> None:
     """AdamW update (``torch.optim.AdamW``), as ``fastopt.kernels.adamw`` on one array."""
-    _adamw_py(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs,
-        step,
-        lr,
-        betas,
-        eps,
-        weight_decay,
-        amsgrad,
-        maximize,
-    )
-
-
-@overload(adamw, jit_options={"cache": False})
-def _ov_adamw(
-    params,
-    grads,
-    exp_avgs,
-    exp_avg_sqs,
-    max_exp_avg_sqs=None,
-    step=None,
-    lr=_AW.lr,
-    betas=_AW.betas,
-    eps=_AW.eps,
-    weight_decay=_AW.weight_decay,
-    amsgrad=_AW.amsgrad,
-    maximize=_AW.maximize,
-):
-    def impl(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs=None,
-        step=None,
-        lr=_AW.lr,
-        betas=_AW.betas,
-        eps=_AW.eps,
-        weight_decay=_AW.weight_decay,
-        amsgrad=_AW.amsgrad,
-        maximize=_AW.maximize,
-    ):
-        adam(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            max_exp_avg_sqs,
-            step=step,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            amsgrad=amsgrad,
-            maximize=maximize,
-            decoupled_weight_decay=True,
-        )
-
-    return impl
-
-
-@njit
-def _adamw_py(params, grads, m, v, vmax, step, lr, betas, eps, weight_decay, amsgrad, maximize):
-    adamw(
-        params,
-        grads,
-        m,
-        v,
-        vmax,
-        step=step,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- adamax
 _AX = C.ADAMAX.D
 
 
+@njit(inline="always")
+def _adamax_body(a):
+    dt = a.params.dtype.type
+    beta1, beta2 = float(a.betas[0]), float(a.betas[1])
+    c = _adamax_constants(beta1, beta2, float(a.eps), float(a.weight_decay), a.maximize)
+    s = _adamax_per_step(float(a.lr), beta1, a.step)
+    _adamax(
+        a.params,
+        a.grads,
+        a.exp_avgs,
+        a.exp_infs,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(s[0]),
+        dt(-1.0) if c[4] else dt(1.0),
+        c[3] != 0,
+    )
+
+
+@_jit(C.ADAMAX, _adamax_body)
 def adamax(
     params: np.ndarray,
     grads: np.ndarray,
@@ -818,99 +630,46 @@ def adamax(
     maximize: bool = _AX.maximize,
 ) -> None:
     """Adamax update (``torch.optim.Adamax``), as ``fastopt.kernels.adamax`` on one array."""
-    _adamax_py(params, grads, exp_avgs, exp_infs, step, lr, betas, eps, weight_decay, maximize)
-
-
-@overload(adamax, jit_options={"cache": False})
-def _ov_adamax(
-    params,
-    grads,
-    exp_avgs,
-    exp_infs,
-    step=None,
-    lr=_AX.lr,
-    betas=_AX.betas,
-    eps=_AX.eps,
-    weight_decay=_AX.weight_decay,
-    maximize=_AX.maximize,
-):
-    dt = _float_type(
-        params,
-        (("grads", grads, False), ("exp_avgs", exp_avgs, True), ("exp_infs", exp_infs, True)),
-    )
-    _check_step_type(step)
-    _check_flags(maximize=maximize)
-    _check_betas(betas)
-    b_lr, b_eps, b_wd = (_bounds(C.ADAMAX, n) for n in ("lr", "eps", "weight_decay"))
-    b_b1, b_b2 = _bounds(C.ADAMAX, "betas", 0), _bounds(C.ADAMAX, "betas", 1)
-
-    def impl(
-        params,
-        grads,
-        exp_avgs,
-        exp_infs,
-        step=None,
-        lr=_AX.lr,
-        betas=_AX.betas,
-        eps=_AX.eps,
-        weight_decay=_AX.weight_decay,
-        maximize=_AX.maximize,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        beta1, beta2 = float(betas[0]), float(betas[1])
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(beta1, *b_b1):
-            raise ValueError("beta1 must be in [0, 1)")
-        if _out_of_range(beta2, *b_b2):
-            raise ValueError("beta2 must be in [0, 1)")
-        if _out_of_range(eps, *b_eps):
-            raise ValueError("eps must be a finite number >= 0")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, exp_avgs)
-        _same_size(params, exp_infs)
-        c = _adamax_constants(beta1, beta2, float(eps), float(weight_decay), maximize)
-        s = _adamax_per_step(float(lr), beta1, step)
-        _adamax(
-            params.reshape(-1),
-            _flat_grad(grads),
-            exp_avgs.reshape(-1),
-            exp_infs.reshape(-1),
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(s[0]),
-            dt(-1.0) if c[4] else dt(1.0),
-            c[3] != 0,
-        )
-
-    return impl
-
-
-@njit
-def _adamax_py(params, grads, m, u, step, lr, betas, eps, weight_decay, maximize):
-    adamax(
-        params,
-        grads,
-        m,
-        u,
-        step=step,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- radam
 _RA = C.RADAM.D
 
 
+@njit(inline="always")
+def _radam_body(a):
+    dt = a.params.dtype.type
+    beta1, beta2 = float(a.betas[0]), float(a.betas[1])
+    c = _radam_constants(
+        float(a.lr),
+        beta1,
+        beta2,
+        float(a.eps),
+        float(a.weight_decay),
+        a.decoupled_weight_decay,
+        a.maximize,
+    )
+    s = _radam_per_step(float(a.lr), beta1, beta2, a.step)
+    _radam(
+        a.params,
+        a.grads,
+        a.exp_avgs,
+        a.exp_avg_sqs,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(c[4]),
+        dt(c[5]),
+        dt(s[0]),
+        dt(-1.0) if c[6] else dt(1.0),
+        c[4] != 0,
+        c[7],
+        s[1],
+    )
+
+
+@_jit(C.RADAM, _radam_body)
 def radam(
     params: np.ndarray,
     grads: np.ndarray,
@@ -926,130 +685,34 @@ def radam(
     maximize: bool = _RA.maximize,
 ) -> None:
     """RAdam update (``torch.optim.RAdam``), as ``fastopt.kernels.radam`` on one array."""
-    _radam_py(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        step,
-        lr,
-        betas,
-        eps,
-        weight_decay,
-        decoupled_weight_decay,
-        maximize,
-    )
-
-
-@overload(radam, jit_options={"cache": False})
-def _ov_radam(
-    params,
-    grads,
-    exp_avgs,
-    exp_avg_sqs,
-    step=None,
-    lr=_RA.lr,
-    betas=_RA.betas,
-    eps=_RA.eps,
-    weight_decay=_RA.weight_decay,
-    decoupled_weight_decay=_RA.decoupled_weight_decay,
-    maximize=_RA.maximize,
-):
-    dt = _float_type(
-        params,
-        (
-            ("grads", grads, False),
-            ("exp_avgs", exp_avgs, True),
-            ("exp_avg_sqs", exp_avg_sqs, True),
-        ),
-    )
-    _check_step_type(step)
-    _check_flags(maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-    _check_betas(betas)
-    b_lr, b_eps, b_wd = (_bounds(C.RADAM, n) for n in ("lr", "eps", "weight_decay"))
-    b_b1, b_b2 = _bounds(C.RADAM, "betas", 0), _bounds(C.RADAM, "betas", 1)
-
-    def impl(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        step=None,
-        lr=_RA.lr,
-        betas=_RA.betas,
-        eps=_RA.eps,
-        weight_decay=_RA.weight_decay,
-        decoupled_weight_decay=_RA.decoupled_weight_decay,
-        maximize=_RA.maximize,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        beta1, beta2 = float(betas[0]), float(betas[1])
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(beta1, *b_b1):
-            raise ValueError("beta1 must be in [0, 1)")
-        if _out_of_range(beta2, *b_b2):
-            raise ValueError("beta2 must be in [0, 1)")
-        if _out_of_range(eps, *b_eps):
-            raise ValueError("eps must be a finite number >= 0")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, exp_avgs)
-        _same_size(params, exp_avg_sqs)
-        c = _radam_constants(
-            float(lr),
-            beta1,
-            beta2,
-            float(eps),
-            float(weight_decay),
-            decoupled_weight_decay,
-            maximize,
-        )
-        s = _radam_per_step(float(lr), beta1, beta2, step)
-        _radam(
-            params.reshape(-1),
-            _flat_grad(grads),
-            exp_avgs.reshape(-1),
-            exp_avg_sqs.reshape(-1),
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(c[4]),
-            dt(c[5]),
-            dt(s[0]),
-            dt(-1.0) if c[6] else dt(1.0),
-            c[4] != 0,
-            c[7],
-            s[1],
-        )
-
-    return impl
-
-
-@njit
-def _radam_py(params, grads, m, v, step, lr, betas, eps, weight_decay, decoupled, maximize):
-    radam(
-        params,
-        grads,
-        m,
-        v,
-        step=step,
-        lr=lr,
-        betas=betas,
-        eps=eps,
-        weight_decay=weight_decay,
-        decoupled_weight_decay=decoupled,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- adadelta
 _AD = C.ADADELTA.D
 
 
+@njit(inline="always")
+def _adadelta_body(a):
+    dt = a.params.dtype.type
+    c = _adadelta_constants(
+        float(a.lr), float(a.rho), float(a.eps), float(a.weight_decay), a.maximize
+    )
+    _adadelta(
+        a.params,
+        a.grads,
+        a.square_avgs,
+        a.acc_deltas,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(c[4]),
+        dt(-1.0) if c[5] else dt(1.0),
+        c[4] != 0,
+    )
+
+
+@_jit(C.ADADELTA, _adadelta_body)
 def adadelta(
     params: np.ndarray,
     grads: np.ndarray,
@@ -1065,112 +728,47 @@ def adadelta(
 ) -> None:
     """Adadelta update (``torch.optim.Adadelta``), as ``fastopt.kernels.adadelta`` on one
     array (``step`` is only checked)."""
-    _adadelta_py(
-        params,
-        grads,
-        square_avgs,
-        acc_deltas,
-        1 if step is None else step,
-        lr,
-        rho,
-        eps,
-        weight_decay,
-        maximize,
-    )
-
-
-@overload(adadelta, jit_options={"cache": False})
-def _ov_adadelta(
-    params,
-    grads,
-    square_avgs,
-    acc_deltas,
-    step=None,
-    lr=_AD.lr,
-    rho=_AD.rho,
-    eps=_AD.eps,
-    weight_decay=_AD.weight_decay,
-    maximize=_AD.maximize,
-):
-    dt = _float_type(
-        params,
-        (
-            ("grads", grads, False),
-            ("square_avgs", square_avgs, True),
-            ("acc_deltas", acc_deltas, True),
-        ),
-    )
-    has_step = not _absent(step)
-    if has_step:
-        _check_step_type(step)
-    _check_flags(maximize=maximize)
-    b_lr, b_rho, b_eps, b_wd = (
-        _bounds(C.ADADELTA, n) for n in ("lr", "rho", "eps", "weight_decay")
-    )
-
-    def impl(
-        params,
-        grads,
-        square_avgs,
-        acc_deltas,
-        step=None,
-        lr=_AD.lr,
-        rho=_AD.rho,
-        eps=_AD.eps,
-        weight_decay=_AD.weight_decay,
-        maximize=_AD.maximize,
-    ):
-        if has_step and step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(rho, *b_rho):
-            raise ValueError("rho must be in [0, 1]")
-        if _out_of_range(eps, *b_eps):
-            raise ValueError("eps must be a finite number >= 0")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, square_avgs)
-        _same_size(params, acc_deltas)
-        c = _adadelta_constants(float(lr), float(rho), float(eps), float(weight_decay), maximize)
-        _adadelta(
-            params.reshape(-1),
-            _flat_grad(grads),
-            square_avgs.reshape(-1),
-            acc_deltas.reshape(-1),
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(c[4]),
-            dt(-1.0) if c[5] else dt(1.0),
-            c[4] != 0,
-        )
-
-    return impl
-
-
-@njit
-def _adadelta_py(params, grads, v, u, step, lr, rho, eps, weight_decay, maximize):
-    adadelta(
-        params,
-        grads,
-        v,
-        u,
-        step=step,
-        lr=lr,
-        rho=rho,
-        eps=eps,
-        weight_decay=weight_decay,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- rprop
 _RP = C.RPROP.D
 
 
+@njit(inline="always")
+def _rprop_body(a):
+    dt = a.params.dtype.type
+    c = _rprop_constants(
+        float(a.lr),
+        float(a.etas[0]),
+        float(a.etas[1]),
+        float(a.step_sizes[0]),
+        float(a.step_sizes[1]),
+        a.maximize,
+    )
+    _rprop(
+        a.params,
+        a.grads,
+        a.prevs,
+        a.step_size_buffers,
+        dt(c[0]),
+        dt(c[1]),
+        dt(c[2]),
+        dt(c[3]),
+        dt(c[4]),
+        dt(-1.0) if c[5] else dt(1.0),
+        a.step == 1,
+    )
+
+
+_STEP_SIZES = "step_sizes must be finite numbers (min, max), 0 <= min <= max"
+
+
+@_jit(
+    C.RPROP,
+    _rprop_body,
+    messages={"step_sizes": _STEP_SIZES},
+    checks=(("float(step_sizes[0]) > float(step_sizes[1])", _STEP_SIZES),),
+)
 def rprop(
     params: np.ndarray,
     grads: np.ndarray,
@@ -1185,100 +783,36 @@ def rprop(
 ) -> None:
     """Rprop update (``torch.optim.Rprop``), as ``fastopt.kernels.rprop`` on one array; the
     step sizes are filled with ``lr`` on ``step == 1``."""
-    _rprop_py(params, grads, prevs, step_size_buffers, step, lr, etas, step_sizes, maximize)
-
-
-@overload(rprop, jit_options={"cache": False})
-def _ov_rprop(
-    params,
-    grads,
-    prevs,
-    step_size_buffers,
-    step=None,
-    lr=_RP.lr,
-    etas=_RP.etas,
-    step_sizes=_RP.step_sizes,
-    maximize=_RP.maximize,
-):
-    dt = _float_type(
-        params,
-        (
-            ("grads", grads, False),
-            ("prevs", prevs, True),
-            ("step_size_buffers", step_size_buffers, True),
-        ),
-    )
-    _check_step_type(step)
-    _check_flags(maximize=maximize)
-    _check_betas(etas, "etas", "etaminus, etaplus")
-    _check_betas(step_sizes, "step_sizes", "step_size_min, step_size_max")
-    b_lr = _bounds(C.RPROP, "lr")
-    b_em, b_ep = _bounds(C.RPROP, "etas", 0), _bounds(C.RPROP, "etas", 1)
-    b_lo, b_hi = _bounds(C.RPROP, "step_sizes", 0), _bounds(C.RPROP, "step_sizes", 1)
-
-    def impl(
-        params,
-        grads,
-        prevs,
-        step_size_buffers,
-        step=None,
-        lr=_RP.lr,
-        etas=_RP.etas,
-        step_sizes=_RP.step_sizes,
-        maximize=_RP.maximize,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        etaminus, etaplus = float(etas[0]), float(etas[1])
-        lo, hi = float(step_sizes[0]), float(step_sizes[1])
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(etaminus, *b_em):
-            raise ValueError("etaminus must be in (0, 1)")
-        if _out_of_range(etaplus, *b_ep):
-            raise ValueError("etaplus must be a finite number > 1")
-        if _out_of_range(lo, *b_lo) or _out_of_range(hi, *b_hi) or lo > hi:
-            raise ValueError("step_sizes must be finite numbers (min, max), 0 <= min <= max")
-        _same_size(params, grads)
-        _same_size(params, prevs)
-        _same_size(params, step_size_buffers)
-        c = _rprop_constants(float(lr), etaminus, etaplus, lo, hi, maximize)
-        _rprop(
-            params.reshape(-1),
-            _flat_grad(grads),
-            prevs.reshape(-1),
-            step_size_buffers.reshape(-1),
-            dt(c[0]),
-            dt(c[1]),
-            dt(c[2]),
-            dt(c[3]),
-            dt(c[4]),
-            dt(-1.0) if c[5] else dt(1.0),
-            step == 1,
-        )
-
-    return impl
-
-
-@njit
-def _rprop_py(params, grads, prevs, ss, step, lr, etas, step_sizes, maximize):
-    rprop(
-        params,
-        grads,
-        prevs,
-        ss,
-        step=step,
-        lr=lr,
-        etas=etas,
-        step_sizes=step_sizes,
-        maximize=maximize,
-    )
 
 
 # ------------------------------------------------------------------------------- asgd
 _AS = C.ASGD.D
 
 
+@njit(inline="always")
+def _asgd_body(a):
+    dt = a.params.dtype.type
+    c = _asgd_constants(float(a.weight_decay), a.maximize)
+    s = _asgd_per_step(
+        float(a.lr), float(a.lambd), float(a.alpha), float(a.t0), float(a.eta), float(a.mu), a.step
+    )
+    _asgd(
+        a.params,
+        a.grads,
+        a.axs,
+        dt(s[0]),
+        dt(s[1]),
+        dt(s[2]),
+        dt(c[0]),
+        dt(-1.0) if c[1] else dt(1.0),
+        c[0] != 0,
+        s[3],
+    )
+    return (s[4], s[5])
+
+
+# eta and mu, carried from step to step, are checked first
+@_jit(C.ASGD, _asgd_body, bounds={"eta": C._NONNEG, "mu": C._CLOSED_UNIT})
 def asgd(
     params: np.ndarray,
     grads: np.ndarray,
@@ -1297,100 +831,3 @@ def asgd(
     """ASGD update (``torch.optim.ASGD``), as ``fastopt.kernels.asgd`` on one array: takes
     this step's ``eta`` and ``mu`` (ignored on ``step == 1``) and returns the next ones,
     rounded to float32 as torch keeps them."""
-    out: tuple[float, float] = _asgd_py(
-        params, grads, axs, step, eta, mu, lr, lambd, alpha, t0, weight_decay, maximize
-    )
-    return out
-
-
-@overload(asgd, jit_options={"cache": False})
-def _ov_asgd(
-    params,
-    grads,
-    axs,
-    step=None,
-    lr=_AS.lr,
-    lambd=_AS.lambd,
-    alpha=_AS.alpha,
-    t0=_AS.t0,
-    weight_decay=_AS.weight_decay,
-    maximize=_AS.maximize,
-    eta=0.0,
-    mu=1.0,
-):
-    dt = _float_type(params, (("grads", grads, False), ("axs", axs, True)))
-    _check_step_type(step)
-    _check_flags(maximize=maximize)
-    b_lr, b_lambd, b_alpha, b_t0, b_wd = (
-        _bounds(C.ASGD, n) for n in ("lr", "lambd", "alpha", "t0", "weight_decay")
-    )
-
-    def impl(
-        params,
-        grads,
-        axs,
-        step=None,
-        lr=_AS.lr,
-        lambd=_AS.lambd,
-        alpha=_AS.alpha,
-        t0=_AS.t0,
-        weight_decay=_AS.weight_decay,
-        maximize=_AS.maximize,
-        eta=0.0,
-        mu=1.0,
-    ):
-        if step < 1:
-            raise ValueError("step must be >= 1 (1 for the first update)")
-        if _out_of_range(eta, 0.0, math.inf, False):
-            raise ValueError("eta must be a finite number >= 0")
-        if _out_of_range(mu, 0.0, 1.0, False):
-            raise ValueError("mu must be in [0, 1]")
-        if _out_of_range(lr, *b_lr):
-            raise ValueError("lr must be a finite number >= 0")
-        if _out_of_range(lambd, *b_lambd):
-            raise ValueError("lambd must be a finite number >= 0")
-        if _out_of_range(alpha, *b_alpha):
-            raise ValueError("alpha must be a finite number >= 0")
-        if _out_of_range(t0, *b_t0):
-            raise ValueError("t0 must be a finite number")
-        if _out_of_range(weight_decay, *b_wd):
-            raise ValueError("weight_decay must be a finite number >= 0")
-        _same_size(params, grads)
-        _same_size(params, axs)
-        c = _asgd_constants(float(weight_decay), maximize)
-        s = _asgd_per_step(
-            float(lr), float(lambd), float(alpha), float(t0), float(eta), float(mu), step
-        )
-        _asgd(
-            params.reshape(-1),
-            _flat_grad(grads),
-            axs.reshape(-1),
-            dt(s[0]),
-            dt(s[1]),
-            dt(s[2]),
-            dt(c[0]),
-            dt(-1.0) if c[1] else dt(1.0),
-            c[0] != 0,
-            s[3],
-        )
-        return (s[4], s[5])
-
-    return impl
-
-
-@njit
-def _asgd_py(params, grads, axs, step, eta, mu, lr, lambd, alpha, t0, weight_decay, maximize):
-    return asgd(
-        params,
-        grads,
-        axs,
-        step=step,
-        eta=eta,
-        mu=mu,
-        lr=lr,
-        lambd=lambd,
-        alpha=alpha,
-        t0=t0,
-        weight_decay=weight_decay,
-        maximize=maximize,
-    )
