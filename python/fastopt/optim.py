@@ -905,13 +905,7 @@ class Optimizer:
         )
 
     def _step_one(self, group, grads, grads_g, k):
-        hit = self._plans.get(0)  # _cached_plan's hit, inline: one call less per step
-        try:
-            plan = hit[1] if hit is not None and hit[0] == self._raw_options(group) else None
-        except Exception:  # an option that does not compare (an array): _cached_plan checks it
-            plan = None
-        if plan is None:
-            plan = self._cached_plan(0, group, k)
+        plan = self._cached_plan(0, group, k)
         gstate = self._group_state[0]
         spec = self._spec
         if (
