@@ -529,8 +529,8 @@ std::size_t align_boundary(const Exec& e, std::size_t g) {
 // call never wakes more threads than it has work for, or than can run at once (a setting
 // above the CPU count would only add preempted workers: Adam 1e6 on the 2-core VM took 231 us
 // with 16 threads against 153 us with 2 before this cap, benchmarks/thread_settings.py), so
-// more threads is never slower (the split, and
-// hence the bits, do not depend on the count: see align_boundary).
+// more threads is never slower (the split, and hence the bits, do not depend on the count:
+// see align_boundary).
 int threads_for(std::size_t bytes) {
   const int nt = fastopt::threads::get_threads();
   if (nt <= 1 || bytes < g_parallel_min_bytes) return 1;
