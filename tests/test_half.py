@@ -237,9 +237,10 @@ def test_native_every_isa_and_split_gives_the_reference_bits(half, nt):
 def test_native_half_every_isa_gives_the_generic_builds_bits(half, nt):
     """The avx2/avx512 builds convert float16 with F16C / AVX-512F around the float32 kernel,
     in blocks, and the avx2 build bfloat16 likewise with the integer conversions in their
-    own loops (run_half_blocked); Adam and AdamW convert float16 in vectors inside their own
-    loop (kernels.hpp Vec), every option combination; the generic build converts element by
-    element inside the kernel loop.  Every bit pattern (NaN payloads, infinities, subnormals) in the param and
+    own loops (run_half_blocked); SGD, Adagrad, RMSprop, Adam and AdamW convert in vectors
+    inside their own loop (kernels.hpp Vec: float16 in those builds, bfloat16 in the
+    avx512bf16 and avx2 builds), every option combination; the generic build converts element
+    by element inside the kernel loop.  Every bit pattern (NaN payloads, infinities, subnormals) in the param and
     the grad, sizes 1, primes, around the vector widths and the block (512), thread splits:
     the same param bits as the generic build (state: NaNs of any payload equal, two NaNs
     meeting may keep either's)."""
@@ -253,6 +254,10 @@ def test_native_half_every_isa_gives_the_generic_builds_bits(half, nt):
     cases = [
         (fastopt.SGD, dict(lr=0.0)),  # a zero step: load then store
         (fastopt.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
+        (fastopt.SGD, dict(lr=0.05, weight_decay=0.1, maximize=True)),
+        (fastopt.SGD, dict(lr=0.05, momentum=0.9, dampening=0.25, maximize=True)),
+        (fastopt.Adagrad, dict(lr=0.1)),
+        (fastopt.Adagrad, dict(lr=0.1, weight_decay=0.05, lr_decay=0.01, maximize=True)),
         (fastopt.Adam, dict(lr=0.01)),
         (fastopt.Adam, dict(lr=0.01, weight_decay=0.05)),
         (fastopt.Adam, dict(lr=0.01, amsgrad=True, maximize=True)),
@@ -261,6 +266,10 @@ def test_native_half_every_isa_gives_the_generic_builds_bits(half, nt):
         (fastopt.AdamW, dict(lr=0.01, amsgrad=True)),
         (fastopt.AdamW, dict(lr=0.01, weight_decay=0.0)),
         (fastopt.Rprop, dict(lr=0.01)),
+        (fastopt.RMSprop, dict(lr=0.01)),
+        (fastopt.RMSprop, dict(lr=0.01, weight_decay=0.05, maximize=True)),
+        (fastopt.RMSprop, dict(lr=0.01, centered=True)),
+        (fastopt.RMSprop, dict(lr=0.01, momentum=0.5, weight_decay=0.05)),
         (fastopt.RMSprop, dict(lr=0.01, centered=True, momentum=0.5)),
     ]
     sizes = [1, 7, 15, 17, 511, 512, 513, 1031, 1543, 4099, (1 << 16) + 13]

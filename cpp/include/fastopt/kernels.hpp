@@ -21,7 +21,11 @@
 //     per write), in registers: no temporary copy, so a half step moves 2+2 bytes of
 //     param and grad instead of 4+4.  For P = T both are the identity (the float32/float64
 //     bits are unchanged).  A new kernel follows the same pattern: `class P` after T,
-//     `P* p, const P* g`, `load(p[i])`, `load(g[i])`, `store(p[i], x)`.
+//     `P* p, const P* g`, `load(p[i])`, `load(g[i])`, `store(p[i], x)`; or, to convert half
+//     values in vectors where the build can, its loop body as one generic lambda over W
+//     (`W::load(p + i)`, `W::store(p + i, x)`, `W::loadf`/`W::storef` for the state,
+//     `W::splat(c)` for a constant) run by `each<P>(n, body)`: see SGD, Adagrad, RMSprop and
+//     Adam below, and in_vectors in cpp/src/isa_kernels.inc.
 //
 // ISA builds: this header is compiled once per instruction set (cpp/src/kernels_generic.cpp,
 // kernels_avx2.cpp, kernels_avx512.cpp, each with its own -m flags) and every copy lives in
@@ -164,7 +168,7 @@ inline void store(f16& dst, float x) {
 // Vec<P>::ok says whether the build has it; V is the float vector; load/store convert P
 // (the same bits as the scalar load and store above: exact widening, one rounding to nearest
 // even, NaN as there), loadf/storef move the float32 state, splat broadcasts a constant.
-// The per-element arithmetic is one function template over float and V (adam_elem): IEEE
+// The loop body is one generic lambda over W = Vec<P> or One<P> (each(), below): IEEE
 // operations lane by lane, the same bits as the scalar loop, which finishes the remainder.
 // fsqrt and maxsel have vector overloads; maxsel(a, b) is a > b ? a : b (b if either is NaN),
 // which is what VMAXPS computes.  float16 in the avx2 and avx512 builds; bfloat16 in the
@@ -307,24 +311,53 @@ struct Vec<bf16> {
 };
 #endif
 
+// ---------------------------------------------------------------- one body, two widths
+// One<P> is the one-element counterpart of Vec<P> (the same member names over T =
+// Storage<P>::math), so that a kernel's loop body is written once, as a generic lambda over
+// W, and each() runs it over vectors of Vec<P>::lanes where the build converts P in vectors
+// (half precision, above) and over single elements for the rest: the remainder, and the
+// whole float32/float64 loop, which the compiler vectorises as before (`W::splat(x)` is x,
+// `W::load(p + i)` is load(p[i])).  The same IEEE operations in the same order either way:
+// the same bits.
+template <class P>
+struct One {
+  typedef typename Storage<P>::math V;
+  static constexpr std::size_t lanes = 1;
+  static V splat(V x) { return x; }
+  static V loadf(const V* x) { return *x; }
+  static void storef(V* x, V y) { *x = y; }
+  static V load(const P* x) { return kernels::load(*x); }
+  static void store(P* x, V y) { kernels::store(*x, y); }
+};
+
+template <class P, class F>
+inline void each(std::size_t n, F body) {
+  std::size_t i = 0;
+  if constexpr (Vec<P>::ok)
+    for (; i + Vec<P>::lanes <= n; i += Vec<P>::lanes) body(Vec<P>(), i);
+  for (; i < n; ++i) body(One<P>(), i);
+}
+
 // ---------------------------------------------------------------- SGD
 template <class T, class P, bool WD, bool MOM, bool NESTEROV, bool FIRST>
 inline void sgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf,
                      std::size_t n, T lr, T momentum, T one_minus_damp, T wd, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    if (WD) gi = gi + wd * load(p[i]);
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    if (WD) gi = gi + W::splat(wd) * W::load(p + i);
     if (MOM) {
-      T b;
+      V b;
       if (FIRST)
         b = gi;  // the first step copies the gradient: no dampening
       else
-        b = momentum * buf[i] + one_minus_damp * gi;
-      buf[i] = b;
-      gi = NESTEROV ? gi + momentum * b : b;
+        b = W::splat(momentum) * W::loadf(buf + i) + W::splat(one_minus_damp) * gi;
+      W::storef(buf + i, b);
+      gi = NESTEROV ? gi + W::splat(momentum) * b : b;
     }
-    store(p[i], load(p[i]) - lr * gi);
-  }
+    W::store(p + i, W::load(p + i) - W::splat(lr) * gi);
+  });
 }
 
 template <class T, class P>
@@ -375,13 +408,15 @@ void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
 template <class T, class P, bool WD>
 inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
                          T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    if (WD) gi = gi + wd * load(p[i]);
-    const T s = sum[i] + gi * gi;
-    sum[i] = s;
-    store(p[i], load(p[i]) - clr * gi / (fsqrt(s) + eps));
-  }
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    if (WD) gi = gi + W::splat(wd) * W::load(p + i);
+    const V s = W::loadf(sum + i) + gi * gi;
+    W::storef(sum + i, s);
+    W::store(p + i, W::load(p + i) - W::splat(clr) * gi / (fsqrt(s) + W::splat(eps)));
+  });
 }
 
 template <class T, class P>
@@ -399,27 +434,30 @@ template <class T, class P, bool WD, bool CENTERED, bool MOM>
 inline void rmsprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
                          T* FASTOPT_RESTRICT ga, T* FASTOPT_RESTRICT buf, std::size_t n, T lr,
                          T alpha, T one_minus_alpha, T eps, T wd, T momentum, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    if (WD) gi = gi + wd * load(p[i]);
-    const T s = alpha * sq[i] + one_minus_alpha * gi * gi;
-    sq[i] = s;
-    T avg;
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    if (WD) gi = gi + W::splat(wd) * W::load(p + i);
+    const V s = W::splat(alpha) * W::loadf(sq + i) + W::splat(one_minus_alpha) * gi * gi;
+    W::storef(sq + i, s);
+    V avg;
     if (CENTERED) {
-      const T a = ga[i] + one_minus_alpha * (gi - ga[i]);
-      ga[i] = a;
-      avg = fsqrt(s - a * a) + eps;
+      const V a0 = W::loadf(ga + i);
+      const V a = a0 + W::splat(one_minus_alpha) * (gi - a0);
+      W::storef(ga + i, a);
+      avg = fsqrt(s - a * a) + W::splat(eps);
     } else {
-      avg = fsqrt(s) + eps;
+      avg = fsqrt(s) + W::splat(eps);
     }
     if (MOM) {
-      const T b = momentum * buf[i] + gi / avg;
-      buf[i] = b;
-      store(p[i], load(p[i]) - lr * b);
+      const V b = W::splat(momentum) * W::loadf(buf + i) + gi / avg;
+      W::storef(buf + i, b);
+      W::store(p + i, W::load(p + i) - W::splat(lr) * b);
     } else {
-      store(p[i], load(p[i]) - lr * gi / avg);
+      W::store(p + i, W::load(p + i) - W::splat(lr) * gi / avg);
     }
-  }
+  });
 }
 
 template <class T, class P>
@@ -463,28 +501,6 @@ void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // ---------------------------------------------------------------- Adam / AdamW
 // step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
-// One element (T = float or double) or one vector of lanes (T = Vec<P>::V) of Adam: updates
-// m, v (and vmax) in place and returns the new parameter, before its rounding to P.
-template <class T, bool WD, bool DECOUPLED, bool AMSGRAD>
-inline T adam_elem(T gi, T pi, T& m, T& v, T& vmax, T one_minus_beta1, T beta2, T one_minus_beta2,
-                   T eps, T wd, T decay, T step_size, T inv_bc2_sqrt) {
-  if (WD) {
-    if (DECOUPLED)
-      pi = pi * decay;
-    else
-      gi = gi + wd * pi;
-  }
-  m = m + one_minus_beta1 * (gi - m);
-  v = beta2 * v + one_minus_beta2 * gi * gi;
-  T vv = v;
-  if (AMSGRAD) {
-    vv = maxsel(vmax, v);
-    vmax = vv;
-  }
-  const T denom = fsqrt(vv) * inv_bc2_sqrt + eps;
-  return pi - step_size * m / denom;
-}
-
 // MAXIMIZE: the gradient negated (-g, as the NumPy reference and torch.optim; it flips a NaN's
 // sign too, where a product with -1 keeps it on x86, and the compiler may turn one into the
 // other: written out, every build gives the same bits); otherwise it is used as it is, not
@@ -495,35 +511,30 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
                       T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd, T decay,
                       T step_size, T inv_bc2_sqrt) {
-  std::size_t i = 0;
-  if constexpr (Vec<P>::ok) {
-    typedef Vec<P> W;
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
     typedef typename W::V V;
-    const V b1 = W::splat(one_minus_beta1), b2 = W::splat(beta2);
-    const V c2 = W::splat(one_minus_beta2), e = W::splat(eps), w = W::splat(wd);
-    const V d = W::splat(decay), ss = W::splat(step_size), bc = W::splat(inv_bc2_sqrt);
-    for (; i + W::lanes <= n; i += W::lanes) {
-      V mi = W::loadf(m + i), vi = W::loadf(v + i), vx = AMSGRAD ? W::loadf(vmax + i) : vi;
-      const V gi = MAXIMIZE ? -W::load(g + i) : W::load(g + i);
-      const V pn = adam_elem<V, WD, DECOUPLED, AMSGRAD>(gi, W::load(p + i), mi, vi, vx, b1, b2, c2,
-                                                        e, w, d, ss, bc);
-      W::storef(m + i, mi);
-      W::storef(v + i, vi);
-      if (AMSGRAD) W::storef(vmax + i, vx);
-      W::store(p + i, pn);
+    V gi = MAXIMIZE ? -W::load(g + i) : W::load(g + i);
+    V pi = W::load(p + i);
+    if (WD) {
+      if (DECOUPLED)
+        pi = pi * W::splat(decay);
+      else
+        gi = gi + W::splat(wd) * pi;
     }
-  }
-  for (; i < n; ++i) {
-    T mi = m[i], vi = v[i], vx = AMSGRAD ? vmax[i] : T(0);
-    const T gi = MAXIMIZE ? -load(g[i]) : load(g[i]);
-    const T pn = adam_elem<T, WD, DECOUPLED, AMSGRAD>(gi, load(p[i]), mi, vi, vx, one_minus_beta1,
-                                                      beta2, one_minus_beta2, eps, wd, decay,
-                                                      step_size, inv_bc2_sqrt);
-    m[i] = mi;
-    v[i] = vi;
-    if (AMSGRAD) vmax[i] = vx;
-    store(p[i], pn);
-  }
+    const V m0 = W::loadf(m + i);
+    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
+    const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
+    W::storef(m + i, mi);
+    W::storef(v + i, vi);
+    V vv = vi;
+    if (AMSGRAD) {
+      vv = maxsel(W::loadf(vmax + i), vi);
+      W::storef(vmax + i, vv);
+    }
+    const V denom = fsqrt(vv) * W::splat(inv_bc2_sqrt) + W::splat(eps);
+    W::store(p + i, pi - W::splat(step_size) * mi / denom);
+  });
 }
 
 template <class T, class P>
