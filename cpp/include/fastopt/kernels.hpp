@@ -13,7 +13,14 @@
 //     template parameters, so that each loop the compiler vectorises has no branch.
 //   * `use_wd` says whether weight decay applies, decided by the caller on the double value
 //     (`weight_decay != 0`, as PyTorch), not on its float32 rounding.
-//   * `maximize` is a sign (+1 or -1) applied to the gradient; multiplying by +-1 is exact.
+//   * `maximize` multiplies the gradient by a sign of +1 or -1 (exact); Adam negates it
+//     (below).  The NumPy reference and torch.optim write -g: the same bits, but a NaN
+//     gradient's sign, which is not pinned here.  GCC folds negations and products with a
+//     constant -1 into one another (after specialising a loop on `maximize`) differently in
+//     a vectorised body and its scalar remainder, and per ISA build; a negation written out
+//     (`maximize ? -g : g`) came out flipped in the scalar remainder and not in the vector
+//     body of the same build (tests/test_half.py compares NaNs met by a NaN gradient as
+//     NaNs).
 //   * Storage: the parameter and its gradient are stored as P, the state and the arithmetic
 //     are T (`Storage<P>::math`): P = T for float and double; P = bf16 or f16 (half
 //     precision, bits only) with T = float.  Every kernel reads p[i] and g[i] through
@@ -341,7 +348,8 @@ inline void each(std::size_t n, F body) {
 // ---------------------------------------------------------------- SGD
 template <class T, class P, bool WD, bool MOM, bool NESTEROV, bool FIRST>
 inline void sgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf,
-                     std::size_t n, T lr, T momentum, T one_minus_damp, T wd, T sign) {
+                     std::size_t n, T lr, T momentum, T one_minus_damp, T wd, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
     typedef typename W::V V;
@@ -363,18 +371,17 @@ inline void sgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAST
 template <class T, class P>
 void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
          bool use_wd, bool nesterov, bool maximize, bool first) {
-  const T s = maximize ? T(-1) : T(1);
   // The caller passes no buffer when momentum == 0 (decided in double: a momentum that
   // rounds to 0 in float32 still uses its buffer, as the NumPy reference does).
   if (buf == nullptr) {
     if (use_wd)
-      sgd_impl<T, P, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+      sgd_impl<T, P, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, maximize);
     else
-      sgd_impl<T, P, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s);
+      sgd_impl<T, P, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, maximize);
     return;
   }
 #define FASTOPT_SGD(W, N, F) \
-  sgd_impl<T, P, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, s)
+  sgd_impl<T, P, W, true, N, F>(p, g, buf, n, lr, momentum, one_minus_damp, wd, maximize)
   if (use_wd) {
     if (nesterov) {
       if (first)
@@ -407,7 +414,8 @@ void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
 // clr = lr / (1 + (t - 1) * lr_decay) is computed by the caller in double.
 template <class T, class P, bool WD>
 inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
-                         T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps, T sign) {
+                         T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
     typedef typename W::V V;
@@ -422,18 +430,18 @@ inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
 template <class T, class P>
 void adagrad(P* p, const P* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
              bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   if (use_wd)
-    adagrad_impl<T, P, true>(p, g, sum, n, clr, wd, eps, s);
+    adagrad_impl<T, P, true>(p, g, sum, n, clr, wd, eps, maximize);
   else
-    adagrad_impl<T, P, false>(p, g, sum, n, clr, wd, eps, s);
+    adagrad_impl<T, P, false>(p, g, sum, n, clr, wd, eps, maximize);
 }
 
 // ---------------------------------------------------------------- RMSprop
 template <class T, class P, bool WD, bool CENTERED, bool MOM>
 inline void rmsprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
                          T* FASTOPT_RESTRICT ga, T* FASTOPT_RESTRICT buf, std::size_t n, T lr,
-                         T alpha, T one_minus_alpha, T eps, T wd, T momentum, T sign) {
+                         T alpha, T one_minus_alpha, T eps, T wd, T momentum, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
     typedef typename W::V V;
@@ -464,12 +472,11 @@ template <class T, class P>
 void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha,
              T one_minus_alpha, T eps, T wd, bool use_wd, T momentum, bool centered,
              bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   const bool mom = buf != nullptr;  // the caller passes a buffer iff momentum > 0 (in double)
   const bool cen = centered && ga != nullptr;
 #define FASTOPT_RMS(W, C, M)                                                                       \
   rmsprop_impl<T, P, W, C, M>(p, g, sq, ga, buf, n, lr, alpha, one_minus_alpha, eps, wd, momentum, \
-                              s)
+                              maximize)
   if (use_wd) {
     if (cen) {
       if (mom)
@@ -501,11 +508,10 @@ void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // ---------------------------------------------------------------- Adam / AdamW
 // step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
-// MAXIMIZE: the gradient negated (-g, as the NumPy reference and torch.optim; it flips a NaN's
-// sign too, where a product with -1 keeps it on x86, and the compiler may turn one into the
-// other: written out, every build gives the same bits); otherwise it is used as it is, not
-// multiplied by +1 (that product only quiets a signalling NaN, which Adam's first operation
-// on the gradient does too; 5% of a bfloat16 step in the avx2 build).
+// MAXIMIZE: the gradient negated (-g), a template parameter here: no product with +1 when it
+// does not maximize (5% of a bfloat16 step in the avx2 build).  On every ISA build today a
+// NaN gradient's sign flips as in the reference (tests/test_half.py pins it), but the
+// conventions above say why no source form guarantees that.
 template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD, bool MAXIMIZE>
 inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
@@ -576,7 +582,8 @@ void adam(P* p, const P* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta
 template <class T, class P, bool WD>
 inline void adamax_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                         T* FASTOPT_RESTRICT u, std::size_t n, T one_minus_beta1, T beta2, T eps,
-                        T wd, T step_size, T sign) {
+                        T wd, T step_size, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
   for (std::size_t i = 0; i < n; ++i) {
     T gi = sign * load(g[i]);
     if (WD) gi = gi + wd * load(p[i]);
@@ -593,11 +600,10 @@ inline void adamax_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* F
 template <class T, class P>
 void adamax(P* p, const P* g, T* m, T* u, std::size_t n, T one_minus_beta1, T beta2, T eps, T wd,
             bool use_wd, T step_size, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   if (use_wd)
-    adamax_impl<T, P, true>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
+    adamax_impl<T, P, true>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, maximize);
   else
-    adamax_impl<T, P, false>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, s);
+    adamax_impl<T, P, false>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, maximize);
 }
 
 // ---------------------------------------------------------------- NAdam
@@ -608,34 +614,37 @@ template <class T, class P, bool WD, bool DECOUPLED>
 inline void nadam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                        T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
                        T one_minus_beta2, T eps, T wd, T decay, T bias_correction2, T grad_coef,
-                       T avg_coef, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    T pi = load(p[i]);
+                       T avg_coef, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    V pi = W::load(p + i);
     if (WD) {
       if (DECOUPLED)
-        pi = pi * decay;
+        pi = pi * W::splat(decay);
       else
-        gi = gi + wd * pi;
+        gi = gi + W::splat(wd) * pi;
     }
-    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
-    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const T denom = fsqrt(vi / bias_correction2) + eps;
-    pi = pi + grad_coef * gi / denom;
-    store(p[i], pi + avg_coef * mi / denom);
-  }
+    const V m0 = W::loadf(m + i);
+    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
+    const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
+    W::storef(m + i, mi);
+    W::storef(v + i, vi);
+    const V denom = fsqrt(vi / W::splat(bias_correction2)) + W::splat(eps);
+    pi = pi + W::splat(grad_coef) * gi / denom;
+    W::store(p + i, pi + W::splat(avg_coef) * mi / denom);
+  });
 }
 
 template <class T, class P>
 void nadam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
            T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T bias_correction2, T grad_coef,
            T avg_coef, bool decoupled, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
 #define FASTOPT_NADAM(W, D)                                                                      \
   nadam_impl<T, P, W, D>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, decay, \
-                         bias_correction2, grad_coef, avg_coef, s)
+                         bias_correction2, grad_coef, avg_coef, maximize)
   if (use_wd) {
     if (decoupled)
       FASTOPT_NADAM(true, true);
@@ -653,35 +662,38 @@ void nadam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T bet
 template <class T, class P, bool WD, bool DECOUPLED, bool RECTIFY>
 inline void radam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                        T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
-                       T one_minus_beta2, T eps, T wd, T decay, T step_size, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    T pi = load(p[i]);
+                       T one_minus_beta2, T eps, T wd, T decay, T step_size, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    V pi = W::load(p + i);
     if (WD) {
       if (DECOUPLED)
-        pi = pi * decay;
+        pi = pi * W::splat(decay);
       else
-        gi = gi + wd * pi;
+        gi = gi + W::splat(wd) * pi;
     }
-    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
-    const T vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
+    const V m0 = W::loadf(m + i);
+    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
+    const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
+    W::storef(m + i, mi);
+    W::storef(v + i, vi);
     if (RECTIFY)
-      store(p[i], pi - step_size * mi / (fsqrt(vi) + eps));
+      W::store(p + i, pi - W::splat(step_size) * mi / (fsqrt(vi) + W::splat(eps)));
     else
-      store(p[i], pi - step_size * mi);
-  }
+      W::store(p + i, pi - W::splat(step_size) * mi);
+  });
 }
 
 template <class T, class P>
 void radam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
            T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, bool decoupled,
            bool rectify, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
 #define FASTOPT_RADAM(W, D, R)                                                               \
   radam_impl<T, P, W, D, R>(p, g, m, v, n, one_minus_beta1, beta2, one_minus_beta2, eps, wd, \
-                            decay, step_size, s)
+                            decay, step_size, maximize)
   if (use_wd) {
     if (decoupled) {
       if (rectify)
@@ -707,26 +719,29 @@ void radam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T bet
 template <class T, class P, bool WD>
 inline void adadelta_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
                           T* FASTOPT_RESTRICT u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
-                          T wd, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    if (WD) gi = gi + wd * load(p[i]);
-    const T vi = rho * v[i] + one_minus_rho * gi * gi;
-    v[i] = vi;
-    const T delta = fsqrt(u[i] + eps) / fsqrt(vi + eps) * gi;
-    u[i] = rho * u[i] + one_minus_rho * delta * delta;
-    store(p[i], load(p[i]) - lr * delta);
-  }
+                          T wd, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    if (WD) gi = gi + W::splat(wd) * W::load(p + i);
+    const V vi = W::splat(rho) * W::loadf(v + i) + W::splat(one_minus_rho) * gi * gi;
+    W::storef(v + i, vi);
+    const V u0 = W::loadf(u + i), e = W::splat(eps);
+    const V delta = fsqrt(u0 + e) / fsqrt(vi + e) * gi;
+    W::storef(u + i, W::splat(rho) * u0 + W::splat(one_minus_rho) * delta * delta);
+    W::store(p + i, W::load(p + i) - W::splat(lr) * delta);
+  });
 }
 
 template <class T, class P>
 void adadelta(P* p, const P* g, T* v, T* u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
               T wd, bool use_wd, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   if (use_wd)
-    adadelta_impl<T, P, true>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
+    adadelta_impl<T, P, true>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, maximize);
   else
-    adadelta_impl<T, P, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, s);
+    adadelta_impl<T, P, false>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, maximize);
 }
 
 // ---------------------------------------------------------------- Rprop
@@ -754,7 +769,8 @@ inline T rprop_factor(T s, T etaminus, T etaplus) {
 template <class T, class P, bool FIRST>
 inline void rprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT prev,
                        T* FASTOPT_RESTRICT ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
-                       T smax, T sign) {
+                       T smax, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
   const T f_pos = rprop_factor(T(1), etaminus, etaplus);
   const T f_neg = rprop_factor(T(-1), etaminus, etaplus);
   const T f_zero = rprop_factor(T(0), etaminus, etaplus);
@@ -776,11 +792,10 @@ inline void rprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FA
 template <class T, class P>
 void rprop(P* p, const P* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T etaplus, T smin,
            T smax, bool first, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   if (first)
-    rprop_impl<T, P, true>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+    rprop_impl<T, P, true>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, maximize);
   else
-    rprop_impl<T, P, false>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, s);
+    rprop_impl<T, P, false>(p, g, prev, ss, n, lr, etaminus, etaplus, smin, smax, maximize);
 }
 
 // ---------------------------------------------------------------- ASGD
@@ -788,22 +803,29 @@ void rprop(P* p, const P* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T 
 // computed by the caller in double.
 template <class T, class P, bool WD, bool AVERAGE>
 inline void asgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax,
-                      std::size_t n, T eta, T decay, T mu, T wd, T sign) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    if (WD) gi = gi + wd * load(p[i]);
-    T pi = load(p[i]) * decay;
-    pi = pi - eta * gi;
-    store(p[i], pi);
-    ax[i] = AVERAGE ? ax[i] + (pi - ax[i]) * mu : pi;
-  }
+                      std::size_t n, T eta, T decay, T mu, T wd, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    if (WD) gi = gi + W::splat(wd) * W::load(p + i);
+    V pi = W::load(p + i) * W::splat(decay);
+    pi = pi - W::splat(eta) * gi;
+    W::store(p + i, pi);
+    if (AVERAGE) {
+      const V a = W::loadf(ax + i);
+      W::storef(ax + i, a + (pi - a) * W::splat(mu));
+    } else {
+      W::storef(ax + i, pi);
+    }
+  });
 }
 
 template <class T, class P>
 void asgd(P* p, const P* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
           bool average, bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
-#define FASTOPT_ASGD(W, A) asgd_impl<T, P, W, A>(p, g, ax, n, eta, decay, mu, wd, s)
+#define FASTOPT_ASGD(W, A) asgd_impl<T, P, W, A>(p, g, ax, n, eta, decay, mu, wd, maximize)
   if (use_wd) {
     if (average)
       FASTOPT_ASGD(true, true);
@@ -822,6 +844,7 @@ void asgd(P* p, const P* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bo
 // The element-wise parts of the matrix optimizers (fastopt._contract.MATRIX_KERNELS); the
 // reductions and the Newton-Schulz products run in NumPy, the same for every backend.
 // torch.lerp with a scalar weight: a + w (b - a) when |w| < 0.5, else b - (b - a)(1 - w).
+// (T: float, double or a vector of Vec<P>.)
 template <class T>
 inline T lerp(T a, T b, T w, T one_minus_w, bool small) {
   return small ? a + w * (b - a) : b - (b - a) * one_minus_w;
@@ -836,7 +859,8 @@ inline bool lerp_small(T w) {
 template <class T, class P, bool LERP>
 inline void adafactor_update_impl(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g,
                                   T* FASTOPT_RESTRICT v, std::size_t n, T w, T one_minus_w,
-                                  bool small, T eps, T sign) {
+                                  bool small, T eps, bool maximize) {
+  const T sign = maximize ? T(-1) : T(1);
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = sign * load(g[i]);
     T vi = v[i];
@@ -852,11 +876,10 @@ inline void adafactor_update_impl(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRI
 template <class T, class P>
 void adafactor_update(P* u, const P* g, T* v, std::size_t n, T w, T eps, bool lerp_v,
                       bool maximize) {
-  const T s = maximize ? T(-1) : T(1);
   if (lerp_v)
-    adafactor_update_impl<T, P, true>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
+    adafactor_update_impl<T, P, true>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, maximize);
   else
-    adafactor_update_impl<T, P, false>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, s);
+    adafactor_update_impl<T, P, false>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, maximize);
 }
 
 // b = lerp(b, g, w); u = lerp(g, b, momentum) when nesterov, else u = b.
@@ -865,23 +888,27 @@ void muon_update(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g, T* FASTOPT_
                  std::size_t n, T w, T momentum, bool nesterov) {
   const T omw = T(1) - w, omm = T(1) - momentum;
   const bool sw = lerp_small(w), sm = lerp_small(momentum);
-  for (std::size_t i = 0; i < n; ++i) {
-    const T gi = load(g[i]);
-    const T bi = lerp(b[i], gi, w, omw, sw);
-    b[i] = bi;
-    store(u[i], nesterov ? lerp(gi, bi, momentum, omm, sm) : bi);
-  }
+  each<P>(n, [&](auto tag, std::size_t i) {
+    typedef decltype(tag) W;
+    typedef typename W::V V;
+    const V gi = W::load(g + i);
+    const V bi = lerp(W::loadf(b + i), gi, W::splat(w), W::splat(omw), sw);
+    W::storef(b + i, bi);
+    W::store(u + i, nesterov ? lerp(gi, bi, W::splat(momentum), W::splat(omm), sm) : bi);
+  });
 }
 
 // p = p * decay (when use_wd), then p = p - step_size * u.
 template <class T, class P>
 void decay_add(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT u, std::size_t n, T decay,
                bool use_wd, T step_size) {
-  for (std::size_t i = 0; i < n; ++i) {
-    T pi = load(p[i]);
-    if (use_wd) pi = pi * decay;
-    store(p[i], pi - step_size * load(u[i]));
-  }
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V pi = W::load(p + i);
+    if (use_wd) pi = pi * W::splat(decay);
+    W::store(p + i, pi - W::splat(step_size) * W::load(u + i));
+  });
 }
 
 // ---------------------------------------------------------------- finiteness check
