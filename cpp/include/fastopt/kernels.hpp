@@ -375,9 +375,11 @@ void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
   // rounds to 0 in float32 still uses its buffer, as the NumPy reference does).
   if (buf == nullptr) {
     if (use_wd)
-      sgd_impl<T, P, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, maximize);
+      sgd_impl<T, P, true, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd,
+                                                maximize);
     else
-      sgd_impl<T, P, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd, maximize);
+      sgd_impl<T, P, false, false, false, false>(p, g, buf, n, lr, momentum, one_minus_damp, wd,
+                                                 maximize);
     return;
   }
 #define FASTOPT_SGD(W, N, F) \
@@ -414,7 +416,8 @@ void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
 // clr = lr / (1 + (t - 1) * lr_decay) is computed by the caller in double.
 template <class T, class P, bool WD>
 inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
-                         T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps, bool maximize) {
+                         T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps,
+                         bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
