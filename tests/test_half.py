@@ -297,6 +297,9 @@ def test_native_half_every_isa_gives_the_generic_builds_bits(half, nt):
         (fastopt.Adadelta, dict(lr=0.5, weight_decay=0.05, maximize=True)),
         (fastopt.ASGD, dict(lr=0.01, t0=2)),  # averaging from step 3
         (fastopt.ASGD, dict(lr=0.01, weight_decay=0.05, maximize=True)),
+        (fastopt.Adamax, dict(lr=0.01)),
+        (fastopt.Adamax, dict(lr=0.01, weight_decay=0.05, maximize=True)),
+        (fastopt.Rprop, dict(lr=0.01, etas=(0.3, 1.5), step_sizes=(1e-3, 0.02), maximize=True)),
     ]
     # The element-wise kernels of the matrix optimizers, called directly: (kind, state, scalars).
     direct = [
@@ -305,6 +308,8 @@ def test_native_half_every_isa_gives_the_generic_builds_bits(half, nt):
         ("decay_add", None, dict(wd=0.1, decay=0.999, step_size=0.01)),
         ("decay_add", None, dict(wd=0.0, decay=1.0, step_size=-0.5)),
         ("adafactor_update", "variance", dict(weight=0.3, eps=1e-6, lerp=True, maximize=True)),
+        ("adafactor_update", "variance", dict(weight=0.8, eps=0.5, lerp=True, maximize=False)),
+        ("adafactor_update", "variance", dict(weight=0.3, eps=0.5, lerp=False, maximize=False)),
     ]
     sizes = [1, 7, 15, 17, 511, 512, 513, 1031, 1543, 4099, (1 << 16) + 13]
     rng = np.random.default_rng(11)

@@ -185,6 +185,12 @@ inline void store(f16& dst, float x) {
 // builds with the same command), which it keeps.
 inline float maxsel(float a, float b) { return a > b ? a : b; }
 inline double maxsel(double a, double b) { return a > b ? a : b; }
+// pick(c, a, b) is c ? a : b, lane by lane for vectors (c: a comparison of two vectors, or
+// of two such comparisons combined with |); vabs(x) clears the sign bit.
+inline float pick(bool c, float a, float b) { return c ? a : b; }
+inline double pick(bool c, double a, double b) { return c ? a : b; }
+inline float vabs(float x) { return __builtin_fabsf(x); }
+inline double vabs(double x) { return __builtin_fabs(x); }
 
 template <class P>
 struct Vec {
@@ -201,6 +207,12 @@ struct VecF {
 };
 inline __m512 fsqrt(__m512 x) { return _mm512_sqrt_ps(x); }
 inline __m512 maxsel(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
+typedef int MaskZ __attribute__((vector_size(64)));  // what comparing two __m512 gives
+inline __m512 pick(MaskZ c, __m512 a, __m512 b) { return c ? a : b; }
+inline __m512 vabs(__m512 x) {
+  return _mm512_castsi512_ps(
+      _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
+}
 template <>
 struct Vec<f16> : VecF {
   static constexpr bool ok = true;
@@ -254,6 +266,9 @@ struct VecF {
 };
 inline __m256 fsqrt(__m256 x) { return _mm256_sqrt_ps(x); }
 inline __m256 maxsel(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+typedef int MaskY __attribute__((vector_size(32)));  // what comparing two __m256 gives
+inline __m256 pick(MaskY c, __m256 a, __m256 b) { return c ? a : b; }
+inline __m256 vabs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
 template <>
 struct Vec<f16> : VecF {
   static constexpr bool ok = true;
@@ -280,6 +295,16 @@ inline F2 operator/(F2 a, F2 b) { return {a.lo / b.lo, a.hi / b.hi}; }
 inline F2 operator-(F2 a) { return {-a.lo, -a.hi}; }
 inline F2 fsqrt(F2 a) { return {_mm256_sqrt_ps(a.lo), _mm256_sqrt_ps(a.hi)}; }
 inline F2 maxsel(F2 a, F2 b) { return {_mm256_max_ps(a.lo, b.lo), _mm256_max_ps(a.hi, b.hi)}; }
+struct M2 {
+  MaskY lo, hi;
+};
+inline M2 operator<(F2 a, F2 b) { return {a.lo < b.lo, a.hi < b.hi}; }
+inline M2 operator>(F2 a, F2 b) { return {a.lo > b.lo, a.hi > b.hi}; }
+inline M2 operator==(F2 a, F2 b) { return {a.lo == b.lo, a.hi == b.hi}; }
+inline M2 operator!=(F2 a, F2 b) { return {a.lo != b.lo, a.hi != b.hi}; }
+inline M2 operator|(M2 a, M2 b) { return {a.lo | b.lo, a.hi | b.hi}; }
+inline F2 pick(M2 c, F2 a, F2 b) { return {pick(c.lo, a.lo, b.lo), pick(c.hi, a.hi, b.hi)}; }
+inline F2 vabs(F2 x) { return {vabs(x.lo), vabs(x.hi)}; }
 template <>
 struct Vec<bf16> {
   static constexpr bool ok = true;
@@ -342,6 +367,10 @@ inline void each(std::size_t n, F body) {
   std::size_t i = 0;
   if constexpr (Vec<P>::ok)
     for (; i + Vec<P>::lanes <= n; i += Vec<P>::lanes) body(Vec<P>(), i);
+  // The lambda's captured pointers lose the kernels' restrict qualifiers (GCC then versions
+  // the loop with a run-time overlap test); element i touches index i of each array only,
+  // so no iteration depends on another, which ivdep says.
+#pragma GCC ivdep
   for (; i < n; ++i) body(One<P>(), i);
 }
 
@@ -587,17 +616,20 @@ inline void adamax_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* F
                         T* FASTOPT_RESTRICT u, std::size_t n, T one_minus_beta1, T beta2, T eps,
                         T wd, T step_size, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
-  for (std::size_t i = 0; i < n; ++i) {
-    T gi = sign * load(g[i]);
-    if (WD) gi = gi + wd * load(p[i]);
-    const T mi = m[i] + one_minus_beta1 * (gi - m[i]);
-    const T a = beta2 * u[i];
-    const T b = __builtin_fabs(gi) + eps;
-    const T ui = ((a != a) | (a > b)) ? a : b;
-    m[i] = mi;
-    u[i] = ui;
-    store(p[i], load(p[i]) - step_size * mi / ui);
-  }
+  each<P>(n, [&](auto w, std::size_t i) {
+    typedef decltype(w) W;
+    typedef typename W::V V;
+    V gi = W::splat(sign) * W::load(g + i);
+    if (WD) gi = gi + W::splat(wd) * W::load(p + i);
+    const V m0 = W::loadf(m + i);
+    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
+    const V a = W::splat(beta2) * W::loadf(u + i);
+    const V b = vabs(gi) + W::splat(eps);
+    const V ui = pick((a != a) | (a > b), a, b);
+    W::storef(m + i, mi);
+    W::storef(u + i, ui);
+    W::store(p + i, W::load(p + i) - W::splat(step_size) * mi / ui);
+  });
 }
 
 template <class T, class P>
@@ -864,16 +896,19 @@ inline void adafactor_update_impl(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRI
                                   T* FASTOPT_RESTRICT v, std::size_t n, T w, T one_minus_w,
                                   bool small, T eps, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const T gi = sign * load(g[i]);
-    T vi = v[i];
+  each<P>(n, [&](auto tag, std::size_t i) {
+    typedef decltype(tag) W;
+    typedef typename W::V V;
+    const V gi = W::splat(sign) * W::load(g + i);
+    V vi = W::loadf(v + i);
     if (LERP) {
-      vi = lerp(vi, gi * gi, w, one_minus_w, small);
-      v[i] = vi;
+      vi = lerp(vi, gi * gi, W::splat(w), W::splat(one_minus_w), small);
+      W::storef(v + i, vi);
     }
-    const T c = vi < eps ? eps : vi;  // NaN stays NaN, as torch's clamp
-    store(u[i], T(1) / fsqrt(c) * gi);
-  }
+    const V e = W::splat(eps);
+    const V c = pick(vi < e, e, vi);  // NaN stays NaN, as torch's clamp
+    W::store(u + i, W::splat(T(1)) / fsqrt(c) * gi);
+  });
 }
 
 template <class T, class P>
