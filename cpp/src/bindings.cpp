@@ -29,6 +29,10 @@
 #include "fastopt/dispatch.hpp"
 #include "threads.hpp"
 
+#if defined(FASTOPT_HAVE_X86_ISAS)
+#include <cpuid.h>
+#endif
+
 namespace py = pybind11;
 using fastopt::DType;
 using fastopt::Job;
@@ -348,19 +352,35 @@ struct Isa {
   fastopt::RunFn fn;
 };
 
+#if defined(FASTOPT_HAVE_X86_ISAS)
+// F16C (CPUID leaf 1, ECX bit 29) and AVX512_BF16 (leaf 7, sub-leaf 1, EAX bit 5), read
+// directly: Clang 14 knows neither name in __builtin_cpu_supports (a compile error).  The
+// OS's saving of the vector registers is what __builtin_cpu_supports("avx2") and ("avx512f")
+// check, below.
+bool cpu_has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  return (c >> 29) & 1u;
+}
+bool cpu_has_avx512bf16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+  return (a >> 5) & 1u;
+}
+#endif
+
 bool cpu_supports(const std::string& name) {
   if (name == "generic") return true;
 #if defined(FASTOPT_HAVE_X86_ISAS)
   __builtin_cpu_init();
   if (name == "avx2")  // compiled with -mavx2 -mfma -mf16c
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   if (name == "avx512")
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
            cpu_supports("avx2");
   if (name == "avx512bf16")  // the avx512 build plus AVX512_BF16's VCVTNEPS2BF16
-    return __builtin_cpu_supports("avx512bf16") && cpu_supports("avx512");
+    return cpu_has_avx512bf16() && cpu_supports("avx512");
 #endif
   return false;
 }

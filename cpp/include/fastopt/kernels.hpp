@@ -60,6 +60,15 @@
 #define FASTOPT_RESTRICT
 #endif
 
+// Before a loop whose iterations are independent (element i touches index i of each array).
+#if defined(__clang__)
+#define FASTOPT_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define FASTOPT_IVDEP _Pragma("GCC ivdep")
+#else
+#define FASTOPT_IVDEP
+#endif
+
 namespace fastopt {
 namespace FASTOPT_ISA_NS {
 namespace kernels {
@@ -370,7 +379,7 @@ inline void each(std::size_t n, F body) {
   // The lambda's captured pointers lose the kernels' restrict qualifiers (GCC then versions
   // the loop with a run-time overlap test); element i touches index i of each array only,
   // so no iteration depends on another, which ivdep says.
-#pragma GCC ivdep
+  FASTOPT_IVDEP
   for (; i < n; ++i) body(One<P>(), i);
 }
 
@@ -974,7 +983,7 @@ template <class T, int NR, int NW>
 inline void probe_impl(T* const* arrays, std::size_t n) {
   T* a[NR];
   for (int k = 0; k < NR; ++k) a[k] = arrays[k];
-#pragma GCC ivdep
+  FASTOPT_IVDEP
   for (std::size_t i = 0; i < n; ++i) {
     T acc = a[0][i];
     for (int k = 1; k < NR; ++k) acc += a[k][i];
