@@ -8,7 +8,9 @@ Every result must be bit-identical to the reference (``tests/_tolerance.py`` say
 """
 
 import itertools
+import platform
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -436,6 +438,29 @@ def test_isas_nest_and_the_refusal_names_only_compiled_ones():
     listed = re.findall(r"'([a-z0-9]+)'", str(info.value).split("use one of")[1])
     assert listed[: len(ISAS)] == ISAS and listed[-1] == "auto"
     assert set(listed[:-1]) <= set(order)
+
+
+@pytest.mark.skipif(
+    not Path("/proc/cpuinfo").is_file() or platform.machine() not in ("x86_64", "AMD64"),
+    reason="reads the CPU's flags from Linux's /proc/cpuinfo on x86-64",
+)
+def test_supported_isas_follow_the_cpus_flags():
+    """The dispatch reads AVX2, FMA and AVX-512 with __builtin_cpu_supports and F16C and
+    AVX512_BF16 with cpuid: the ISAs it offers are those the kernel reports for this CPU
+    (its flags f16c and avx512_bf16 among them), for every ISA this build compiled."""
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    with pytest.raises(ValueError) as info:
+        _nat.set_isa("avx9")
+    compiled = re.findall(r"'([a-z0-9]+)'", str(info.value).split("use one of")[1])[:-1]
+    has = {"generic": True}
+    has["avx2"] = {"avx2", "fma", "f16c"} <= flags
+    has["avx512"] = has["avx2"] and {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= flags
+    has["avx512bf16"] = has["avx512"] and "avx512_bf16" in flags
+    assert ISAS == [isa for isa in compiled if has[isa]]
 
 
 def test_isa_env_var(tmp_path):
