@@ -371,22 +371,48 @@ struct One {
   static void store(P* x, V y) { kernels::store(*x, y); }
 };
 
+// A half parameter with a float32 master copy (master_weights=True): the kernels read the
+// master as the parameter and write both, the master and its rounding (one pass; Q, the
+// parameter's type in the kernels below, is P* or Master<P>).
+template <class P>
+struct Master {
+  typename Storage<P>::math* m;
+  P* h;
+  Master operator+(std::size_t i) const { return {m + i, h + i}; }
+};
+
+// W with the loads and stores of a Master<P> parameter too.
+template <class W>
+struct WithMaster : W {
+  using W::load;
+  using W::store;
+  template <class P>
+  static typename W::V load(Master<P> x) {
+    return W::loadf(x.m);
+  }
+  template <class P>
+  static void store(Master<P> x, typename W::V y) {
+    W::storef(x.m, y);
+    W::store(x.h, y);
+  }
+};
+
 template <class P, class F>
 inline void each(std::size_t n, F body) {
   std::size_t i = 0;
   if constexpr (Vec<P>::ok)
-    for (; i + Vec<P>::lanes <= n; i += Vec<P>::lanes) body(Vec<P>(), i);
+    for (; i + Vec<P>::lanes <= n; i += Vec<P>::lanes) body(WithMaster<Vec<P>>(), i);
   // The lambda's captured pointers lose the kernels' restrict qualifiers (GCC then versions
   // the loop with a run-time overlap test); element i touches index i of each array only,
   // so no iteration depends on another, which ivdep says.
   FASTOPT_IVDEP
-  for (; i < n; ++i) body(One<P>(), i);
+  for (; i < n; ++i) body(WithMaster<One<P>>(), i);
 }
 
 // ---------------------------------------------------------------- SGD
-template <class T, class P, bool WD, bool MOM, bool NESTEROV, bool FIRST>
-inline void sgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf,
-                     std::size_t n, T lr, T momentum, T one_minus_damp, T wd, bool maximize) {
+template <class T, class P, bool WD, bool MOM, bool NESTEROV, bool FIRST, class Q>
+inline void sgd_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT buf, std::size_t n, T lr,
+                     T momentum, T one_minus_damp, T wd, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
@@ -406,8 +432,8 @@ inline void sgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAST
   });
 }
 
-template <class T, class P>
-void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
+template <class T, class P, class Q>
+void sgd(Q p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_damp, T wd,
          bool use_wd, bool nesterov, bool maximize, bool first) {
   // The caller passes no buffer when momentum == 0 (decided in double: a momentum that
   // rounds to 0 in float32 still uses its buffer, as the NumPy reference does).
@@ -452,10 +478,9 @@ void sgd(P* p, const P* g, T* buf, std::size_t n, T lr, T momentum, T one_minus_
 
 // ---------------------------------------------------------------- Adagrad
 // clr = lr / (1 + (t - 1) * lr_decay) is computed by the caller in double.
-template <class T, class P, bool WD>
-inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
-                         T* FASTOPT_RESTRICT sum, std::size_t n, T clr, T wd, T eps,
-                         bool maximize) {
+template <class T, class P, bool WD, class Q>
+inline void adagrad_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sum, std::size_t n,
+                         T clr, T wd, T eps, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
@@ -468,8 +493,8 @@ inline void adagrad_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g,
   });
 }
 
-template <class T, class P>
-void adagrad(P* p, const P* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
+template <class T, class P, class Q>
+void adagrad(Q p, const P* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, T eps,
              bool maximize) {
   if (use_wd)
     adagrad_impl<T, P, true>(p, g, sum, n, clr, wd, eps, maximize);
@@ -478,8 +503,8 @@ void adagrad(P* p, const P* g, T* sum, std::size_t n, T clr, T wd, bool use_wd, 
 }
 
 // ---------------------------------------------------------------- RMSprop
-template <class T, class P, bool WD, bool CENTERED, bool MOM>
-inline void rmsprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
+template <class T, class P, bool WD, bool CENTERED, bool MOM, class Q>
+inline void rmsprop_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT sq,
                          T* FASTOPT_RESTRICT ga, T* FASTOPT_RESTRICT buf, std::size_t n, T lr,
                          T alpha, T one_minus_alpha, T eps, T wd, T momentum, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
@@ -509,10 +534,9 @@ inline void rmsprop_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* 
   });
 }
 
-template <class T, class P>
-void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha,
-             T one_minus_alpha, T eps, T wd, bool use_wd, T momentum, bool centered,
-             bool maximize) {
+template <class T, class P, class Q>
+void rmsprop(Q p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha, T one_minus_alpha,
+             T eps, T wd, bool use_wd, T momentum, bool centered, bool maximize) {
   const bool mom = buf != nullptr;  // the caller passes a buffer iff momentum > 0 (in double)
   const bool cen = centered && ga != nullptr;
 #define FASTOPT_RMS(W, C, M)                                                                       \
@@ -553,8 +577,8 @@ void rmsprop(P* p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alph
 // does not maximize (5% of a bfloat16 step in the avx2 build).  On every ISA build today a
 // NaN gradient's sign flips as in the reference (tests/test_half.py pins it), but the
 // conventions above say why no source form guarantees that.
-template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD, bool MAXIMIZE>
-inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, bool DECOUPLED, bool AMSGRAD, bool MAXIMIZE, class Q>
+inline void adam_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                       T* FASTOPT_RESTRICT v, T* FASTOPT_RESTRICT vmax, std::size_t n,
                       T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T wd, T decay,
                       T step_size, T inv_bc2_sqrt) {
@@ -584,8 +608,8 @@ inline void adam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
   });
 }
 
-template <class T, class P>
-void adam(P* p, const P* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
+template <class T, class P, class Q>
+void adam(Q p, const P* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta1, T beta2,
           T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, T inv_bc2_sqrt,
           bool decoupled, bool amsgrad, bool maximize) {
   const bool ams = amsgrad && vmax != nullptr;
@@ -620,8 +644,8 @@ void adam(P* p, const P* g, T* m, T* v, T* vmax, std::size_t n, T one_minus_beta
 // ---------------------------------------------------------------- Adamax
 // step_size = lr / (1 - beta1**t) is computed by the caller in double.  The maximum
 // propagates a NaN from either side, as torch.maximum and np.maximum.
-template <class T, class P, bool WD>
-inline void adamax_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, class Q>
+inline void adamax_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                         T* FASTOPT_RESTRICT u, std::size_t n, T one_minus_beta1, T beta2, T eps,
                         T wd, T step_size, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
@@ -641,8 +665,8 @@ inline void adamax_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* F
   });
 }
 
-template <class T, class P>
-void adamax(P* p, const P* g, T* m, T* u, std::size_t n, T one_minus_beta1, T beta2, T eps, T wd,
+template <class T, class P, class Q>
+void adamax(Q p, const P* g, T* m, T* u, std::size_t n, T one_minus_beta1, T beta2, T eps, T wd,
             bool use_wd, T step_size, bool maximize) {
   if (use_wd)
     adamax_impl<T, P, true>(p, g, m, u, n, one_minus_beta1, beta2, eps, wd, step_size, maximize);
@@ -654,8 +678,8 @@ void adamax(P* p, const P* g, T* m, T* u, std::size_t n, T one_minus_beta1, T be
 // bias_correction2 = 1 - beta2**t, grad_coef = -lr (1 - mu_t) / (1 - prod mu) and
 // avg_coef = -lr mu_{t+1} / (1 - mu_{t+1} prod mu) are computed by the caller in double (the
 // running product as torch keeps it).  Two additions to p, in torch's order.
-template <class T, class P, bool WD, bool DECOUPLED>
-inline void nadam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, bool DECOUPLED, class Q>
+inline void nadam_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                        T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
                        T one_minus_beta2, T eps, T wd, T decay, T bias_correction2, T grad_coef,
                        T avg_coef, bool maximize) {
@@ -682,8 +706,8 @@ inline void nadam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FA
   });
 }
 
-template <class T, class P>
-void nadam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
+template <class T, class P, class Q>
+void nadam(Q p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
            T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T bias_correction2, T grad_coef,
            T avg_coef, bool decoupled, bool maximize) {
 #define FASTOPT_NADAM(W, D)                                                                      \
@@ -703,8 +727,8 @@ void nadam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T bet
 // ---------------------------------------------------------------- RAdam
 // step_size folds lr, the bias corrections and the rectification term r_t (computed by the
 // caller in double); `rectify` (rho_t > 5) is decided there too.
-template <class T, class P, bool WD, bool DECOUPLED, bool RECTIFY>
-inline void radam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
+template <class T, class P, bool WD, bool DECOUPLED, bool RECTIFY, class Q>
+inline void radam_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
                        T* FASTOPT_RESTRICT v, std::size_t n, T one_minus_beta1, T beta2,
                        T one_minus_beta2, T eps, T wd, T decay, T step_size, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
@@ -731,8 +755,8 @@ inline void radam_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FA
   });
 }
 
-template <class T, class P>
-void radam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
+template <class T, class P, class Q>
+void radam(Q p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T beta2,
            T one_minus_beta2, T eps, T wd, bool use_wd, T decay, T step_size, bool decoupled,
            bool rectify, bool maximize) {
 #define FASTOPT_RADAM(W, D, R)                                                               \
@@ -760,8 +784,8 @@ void radam(P* p, const P* g, T* m, T* v, std::size_t n, T one_minus_beta1, T bet
 }
 
 // ---------------------------------------------------------------- Adadelta
-template <class T, class P, bool WD>
-inline void adadelta_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
+template <class T, class P, bool WD, class Q>
+inline void adadelta_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
                           T* FASTOPT_RESTRICT u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
                           T wd, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
@@ -779,9 +803,9 @@ inline void adadelta_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T*
   });
 }
 
-template <class T, class P>
-void adadelta(P* p, const P* g, T* v, T* u, std::size_t n, T lr, T rho, T one_minus_rho, T eps,
-              T wd, bool use_wd, bool maximize) {
+template <class T, class P, class Q>
+void adadelta(Q p, const P* g, T* v, T* u, std::size_t n, T lr, T rho, T one_minus_rho, T eps, T wd,
+              bool use_wd, bool maximize) {
   if (use_wd)
     adadelta_impl<T, P, true>(p, g, v, u, n, lr, rho, one_minus_rho, eps, wd, maximize);
   else
@@ -845,9 +869,9 @@ void rprop(P* p, const P* g, T* prev, T* ss, std::size_t n, T lr, T etaminus, T 
 // ---------------------------------------------------------------- ASGD
 // eta, mu (torch's float32 state), decay = 1 - lambd * eta and `average` (mu != 1) are
 // computed by the caller in double.
-template <class T, class P, bool WD, bool AVERAGE>
-inline void asgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax,
-                      std::size_t n, T eta, T decay, T mu, T wd, bool maximize) {
+template <class T, class P, bool WD, bool AVERAGE, class Q>
+inline void asgd_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT ax, std::size_t n,
+                      T eta, T decay, T mu, T wd, bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
@@ -866,8 +890,8 @@ inline void asgd_impl(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT g, T* FAS
   });
 }
 
-template <class T, class P>
-void asgd(P* p, const P* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
+template <class T, class P, class Q>
+void asgd(Q p, const P* g, T* ax, std::size_t n, T eta, T decay, T mu, T wd, bool use_wd,
           bool average, bool maximize) {
 #define FASTOPT_ASGD(W, A) asgd_impl<T, P, W, A>(p, g, ax, n, eta, decay, mu, wd, maximize)
   if (use_wd) {
@@ -900,10 +924,10 @@ inline bool lerp_small(T w) {
 }
 
 // u = g / sqrt(max(v, eps)) (g negated when maximize); v lerped towards g*g first when LERP.
-template <class T, class P, bool LERP>
-inline void adafactor_update_impl(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g,
-                                  T* FASTOPT_RESTRICT v, std::size_t n, T w, T one_minus_w,
-                                  bool small, T eps, bool maximize) {
+template <class T, class P, bool LERP, class Q>
+inline void adafactor_update_impl(Q u, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT v,
+                                  std::size_t n, T w, T one_minus_w, bool small, T eps,
+                                  bool maximize) {
   const T sign = maximize ? T(-1) : T(1);
   each<P>(n, [&](auto tag, std::size_t i) {
     typedef decltype(tag) W;
@@ -920,8 +944,8 @@ inline void adafactor_update_impl(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRI
   });
 }
 
-template <class T, class P>
-void adafactor_update(P* u, const P* g, T* v, std::size_t n, T w, T eps, bool lerp_v,
+template <class T, class P, class Q>
+void adafactor_update(Q u, const P* g, T* v, std::size_t n, T w, T eps, bool lerp_v,
                       bool maximize) {
   if (lerp_v)
     adafactor_update_impl<T, P, true>(u, g, v, n, w, T(1) - w, lerp_small(w), eps, maximize);
@@ -930,9 +954,9 @@ void adafactor_update(P* u, const P* g, T* v, std::size_t n, T w, T eps, bool le
 }
 
 // b = lerp(b, g, w); u = lerp(g, b, momentum) when nesterov, else u = b.
-template <class T, class P>
-void muon_update(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT b,
-                 std::size_t n, T w, T momentum, bool nesterov) {
+template <class T, class P, class Q>
+void muon_update(Q u, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT b, std::size_t n, T w,
+                 T momentum, bool nesterov) {
   const T omw = T(1) - w, omm = T(1) - momentum;
   const bool sw = lerp_small(w), sm = lerp_small(momentum);
   each<P>(n, [&](auto tag, std::size_t i) {
@@ -946,9 +970,8 @@ void muon_update(P* FASTOPT_RESTRICT u, const P* FASTOPT_RESTRICT g, T* FASTOPT_
 }
 
 // p = p * decay (when use_wd), then p = p - step_size * u.
-template <class T, class P>
-void decay_add(P* FASTOPT_RESTRICT p, const P* FASTOPT_RESTRICT u, std::size_t n, T decay,
-               bool use_wd, T step_size) {
+template <class T, class P, class Q>
+void decay_add(Q p, const P* FASTOPT_RESTRICT u, std::size_t n, T decay, bool use_wd, T step_size) {
   each<P>(n, [&](auto w, std::size_t i) {
     typedef decltype(w) W;
     typedef typename W::V V;
