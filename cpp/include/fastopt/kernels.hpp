@@ -571,6 +571,30 @@ void rmsprop(Q p, const P* g, T* sq, T* ga, T* buf, std::size_t n, T lr, T alpha
 }
 
 // ---------------------------------------------------------------- Adam / AdamW
+// The moments of Adam, NAdam and RAdam at element (or vector) i: weight decay (L2 into the
+// gradient, or DECOUPLED: the parameter scaled by decay = 1 - lr * wd), then m and v
+// updated in place; gi and pi as decayed, the new m and v returned.
+template <class V>
+struct Moments {
+  V m, v;
+};
+template <class W, bool WD, bool DECOUPLED, class T, class V>
+inline Moments<V> adam_moments(std::size_t i, V& gi, V& pi, T* m, T* v, T one_minus_beta1, T beta2,
+                               T one_minus_beta2, T wd, T decay) {
+  if (WD) {
+    if (DECOUPLED)
+      pi = pi * W::splat(decay);
+    else
+      gi = gi + W::splat(wd) * pi;
+  }
+  const V m0 = W::loadf(m + i);
+  const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
+  const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
+  W::storef(m + i, mi);
+  W::storef(v + i, vi);
+  return {mi, vi};
+}
+
 // step_size = lr / (1 - beta1**t) and inv_bc2_sqrt = 1 / sqrt(1 - beta2**t) are computed by the
 // caller in double from the integer step t.  decay = 1 - lr * wd (AdamW) likewise.
 // MAXIMIZE: the gradient negated (-g), a template parameter here: no product with +1 when it
@@ -587,17 +611,9 @@ inline void adam_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
     typedef typename W::V V;
     V gi = MAXIMIZE ? -W::load(g + i) : W::load(g + i);
     V pi = W::load(p + i);
-    if (WD) {
-      if (DECOUPLED)
-        pi = pi * W::splat(decay);
-      else
-        gi = gi + W::splat(wd) * pi;
-    }
-    const V m0 = W::loadf(m + i);
-    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
-    const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
-    W::storef(m + i, mi);
-    W::storef(v + i, vi);
+    const Moments<V> mv = adam_moments<W, WD, DECOUPLED>(i, gi, pi, m, v, one_minus_beta1, beta2,
+                                                         one_minus_beta2, wd, decay);
+    const V mi = mv.m, vi = mv.v;
     V vv = vi;
     if (AMSGRAD) {
       vv = maxsel(W::loadf(vmax + i), vi);
@@ -689,17 +705,9 @@ inline void nadam_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
     typedef typename W::V V;
     V gi = W::splat(sign) * W::load(g + i);
     V pi = W::load(p + i);
-    if (WD) {
-      if (DECOUPLED)
-        pi = pi * W::splat(decay);
-      else
-        gi = gi + W::splat(wd) * pi;
-    }
-    const V m0 = W::loadf(m + i);
-    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
-    const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
-    W::storef(m + i, mi);
-    W::storef(v + i, vi);
+    const Moments<V> mv = adam_moments<W, WD, DECOUPLED>(i, gi, pi, m, v, one_minus_beta1, beta2,
+                                                         one_minus_beta2, wd, decay);
+    const V mi = mv.m, vi = mv.v;
     const V denom = fsqrt(vi / W::splat(bias_correction2)) + W::splat(eps);
     pi = pi + W::splat(grad_coef) * gi / denom;
     W::store(p + i, pi + W::splat(avg_coef) * mi / denom);
@@ -737,17 +745,9 @@ inline void radam_impl(Q p, const P* FASTOPT_RESTRICT g, T* FASTOPT_RESTRICT m,
     typedef typename W::V V;
     V gi = W::splat(sign) * W::load(g + i);
     V pi = W::load(p + i);
-    if (WD) {
-      if (DECOUPLED)
-        pi = pi * W::splat(decay);
-      else
-        gi = gi + W::splat(wd) * pi;
-    }
-    const V m0 = W::loadf(m + i);
-    const V mi = m0 + W::splat(one_minus_beta1) * (gi - m0);
-    const V vi = W::splat(beta2) * W::loadf(v + i) + W::splat(one_minus_beta2) * gi * gi;
-    W::storef(m + i, mi);
-    W::storef(v + i, vi);
+    const Moments<V> mv = adam_moments<W, WD, DECOUPLED>(i, gi, pi, m, v, one_minus_beta1, beta2,
+                                                         one_minus_beta2, wd, decay);
+    const V mi = mv.m, vi = mv.v;
     if (RECTIFY)
       W::store(p + i, pi - W::splat(step_size) * mi / (fsqrt(vi) + W::splat(eps)));
     else
