@@ -15,14 +15,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _cmake import build_native
 from test_half import BF16, F16, same_bits_but_nan_grads
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Runs the steps with the installed module, or with the one in argv[2], and saves the bits.
 STEPS = textwrap.dedent(
@@ -89,28 +87,11 @@ def run_steps(tmp_path, name, module_dir=None):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("clang++") is None, reason="no clang++ on PATH")
 def test_clang_build_gives_the_gcc_builds_bits(tmp_path):
-    import pybind11
-
     assert BF16 is not None, "ml_dtypes is not installed (pip install 'fastopt[test]')"
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CXXFLAGS", "CFLAGS")}
     env.update(CC="clang", CXX="clang++")
     build = tmp_path / "build"
-    for cmd in (
-        [
-            "cmake",
-            "-S",
-            str(ROOT),
-            "-B",
-            str(build),
-            "-DCMAKE_BUILD_TYPE=Release",
-            f"-DPython_EXECUTABLE={sys.executable}",
-            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
-            "-DFASTOPT_BUILD_PYTHON=ON",
-        ],
-        ["cmake", "--build", str(build), "--target", "_native", "-j", "2"],
-    ):
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    build_native(build, env)
     cache = (build / "CMakeCache.txt").read_text()
     assert "clang" in next(x for x in cache.splitlines() if x.startswith("CMAKE_CXX_COMPILER:"))
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import fastopt
+from _cmake import build_native
 from conftest import BACKENDS, IDS, OPTIMIZERS, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,36 +104,10 @@ def test_static_libstdcxx_build_keeps_runtime_private(tmp_path):
     """Build the module as the toolchain of issue #9 did (LDFLAGS=-static-libstdc++, which
     embeds the C++ runtime): no std:: symbol may be exported, and the wrong-shape message
     (formatted without iostreams) comes out of that build intact."""
-    import pybind11
-
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "CXXFLAGS", "CFLAGS")}
     env["LDFLAGS"] = "-static-libstdc++"
     build = tmp_path / "build"
-    subprocess.run(
-        [
-            "cmake",
-            "-S",
-            str(ROOT),
-            "-B",
-            str(build),
-            "-DCMAKE_BUILD_TYPE=Release",
-            f"-DPython_EXECUTABLE={sys.executable}",
-            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
-            "-DFASTOPT_BUILD_PYTHON=ON",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    subprocess.run(
-        ["cmake", "--build", str(build), "--target", "_native", "-j", "2"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=1200,
-    )
-    [so] = build.glob("_native*.so")
+    so = build_native(build, env)
     needed = subprocess.run(
         ["readelf", "-d", str(so)], capture_output=True, text=True, check=True
     ).stdout
