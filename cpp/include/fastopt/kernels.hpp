@@ -27,12 +27,15 @@
 //     `load` (exact widening) and writes p[i] through `store` (one rounding to nearest even
 //     per write), in registers: no temporary copy, so a half step moves 2+2 bytes of
 //     param and grad instead of 4+4.  For P = T both are the identity (the float32/float64
-//     bits are unchanged).  A new kernel follows the same pattern: `class P` after T,
-//     `P* p, const P* g`, `load(p[i])`, `load(g[i])`, `store(p[i], x)`; or, to convert half
-//     values in vectors where the build can, its loop body as one generic lambda over W
-//     (`W::load(p + i)`, `W::store(p + i, x)`, `W::loadf`/`W::storef` for the state,
-//     `W::splat(c)` for a constant) run by `each<P>(n, body)`: see SGD, Adagrad, RMSprop and
-//     Adam below, and in_vectors in cpp/src/isa_kernels.inc.
+//     bits are unchanged).  A new kernel writes its loop body once, as a generic lambda
+//     over W run by `each<P>(n, body)`: `W::load(p + i)`, `W::load(g + i)`,
+//     `W::store(p + i, x)`, `W::loadf`/`W::storef` for the state, `W::splat(c)` for a
+//     constant, pick/vabs/fsqrt/maxsel for selects and functions.  W is a vector of
+//     Vec<P>::lanes where the build converts P in vectors, else one element; the parameter's
+//     type Q is P* or Master<P> (a float32 master copy, read as the parameter and written
+//     with it).  Every kernel below but Rprop's (a plain loop over `load(p[i])`,
+//     `store(p[i], x)`, whose float32 loop GCC compiled slower as a lambda) does so; a
+//     kernel with such a plain loop is left out of in_vectors (cpp/src/isa_kernels.inc).
 //
 // ISA builds: this header is compiled once per instruction set (cpp/src/kernels_generic.cpp,
 // kernels_avx2.cpp, kernels_avx512.cpp, each with its own -m flags) and every copy lives in
