@@ -3,7 +3,7 @@ n elements) with ``nonfinite="raise"`` over ``nonfinite="ignore"``, for 1 and 2 
 interleaved rounds, medians.  Also times the pieces (the bare kernel call and
 ``_native.nonfinite_rows`` where it exists).  Usage::
 
-    python benchmarks/check_cost.py [sizes...]     # default: 1e5 1e6 16e6
+    python benchmarks/check_cost.py [sizes...] [--threads 1,2]   # default: 1e5 1e6 16e6
 """
 
 import statistics
@@ -35,9 +35,15 @@ def cases(n):
 
 
 def main():
-    sizes = [int(float(s)) for s in sys.argv[1:]] or [10**5, 10**6, 16 * 10**6]
+    args = sys.argv[1:]
+    threads = [1, 2]
+    if "--threads" in args:
+        k = args.index("--threads")
+        threads = [int(t) for t in args[k + 1].split(",")]
+        del args[k : k + 2]
+    sizes = [int(float(s)) for s in args] or [10**5, 10**6, 16 * 10**6]
     rounds = 15
-    for nt in (1, 2):
+    for nt in threads:
         _native.set_num_threads(nt)
         for n in sizes:
             cs = cases(n)
