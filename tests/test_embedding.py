@@ -4,7 +4,8 @@ Builds (once per session, with CMake) the consumers of tests/embedding -- a C++ 
 driver, and the examples of examples/cpp and examples/c -- against fastopt (a) from this
 checkout with ``add_subdirectory`` and (b) as installed with the wheel (``find_package`` with
 ``-Dfastopt_DIR=fastopt.get_cmake_dir()``); the C++ driver also with ``-O3 -march=native``
-(and on GCC without the target's options at all).  The drivers run every optimizer, float32
+(and on GCC without the target's options at all); where Clang is installed, (a) again with
+Clang.  The drivers run every optimizer, float32
 and float64, several steps with non-trivial options, and the results must equal
 ``fastopt.kernels`` (NumPy backend) bit for bit; invalid options must be refused with
 nothing written.  A last test installs the checkout with ``cmake --install`` and builds the
@@ -47,33 +48,52 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _build_env():
+def _build_env(**extra):
     # Under `make sanitize` the Python process preloads libasan; the build tools need not.
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env.update(extra)
     return env
 
 
-def _cmake(args, cwd=None):
-    r = subprocess.run(["cmake", *args], cwd=cwd, env=_build_env(), capture_output=True, text=True)
+def _cmake(args, cwd=None, env=None):
+    r = subprocess.run(
+        ["cmake", *args], cwd=cwd, env=env or _build_env(), capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise AssertionError(f"cmake {' '.join(map(str, args))} failed:\n{r.stdout}\n{r.stderr}")
     return r
 
 
-def _configure_build(src, build, *defs):
+def _configure_build(src, build, *defs, env=None):
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    _cmake(["-S", str(src), "-B", str(build), *gen, "-DCMAKE_BUILD_TYPE=Release", *defs])
-    _cmake(["--build", str(build), "-j", "2"])
+    _cmake(["-S", str(src), "-B", str(build), *gen, "-DCMAKE_BUILD_TYPE=Release", *defs], env=env)
+    _cmake(["--build", str(build), "-j", "2"], env=env)
     return build
+
+
+# Clang builds the checkout's consumers too where it is installed (.ci/run installs it when
+# Debian's registry answers); its driver tests skip without it.
+HAVE_CLANG = shutil.which("clang") is not None and shutil.which("clang++") is not None
 
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
-    """{mode: build dir}: 'subdir' (add_subdirectory of the checkout) and 'installed'
-    (find_package from the installed wheel)."""
+    """{mode: build dir}: 'subdir' (add_subdirectory of the checkout), 'installed'
+    (find_package from the installed wheel) and, where Clang is installed, 'clang' (the
+    checkout's consumers, fastopt::c included, compiled by Clang)."""
     base = tmp_path_factory.mktemp("embedding")
+    clang = {}
+    if HAVE_CLANG:
+        clang["clang"] = _configure_build(
+            CONSUMERS,
+            base / "clang",
+            f"-DFASTOPT_CHECKOUT={ROOT}",
+            "-DFASTOPT_TEST_NATIVE=ON",
+            env=_build_env(CC="clang", CXX="clang++"),
+        )
     return {
+        **clang,
         "subdir": _configure_build(
             CONSUMERS, base / "subdir", f"-DFASTOPT_CHECKOUT={ROOT}", "-DFASTOPT_TEST_NATIVE=ON"
         ),
@@ -500,12 +520,21 @@ DRIVERS = [
     ("subdir", "driver_cpp_pragma"),
     ("installed", "driver_cpp"),
     ("installed", "driver_c"),
+    ("clang", "driver_cpp"),
+    ("clang", "driver_c"),
+    ("clang", "driver_cpp_native"),
 ]
+
+
+def _exe(builds, mode, driver):
+    if mode == "clang" and not HAVE_CLANG:
+        pytest.skip("clang/clang++ are not installed")
+    return builds[mode] / driver
 
 
 @pytest.mark.parametrize("mode,driver", DRIVERS, ids=[f"{m}-{d}" for m, d in DRIVERS])
 def test_driver_bits_equal_kernels(builds, cases, tmp_path, mode, driver):
-    exe = builds[mode] / driver
+    exe = _exe(builds, mode, driver)
     if driver == "driver_cpp_pragma" and not exe.exists():
         pytest.skip("the pragma-only build is GCC's")
     results = _run_driver(exe, cases, tmp_path)
@@ -543,7 +572,10 @@ def test_driver_self_check(builds, mode, driver):
     nothing written,
     NULL options, the layout of the C structs of the first release."""
     r = subprocess.run(
-        [str(builds[mode] / driver), "--self-check"], capture_output=True, text=True, timeout=60
+        [str(_exe(builds, mode, driver)), "--self-check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0 and r.stdout == "ok\n", r.stdout + r.stderr
 
@@ -556,7 +588,7 @@ def test_defaults_are_the_contracts(builds, mode, driver):
     initialisers) holds exactly the contract's options with torch's defaults, and every
     element-wise optimizer of the contract (EMBEDDED) is in the API."""
     r = subprocess.run(
-        [str(builds[mode] / driver), "--defaults"],
+        [str(_exe(builds, mode, driver)), "--defaults"],
         capture_output=True,
         text=True,
         timeout=60,
